@@ -1,0 +1,133 @@
+"""The plain-data contract between the design stage and every engine.
+
+A :class:`Design` is what :func:`bayesglmm.design.build_design` returns: the response,
+trials, offset, fixed-effect matrix and one :class:`RandomBlock` per random-effect term.
+Engines (PyMC model builder, Laplace/AGQ/PQL) read only these arrays; they never see the
+DataFrame or the formula.  There is no dense ``n x levels`` matrix anywhere: a block stores
+its per-row term values ``Z`` (``n x p``) and an integer group index, and the random-effect
+contribution to the linear predictor is ``sum_j Z[:, j] * b[index, j]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bayesglmm.families import Family
+
+
+@dataclass(frozen=True, eq=False)
+class RandomBlock:
+    """One random-effect term ``(terms | group)``.
+
+    Attributes
+    ----------
+    group : str
+        Grouping-factor name, e.g. ``"patientID"`` or ``"Beach:Site"`` for an interaction.
+    terms : tuple of str
+        Names of the term columns, e.g. ``("(Intercept)", "followup")``.
+    Z : ndarray, shape (n, p)
+        Per-row values of the term columns.
+    index : ndarray of int64, shape (n,)
+        Level index of each row, in ``range(n_levels)``.
+    levels : tuple of str
+        Level labels, in index order.
+    correlated : bool
+        True for ``(x | g)`` (full covariance), False for ``(x || g)`` (diagonal).
+    """
+
+    group: str
+    terms: tuple[str, ...]
+    Z: np.ndarray
+    index: np.ndarray
+    levels: tuple[str, ...]
+    correlated: bool = True
+
+    @property
+    def n_levels(self) -> int:
+        """Number of levels of the grouping factor."""
+        return len(self.levels)
+
+    @property
+    def n_terms(self) -> int:
+        """Number of term columns ``p``."""
+        return len(self.terms)
+
+    @property
+    def name(self) -> str:
+        """A label for the block, e.g. ``"1 + followup | subject"``."""
+        bar = "|" if self.correlated else "||"
+        return f"{' + '.join(self.terms)} {bar} {self.group}"
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """A frozen model design: everything an engine needs, as arrays.
+
+    Attributes
+    ----------
+    y : ndarray, shape (n,)
+        Response: 0/1 (bernoulli), successes (binomial), counts (poisson) or reals.
+    trials : ndarray or None
+        Number of trials per row (binomial only).
+    offset : ndarray, shape (n,)
+        Offset added to the linear predictor (zeros when there is none).
+    X : ndarray, shape (n, k)
+        Fixed-effect design matrix (aliased columns already removed).
+    x_names : tuple of str
+        Fixed-effect column names in formula order, R style (``"(Intercept)"``).
+    blocks : tuple of RandomBlock
+        One block per random-effect term.
+    family : Family
+        Response family and link.
+    formula : str
+        The formula as given.
+    response_name : str
+        Name of the response (for labels).
+    success_level : str or None
+        For a two-level string response: the level counted as success.
+    n_input : int
+        Rows in the input frame.
+    n_dropped : int
+        Rows dropped for missing or non-finite values.
+    dropped_columns : tuple of str
+        Aliased fixed-effect columns dropped for rank deficiency.
+    encoder : Any
+        Opaque state used by :meth:`bayesglmm.design.encode_new_data`.
+    """
+
+    y: np.ndarray
+    trials: np.ndarray | None
+    offset: np.ndarray
+    X: np.ndarray
+    x_names: tuple[str, ...]
+    blocks: tuple[RandomBlock, ...]
+    family: Family
+    formula: str = ""
+    response_name: str = "y"
+    success_level: str | None = None
+    n_input: int = 0
+    n_dropped: int = 0
+    dropped_columns: tuple[str, ...] = ()
+    row_index: np.ndarray | None = None
+    encoder: Any = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        """Number of observations used."""
+        return int(self.y.shape[0])
+
+    @property
+    def k(self) -> int:
+        """Number of fixed-effect columns."""
+        return int(self.X.shape[1])
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Distinct grouping-factor names, in block order."""
+        seen: dict[str, None] = {}
+        for b in self.blocks:
+            seen.setdefault(b.group, None)
+        return tuple(seen)

@@ -1,0 +1,60 @@
+"""One error hierarchy for bayesglmm.
+
+Every exception the package raises on purpose derives from :class:`BayesGLMMError`,
+and every warning from :class:`BayesGLMMWarning`, so users can catch or filter them
+as a group.
+"""
+
+from __future__ import annotations
+
+
+class BayesGLMMError(Exception):
+    """Root of all bayesglmm errors."""
+
+
+class FormulaError(BayesGLMMError, ValueError):
+    """A model formula could not be parsed or refers to something that is not there."""
+
+
+class DesignError(BayesGLMMError, ValueError):
+    """The data cannot be turned into a model design (bad column, level or shape)."""
+
+
+class DataError(BayesGLMMError, ValueError):
+    """A response or predictor value is invalid for the chosen family."""
+
+
+class InferenceError(BayesGLMMError, RuntimeError):
+    """An inference engine failed (did not converge, produced non-finite values)."""
+
+
+class SpecError(BayesGLMMError, ValueError):
+    """A declarative model spec (``models/*.toml``) is invalid."""
+
+
+class SaveLoadError(BayesGLMMError, ValueError):
+    """A saved fit cannot be read (wrong format or incompatible version)."""
+
+
+class BayesGLMMWarning(UserWarning):
+    """Root of all bayesglmm warnings."""
+
+
+class DroppedRowsWarning(BayesGLMMWarning):
+    """Rows with missing values were dropped from the model frame."""
+
+
+class RankDeficiencyWarning(BayesGLMMWarning):
+    """Aliased fixed-effect columns were dropped."""
+
+
+class IdentifiabilityWarning(BayesGLMMWarning):
+    """A grouping factor or the fixed design is weakly identified (few levels, separation)."""
+
+
+class ConvergenceWarning(BayesGLMMWarning):
+    """An optimizer or sampler shows signs of not having converged."""
+
+
+class SamplerWarning(ConvergenceWarning):
+    """NUTS diagnostics (divergences, R-hat, ESS) indicate a problem."""
