@@ -1,5 +1,53 @@
-"""bayesglmm: Bayesian and likelihood-based GLMMs with lme4-style formulas."""
+"""bayesglmm: Bayesian and likelihood-based GLMMs with lme4-style formulas, on PyMC.
+
+>>> import bayesglmm as bg
+>>> df = bg.datasets.load("toenail")
+>>> model = bg.GLMM("outcome ~ treatment * time + (1 | patientID)", df, family="bernoulli")
+"""
 
 from __future__ import annotations
 
+from bayesglmm import datasets
+from bayesglmm.design import build_design
+from bayesglmm.errors import (
+    BayesGLMMError,
+    BayesGLMMWarning,
+    ConvergenceWarning,
+    DataError,
+    DesignError,
+    DroppedRowsWarning,
+    FormulaError,
+    IdentifiabilityWarning,
+    InferenceError,
+    RankDeficiencyWarning,
+    SamplerWarning,
+)
+from bayesglmm.families import Family
+from bayesglmm.formula import parse_formula
+from bayesglmm.model import GLMM
+from bayesglmm.priors import Prior
+from bayesglmm.results import GLMMFit
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "GLMM",
+    "GLMMFit",
+    "Prior",
+    "Family",
+    "datasets",
+    "build_design",
+    "parse_formula",
+    "BayesGLMMError",
+    "BayesGLMMWarning",
+    "ConvergenceWarning",
+    "DataError",
+    "DesignError",
+    "DroppedRowsWarning",
+    "FormulaError",
+    "IdentifiabilityWarning",
+    "InferenceError",
+    "RankDeficiencyWarning",
+    "SamplerWarning",
+    "__version__",
+]

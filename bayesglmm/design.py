@@ -377,8 +377,7 @@ def build_design(
         unused = [v for v in cats if v not in set(frame[c].unique())]
         if unused and c not in {f for t in parsed.random for f in t.factors}:
             warnings.warn(
-                f"categorical column `{c}` has unused level(s) {unused}; their columns are "
-                "dropped",
+                f"categorical column `{c}` has unused level(s) {unused}; their columns are dropped",
                 RankDeficiencyWarning,
                 stacklevel=2,
             )
@@ -544,9 +543,16 @@ def _check_new_frame(enc: _Encoder, newdata: pd.DataFrame, need_groups: bool) ->
             if new:
                 raise DesignError(f"column `{c}` has level(s) {sorted(new)} not seen in the fit")
         elif c in newdata.columns and not enc.dtypes[c].startswith(("int", "float", "bool")):
-            seen = {str(v) for v in enc.fixed_spec.encoder_state.get(c, (None, {}))[1].get(
-                "categories", []
-            )} if isinstance(enc.fixed_spec.encoder_state.get(c), tuple) else None
+            seen = (
+                {
+                    str(v)
+                    for v in enc.fixed_spec.encoder_state.get(c, (None, {}))[1].get(
+                        "categories", []
+                    )
+                }
+                if isinstance(enc.fixed_spec.encoder_state.get(c), tuple)
+                else None
+            )
             if seen:
                 new = set(newdata[c].astype(str)) - seen
                 if new:

@@ -244,7 +244,5 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
         return family
     name = str(family).lower()
     if name not in _LINKS:
-        raise DesignError(
-            f"unknown family `{family}`; choose one of {', '.join(sorted(_LINKS))}"
-        )
+        raise DesignError(f"unknown family `{family}`; choose one of {', '.join(sorted(_LINKS))}")
     return Family(name, link or _CANONICAL[name])  # type: ignore[arg-type]

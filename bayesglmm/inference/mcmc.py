@@ -1,0 +1,103 @@
+"""NUTS through PyMC: sampler choice, seeding, log-likelihood, and health warnings."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import pymc as pm
+
+from bayesglmm.errors import BayesGLMMError, InferenceError
+
+Sampler = Literal["pymc", "nutpie", "numpyro"]
+_SAMPLER_MODULES = {"pymc": "pymc", "nutpie": "nutpie", "numpyro": "numpyro"}
+
+
+def interactive() -> bool:
+    """True when progress bars should show: a terminal or a notebook, not pytest or CI."""
+    if os.environ.get("PYTEST_CURRENT_TEST") or os.environ.get("CI"):
+        return False
+    if "ipykernel" in sys.modules:
+        return True
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def check_sampler(sampler: str) -> str:
+    """Validate the sampler name and that its package is installed."""
+    if sampler not in _SAMPLER_MODULES:
+        raise BayesGLMMError(
+            f"unknown sampler `{sampler}`; choose one of {', '.join(_SAMPLER_MODULES)}"
+        )
+    if importlib.util.find_spec(_SAMPLER_MODULES[sampler]) is None:
+        raise BayesGLMMError(
+            f"sampler `{sampler}` is not installed; `pip install bayesglmm[{sampler}]`"
+        )
+    return sampler
+
+
+def sample_nuts(
+    model: pm.Model,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    cores: int | None = None,
+    random_seed: int | None = None,
+    sampler: Sampler = "pymc",
+    target_accept: float = 0.8,
+    progressbar: bool | None = None,
+    init: str = "auto",
+    **kwargs: Any,
+) -> Any:
+    """Run NUTS and return a DataTree with posterior, sample_stats, log_likelihood, observed_data.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    draws, tune, chains : int
+        Draws kept per chain, tuning steps per chain, number of chains.
+    cores : int, optional
+        Parallel chains (default: ``min(chains, os.cpu_count())``).
+    random_seed : int, optional
+        The same seed gives identical draws.
+    sampler : {"pymc", "nutpie", "numpyro"}
+        NUTS implementation (PyMC's own by default: no extra compile step).
+    target_accept : float
+        Raise towards 0.95-0.99 when there are divergences.
+    progressbar : bool, optional
+        Default: shown on a terminal or in a notebook, silent in tests and CI.
+    """
+    check_sampler(sampler)
+    if progressbar is None:
+        progressbar = interactive()
+    if cores is None:
+        cores = min(chains, os.cpu_count() or 1)
+    with warnings.catch_warnings():
+        # PyMC's own convergence messages are replaced by ours (see results.check_health)
+        warnings.filterwarnings("ignore", message=".*rhat.*|.*effective sample size.*")
+        warnings.filterwarnings("ignore", message=".*We recommend running at least 4 chains.*")
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=random_seed,
+            nuts_sampler=sampler,
+            target_accept=target_accept,
+            progressbar=progressbar,
+            init=init,
+            compute_convergence_checks=False,
+            model=model,
+            quiet=not progressbar,
+            **kwargs,
+        )
+        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+    post = idata["posterior"].to_dataset()
+    for name, var in post.data_vars.items():
+        if not np.isfinite(var.values).all():
+            raise InferenceError(f"NUTS produced non-finite draws for `{name}`")
+    return idata

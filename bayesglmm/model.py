@@ -1,0 +1,187 @@
+"""The user-facing model object: formula + data + family + priors -> fits by any method."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from bayesglmm.design import build_design
+from bayesglmm.design_types import Design
+from bayesglmm.errors import BayesGLMMError
+from bayesglmm.families import Family
+from bayesglmm.priors import PriorSet, resolve_priors
+from bayesglmm.results import GLMMFit, check_health
+
+Method = Literal["nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"]
+METHODS = ("nuts", "ml", "pql", "laplace", "advi", "fullrank_advi")
+
+
+class GLMM:
+    """A generalized linear mixed model with an lme4-style formula.
+
+    Parameters
+    ----------
+    formula : str
+        E.g. ``"y ~ x + (1 + x | g)"``; see :func:`bayesglmm.formula.parse_formula`.
+    data : pandas.DataFrame
+        The data.
+    family : {"bernoulli", "binomial", "poisson", "gaussian"}
+        Response distribution.
+    link : str, optional
+        Link function (canonical by default; ``probit``/``cloglog`` for binomial families).
+    trials : str or array, optional
+        Trials column for a binomial proportion response.
+    priors : mapping, optional
+        Prior overrides, see :mod:`bayesglmm.priors`.
+    centered : bool
+        Centred parameterization of the random effects in the PyMC model (default False).
+
+    Examples
+    --------
+    >>> import bayesglmm as bg
+    >>> df = bg.datasets.load("toenail")
+    >>> model = bg.GLMM("outcome ~ treatment * time + (1 | patientID)", df, family="bernoulli")
+    >>> fit = model.fit(method="ml")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        data: pd.DataFrame,
+        family: str | Family = "gaussian",
+        *,
+        link: str | None = None,
+        trials: str | np.ndarray | None = None,
+        priors: Mapping[str, Any] | None = None,
+        centered: bool = False,
+    ) -> None:
+        self.formula = formula
+        self.design: Design = build_design(formula, data, family, link=link, trials=trials)
+        self.family = self.design.family
+        self.prior_spec = dict(priors or {})
+        self.priors: PriorSet = resolve_priors(self.design, self.prior_spec)
+        self.centered = bool(centered)
+        self.trials = trials
+        self._pymc_model: Any = None
+
+    def __repr__(self) -> str:
+        d = self.design
+        groups = ", ".join(f"{b.group} ({b.n_levels})" for b in d.blocks)
+        return (
+            f"GLMM({self.formula!r}, family={d.family.name}/{d.family.link}, n={d.n}, "
+            f"groups: {groups})"
+        )
+
+    # ------------------------------------------------------------------ PyMC
+    def build(self) -> Any:
+        """The PyMC model (built once and cached), for users who want to extend it."""
+        if self._pymc_model is None:
+            from bayesglmm.pymc_model import build_pymc_model
+
+            self._pymc_model = build_pymc_model(self.design, self.priors, centered=self.centered)
+        return self._pymc_model
+
+    def sample_prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> Any:
+        """Draws from the prior and the prior predictive (DataTree with ``prior``,
+        ``prior_predictive``)."""
+        import pymc as pm
+
+        with self.build():
+            return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, method: Method = "nuts", **kwargs: Any) -> GLMMFit:
+        """Fit the model.
+
+        Parameters
+        ----------
+        method : {"nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"}
+            ``nuts``: PyMC NUTS (``draws``, ``tune``, ``chains``, ``cores``, ``random_seed``,
+            ``sampler``, ``target_accept``, ``progressbar``).
+            ``ml``: maximum likelihood by Laplace (``nagq=1``) or adaptive Gauss-Hermite
+            quadrature (``nagq>1``, one scalar random-effect term only).
+            ``pql``: penalized quasi-likelihood (``dispersion="estimate"|"fixed"``).
+            ``laplace``: Bayesian fast path with the random effects integrated out.
+            ``advi``/``fullrank_advi``: PyMC variational inference.
+        **kwargs
+            Method options.
+
+        Returns
+        -------
+        GLMMFit
+        """
+        if method not in METHODS:
+            raise BayesGLMMError(f"unknown method `{method}`; choose one of {', '.join(METHODS)}")
+        t0 = time.perf_counter()
+        if method == "nuts":
+            from bayesglmm.inference.mcmc import sample_nuts
+
+            opts = {"draws": 1000, "tune": 1000, "chains": 4, **kwargs}
+            idata = sample_nuts(self.build(), **opts)
+            elapsed = time.perf_counter() - t0
+            health = check_health(idata)
+            return GLMMFit(
+                self.design,
+                self.priors,
+                "nuts",
+                idata=idata,
+                elapsed=elapsed,
+                options=opts,
+                health=health,
+                model=self,
+            )
+        if method == "ml":
+            from bayesglmm.inference.laplace import fit_ml
+
+            est = fit_ml(self.design, **kwargs)
+            return GLMMFit(
+                self.design,
+                self.priors,
+                "ml",
+                ml=est,
+                elapsed=time.perf_counter() - t0,
+                options=kwargs,
+                model=self,
+            )
+        if method == "pql":
+            from bayesglmm.inference.pql import fit_pql
+
+            est = fit_pql(self.design, **kwargs)
+            return GLMMFit(
+                self.design,
+                self.priors,
+                "pql",
+                ml=est,
+                elapsed=time.perf_counter() - t0,
+                options=kwargs,
+                model=self,
+            )
+        if method == "laplace":
+            from bayesglmm.inference.bayes_laplace import fit_bayes_laplace
+
+            idata, info = fit_bayes_laplace(self.design, self.priors, **kwargs)
+            return GLMMFit(
+                self.design,
+                self.priors,
+                "laplace",
+                idata=idata,
+                elapsed=time.perf_counter() - t0,
+                options={**kwargs, **info},
+                model=self,
+            )
+        from bayesglmm.inference.advi import fit_advi
+
+        idata, info = fit_advi(self, method=method, **kwargs)
+        return GLMMFit(
+            self.design,
+            self.priors,
+            method,
+            idata=idata,
+            elapsed=time.perf_counter() - t0,
+            options={**kwargs, **info},
+            model=self,
+        )

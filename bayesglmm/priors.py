@@ -1,0 +1,333 @@
+"""Prior descriptions and data-scaled defaults (NumPy/SciPy only; no PyMC here).
+
+Defaults follow rstanarm's weakly informative, autoscaled priors, adapted to an
+uncentred intercept (``s_y`` is 1 for binomial/Poisson families and ``sd(y)`` for the
+gaussian):
+
+====================  ==========================================  ==============================
+class                 default                                      why
+====================  ==========================================  ==============================
+``intercept``         Normal(link(mean y), 2.5 s_y)                as rstanarm: on the intercept
+                                                                   at centred predictors (the
+                                                                   model samples that one, then
+                                                                   reports the usual intercept)
+``fixed`` (slopes)    Normal(0, 2.5 s_y / sd(x_j))                 rstanarm's autoscaled slopes: a
+                                                                   1-SD change in x moves eta by
+                                                                   at most ~5 a priori
+``sd`` (group SDs)    HalfStudentT(nu=3, sigma=2.5 s_y)            brms' choice: heavy tail lets a
+                                                                   large SD (toenail: 4) through,
+                                                                   mass near 0 allows no effect
+``cor``               LKJ(eta=2)                                   mild shrinkage of correlations
+                                                                   towards 0; keeps NUTS stable
+``sigma`` (gaussian)  HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms
+====================  ==========================================  ==============================
+
+Users override priors per class (``"intercept"``, ``"fixed"``, ``"sd"``, ``"cor"``,
+``"sigma"``) or per term (``"fixed:time"``, ``"sd:patientID"``, ``"cor:subject"``) with a
+:class:`Prior` or a plain dict ``{"dist": "Normal", "mu": 0, "sigma": 1}``; a number for
+``cor`` means the LKJ ``eta``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from bayesglmm.design_types import Design
+from bayesglmm.errors import DesignError
+
+_DISTS: dict[str, tuple[str, ...]] = {
+    "Normal": ("mu", "sigma"),
+    "StudentT": ("nu", "mu", "sigma"),
+    "Cauchy": ("alpha", "beta"),
+    "HalfNormal": ("sigma",),
+    "HalfStudentT": ("nu", "sigma"),
+    "HalfCauchy": ("beta",),
+    "Exponential": ("lam",),
+    "Gamma": ("alpha", "beta"),
+    "LKJ": ("eta",),
+}
+POSITIVE = {"HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma"}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior distribution by name with its parameters.
+
+    Parameters
+    ----------
+    dist : str
+        One of Normal, StudentT, Cauchy, HalfNormal, HalfStudentT, HalfCauchy, Exponential,
+        Gamma (PyMC parameter names), or LKJ (for correlations).
+    **params
+        Distribution parameters, e.g. ``mu=0, sigma=1``.
+
+    Examples
+    --------
+    >>> Prior("Normal", mu=0, sigma=1)
+    Prior(Normal(mu=0, sigma=1))
+    """
+
+    dist: str
+    params: dict[str, float] = field(default_factory=dict)
+
+    def __init__(self, dist: str, **params: float) -> None:
+        if dist not in _DISTS:
+            raise DesignError(
+                f"unknown prior distribution `{dist}`; choose one of {', '.join(_DISTS)}"
+            )
+        unknown = set(params) - set(_DISTS[dist])
+        missing = set(_DISTS[dist]) - set(params)
+        if unknown or missing:
+            raise DesignError(
+                f"prior {dist} takes parameters {', '.join(_DISTS[dist])}; "
+                f"got {', '.join(sorted(params)) or 'none'}"
+            )
+        object.__setattr__(self, "dist", dist)
+        object.__setattr__(self, "params", {k: float(v) for k, v in params.items()})
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        return f"Prior({self.dist}({args}))"
+
+    def __str__(self) -> str:
+        return repr(self)[6:-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (for saving)."""
+        return {"dist": self.dist, **self.params}
+
+    @property
+    def positive(self) -> bool:
+        """True for distributions on the positive half-line."""
+        return self.dist in POSITIVE
+
+    def logpdf(self, x: np.ndarray | float) -> np.ndarray:
+        """Log density at ``x`` (SciPy), for the likelihood-based fast paths."""
+        p, x = self.params, np.asarray(x, dtype=float)
+        d = self.dist
+        if d == "Normal":
+            return stats.norm.logpdf(x, p["mu"], p["sigma"])
+        if d == "StudentT":
+            return stats.t.logpdf(x, p["nu"], p["mu"], p["sigma"])
+        if d == "Cauchy":
+            return stats.cauchy.logpdf(x, p["alpha"], p["beta"])
+        if d == "HalfNormal":
+            return stats.halfnorm.logpdf(x, scale=p["sigma"])
+        if d == "HalfStudentT":
+            return np.where(
+                x >= 0, math.log(2.0) + stats.t.logpdf(x, p["nu"], 0, p["sigma"]), -np.inf
+            )
+        if d == "HalfCauchy":
+            return stats.halfcauchy.logpdf(x, scale=p["beta"])
+        if d == "Exponential":
+            return stats.expon.logpdf(x, scale=1.0 / p["lam"])
+        if d == "Gamma":
+            return stats.gamma.logpdf(x, p["alpha"], scale=1.0 / p["beta"])
+        raise DesignError(f"no density for {d} on a scalar")
+
+    def rvs(self, size: Any, rng: np.random.Generator) -> np.ndarray:
+        """Random draws (for simulation-based calibration)."""
+        p, d = self.params, self.dist
+        if d == "Normal":
+            return rng.normal(p["mu"], p["sigma"], size)
+        if d == "StudentT":
+            return p["mu"] + p["sigma"] * rng.standard_t(p["nu"], size)
+        if d == "Cauchy":
+            return p["alpha"] + p["beta"] * rng.standard_cauchy(size)
+        if d == "HalfNormal":
+            return np.abs(rng.normal(0, p["sigma"], size))
+        if d == "HalfStudentT":
+            return np.abs(p["sigma"] * rng.standard_t(p["nu"], size))
+        if d == "HalfCauchy":
+            return np.abs(p["beta"] * rng.standard_cauchy(size))
+        if d == "Exponential":
+            return rng.exponential(1.0 / p["lam"], size)
+        if d == "Gamma":
+            return rng.gamma(p["alpha"], 1.0 / p["beta"], size)
+        raise DesignError(f"cannot draw {d} as a scalar")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def as_prior(value: Prior | Mapping[str, Any] | float, key: str) -> Prior:
+    """Turn a user value (Prior, dict or LKJ eta number) into a :class:`Prior`."""
+    if isinstance(value, Prior):
+        return value
+    if isinstance(value, int | float) and key.split(":")[0] == "cor":
+        return Prior("LKJ", eta=float(value))
+    if isinstance(value, Mapping):
+        d = dict(value)
+        dist = d.pop("dist", None) or d.pop("distribution", None)
+        if dist is None:
+            raise DesignError(f"prior for `{key}` needs a 'dist' entry, e.g. {{'dist': 'Normal'}}")
+        return Prior(str(dist), **d)
+    raise DesignError(f"prior for `{key}` must be a Prior, a dict or (for cor) a number")
+
+
+@dataclass(frozen=True)
+class PriorSet:
+    """The priors actually used, resolved against a design.
+
+    Attributes
+    ----------
+    intercept : Prior or None
+        Prior of the ``(Intercept)`` column, when the design has one.
+    fixed : dict
+        Slope name -> Prior (all slopes share one distribution family).
+    sd : dict
+        Block label -> tuple of Priors, one per term.
+    cor : dict
+        Block label -> LKJ Prior (correlated blocks only).
+    sigma : Prior or None
+        Residual SD prior (gaussian only).
+    """
+
+    intercept: Prior | None
+    fixed: dict[str, Prior]
+    sd: dict[str, tuple[Prior, ...]]
+    cor: dict[str, Prior]
+    sigma: Prior | None
+
+    def table(self) -> list[tuple[str, str, str, str]]:
+        """Rows (class, term, prior, source) for :meth:`GLMMFit.prior_summary`."""
+        rows = []
+        if self.intercept is not None:
+            rows.append(("intercept", "(Intercept)", str(self.intercept)))
+        rows += [("fixed", k, str(v)) for k, v in self.fixed.items()]
+        for label, priors in self.sd.items():
+            rows += (
+                [("sd", f"{label}", str(p)) for p in priors[:1]]
+                if len(set(map(str, priors))) == 1
+                else [("sd", f"{label}[{i}]", str(p)) for i, p in enumerate(priors)]
+            )
+        rows += [("cor", k, str(v)) for k, v in self.cor.items()]
+        if self.sigma is not None:
+            rows.append(("sigma", "", str(self.sigma)))
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (for saving)."""
+        return {
+            "intercept": self.intercept.to_dict() if self.intercept else None,
+            "fixed": {k: v.to_dict() for k, v in self.fixed.items()},
+            "sd": {k: [p.to_dict() for p in v] for k, v in self.sd.items()},
+            "cor": {k: v.to_dict() for k, v in self.cor.items()},
+            "sigma": self.sigma.to_dict() if self.sigma else None,
+        }
+
+
+def block_labels(design: Design) -> tuple[str, ...]:
+    """Unique variable-name labels for the random-effect blocks (group name, deduplicated)."""
+    labels: list[str] = []
+    for b in design.blocks:
+        base = b.group.replace(":", "_")
+        label, i = base, 2
+        while label in labels:
+            label, i = f"{base}_{i}", i + 1
+        labels.append(label)
+    return tuple(labels)
+
+
+def default_priors(design: Design) -> dict[str, Prior]:
+    """Class-level default priors, scaled to the data (see the module docstring)."""
+    fam = design.family
+    y = design.y
+    if fam.name == "gaussian":
+        s_y = float(np.std(y)) or 1.0
+        loc = float(np.mean(y))
+    else:
+        s_y = 1.0
+        if fam.is_binomial:
+            n = design.trials if design.trials is not None else np.ones_like(y)
+            p = float(np.clip(y.sum() / n.sum(), 0.01, 0.99))
+            loc = float(fam.linkfun(np.array([p]))[0])
+        else:
+            rate = float(np.mean(y) / np.mean(np.exp(design.offset)))
+            loc = math.log(max(rate, 0.01))
+    out = {
+        "intercept": Prior("Normal", mu=round(loc, 4), sigma=2.5 * s_y),
+        "sd": Prior("HalfStudentT", nu=3.0, sigma=2.5 * s_y),
+        "cor": Prior("LKJ", eta=2.0),
+    }
+    if fam.name == "gaussian":
+        out["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=2.5 * s_y)
+    out["_s_y"] = s_y  # type: ignore[assignment]
+    return out
+
+
+def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> PriorSet:
+    """Resolve user overrides against the defaults for this design.
+
+    Parameters
+    ----------
+    design : Design
+    user : mapping, optional
+        Keys ``intercept``, ``fixed``, ``sd``, ``cor``, ``sigma`` (class level) or
+        ``fixed:<column>``, ``sd:<group>``, ``cor:<group>`` (per term).
+
+    Raises
+    ------
+    DesignError
+        For an unknown key (named, with the valid keys listed) or an invalid prior.
+    """
+    user = dict(user or {})
+    defaults = default_priors(design)
+    s_y = float(defaults.pop("_s_y"))  # type: ignore[arg-type]
+    labels = block_labels(design)
+    slopes = [n for n in design.x_names if n != "(Intercept)"]
+    valid = {"intercept", "fixed", "sd", "cor", "sigma"}
+    valid |= {f"fixed:{n}" for n in slopes}
+    valid |= {f"sd:{g}" for g in (*labels, *design.groups)}
+    valid |= {f"cor:{g}" for g in (*labels, *design.groups)}
+    for key in user:
+        if key not in valid:
+            raise DesignError(f"unknown prior key `{key}`; valid keys: {', '.join(sorted(valid))}")
+    pri = {k: as_prior(v, k) for k, v in user.items()}
+    for key, p in pri.items():
+        cls = key.split(":")[0]
+        if cls in ("sd", "sigma") and not p.positive:
+            raise DesignError(f"prior for `{key}` must be on the positive half-line, got {p.dist}")
+        if cls == "cor" and p.dist != "LKJ":
+            raise DesignError(f"prior for `{key}` must be LKJ(eta=...), got {p.dist}")
+        if cls in ("intercept", "fixed") and p.positive:
+            raise DesignError(f"prior for `{key}` must be on the real line, got {p.dist}")
+
+    intercept = None
+    if "(Intercept)" in design.x_names:
+        intercept = pri.get("intercept", defaults["intercept"])
+    fixed: dict[str, Prior] = {}
+    X = design.X
+    for name in slopes:
+        if f"fixed:{name}" in pri:
+            fixed[name] = pri[f"fixed:{name}"]
+        elif "fixed" in pri:
+            fixed[name] = pri["fixed"]
+        else:
+            col = X[:, design.x_names.index(name)]
+            sd = float(np.std(col))
+            scale = 2.5 * s_y / sd if sd > 0 else 2.5 * s_y
+            fixed[name] = Prior("Normal", mu=0.0, sigma=round(scale, 4))
+    dists = {p.dist for p in fixed.values()}
+    if len(dists) > 1:
+        raise DesignError(
+            f"all fixed slopes must share one prior distribution family; got {sorted(dists)}"
+        )
+    sd: dict[str, tuple[Prior, ...]] = {}
+    cor: dict[str, Prior] = {}
+    for label, block in zip(labels, design.blocks, strict=True):
+        p = pri.get(f"sd:{label}", pri.get(f"sd:{block.group}", pri.get("sd", defaults["sd"])))
+        sd[label] = (p,) * block.n_terms
+        if block.correlated:
+            cor[label] = pri.get(
+                f"cor:{label}", pri.get(f"cor:{block.group}", pri.get("cor", defaults["cor"]))
+            )
+    sigma = pri.get("sigma", defaults.get("sigma")) if design.family.has_dispersion else None
+    return PriorSet(intercept=intercept, fixed=fixed, sd=sd, cor=cor, sigma=sigma)

@@ -1,0 +1,600 @@
+"""The one fit type, :class:`GLMMFit`, returned by every engine.
+
+Bayesian fits (NUTS, Bayesian Laplace, ADVI) carry draws in ``fit.idata`` (an
+``xarray.DataTree`` with the variable names of :mod:`bayesglmm.pymc_model`); ML fits (Laplace,
+AGQ, PQL) carry an ``MLEstimate``.  Every accessor works on both.  This is the only module
+that calls ArviZ.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from bayesglmm.design_types import Design
+from bayesglmm.errors import BayesGLMMError, ConvergenceWarning, SamplerWarning
+from bayesglmm.priors import PriorSet, block_labels
+
+BAYESIAN_METHODS = ("nuts", "laplace", "advi", "fullrank_advi")
+METHOD_LABELS = {
+    "nuts": "NUTS (MCMC)",
+    "laplace": "Bayesian integrated Laplace",
+    "advi": "ADVI (mean-field)",
+    "fullrank_advi": "ADVI (full-rank)",
+    "ml": "Maximum likelihood (Laplace)",
+    "pql": "PQL",
+}
+
+
+def posterior_dataset(idata: Any) -> xr.Dataset:
+    """The posterior group of a DataTree as a Dataset."""
+    return idata["posterior"].to_dataset()
+
+
+def _stack(da: xr.DataArray) -> np.ndarray:
+    """(chain, draw, ...) -> (sample, ...)."""
+    vals = np.asarray(da.values)
+    return vals.reshape((-1, *vals.shape[2:]))
+
+
+def check_health(idata: Any, *, emit: bool = True) -> dict[str, Any]:
+    """Sampler health: divergences, max R-hat, min bulk/tail ESS, E-BFMI, tree-depth saturation.
+
+    Warns with advice (``SamplerWarning``) when ``emit`` and something is off.
+    """
+    post = posterior_dataset(idata)
+    names = [v for v in post.data_vars if not v.startswith(("z_", "r_", "chol"))]
+    sub = post[names]
+    # correlation diagonals are constant 1: drop them from R-hat/ESS
+    for v in list(sub.data_vars):
+        if v.startswith("cor_"):
+            sub = sub.drop_vars(v)
+    out: dict[str, Any] = {}
+    nchain = post.sizes.get("chain", 1)
+    ndraw = post.sizes.get("draw", 0)
+    stats_ds = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else None
+    div = 0
+    depth_sat = 0.0
+    bfmi = float("nan")
+    if stats_ds is not None:
+        if "diverging" in stats_ds:
+            div = int(stats_ds["diverging"].sum())
+        for key in ("reached_max_treedepth", "maxdepth_reached"):
+            if key in stats_ds:
+                depth_sat = float(stats_ds[key].mean())
+        if "energy" in stats_ds:
+            e = np.asarray(stats_ds["energy"].values, dtype=float)
+            bfmi = float(np.min(np.mean(np.diff(e, axis=1) ** 2, axis=1) / np.var(e, axis=1)))
+    if nchain >= 2 and ndraw >= 4:
+        tree = xr.DataTree.from_dict({"posterior": sub})
+        rhat = az.rhat(tree)
+        ess_b = az.ess(tree, method="bulk")
+        ess_t = az.ess(tree, method="tail")
+
+        def _agg(node: Any, fn: Any) -> float:
+            ds = node.to_dataset() if hasattr(node, "to_dataset") else node
+            vals = [np.asarray(v.values, dtype=float).ravel() for v in ds.data_vars.values()]
+            arr = np.concatenate(vals) if vals else np.array([np.nan])
+            arr = arr[np.isfinite(arr)]
+            return float(fn(arr)) if arr.size else float("nan")
+
+        out["max_rhat"] = _agg(rhat, np.max)
+        out["min_ess_bulk"] = _agg(ess_b, np.min)
+        out["min_ess_tail"] = _agg(ess_t, np.min)
+    else:
+        out["max_rhat"] = out["min_ess_bulk"] = out["min_ess_tail"] = float("nan")
+    out.update(divergences=div, ebfmi=bfmi, treedepth_saturation=depth_sat)
+    out["n_draws"] = int(nchain * ndraw)
+    if emit:
+        for msg in health_messages(out):
+            warnings.warn(msg, SamplerWarning, stacklevel=3)
+    return out
+
+
+def health_messages(h: dict[str, Any]) -> list[str]:
+    """Plain-language advice for each failed health check."""
+    msgs = []
+    if h.get("divergences", 0) > 0:
+        msgs.append(
+            f"{h['divergences']} divergent transitions after tuning: the posterior geometry is "
+            "hard for NUTS. Raise target_accept (e.g. 0.95-0.99); if they persist, switch the "
+            "random-effect parameterization (centered=True for groups with many observations, "
+            "the default non-centred one for few), or rescale the predictors"
+        )
+    r = h.get("max_rhat", float("nan"))
+    if np.isfinite(r) and r > 1.01:
+        msgs.append(
+            f"max R-hat is {r:.3f} (> 1.01): chains disagree. Run longer (more tune and draws) "
+            "and check the trace plots"
+        )
+    e = h.get("min_ess_bulk", float("nan"))
+    n_chains_draws = h.get("n_draws", 0)
+    if np.isfinite(e) and e < min(400.0, 0.1 * max(n_chains_draws, 1) + 100):
+        msgs.append(
+            f"minimum bulk ESS is {e:.0f}: posterior means and intervals are noisy. Run more "
+            "draws, or rescale/centre the predictors"
+        )
+    b = h.get("ebfmi", float("nan"))
+    if np.isfinite(b) and b < 0.3:
+        msgs.append(
+            f"E-BFMI is {b:.2f} (< 0.3): the sampler explores the energy poorly; "
+            "reparameterize (centred vs non-centred) or use more informative SD priors"
+        )
+    if h.get("treedepth_saturation", 0.0) > 0.01:
+        msgs.append(
+            f"{100 * h['treedepth_saturation']:.1f}% of transitions hit the maximum tree depth: "
+            "rescale predictors or raise max_treedepth"
+        )
+    return msgs
+
+
+class GLMMFit:
+    """A fitted GLMM, whatever the method.
+
+    Attributes
+    ----------
+    design : Design
+        The model design.
+    priors : PriorSet
+        Priors (used by Bayesian methods; shown by :meth:`prior_summary`).
+    method : str
+        ``"nuts"``, ``"laplace"``, ``"advi"``, ``"fullrank_advi"``, ``"ml"`` or ``"pql"``.
+    elapsed : float
+        Wall time of the fit in seconds.
+    approximate : bool
+        True for every method but NUTS.
+    idata : xarray.DataTree or None
+        Posterior draws (Bayesian methods).
+    ml : MLEstimate or None
+        Point estimates (ML and PQL).
+    options : dict
+        The method options used.
+    """
+
+    def __init__(
+        self,
+        design: Design,
+        priors: PriorSet,
+        method: str,
+        *,
+        idata: Any = None,
+        ml: Any = None,
+        elapsed: float = float("nan"),
+        options: dict[str, Any] | None = None,
+        health: dict[str, Any] | None = None,
+        model: Any = None,
+    ) -> None:
+        self.design = design
+        self.priors = priors
+        self.method = method
+        self.idata = idata
+        self.ml = ml
+        self.elapsed = float(elapsed)
+        self.options = dict(options or {})
+        self.health = health
+        self._model = model  # the GLMM that made this fit (for refits / predictions)
+        self.labels = block_labels(design)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def approximate(self) -> bool:
+        """True for every method but NUTS."""
+        return self.method != "nuts"
+
+    @property
+    def is_bayesian(self) -> bool:
+        """True when the fit carries posterior draws."""
+        return self.idata is not None
+
+    @property
+    def label(self) -> str:
+        """Method label used in comparison tables, e.g. ``"ml (nAGQ=25)"``."""
+        if self.method == "ml":
+            q = getattr(self.ml, "nagq", 1)
+            return "ml" if q == 1 else f"agq{q}"
+        if self.method == "pql" and self.options.get("dispersion") == "fixed":
+            return "pql_phi1"
+        return self.method
+
+    def _require_ml(self, what: str) -> Any:
+        if self.ml is None:
+            raise BayesGLMMError(f"`{what}` is only defined for ML fits (method='ml' or 'pql')")
+        return self.ml
+
+    # ------------------------------------------------------------------ draws (uniform)
+    def draws_fixed(self) -> np.ndarray:
+        """Fixed effects as (samples, k) in ``design.x_names`` order (ML: one row)."""
+        if self.ml is not None:
+            return np.asarray(self.ml.beta, dtype=float)[None, :]
+        post = posterior_dataset(self.idata)
+        cols = []
+        for name in self.design.x_names:
+            if name == "(Intercept)":
+                cols.append(_stack(post["Intercept"]))
+            else:
+                cols.append(_stack(post["beta"].sel(fixed=name)))
+        if not cols:
+            return np.zeros((self.n_samples, 0))
+        return np.column_stack(cols)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of posterior draws (1 for ML fits)."""
+        if self.ml is not None:
+            return 1
+        post = posterior_dataset(self.idata)
+        return int(post.sizes["chain"] * post.sizes["draw"])
+
+    def draws_cov(self, i: int) -> np.ndarray:
+        """Covariance matrices of block ``i`` as (samples, p, p)."""
+        if self.ml is not None:
+            return np.asarray(self.ml.covariances[i], dtype=float)[None]
+        label = self.labels[i]
+        post = posterior_dataset(self.idata)
+        sd = _stack(post[f"sd_{label}"])
+        if f"cor_{label}" in post:
+            cor = _stack(post[f"cor_{label}"])
+        else:
+            cor = np.broadcast_to(np.eye(sd.shape[1]), (sd.shape[0], sd.shape[1], sd.shape[1]))
+        return cor * sd[:, :, None] * sd[:, None, :]
+
+    def draws_ranef(self, i: int) -> np.ndarray:
+        """Random effects of block ``i`` as (samples, levels, p) (ML: conditional modes)."""
+        if self.ml is not None:
+            return np.asarray(self.ml.modes[i], dtype=float)[None]
+        return _stack(posterior_dataset(self.idata)[f"r_{self.labels[i]}"])
+
+    def draws_sigma(self) -> np.ndarray | None:
+        """Residual SD draws (gaussian), else None."""
+        if not self.design.family.has_dispersion:
+            return None
+        if self.ml is not None:
+            return np.array([float(self.ml.sigma)])
+        return _stack(posterior_dataset(self.idata)["sigma"])
+
+    # ------------------------------------------------------------------ lme4-style accessors
+    def fixef(self) -> pd.Series:
+        """Fixed effects: posterior means (Bayesian) or estimates (ML), in formula order."""
+        return pd.Series(
+            self.draws_fixed().mean(axis=0), index=list(self.design.x_names), name="fixef"
+        )
+
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Random effects per block: DataFrame of levels x terms (posterior means / modes)."""
+        out = {}
+        for i, (label, b) in enumerate(zip(self.labels, self.design.blocks, strict=True)):
+            out[label] = pd.DataFrame(
+                self.draws_ranef(i).mean(axis=0), index=list(b.levels), columns=list(b.terms)
+            )
+        return out
+
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components, one row per variance or covariance (as lme4's VarCorr).
+
+        Columns ``group, term1, term2, variance, sd_cor``: ``term2`` is None for variances,
+        ``sd_cor`` is the SD (variances) or the correlation (covariances).  Bayesian fits give
+        posterior means of each quantity.
+        """
+        rows = []
+        for i, b in enumerate(self.design.blocks):
+            cov = self.draws_cov(i)
+            sd = np.sqrt(np.einsum("sii->si", cov))
+            for j, t in enumerate(b.terms):
+                rows.append((b.group, t, None, cov[:, j, j].mean(), sd[:, j].mean()))
+            for j in range(b.n_terms):
+                for k in range(j + 1, b.n_terms):
+                    if not b.correlated:
+                        continue
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        cor = cov[:, j, k] / (sd[:, j] * sd[:, k])
+                    rows.append(
+                        (
+                            b.group,
+                            b.terms[j],
+                            b.terms[k],
+                            cov[:, j, k].mean(),
+                            np.nanmean(cor) if np.isfinite(cor).any() else 0.0,
+                        )
+                    )
+        s = self.draws_sigma()
+        if s is not None:
+            rows.append(("Residual", None, None, float(np.mean(s**2)), float(np.mean(s))))
+        return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_cor"])
+
+    # ------------------------------------------------------------------ ML extras
+    def se(self) -> pd.Series:
+        """Standard errors of the fixed effects (ML fits; posterior SDs for Bayesian fits)."""
+        if self.ml is None:
+            return pd.Series(
+                self.draws_fixed().std(axis=0, ddof=1), index=list(self.design.x_names)
+            )
+        return pd.Series(np.sqrt(np.diag(self.ml.vcov_beta)), index=list(self.design.x_names))
+
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed effects (ML), or their posterior covariance."""
+        names = list(self.design.x_names)
+        if self.ml is None:
+            return pd.DataFrame(
+                np.cov(self.draws_fixed(), rowvar=False), index=names, columns=names
+            )
+        return pd.DataFrame(np.asarray(self.ml.vcov_beta), index=names, columns=names)
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood at the estimate (ML fits; NaN for PQL, whose quasi-likelihood is not one)."""
+        return float(self._require_ml("loglik").loglik)
+
+    @property
+    def n_params(self) -> int:
+        """Number of estimated parameters (fixed effects + covariance parameters [+ sigma])."""
+        ml = self._require_ml("n_params")
+        extra = 1 if self.design.family.has_dispersion else 0
+        return int(self.design.k + len(np.asarray(ml.theta)) + extra)
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion, ``-2 loglik + 2 p``."""
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion, ``-2 loglik + log(n) p``."""
+        return -2.0 * self.loglik + math.log(self.design.n) * self.n_params
+
+    @property
+    def deviance(self) -> float:
+        """``-2 loglik`` (as lme4's ``deviance()`` for GLMMs)."""
+        return -2.0 * self.loglik
+
+    @property
+    def singular(self) -> bool:
+        """True when a variance is at the boundary (ML); Bayesian fits are never singular."""
+        return bool(getattr(self.ml, "singular", False)) if self.ml is not None else False
+
+    def cond_modes(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects (ML), same layout as :meth:`ranef`."""
+        self._require_ml("cond_modes")
+        return self.ranef()
+
+    def cond_var(self) -> dict[str, np.ndarray]:
+        """Conditional (co)variances of the random effects (ML): block -> (levels, p, p)."""
+        ml = self._require_ml("cond_var")
+        return {lab: np.asarray(v) for lab, v in zip(self.labels, ml.cond_var, strict=True)}
+
+    # ------------------------------------------------------------------ summaries
+    def _summary_dataset(self) -> xr.Dataset:
+        post = posterior_dataset(self.idata)
+        keep = ["Intercept"] if "Intercept" in post else []
+        keep += ["beta"] if "beta" in post else []
+        ds = post[keep + [f"sd_{lab}" for lab in self.labels]]
+        for lab, b in zip(self.labels, self.design.blocks, strict=True):
+            if f"cor_{lab}" in post:
+                pairs = [(j, k) for j in range(b.n_terms) for k in range(j + 1, b.n_terms)]
+                vals = np.stack([post[f"cor_{lab}"].values[..., j, k] for j, k in pairs], axis=-1)
+                ds[f"cor_{lab}"] = xr.DataArray(
+                    vals,
+                    dims=("chain", "draw", f"{lab}__pair"),
+                    coords={f"{lab}__pair": [f"{b.terms[j]}, {b.terms[k]}" for j, k in pairs]},
+                )
+        if "sigma" in post:
+            ds["sigma"] = post["sigma"]
+        return ds
+
+    def summary(self, ci_prob: float = 0.94) -> pd.DataFrame:
+        """Parameter table.
+
+        Bayesian fits: the ArviZ summary (mean, sd, HDI, ESS, R-hat, MCSE) of the named
+        parameters (``Intercept``, ``beta``, ``sd_*``, ``cor_*``, ``sigma``).  ML fits:
+        glmer's layout, ``Estimate, Std. Error, z value, Pr(>|z|)`` (t value for gaussian).
+        """
+        if self.ml is None:
+            ds = self._summary_dataset()
+            kind = "all" if self.method == "nuts" else "stats"
+            table = az.summary(ds, kind=kind, ci_kind="hdi", ci_prob=ci_prob)
+            return pd.DataFrame(table)
+        est = self.fixef()
+        se = self.se()
+        z = est / se
+        p = 2.0 * stats.norm.sf(np.abs(z))
+        zname = "t value" if self.design.family.has_dispersion else "z value"
+        return pd.DataFrame(
+            {"Estimate": est, "Std. Error": se, zname: z, "Pr(>|z|)": p}, index=est.index
+        )
+
+    def prior_summary(self) -> pd.DataFrame:
+        """The priors actually used (class, term, prior)."""
+        return pd.DataFrame(self.priors.table(), columns=["class", "term", "prior"])
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Health table: divergences, R-hat, ESS, E-BFMI, tree depth, optimizer and singularity.
+
+        One row per check with its value, threshold, status (``ok``/``warn``/``n/a``) and
+        advice.
+        """
+        rows = []
+
+        def add(name: str, value: Any, thresh: str, bad: bool | None, advice: str = "") -> None:
+            status = "n/a" if bad is None else ("warn" if bad else "ok")
+            rows.append((name, value, thresh, status, advice if bad else ""))
+
+        if self.method == "nuts" and self.idata is not None:
+            h = self.health or check_health(self.idata, emit=False)
+            adv = {m.split(" ")[1] if False else i: m for i, m in enumerate(health_messages(h))}
+            msgs = " | ".join(adv.values())
+            add(
+                "divergences",
+                h["divergences"],
+                "0",
+                h["divergences"] > 0,
+                "raise target_accept (0.95-0.99) or switch centring (centered=True/False)",
+            )
+            add(
+                "max_rhat",
+                h["max_rhat"],
+                "<= 1.01",
+                None if not np.isfinite(h["max_rhat"]) else h["max_rhat"] > 1.01,
+                "run more tuning and draws",
+            )
+            add(
+                "min_ess_bulk",
+                h["min_ess_bulk"],
+                ">= 400",
+                None if not np.isfinite(h["min_ess_bulk"]) else h["min_ess_bulk"] < 400,
+                "run more draws; rescale or centre predictors",
+            )
+            add(
+                "min_ess_tail",
+                h["min_ess_tail"],
+                ">= 400",
+                None if not np.isfinite(h["min_ess_tail"]) else h["min_ess_tail"] < 400,
+                "run more draws",
+            )
+            add(
+                "ebfmi",
+                h["ebfmi"],
+                ">= 0.3",
+                None if not np.isfinite(h["ebfmi"]) else h["ebfmi"] < 0.3,
+                "reparameterize (centring) or tighten the SD priors",
+            )
+            add(
+                "treedepth_saturation",
+                h["treedepth_saturation"],
+                "<= 1%",
+                h["treedepth_saturation"] > 0.01,
+                "rescale predictors or raise max_treedepth",
+            )
+            del msgs
+        if self.ml is not None:
+            ml = self.ml
+            add(
+                "optimizer_converged",
+                bool(ml.converged),
+                "True",
+                not ml.converged,
+                "rescale predictors; check for separation; try another start",
+            )
+            add(
+                "gradient_norm",
+                float(ml.grad_norm),
+                "< 1e-3",
+                float(ml.grad_norm) > 1e-3,
+                "rescale predictors (lme4: 'Model failed to converge')",
+            )
+            add(
+                "singular",
+                bool(ml.singular),
+                "False",
+                bool(ml.singular),
+                "a variance is 0: simplify the random-effect structure",
+            )
+        if self.method in ("advi", "fullrank_advi", "laplace"):
+            conv = self.options.get("converged")
+            add(
+                "optimizer_converged",
+                conv,
+                "True",
+                None if conv is None else not conv,
+                "raise the iteration count or lower the learning rate",
+            )
+        return pd.DataFrame(rows, columns=["check", "value", "threshold", "status", "advice"])
+
+    # ------------------------------------------------------------------ printing
+    def __repr__(self) -> str:
+        return self.format()
+
+    def format(self, digits: int = 4) -> str:
+        """lme4-style text block."""
+        d = self.design
+        lines = []
+        lines.append(
+            f"Generalized linear mixed model fit by {METHOD_LABELS.get(self.method, self.method)}"
+            + (f" [nAGQ = {self.ml.nagq}]" if self.method == "ml" and self.ml.nagq > 1 else "")
+        )
+        lines.append(f" Family: {d.family.name} ( {d.family.link} )")
+        lines.append(f"Formula: {d.formula}")
+        if d.success_level is not None:
+            lines.append(f"Response: `{d.response_name}`, success = {d.success_level!r}")
+        lines.append(
+            f" Observations: {d.n}"
+            + (f" ({d.n_dropped} dropped for missing values)" if d.n_dropped else "")
+        )
+        groups = ", ".join(f"{b.group}, {b.n_levels}" for b in d.blocks)
+        lines.append(f" Groups: {groups}")
+        if self.ml is not None:
+            ll = self.ml.loglik
+            lines.append(
+                f"     AIC      BIC   logLik deviance\n {self.aic:8.1f} {self.bic:8.1f} {ll:8.1f} {-2 * ll:8.1f}"
+                if np.isfinite(ll)
+                else " (quasi-likelihood: no log-likelihood)"
+            )
+        lines.append("")
+        lines.append("Random effects:")
+        vc = self.varcorr()
+        lines.append(f" {'Groups':<12} {'Name':<20} {'Variance':>10} {'Std.Dev.':>10}")
+        for _, r in vc[vc.term2.isna()].iterrows():
+            lines.append(
+                f" {r.group:<12} {str(r.term1 or ''):<20} {r.variance:10.{digits}g} {r.sd_cor:10.{digits}g}"
+            )
+        cors = vc[vc.term2.notna()]
+        for _, r in cors.iterrows():
+            lines.append(f" {r.group:<12} cor({r.term1}, {r.term2}) = {r.sd_cor:.3f}")
+        lines.append("")
+        lines.append("Fixed effects:")
+        if self.ml is None:
+            tab = self.summary()
+            fx = self.fixef()
+            sd = self.se()
+            lines.append(f" {'':<28} {'mean':>9} {'sd':>8} {'r_hat':>6} {'ess_bulk':>9}")
+            for name in d.x_names:
+                key = "Intercept" if name == "(Intercept)" else f"beta[{name}]"
+                rh = (
+                    tab.loc[key, "r_hat"]
+                    if "r_hat" in tab.columns and key in tab.index
+                    else float("nan")
+                )
+                es = (
+                    tab.loc[key, "ess_bulk"]
+                    if "ess_bulk" in tab.columns and key in tab.index
+                    else float("nan")
+                )
+                lines.append(f" {name:<28} {fx[name]:9.4f} {sd[name]:8.4f} {rh:6.3f} {es:9.0f}")
+            sd_rows = [i for i in tab.index if str(i).startswith(("sd_", "cor_", "sigma"))]
+            if sd_rows and "r_hat" in tab.columns:
+                lines.append("")
+                lines.append("Group-level SDs / correlations (posterior):")
+                for i in sd_rows:
+                    lines.append(
+                        f" {str(i):<40} {tab.loc[i, 'mean']:9.4f} {tab.loc[i, 'sd']:8.4f} "
+                        f"{tab.loc[i, 'r_hat']:6.3f} {tab.loc[i, 'ess_bulk']:9.0f}"
+                    )
+            if self.method == "nuts" and self.health:
+                h = self.health
+                lines.append("")
+                lines.append(
+                    f"Sampler: {h['n_draws']} draws, {h['divergences']} divergences, max R-hat "
+                    f"{h['max_rhat']:.3f}, min bulk ESS {h['min_ess_bulk']:.0f}"
+                )
+        else:
+            lines.append(self.summary().to_string(float_format=lambda v: f"{v:.4g}"))
+            for m in getattr(self.ml, "messages", ()):
+                lines.append(m)
+        lines.append(f"({self.elapsed:.2f} s)")
+        return "\n".join(lines)
+
+
+def warn_ml_health(ml: Any) -> None:
+    """Warn about ML optimizer problems (as lme4 does)."""
+    if not ml.converged:
+        warnings.warn(
+            f"the optimizer did not converge (gradient norm {ml.grad_norm:.2g}): rescale "
+            "predictors or simplify the model",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
