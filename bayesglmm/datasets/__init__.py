@@ -2,6 +2,11 @@
 
 Provenance of every file is in ``PROVENANCE.md`` next to this module (copied from the
 course's data README).  ``load(name)`` returns a fresh :class:`pandas.DataFrame`.
+
+Two datasets get factor codings that the CSV files cannot store: toenail's ``outcome`` and
+``treatment`` are categoricals in HSAUR3's level order (so ``outcome`` models
+P("moderate or severe"), as in R), and polls gets labelled ``edu_label`` / ``age_label``
+factors from the ``edu`` / ``age`` codes.
 """
 
 from __future__ import annotations
@@ -60,4 +65,29 @@ def load(name: str) -> pd.DataFrame:
         raise DesignError(f"unknown dataset `{name}`{hint} Available: {', '.join(_FILES)}")
     path = resources.files(__name__).joinpath(_FILES[key][0])
     with resources.as_file(path) as p:
-        return pd.read_csv(p)
+        df = pd.read_csv(p)
+    return _FACTORS.get(key, lambda d: d)(df)
+
+
+def _toenail(df: pd.DataFrame) -> pd.DataFrame:
+    # HSAUR3 stores `outcome` as a factor with levels in this order, so R (and we) model
+    # P(outcome == "moderate or severe"); the CSV loses that order.
+    df["outcome"] = pd.Categorical(
+        df["outcome"], categories=["none or mild", "moderate or severe"]
+    )
+    df["treatment"] = pd.Categorical(df["treatment"], categories=["itraconazole", "terbinafine"])
+    return df
+
+
+_EDU = {1: "< HS", 2: "HS", 3: "Some College", 4: "College Grad"}
+_AGE = {1: "18-29", 2: "30-44", 3: "45-64", 4: "65+"}
+
+
+def _polls(df: pd.DataFrame) -> pd.DataFrame:
+    # Labelled factors of the Gelman & Hill ch. 14 codes (edu 1-4, age 1-4), as the course uses
+    df["edu_label"] = pd.Categorical(df["edu"].map(_EDU), categories=list(_EDU.values()))
+    df["age_label"] = pd.Categorical(df["age"].map(_AGE), categories=list(_AGE.values()))
+    return df
+
+
+_FACTORS = {"toenail": _toenail, "polls": _polls}
