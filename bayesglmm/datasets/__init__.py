@@ -85,8 +85,8 @@ _AGE = {1: "18-29", 2: "30-44", 3: "45-64", 4: "65+"}
 
 def _polls(df: pd.DataFrame) -> pd.DataFrame:
     # Labelled factors of the Gelman & Hill ch. 14 codes (edu 1-4, age 1-4), as the course uses
-    df["edu_label"] = pd.Categorical(df["edu"].map(_EDU), categories=list(_EDU.values()))
-    df["age_label"] = pd.Categorical(df["age"].map(_AGE), categories=list(_AGE.values()))
+    df["edu_label"] = pd.Categorical(df["edu"].map(_EDU), categories=[*_EDU.values()])
+    df["age_label"] = pd.Categorical(df["age"].map(_AGE), categories=[*_AGE.values()])
     return df
 
 
