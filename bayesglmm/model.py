@@ -14,7 +14,7 @@ from bayesglmm.design_types import Design
 from bayesglmm.errors import BayesGLMMError
 from bayesglmm.families import Family
 from bayesglmm.priors import PriorSet, resolve_priors
-from bayesglmm.results import GLMMFit, check_health
+from bayesglmm.results import GLMMFit, attach_log_likelihood, check_health
 
 Method = Literal["nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"]
 METHODS = ("nuts", "ml", "pql", "laplace", "advi", "fullrank_advi")
@@ -117,71 +117,43 @@ class GLMM:
         if method not in METHODS:
             raise BayesGLMMError(f"unknown method `{method}`; choose one of {', '.join(METHODS)}")
         t0 = time.perf_counter()
+        ml = idata = health = None
+        options: dict[str, Any] = dict(kwargs)
         if method == "nuts":
             from bayesglmm.inference.mcmc import sample_nuts
 
-            opts = {"draws": 1000, "tune": 1000, "chains": 4, **kwargs}
-            idata = sample_nuts(self.build(), **opts)
-            elapsed = time.perf_counter() - t0
+            options = {"draws": 1000, "tune": 1000, "chains": 4, **kwargs}
+            idata = sample_nuts(self.build(), **options)
             health = check_health(idata)
-            return GLMMFit(
-                self.design,
-                self.priors,
-                "nuts",
-                idata=idata,
-                elapsed=elapsed,
-                options=opts,
-                health=health,
-                model=self,
-            )
-        if method == "ml":
+        elif method == "ml":
             from bayesglmm.inference.laplace import fit_ml
 
-            est = fit_ml(self.design, **kwargs)
-            return GLMMFit(
-                self.design,
-                self.priors,
-                "ml",
-                ml=est,
-                elapsed=time.perf_counter() - t0,
-                options=kwargs,
-                model=self,
-            )
-        if method == "pql":
+            ml = fit_ml(self.design, **kwargs)
+        elif method == "pql":
             from bayesglmm.inference.pql import fit_pql
 
-            est = fit_pql(self.design, **kwargs)
-            return GLMMFit(
-                self.design,
-                self.priors,
-                "pql",
-                ml=est,
-                elapsed=time.perf_counter() - t0,
-                options=kwargs,
-                model=self,
-            )
-        if method == "laplace":
+            ml = fit_pql(self.design, **kwargs)
+        elif method == "laplace":
             from bayesglmm.inference.bayes_laplace import fit_bayes_laplace
 
             idata, info = fit_bayes_laplace(self.design, self.priors, **kwargs)
-            return GLMMFit(
-                self.design,
-                self.priors,
-                "laplace",
-                idata=idata,
-                elapsed=time.perf_counter() - t0,
-                options={**kwargs, **info},
-                model=self,
-            )
-        from bayesglmm.inference.advi import fit_advi
+            options.update(info)
+        else:
+            from bayesglmm.inference.advi import fit_advi
 
-        idata, info = fit_advi(self, method=method, **kwargs)
-        return GLMMFit(
+            idata, info = fit_advi(self, method=method, **kwargs)
+            options.update(info)
+        fit = GLMMFit(
             self.design,
             self.priors,
             method,
             idata=idata,
+            ml=ml,
             elapsed=time.perf_counter() - t0,
-            options={**kwargs, **info},
+            options=options,
+            health=health,
             model=self,
         )
+        if idata is not None:
+            attach_log_likelihood(fit)
+        return fit

@@ -505,6 +505,182 @@ class GLMMFit:
             )
         return pd.DataFrame(rows, columns=["check", "value", "threshold", "status", "advice"])
 
+    # ------------------------------------------------------------------ interpretation
+    def icc(
+        self, scale: str = "latent", method: str = "lognormal", ci_prob: float = 0.94
+    ) -> pd.DataFrame:
+        """Intraclass correlations: one row per grouping factor, ``total`` and ``conditional``.
+
+        Parameters
+        ----------
+        scale : {"latent", "data"}
+        method : {"lognormal", "delta", "trigamma"}
+            Poisson distribution-specific variance (Nakagawa et al. 2017).
+        ci_prob : float
+            HDI mass for Bayesian fits (columns ``mean, sd, hdi_3%, hdi_97%`` by default).
+        """
+        from bayesglmm.icc import icc_table
+
+        return icc_table(self, scale=scale, method=method, ci_prob=ci_prob)  # type: ignore[arg-type]
+
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        kind: str = "response",
+        re: str = "conditional",
+        new_levels: str = "sample",
+        random_seed: int | None = None,
+    ) -> Any:
+        """Predictions.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict (default: the fitted rows).
+        kind : {"response", "link"}
+            Mean of one trial / count (response) or the linear predictor (link).
+        re : {"conditional", "none", "marginal"}
+            ``conditional``: with each group's own effects; ``none``: a typical group with
+            all effects 0; ``marginal``: averaged over the random-effect distribution
+            (population average).
+        new_levels : {"sample", "zero", "error"}
+            For levels not seen in the fit: draw from the fitted distribution (seeded),
+            use 0, or raise.
+        random_seed : int, optional
+
+        Returns
+        -------
+        xarray.DataArray (chain, draw, obs) for Bayesian fits; numpy array (obs,) for ML.
+        """
+        from bayesglmm.predict import predict_draws
+
+        out = predict_draws(self, newdata, kind, re, new_levels, random_seed)  # type: ignore[arg-type]
+        if not self.is_bayesian:
+            return out[0]
+        post = posterior_dataset(self.idata)
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        return xr.DataArray(
+            out.reshape(nc, nd, -1),
+            dims=("chain", "draw", "obs"),
+            coords={"chain": post["chain"].values, "draw": post["draw"].values},
+            name=f"{kind}_{re}",
+        )
+
+    def predict_at_quantiles(
+        self,
+        q: Any = (0.2, 0.4, 0.6, 0.8),
+        newdata: pd.DataFrame | None = None,
+        kind: str = "response",
+        group: str | None = None,
+    ) -> pd.DataFrame:
+        """Predictions with the group's random intercept held at quantiles of its
+        distribution (columns ``q0.2`` ...; rows = observations)."""
+        from bayesglmm.predict import predict_at_quantiles
+
+        return predict_at_quantiles(self, q, newdata, kind, group)  # type: ignore[arg-type]
+
+    def fitted(self) -> np.ndarray:
+        """Conditional fitted means of the fitted rows (posterior mean for Bayesian fits)."""
+        from bayesglmm.ppc import fitted
+
+        return fitted(self)
+
+    def residuals(self, type: str = "deviance") -> np.ndarray:  # noqa: A002
+        """Deviance, Pearson or response residuals (conditional on the random effects)."""
+        from bayesglmm.ppc import residuals
+
+        return residuals(self, type)  # type: ignore[arg-type]
+
+    def posterior_predictive(
+        self, random_seed: int | None = None, n_draws: int | None = None
+    ) -> Any:
+        """Replicated data: added to ``idata`` as ``posterior_predictive`` (Bayesian fits) and
+        returned; ML fits return parametric replicates (n_draws, obs)."""
+        from bayesglmm.ppc import replicate
+
+        yrep = replicate(self, n_draws=n_draws, random_seed=random_seed)
+        if not self.is_bayesian:
+            return yrep
+        post = posterior_dataset(self.idata)
+        nc, nd = post.sizes["chain"], post.sizes["draw"]
+        ds = xr.Dataset(
+            {"y": (("chain", "draw", "obs"), yrep.reshape(nc, nd, -1))},
+            coords={"chain": post["chain"].values, "draw": post["draw"].values},
+        )
+        self.idata["posterior_predictive"] = ds
+        return self.idata
+
+    def log_likelihood(self) -> np.ndarray:
+        """Pointwise log-likelihood (draws, obs)."""
+        from bayesglmm.ppc import pointwise_loglik
+
+        return pointwise_loglik(self)
+
+    def _require_bayes(self, what: str) -> None:
+        if not self.is_bayesian:
+            raise BayesGLMMError(f"`{what}` needs posterior draws (method nuts, laplace or advi)")
+
+    def loo(self, group: str | None = None) -> Any:
+        """PSIS-LOO (ArviZ) on the stored pointwise log-likelihood.
+
+        With ``group="g"``, leave-one-group-out: the log-likelihood is summed by level of
+        ``g`` first (expect high Pareto k with few observations per group).
+        """
+        self._require_bayes("loo")
+        tree = self.idata
+        if group is not None:
+            blk = next((b for b in self.design.blocks if b.group == group), None)
+            if blk is None:
+                raise BayesGLMMError(f"unknown group `{group}`; have {list(self.design.groups)}")
+            ll = tree["log_likelihood"]["y"]
+            ll = ll.assign_coords(grp=("obs", np.asarray(blk.levels)[blk.index]))
+            tree = tree.copy()
+            tree["log_likelihood"] = xr.Dataset({"y": ll.groupby("grp").sum().rename(grp="obs")})
+        return az.loo(tree)
+
+    def waic(self) -> pd.Series:
+        """WAIC (Watanabe 2010), computed here since ArviZ 1 dropped it: ``elpd_waic``,
+        ``p_waic``, ``waic`` (deviance scale) and the standard error."""
+        self._require_bayes("waic")
+        ll = (
+            self.log_likelihood()
+            if "log_likelihood" not in self.idata.children
+            else _stack(self.idata["log_likelihood"]["y"])
+        )
+        m = ll.max(axis=0)
+        lppd_i = m + np.log(np.mean(np.exp(ll - m), axis=0))
+        p_i = ll.var(axis=0, ddof=1)
+        elpd_i = lppd_i - p_i
+        n = elpd_i.size
+        return pd.Series(
+            {
+                "elpd_waic": elpd_i.sum(),
+                "se": float(np.sqrt(n * elpd_i.var())),
+                "p_waic": p_i.sum(),
+                "waic": -2 * elpd_i.sum(),
+                "n_high_p": int((p_i > 0.4).sum()),
+            }
+        )
+
+    def plot_ppc(self, n_draws: int = 200, random_seed: int | None = 0) -> Any:
+        """Posterior predictive check figure (rootogram for counts, per-group proportions for
+        binary data)."""
+        from bayesglmm.plots import plot_ppc
+
+        return plot_ppc(self, n_draws=n_draws, random_seed=random_seed)
+
+    def plot_ranef(self, block: int = 0, term: int = 0) -> Any:
+        """Caterpillar plot of the random effects with intervals."""
+        from bayesglmm.plots import plot_ranef
+
+        return plot_ranef(self, block=block, term=term)
+
+    def plot_residuals(self, type: str = "deviance") -> Any:  # noqa: A002
+        """Residuals-vs-fitted figure."""
+        from bayesglmm.plots import plot_residuals
+
+        return plot_residuals(self, type=type)
+
     # ------------------------------------------------------------------ printing
     def __repr__(self) -> str:
         return self.format()
@@ -587,6 +763,17 @@ class GLMMFit:
                 lines.append(m)
         lines.append(f"({self.elapsed:.2f} s)")
         return "\n".join(lines)
+
+
+def attach_log_likelihood(fit: GLMMFit) -> None:
+    """Store the pointwise log-likelihood in ``fit.idata["log_likelihood"]`` (variable ``y``)."""
+    post = posterior_dataset(fit.idata)
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    ll = fit.log_likelihood().reshape(nc, nd, -1)
+    fit.idata["log_likelihood"] = xr.Dataset(
+        {"y": (("chain", "draw", "obs"), ll)},
+        coords={"chain": post["chain"].values, "draw": post["draw"].values},
+    )
 
 
 def warn_ml_health(ml: Any) -> None:

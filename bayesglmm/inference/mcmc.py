@@ -53,7 +53,7 @@ def sample_nuts(
     init: str = "auto",
     **kwargs: Any,
 ) -> Any:
-    """Run NUTS and return a DataTree with posterior, sample_stats, log_likelihood, observed_data.
+    """Run NUTS and return a DataTree with posterior, sample_stats, observed_data.
 
     Parameters
     ----------
@@ -95,7 +95,6 @@ def sample_nuts(
             quiet=not progressbar,
             **kwargs,
         )
-        pm.compute_log_likelihood(idata, model=model, progressbar=False)
     post = idata["posterior"].to_dataset()
     for name, var in post.data_vars.items():
         if not np.isfinite(var.values).all():

@@ -1,0 +1,107 @@
+"""Replicated data, pointwise log-likelihood and residuals from any fit (NumPy only)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from bayesglmm.errors import DesignError
+from bayesglmm.predict import encode, fixed_eta, random_eta
+
+
+def eta_draws(fit) -> np.ndarray:  # noqa: ANN001
+    """Conditional linear predictor of the fitted rows, (S, n)."""
+    nd, _ = encode(fit, None, "conditional")
+    return fixed_eta(fit, nd) + random_eta(fit, nd, "zero")
+
+
+def pointwise_loglik(fit, chunk: int = 256) -> np.ndarray:  # noqa: ANN001
+    """Log-likelihood of every observation under every draw, (S, n), computed in chunks."""
+    d = fit.design
+    S = fit.n_samples
+    out = np.empty((S, d.n))
+    sigma = fit.draws_sigma()
+    B = fit.draws_fixed()
+    R = [fit.draws_ranef(i) for i in range(len(d.blocks))]
+    for start in range(0, S, chunk):
+        sl = slice(start, min(start + chunk, S))
+        eta = B[sl] @ d.X.T + d.offset[None, :]
+        for i, b in enumerate(d.blocks):
+            eta += np.einsum("snp,np->sn", R[i][sl][:, b.index, :], b.Z)
+        s = 1.0 if sigma is None else sigma[sl][:, None]
+        out[sl] = d.family.loglik(d.y[None, :], eta, d.trials, s)
+    return out
+
+
+def simulate_response(fit, mu_or_eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
+    """Draw responses given linear predictors (S, n)."""
+    d = fit.design
+    fam = d.family
+    if fam.name == "gaussian":
+        sigma = fit.draws_sigma()
+        s = sigma[: mu_or_eta.shape[0], None] if sigma.size > 1 else sigma[0]
+        return rng.normal(mu_or_eta, s)
+    mu = fam.linkinv(mu_or_eta)
+    if fam.name == "poisson":
+        return rng.poisson(mu).astype(float)
+    n = 1 if d.trials is None else d.trials.astype(np.int64)
+    return rng.binomial(n, np.clip(mu, 0.0, 1.0)).astype(float)
+
+
+def replicate(fit, n_draws: int | None = None, random_seed: int | None = None) -> np.ndarray:  # noqa: ANN001
+    """Replicated responses, (R, n).
+
+    Bayesian fits: one replicate per posterior draw (thinned to ``n_draws``).  ML fits:
+    ``n_draws`` parametric replicates at the estimate with the conditional modes.
+    """
+    rng = np.random.default_rng(random_seed)
+    eta = eta_draws(fit)
+    if fit.is_bayesian:
+        if n_draws is not None and n_draws < eta.shape[0]:
+            eta = eta[np.linspace(0, eta.shape[0] - 1, n_draws).astype(int)]
+    else:
+        eta = np.repeat(eta, n_draws or 200, axis=0)
+    return simulate_response(fit, eta, rng)
+
+
+def fitted(fit) -> np.ndarray:  # noqa: ANN001
+    """Conditional fitted means (posterior mean for Bayesian fits), per row."""
+    d = fit.design
+    mu = d.family.linkinv(eta_draws(fit)).mean(axis=0)
+    return mu * (d.trials if d.trials is not None else 1.0)
+
+
+def residuals(
+    fit,  # noqa: ANN001
+    type: Literal["deviance", "pearson", "response"] = "deviance",  # noqa: A002
+) -> np.ndarray:
+    """Conditional residuals (as ``residuals(glmer_fit, type=...)``)."""
+    d = fit.design
+    mu = fitted(fit)
+    y = d.y
+    if type == "response":
+        return y - mu
+    n = d.trials if d.trials is not None else np.ones_like(y)
+    fam = d.family
+    if type == "pearson":
+        if fam.name == "gaussian":
+            s = fit.draws_sigma().mean()
+            return (y - mu) / s
+        var = fam.variance(mu / n if fam.is_binomial else mu, n if fam.is_binomial else None)
+        return (y - mu) / np.sqrt(var)
+    if type != "deviance":
+        raise DesignError(f"type must be 'deviance', 'pearson' or 'response', not {type!r}")
+    if fam.name == "poisson":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(y > 0, y * np.log(y / mu), 0.0)
+        dev = 2.0 * (t - (y - mu))
+    elif fam.is_binomial:
+        p = np.clip(mu / n, 1e-12, 1 - 1e-12)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(y > 0, y * np.log(y / (n * p)), 0.0)
+            b = np.where(n - y > 0, (n - y) * np.log((n - y) / (n * (1 - p))), 0.0)
+        dev = 2.0 * (a + b)
+    else:
+        dev = (y - mu) ** 2
+    return np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))
