@@ -24,11 +24,19 @@ _FILES: dict[str, tuple[str, str]] = {
         "polls_subset.csv",
         "CBS News 1988 pre-election survey, Gelman & Hill ch. 14 (2193 rows, 178 NA in bush)",
     ),
-    "toenail": ("toenail.csv", "De Backer et al. (1998) onychomycosis trial (1908 rows, 294 patients)"),
+    "toenail": (
+        "toenail.csv",
+        "De Backer et al. (1998) onychomycosis trial (1908 rows, 294 patients)",
+    ),
     "epilepsy": ("epilepsy_long.csv", "Thall & Vail (1990) seizure counts (295 rows, 59 subjects)"),
     "hdp": ("hdp.csv", "UCLA simulated hospital-doctor-patient data (8525 rows, 407 doctors)"),
 }
-_ALIASES = {"beaches": "rikz", "polls_subset": "polls", "epilepsy_long": "epilepsy", "hospital": "hdp"}
+_ALIASES = {
+    "beaches": "rikz",
+    "polls_subset": "polls",
+    "epilepsy_long": "epilepsy",
+    "hospital": "hdp",
+}
 
 
 def list() -> pd.DataFrame:  # noqa: A001 - public name fixed by the API contract
@@ -72,9 +80,7 @@ def load(name: str) -> pd.DataFrame:
 def _toenail(df: pd.DataFrame) -> pd.DataFrame:
     # HSAUR3 stores `outcome` as a factor with levels in this order, so R (and we) model
     # P(outcome == "moderate or severe"); the CSV loses that order.
-    df["outcome"] = pd.Categorical(
-        df["outcome"], categories=["none or mild", "moderate or severe"]
-    )
+    df["outcome"] = pd.Categorical(df["outcome"], categories=["none or mild", "moderate or severe"])
     df["treatment"] = pd.Categorical(df["treatment"], categories=["itraconazole", "terbinafine"])
     return df
 
