@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from bayesglmm import datasets
+from bayesglmm.compare import compare
 from bayesglmm.design import build_design
 from bayesglmm.errors import (
     BayesGLMMError,
@@ -24,7 +25,13 @@ from bayesglmm.errors import (
 )
 from bayesglmm.families import Family
 from bayesglmm.formula import parse_formula
+from bayesglmm.io import load_fit
 from bayesglmm.model import GLMM
+from bayesglmm.plots import (
+    plot_compare,
+    plot_marginal_vs_conditional,
+    simulate_marginal_vs_conditional,
+)
 from bayesglmm.priors import Prior
 from bayesglmm.results import GLMMFit
 
@@ -36,6 +43,11 @@ __all__ = [
     "Prior",
     "Family",
     "datasets",
+    "compare",
+    "plot_compare",
+    "plot_marginal_vs_conditional",
+    "simulate_marginal_vs_conditional",
+    "load_fit",
     "build_design",
     "parse_formula",
     "BayesGLMMError",

@@ -60,6 +60,7 @@ class GLMM:
         centered: bool = False,
     ) -> None:
         self.formula = formula
+        self._data_frame = data
         self.design: Design = build_design(formula, data, family, link=link, trials=trials)
         self.family = self.design.family
         self.prior_spec = dict(priors or {})

@@ -681,6 +681,13 @@ class GLMMFit:
 
         return plot_residuals(self, type=type)
 
+    def save(self, path: Any) -> Any:
+        """Save to a directory (spec, encoding state, draws as netCDF or ML estimates,
+        package version); read back with :func:`bayesglmm.load_fit`."""
+        from bayesglmm.io import save_fit
+
+        return save_fit(self, path)
+
     # ------------------------------------------------------------------ printing
     def __repr__(self) -> str:
         return self.format()

@@ -1,0 +1,122 @@
+"""Side-by-side comparison of fits by different methods (the course's toenail table)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayesglmm.errors import BayesGLMMError
+
+
+def _unique_labels(fits: Sequence) -> list[str]:  # noqa: ANN001
+    labels, seen = [], {}
+    for f in fits:
+        lab = f.label
+        seen[lab] = seen.get(lab, 0) + 1
+        labels.append(lab if seen[lab] == 1 else f"{lab}_{seen[lab]}")
+    return labels
+
+
+def _param_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Parameter name -> draws (S,) (ML: one value)."""
+    out: dict[str, np.ndarray] = {}
+    B = fit.draws_fixed()
+    for j, name in enumerate(fit.design.x_names):
+        out[name] = B[:, j]
+    for i, b in enumerate(fit.design.blocks):
+        cov = fit.draws_cov(i)
+        sd = np.sqrt(np.einsum("sii->si", cov))
+        for j, t in enumerate(b.terms):
+            out[f"sd({b.group}: {t})"] = sd[:, j]
+        if b.correlated:
+            for j in range(b.n_terms):
+                for k in range(j + 1, b.n_terms):
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        out[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = cov[:, j, k] / (
+                            sd[:, j] * sd[:, k]
+                        )
+    s = fit.draws_sigma()
+    if s is not None:
+        out["sigma"] = s
+    if fit.design.blocks:
+        from bayesglmm.icc import icc_draws
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for k, v in icc_draws(fit).items():
+                if k != "conditional":
+                    out[f"ICC({k})"] = v
+    return out
+
+
+def compare(fits: Sequence, reference: int | str | None = None) -> pd.DataFrame:  # noqa: ANN001
+    """Compare fits by any methods in one table.
+
+    Parameters
+    ----------
+    fits : sequence of GLMMFit
+        Fits of the same model by different methods.
+    reference : int or str, optional
+        Index or label of the reference fit for the distances; default the NUTS fit if
+        present (else none).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows: fixed effects, group SDs and correlations, ICCs (latent scale), ``logLik``
+        (ML fits), ``elapsed_s``; columns: one per method (posterior mean or estimate), plus
+        ``<method> dist`` columns with each method's distance from the reference in units of
+        the reference's posterior SD (``table.attrs["reference"]`` names it).
+    """
+    fits = list(fits)
+    if not fits:
+        raise BayesGLMMError("compare() needs at least one fit")
+    labels = _unique_labels(fits)
+    per = [_param_draws(f) for f in fits]
+    names = list(dict.fromkeys(k for p in per for k in p))
+    table = pd.DataFrame(
+        {
+            lab: [float(np.mean(p[n])) if n in p else np.nan for n in names]
+            for lab, p in zip(labels, per, strict=True)
+        },
+        index=names,
+    )
+    extra = pd.DataFrame(
+        {
+            lab: [
+                float(f.loglik) if f.ml is not None and f.method == "ml" else np.nan,
+                f.elapsed,
+            ]
+            for lab, f in zip(labels, fits, strict=True)
+        },
+        index=["logLik", "elapsed_s"],
+    )
+    table = pd.concat([table, extra])
+    if reference is None:
+        ref = next((i for i, f in enumerate(fits) if f.method == "nuts"), None)
+    elif isinstance(reference, str):
+        if reference not in labels:
+            raise BayesGLMMError(f"unknown reference `{reference}`; have {labels}")
+        ref = labels.index(reference)
+    else:
+        ref = int(reference)
+    if ref is not None:
+        if not fits[ref].is_bayesian:
+            raise BayesGLMMError("the reference fit must carry posterior draws (e.g. NUTS)")
+        rp = per[ref]
+        for lab, p in zip(labels, per, strict=True):
+            if lab == labels[ref]:
+                continue
+            dist = []
+            for n in names:
+                if n in p and n in rp and np.std(rp[n]) > 0:
+                    dist.append(float((np.mean(p[n]) - np.mean(rp[n])) / np.std(rp[n], ddof=1)))
+                else:
+                    dist.append(np.nan)
+            table[f"{lab} dist"] = dist + [np.nan, np.nan]
+        table.attrs["reference"] = labels[ref]
+    table.index.name = "parameter"
+    return table
