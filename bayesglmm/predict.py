@@ -85,7 +85,7 @@ def random_eta(
         if (~seen).any():
             if new_levels == "error":
                 raise DesignError(
-                    f"newdata has level(s) {list(nd.new_levels[i])} of `{block.group}` not "
+                    f"newdata has level(s) {[str(v) for v in nd.new_levels[i]]} of `{block.group}` not "
                     "seen in the fit; use new_levels='sample' or 'zero'"
                 )
             if new_levels == "sample":

@@ -157,6 +157,6 @@ def fit_advi(
         "converged": converged,
         "final_loss": float(np.mean(hist[-every:])),
         "learning_rate": learning_rate,
-        "started_at": "ml" if isinstance(start_point, dict) and start == "ml" else str(start),
+        "started_at": "ml" if isinstance(start_point, dict) and start == "ml" else "initial point",
     }
     return idata, info

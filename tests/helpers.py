@@ -1,0 +1,63 @@
+"""Test helpers: reference values and small hand-made fits with known parameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def lme4_reference(key: str) -> dict:
+    """lme4 glmer reference values (tests/fixtures/lme4_glmer.json; provenance in its README)."""
+    return json.loads((FIXTURES / "lme4_glmer.json").read_text())[key]
+
+
+def ref_sd(ref: dict, group: str, term: str = "(Intercept)") -> float:
+    """The reference SD of one random-effect term."""
+    for row in ref["varcorr"]:
+        if row["group"] == group and row["term1"] == term and row["term2"] is None:
+            return float(row["sd_cor"])
+    raise KeyError((group, term))
+
+
+@dataclass
+class FakeML:
+    """Duck-typed ML estimate with chosen values (for exact formula tests)."""
+
+    beta: np.ndarray
+    covariances: tuple
+    modes: tuple
+    cond_var: tuple = ()
+    vcov_beta: np.ndarray | None = None
+    theta: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    sigma: float | None = None
+    loglik: float = float("nan")
+    nagq: int = 1
+    converged: bool = True
+    grad_norm: float = 0.0
+    singular: bool = False
+    messages: tuple = ()
+
+
+def fake_ml_fit(model, beta, sds, sigma=None):
+    """A GLMMFit on ``model``'s design with fixed beta and random-intercept SDs."""
+    from bayesglmm.results import GLMMFit
+
+    d = model.design
+    beta = np.asarray(beta, dtype=float)
+    covs = tuple(np.diag(np.full(b.n_terms, s**2)) for b, s in zip(d.blocks, sds, strict=True))
+    modes = tuple(np.zeros((b.n_levels, b.n_terms)) for b in d.blocks)
+    cv = tuple(np.zeros((b.n_levels, b.n_terms, b.n_terms)) for b in d.blocks)
+    ml = FakeML(
+        beta=beta,
+        covariances=covs,
+        modes=modes,
+        cond_var=cv,
+        vcov_beta=np.eye(beta.size),
+        sigma=sigma,
+    )
+    return GLMMFit(d, model.priors, "ml", ml=ml, elapsed=0.0, model=model)

@@ -1,0 +1,156 @@
+"""ICC formulas, predictions (marginal identity, new levels), plots."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import fake_ml_fit
+from scipy import special
+
+import bayesglmm as bg
+from bayesglmm.icc import distribution_variance, hdi
+
+
+@pytest.fixture(scope="module")
+def sim_data():
+    rng = np.random.default_rng(42)
+    g = np.repeat(np.arange(30), 10)
+    x = rng.normal(size=g.size)
+    b = rng.normal(0, 0.5, 30)[g]
+    return pd.DataFrame(
+        {
+            "y": rng.poisson(np.exp(0.3 + 0.5 * x + b)),
+            "yb": rng.binomial(1, special.expit(0.3 + 0.5 * x + b)),
+            "x": x,
+            "g": g,
+        }
+    )
+
+
+def test_distribution_variances_exact():
+    assert distribution_variance("bernoulli", "logit") == pytest.approx(math.pi**2 / 3, abs=0)
+    assert distribution_variance("binomial", "probit") == 1.0
+    assert distribution_variance("bernoulli", "cloglog") == pytest.approx(math.pi**2 / 6, abs=0)
+    lam = np.array([0.5, 2.0])
+    np.testing.assert_allclose(distribution_variance("poisson", "log", lam), np.log1p(1 / lam))
+    np.testing.assert_allclose(distribution_variance("poisson", "log", lam, "delta"), 1 / lam)
+    np.testing.assert_allclose(
+        distribution_variance("poisson", "log", lam, "trigamma"), special.polygamma(1, lam)
+    )
+    assert distribution_variance("gaussian", "identity", sigma2=2.5) == 2.5
+
+
+def test_icc_logit_exact(sim_data):
+    model = bg.GLMM("yb ~ 1 + (1 | g)", sim_data, "bernoulli")
+    fit = fake_ml_fit(model, [0.0], [0.4113])
+    icc = fit.icc()
+    expect = 0.4113**2 / (0.4113**2 + math.pi**2 / 3)
+    assert icc.loc["g", "estimate"] == pytest.approx(expect, rel=1e-12)
+    assert icc.loc["total", "estimate"] == pytest.approx(expect, rel=1e-12)
+    # intercept-only: var(X beta) = 0, so the conditional ICC equals the adjusted one
+    assert icc.loc["conditional", "estimate"] == pytest.approx(expect, rel=1e-12)
+    assert round(expect, 4) == 0.0489  # the polls number of the course notes
+
+
+def test_icc_poisson_lognormal_exact(sim_data):
+    model = bg.GLMM("y ~ 1 + (1 | g)", sim_data, "poisson")
+    fit = fake_ml_fit(model, [0.3], [0.5])
+    lam = math.exp(0.3 + 0.25 / 2)
+    expect = 0.25 / (0.25 + math.log1p(1 / lam))
+    assert fit.icc().loc["g", "estimate"] == pytest.approx(expect, rel=1e-12)
+    assert fit.icc(method="delta").loc["g", "estimate"] == pytest.approx(0.25 / (0.25 + 1 / lam))
+
+
+def test_icc_conditional_uses_fixed_variance(sim_data):
+    model = bg.GLMM("yb ~ x + (1 | g)", sim_data, "bernoulli")
+    fit = fake_ml_fit(model, [0.1, 0.7], [1.0])
+    vf = np.var(0.7 * sim_data["x"].to_numpy())
+    got = fit.icc().loc["conditional", "estimate"]
+    assert got == pytest.approx(1.0 / (1.0 + math.pi**2 / 3 + vf), rel=1e-12)
+
+
+def test_poisson_marginal_identity(sim_data):
+    """E[exp(x b + u)] = exp(x b + tau^2 / 2) for u ~ N(0, tau^2): the course identity."""
+    model = bg.GLMM("y ~ x + (1 | g)", sim_data, "poisson")
+    fit = fake_ml_fit(model, [0.3, 0.5], [0.8])
+    got = fit.predict(re="marginal")
+    expect = np.exp(0.3 + 0.5 * sim_data["x"].to_numpy() + 0.8**2 / 2)
+    np.testing.assert_allclose(got, expect, rtol=1e-6)
+    typical = fit.predict(re="none")
+    np.testing.assert_allclose(typical, np.exp(0.3 + 0.5 * sim_data["x"].to_numpy()), rtol=1e-12)
+
+
+def test_logit_marginal_is_flatter(sim_data):
+    model = bg.GLMM("yb ~ x + (1 | g)", sim_data, "bernoulli")
+    fit = fake_ml_fit(model, [0.0, 1.0], [2.0])
+    new = pd.DataFrame({"x": np.linspace(-3, 3, 7)})
+    marg = fit.predict(new, re="marginal")
+    cond0 = fit.predict(new, re="none")
+    assert np.ptp(marg) < np.ptp(cond0)
+    assert marg[3] == pytest.approx(0.5)
+
+
+def test_new_levels_seeded_and_modes(sim_data):
+    model = bg.GLMM("y ~ x + (1 | g)", sim_data, "poisson")
+    fit = fake_ml_fit(model, [0.3, 0.5], [0.8])
+    new = pd.DataFrame({"x": [0.0, 0.0, 0.0], "g": [0, 1000, 1000]})
+    a = fit.predict(new, random_seed=7)
+    b = fit.predict(new, random_seed=7)
+    np.testing.assert_array_equal(a, b)
+    assert a[1] == a[2]  # rows of one new level share its draw
+    assert fit.predict(new, new_levels="zero")[1] == pytest.approx(math.exp(0.3))
+    with pytest.raises(bg.DesignError, match=r"level\(s\) \['1000'\] of `g` not seen"):
+        fit.predict(new, new_levels="error")
+    with pytest.raises(bg.DesignError, match="missing column"):
+        fit.predict(pd.DataFrame({"g": [0]}))
+
+
+def test_predict_at_quantiles(sim_data):
+    model = bg.GLMM("y ~ x + (1 | g)", sim_data, "poisson")
+    fit = fake_ml_fit(model, [0.3, 0.5], [0.8])
+    tab = fit.predict_at_quantiles(q=[0.2, 0.8])
+    x = sim_data["x"].to_numpy()
+    np.testing.assert_allclose(tab["q0.8"], np.exp(0.3 + 0.5 * x + 0.8 * 0.8416212335729143))
+    assert (tab["q0.2"] < tab["q0.8"]).all()
+
+
+def test_hdi_simple():
+    x = np.arange(101, dtype=float)
+    lo, hi = hdi(x, 0.5)
+    assert hi - lo == 50
+
+
+def test_plots_render(tmp_path, sim_data):
+    model = bg.GLMM("y ~ x + (1 | g)", sim_data, "poisson")
+    fit = fake_ml_fit(model, [0.3, 0.5], [0.8])
+    figs = {
+        "ppc": fit.plot_ppc(n_draws=20),
+        "ranef": fit.plot_ranef(),
+        "resid": fit.plot_residuals(),
+        "compare": bg.plot_compare([fit]),
+        "mvc": bg.plot_marginal_vs_conditional(),
+    }
+    modelb = bg.GLMM("yb ~ x + (1 | g)", sim_data, "bernoulli")
+    figs["ppc_binary"] = fake_ml_fit(modelb, [0.0, 1.0], [1.0]).plot_ppc(n_draws=20)
+    for name, fig in figs.items():
+        path = tmp_path / f"{name}.png"
+        fig.savefig(path)
+        assert path.stat().st_size > 1000
+        for ax in fig.axes:
+            assert ax.get_xlabel(), name
+        assert fig.axes[0].get_ylabel(), name
+
+
+def test_marginal_vs_conditional_simulation_seeded():
+    a = bg.simulate_marginal_vs_conditional(random_seed=3, rs_sd=1.0)
+    b = bg.simulate_marginal_vs_conditional(random_seed=3, rs_sd=1.0)
+    np.testing.assert_array_equal(a["clusters"], b["clusters"])
+    assert a["clusters"].shape == (30, a["x"].size)
+    # population average is flatter than the b = 0 curve: closer to 1/2 in the tails
+    assert abs(a["marginal"][0] - 0.5) < abs(a["typical"][0] - 0.5)

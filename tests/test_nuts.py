@@ -1,0 +1,151 @@
+"""NUTS through PyMC: seeds, coords, names, health, and posterior agreement with lme4."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from helpers import lme4_reference, ref_sd
+
+import bayesglmm as bg
+
+
+@pytest.fixture(scope="module")
+def rikz_model():
+    return bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
+
+
+def test_seeded_draws_identical_and_coords(rikz_model):
+    kw = dict(draws=100, tune=100, chains=2, random_seed=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bg.SamplerWarning)
+        a = rikz_model.fit(**kw)
+        b = rikz_model.fit(**kw)
+    pa = a.idata["posterior"].to_dataset()
+    pb = b.idata["posterior"].to_dataset()
+    for name in ("Intercept", "beta", "sd_Beach", "r_Beach"):
+        np.testing.assert_array_equal(pa[name].values, pb[name].values)
+    levels = [str(v) for v in pa["r_Beach"].coords["Beach__level"].values]
+    assert levels == [str(i) for i in range(1, 10)]
+    assert [str(v) for v in pa["beta"].coords["fixed"].values] == ["NAP"]
+    assert set(a.idata.children) >= {"posterior", "sample_stats", "log_likelihood", "observed_data"}
+    assert a.idata["log_likelihood"]["y"].shape == (2, 100, 45)
+    assert list(a.fixef().index) == ["(Intercept)", "NAP"]
+    assert list(a.ranef()["Beach"].index) == levels
+    vc = a.varcorr()
+    assert list(vc.columns) == ["group", "term1", "term2", "variance", "sd_cor"]
+    text = str(a)
+    assert "Richness ~ NAP + (1 | Beach)" in text and "r_hat" in text and "Beach, 9" in text
+    summ = a.summary()
+    assert {"mean", "sd", "ess_bulk", "r_hat"} <= set(summ.columns)
+    assert a.method == "nuts" and not a.approximate and a.elapsed > 0
+    assert set(a.prior_summary()["class"]) == {"intercept", "fixed", "sd"}
+
+
+def test_prior_override_and_prior_predictive(rikz_model):
+    m = bg.GLMM(
+        "Richness ~ NAP + (1 | Beach)",
+        bg.datasets.load("rikz"),
+        "poisson",
+        priors={
+            "fixed:NAP": bg.Prior("Normal", mu=0, sigma=1),
+            "sd": {"dist": "HalfNormal", "sigma": 1},
+        },
+    )
+    assert m.priors.fixed["NAP"].params == {"mu": 0.0, "sigma": 1.0}
+    assert m.priors.sd["Beach"][0].dist == "HalfNormal"
+    pp = m.sample_prior_predictive(draws=50, random_seed=1)
+    assert pp["prior_predictive"]["y"].shape == (1, 50, 45)
+    with pytest.raises(bg.DesignError, match="unknown prior key `sd:Bech`"):
+        bg.GLMM(
+            "Richness ~ NAP + (1 | Beach)",
+            bg.datasets.load("rikz"),
+            "poisson",
+            priors={"sd:Bech": 1},
+        )
+
+
+def test_divergences_reported_on_bad_model():
+    """A centred parameterization with a tiny tune: the diagnostics table shows divergences."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(40), 2)  # two binary observations per group: a funnel
+    df = pd.DataFrame({"y": rng.binomial(1, 0.5, g.size), "g": g})
+    wide = {"sd": {"dist": "HalfCauchy", "beta": 5}}
+    m = bg.GLMM("y ~ 1 + (1 | g)", df, "bernoulli", centered=True, priors=wide)
+    with pytest.warns(bg.SamplerWarning, match="divergent transitions"):
+        fit = m.fit(draws=300, tune=50, chains=2, random_seed=0, target_accept=0.6)
+    diag = fit.diagnostics().set_index("check")
+    assert diag.loc["divergences", "value"] > 0
+    assert diag.loc["divergences", "status"] == "warn"
+    assert "target_accept" in diag.loc["divergences", "advice"]
+
+
+def _agree(fit, ref, group):
+    post_sd = fit.se()
+    for name, val in ref["fixef"].items():
+        assert abs(fit.fixef()[name] - val) < 0.5 * post_sd[name], name
+    cov = fit.draws_cov(0)
+    sd_median = float(np.median(np.sqrt(cov[:, 0, 0])))
+    assert sd_median == pytest.approx(ref_sd(ref, group), rel=0.35)
+    assert fit.health["divergences"] == 0
+
+
+FULL = dict(draws=1000, tune=1000, chains=4, random_seed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "key,formula,family,data,group",
+    [
+        ("rikz_ri", "Richness ~ NAP + (1 | Beach)", "poisson", "rikz", "Beach"),
+        ("polls_ri", "bush ~ black + female + (1 | state)", "bernoulli", "polls", "state"),
+        (
+            "epilepsy_rs",
+            "y ~ offset(log(weeks)) + followup * group + (1 + followup | subject)",
+            "poisson",
+            "epilepsy",
+            "subject",
+        ),
+    ],
+)
+def test_posterior_agrees_with_lme4(key, formula, family, data, group):
+    """Default priors, 4 x 1000 draws after 1000 tuning: every fixed-effect posterior mean
+    within 0.5 posterior SD of glmer, group-SD posterior median within 35%, no divergences."""
+    ref = lme4_reference(key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bg.GLMM(formula, bg.datasets.load(data), family).fit(**FULL)
+    _agree(fit, ref, group)
+    if key == "epilepsy_rs":
+        sd_slope = float(np.median(np.sqrt(fit.draws_cov(0)[:, 1, 1])))
+        assert sd_slope == pytest.approx(ref_sd(ref, "subject", "followup"), rel=0.35)
+
+
+@pytest.mark.slow
+def test_gaussian_matches_statsmodels_mixedlm():
+    """LMM special case: posterior means within 0.5 posterior SD of the exact ML estimates."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(25), 8)
+    x = rng.normal(size=g.size)
+    df = pd.DataFrame(
+        {
+            "y": 1.0 + 0.5 * x + rng.normal(0, 0.7, 25)[g] + rng.normal(0, 1.0, g.size),
+            "x": x,
+            "g": g,
+        }
+    )
+    ml = smf.mixedlm("y ~ x", df, groups=df["g"]).fit(reml=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bg.GLMM("y ~ x + (1 | g)", df, "gaussian").fit(**FULL)
+    sd = fit.se()
+    assert abs(fit.fixef()["(Intercept)"] - ml.fe_params["Intercept"]) < 0.5 * sd["(Intercept)"]
+    assert abs(fit.fixef()["x"] - ml.fe_params["x"]) < 0.5 * sd["x"]
+    vc = fit.varcorr().set_index("group")
+    assert vc.loc["Residual", "sd_cor"] == pytest.approx(np.sqrt(ml.scale), rel=0.1)
