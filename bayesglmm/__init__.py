@@ -34,6 +34,7 @@ from bayesglmm.plots import (
 )
 from bayesglmm.priors import Prior
 from bayesglmm.results import GLMMFit
+from bayesglmm.sbc import SBCResult, sbc
 
 __version__ = "0.1.0"
 
@@ -48,6 +49,8 @@ __all__ = [
     "plot_marginal_vs_conditional",
     "simulate_marginal_vs_conditional",
     "load_fit",
+    "sbc",
+    "SBCResult",
     "build_design",
     "parse_formula",
     "BayesGLMMError",

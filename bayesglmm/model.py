@@ -77,6 +77,21 @@ class GLMM:
             f"groups: {groups})"
         )
 
+    def with_response(self, y: np.ndarray) -> GLMM:
+        """The same model with a new response vector (same rows, design and priors).
+
+        The PyMC model, if built, is reused with ``pm.set_data`` (no rebuild), so refits in
+        simulation studies and SBC skip graph construction.
+        """
+        from bayesglmm.sbc import _with_response
+
+        y = np.asarray(y, dtype=float)
+        if y.shape != self.design.y.shape:
+            raise BayesGLMMError(
+                f"new response has shape {y.shape}, expected {self.design.y.shape}"
+            )
+        return _with_response(self, y)
+
     # ------------------------------------------------------------------ PyMC
     def build(self) -> Any:
         """The PyMC model (built once and cached), for users who want to extend it."""
