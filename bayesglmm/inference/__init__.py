@@ -1,0 +1,1 @@
+"""Inference engines: NUTS, Laplace/AGQ ML, PQL, Bayesian Laplace, ADVI."""
