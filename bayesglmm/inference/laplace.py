@@ -353,6 +353,42 @@ def _num_hessian(f: Any, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
     return H
 
 
+def _newton_polish(f: Any, x: np.ndarray, lower: np.ndarray, iters: int = 8) -> np.ndarray:
+    """Newton steps on the free coordinates with the FD Hessian: quasi-Newton methods stop
+    early on badly scaled problems (hdp: age in years), Newton does not care about scale."""
+    fx = f(x)
+    for _ in range(iters):
+        g = _num_grad(f, x, lower)
+        free = ~((x <= lower + 1e-10) & (g > 0))
+        if not free.any() or np.max(np.abs(g[free])) < 1e-6:
+            break
+        idx = np.flatnonzero(free)
+        H = _num_hessian(lambda z: f(_put(x, idx, z)), x[idx])
+        try:
+            step = -np.linalg.solve(H, g[idx])
+        except np.linalg.LinAlgError:
+            break
+        if g[idx] @ step >= 0:  # not a descent direction (indefinite Hessian)
+            break
+        t = 1.0
+        while t > 1e-4:
+            cand = _put(x, idx, np.maximum(x[idx] + t * step, lower[idx]))
+            fc = f(cand)
+            if fc < fx:
+                x, fx = cand, fc
+                break
+            t *= 0.5
+        else:
+            break
+    return x
+
+
+def _put(x: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    out[idx] = vals
+    return out
+
+
 def fit_ml(
     design: Design,
     nagq: int = 1,
@@ -415,7 +451,7 @@ def fit_ml(
         bounds=bounds,
         options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-6},
     )
-    x = res.x
+    x = _newton_polish(f, res.x, obj.lower)
     dev = f(x)
     grad = _num_grad(f, x, obj.lower)
     free = ~((x <= obj.lower + 1e-8) & (grad > 0))
