@@ -1,0 +1,3 @@
+from bayesglmm.cli import main
+
+raise SystemExit(main())
