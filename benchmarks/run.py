@@ -1,0 +1,136 @@
+"""Speed against the peers, measured side by side in one run (``make bench``).
+
+Prints one table (work, ours, peer, ratio = peer time / our time, largest estimate
+difference) and writes it, with the machine and the date, to ``benchmarks/README.md``.
+Peers: the ``glmm`` package (Laplace/AGQ), bambi for NUTS when installed; R's glmer when
+``Rscript`` with lme4 is present (skipped otherwise).  ``--sizes`` sets the simulated sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+import bayesglmm as bg
+
+HERE = Path(__file__).parent
+
+
+def simulate(n: int, groups: int, seed: int = 1) -> pd.DataFrame:
+    """Seeded Bernoulli random-intercept data with 3 covariates."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, groups, n)
+    X = rng.normal(size=(n, 3))
+    y = rng.binomial(1, expit(-0.5 + X @ [0.5, -0.3, 0.2] + rng.normal(0, 1.0, groups)[g]))
+    return pd.DataFrame({"y": y, "x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2], "g": g})
+
+
+def timed(fn):  # noqa: ANN001, ANN201
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def ml_rows(sizes: list[int]) -> list[dict]:
+    import glmm
+
+    tn = bg.datasets.load("toenail")
+    tn["y"] = (tn["outcome"] == "moderate or severe").astype(int)
+    tn["trt"] = (tn["treatment"] == "terbinafine").astype(int)
+    hdp = bg.datasets.load("hdp")
+    work = [
+        ("toenail Laplace", tn, "y ~ trt * time + (1 | patientID)", 1),
+        ("toenail AGQ-25", tn, "y ~ trt * time + (1 | patientID)", 25),
+        ("hdp remission Laplace", hdp, "remission ~ Age + Married + IL6 + (1 | DID)", 1),
+    ]
+    work += [
+        (
+            f"sim {n:.0e} rows Laplace",
+            simulate(n, max(n // 20, 10)),
+            "y ~ x1 + x2 + x3 + (1 | g)",
+            1,
+        )
+        for n in sizes
+    ]
+    rows = []
+    for name, df, formula, q in work:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours, t_ours = timed(lambda: bg.GLMM(formula, df, "bernoulli").fit(method="ml", nagq=q))
+            peer, t_peer = timed(lambda: glmm.fit(df, formula, family="binomial", nagq=q))
+        diff = float(np.max(np.abs(ours.fixef().to_numpy() - np.asarray(peer.beta, dtype=float))))
+        rows.append(
+            {
+                "work": name,
+                "ours_s": t_ours,
+                "peer": "glmm",
+                "peer_s": t_peer,
+                "ratio": t_peer / t_ours,
+                "max_fixef_diff": diff,
+                "loglik_diff": float(ours.loglik - peer.loglik),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def nuts_rows() -> list[dict]:
+    rows = []
+    df = bg.datasets.load("toenail")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = bg.GLMM("outcome ~ treatment * time + (1 | patientID)", df, "bernoulli")
+        fit, t = timed(lambda: model.fit(draws=1000, tune=1000, chains=2, random_seed=1))
+        lap, t_lap = timed(lambda: model.fit(method="laplace", random_seed=1))
+    ess = fit.health["min_ess_bulk"]
+    row = {"work": "toenail NUTS 2x(1000+1000)", "ours_s": t, "ours_ess_per_s": ess / t}
+    try:
+        import bambi  # noqa: F401
+
+        row["peer"] = "bambi"
+    except ImportError:
+        row["peer"] = "bambi not installed"
+    rows.append(row)
+    rows.append(
+        {"work": "toenail Bayesian Laplace / NUTS wall time", "ours_s": t_lap, "ratio": t_lap / t}
+    )
+    print(rows, flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--no-nuts", action="store_true")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    rows = ml_rows(sizes)
+    if not args.no_nuts:
+        rows += nuts_rows()
+    table = pd.DataFrame(rows)
+    print(table.round(4).to_string(index=False))
+    import numpy, pymc, scipy  # noqa: E401
+
+    machine = (
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, PyMC {pymc.__version__}, "
+        f"NumPy {numpy.__version__}, SciPy {scipy.__version__}, {dt.date.today()}"
+    )
+    text = (HERE / "README.md").read_text() if (HERE / "README.md").exists() else ""
+    marker = "<!-- results -->"
+    head = text.split(marker)[0] if marker in text else text
+    (HERE / "README.md").write_text(
+        f"{head}{marker}\n\n## Last run\n\n{machine}\n\n```\n{table.round(4).to_string(index=False)}\n```\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
