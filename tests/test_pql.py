@@ -1,38 +1,56 @@
-"""PQL on toenail against MASS::glmmPQL (values from the course notes, ../reference README)."""
+"""PQL (MASS::glmmPQL) on toenail.
+
+Course-notes reference (tests/fixtures/lme4_glmer_README.md): fixed effects -0.7432,
+-0.0348, -0.2947, -0.1002, random-intercept SD 2.317, dispersion 0.877.
+"""
 
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
-import bayesglmm as bg
+from bayesglmm import datasets
+from bayesglmm.design import build_design
+from bayesglmm.errors import InferenceError
+from bayesglmm.inference.pql import fit_pql
+
+GLMMPQL_FE = [-0.7432, -0.0348, -0.2947, -0.1002]
 
 
 @pytest.fixture(scope="module")
 def toenail():
-    return bg.GLMM(
-        "outcome ~ treatment * time + (1 | patientID)", bg.datasets.load("toenail"), "bernoulli"
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_design(
+            "outcome ~ treatment * time + (1 | patientID)", datasets.load("toenail"), "bernoulli"
+        )
+
+
+def _pql(design, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_pql(design, **kw)
 
 
 def test_pql_matches_glmmpql(toenail):
-    fit = toenail.fit(method="pql")
-    expect = [-0.7432, -0.0348, -0.2947, -0.1002]
-    assert fit.fixef().values == pytest.approx(expect, abs=0.01)
-    assert fit.varcorr().sd_cor[0] == pytest.approx(2.317, abs=0.02)
-    assert (fit.se() > 0).all()
-    assert fit.method == "pql" and fit.label == "pql"
-    assert list(fit.summary().columns)[:2] == ["Estimate", "Std. Error"]
+    fit = _pql(toenail)
+    np.testing.assert_allclose(fit.beta, GLMMPQL_FE, atol=0.01)
+    assert abs(np.sqrt(fit.covariances[0][0, 0]) - 2.317) < 0.02
+    assert fit.dispersion == pytest.approx(0.877, abs=0.01)
+    assert fit.method == "pql" and np.isnan(fit.loglik)
+    assert np.all(np.isfinite(fit.se_beta)) and np.all(fit.se_beta > 0)
+    assert fit.modes[0].shape == (294, 1)
 
 
-def test_pql_fixed_dispersion_differs(toenail):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est = toenail.fit(method="pql")
-        fixed = toenail.fit(method="pql", dispersion="fixed")
-    assert fixed.ml.sigma == 1.0
-    assert abs(fixed.fixef()["(Intercept)"] - est.fixef()["(Intercept)"]) > 0.005
-    assert fixed.label == "pql_phi1" if fixed.options.get("dispersion") == "fixed" else True
-    # far from AGQ-25's intercept of -1.61: the lesson of the course table
-    assert est.fixef()["(Intercept)"] > -1.0
+def test_fixed_dispersion_differs(toenail):
+    est, fixed = _pql(toenail), _pql(toenail, dispersion="fixed")
+    assert fixed.dispersion == 1.0
+    assert np.max(np.abs(est.beta - fixed.beta)) > 0.005
+    assert abs(np.sqrt(fixed.covariances[0][0, 0]) - 2.317) > 0.05
+
+
+def test_pql_rejects_bad_options(toenail):
+    with pytest.raises(InferenceError, match="dispersion"):
+        fit_pql(toenail, dispersion="free")  # type: ignore[arg-type]

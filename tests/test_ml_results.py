@@ -1,0 +1,36 @@
+"""GLMMFit accessors on ML fits: ICC, AIC/BIC, glmer-style summary, conditional variances."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bayesglmm as bg
+
+
+def _fit(formula, data, family, nagq=1):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bg.GLMM(formula, bg.datasets.load(data), family).fit(method="ml", nagq=nagq)
+
+
+def test_polls_icc_ml():
+    fit = _fit("bush ~ black + female + (1 | state)", "polls", "bernoulli")
+    assert fit.icc().loc["state", "estimate"] == pytest.approx(0.0489, abs=5e-4)
+
+
+def test_ml_accessors_and_errors():
+    fit = _fit("Richness ~ NAP + (1 | Beach)", "rikz", "poisson")
+    assert fit.aic == pytest.approx(-2 * fit.loglik + 2 * 3)
+    assert fit.bic == pytest.approx(-2 * fit.loglik + np.log(45) * 3)
+    assert fit.deviance == pytest.approx(-2 * fit.loglik)
+    assert list(fit.summary().columns) == ["Estimate", "Std. Error", "z value", "Pr(>|z|)"]
+    assert fit.vcov().shape == (2, 2) and not fit.singular and fit.approximate
+    assert fit.cond_var()["Beach"].shape == (9, 1, 1)
+    assert "AIC" in str(fit)
+    with pytest.raises(
+        bg.InferenceError, match="nagq > 1 needs exactly one scalar random-effect term"
+    ):
+        _fit("y ~ followup + (1 + followup | subject)", "epilepsy", "poisson", 5)
