@@ -35,6 +35,7 @@ from bayesglmm.plots import (
 from bayesglmm.priors import Prior
 from bayesglmm.results import GLMMFit
 from bayesglmm.sbc import SBCResult, sbc
+from bayesglmm.spec import ModelSpec, list_specs, load_spec
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,9 @@ __all__ = [
     "simulate_marginal_vs_conditional",
     "load_fit",
     "sbc",
+    "load_spec",
+    "list_specs",
+    "ModelSpec",
     "SBCResult",
     "build_design",
     "parse_formula",
