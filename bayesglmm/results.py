@@ -195,7 +195,9 @@ class GLMMFit:
 
     @property
     def label(self) -> str:
-        """Method label used in comparison tables, e.g. ``"ml (nAGQ=25)"``."""
+        """Method label used in comparison tables, e.g. ``"agq25"``, ``"ml_boot"``."""
+        if self.options.get("bootstrap"):
+            return f"{self.method}_boot"
         if self.method == "ml":
             q = getattr(self.ml, "nagq", 1)
             return "ml" if q == 1 else f"agq{q}"
@@ -681,6 +683,55 @@ class GLMMFit:
 
         return plot_residuals(self, type=type)
 
+    def bootstrap(self, n_boot: int = 200, random_seed: int | None = None) -> GLMMFit:
+        """Parametric bootstrap of an ML or PQL fit.
+
+        Simulates ``n_boot`` responses from the fitted model (new random effects drawn from
+        the estimated covariances), refits each by the same method and options, and returns
+        a fit whose "draws" are the bootstrap replicates, so ``icc()``, ``predict()``,
+        ``summary()`` and ``compare`` give bootstrap intervals.  Failed refits are counted in
+        ``options["failed"]``.
+        """
+        ml = self._require_ml("bootstrap")
+        if self._model is None:
+            raise BayesGLMMError("this fit has no model attached to refit")
+        from bayesglmm.ppc import simulate_response
+
+        d = self.design
+        rng = np.random.default_rng(random_seed)
+        eta0 = d.X @ np.asarray(ml.beta) + d.offset
+        opts = {k: v for k, v in self.options.items() if k in ("nagq", "dispersion")}
+        betas, covs, ranefs, failed = [], [], [], 0
+        for _ in range(int(n_boot)):
+            eta = eta0.copy()
+            for b, cov in zip(d.blocks, ml.covariances, strict=True):
+                L = np.linalg.cholesky(np.asarray(cov) + 1e-12 * np.eye(b.n_terms))
+                r = rng.standard_normal((b.n_levels, b.n_terms)) @ L.T
+                eta += np.einsum("np,np->n", b.Z, r[b.index])
+            y = simulate_response(self, eta[None, :], rng)[0]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    f = self._model.with_response(y).fit(method=self.method, **opts)
+            except BayesGLMMError:
+                failed += 1
+                continue
+            betas.append(np.asarray(f.ml.beta))
+            covs.append([np.asarray(c) for c in f.ml.covariances])
+            ranefs.append([np.asarray(m) for m in f.ml.modes])
+        if not betas:
+            raise BayesGLMMError(f"all {n_boot} bootstrap refits failed")
+        tree = draws_to_tree(d, np.array(betas), covs, ranefs)
+        return GLMMFit(
+            d,
+            self.priors,
+            self.method,
+            idata=tree,
+            elapsed=float("nan"),
+            options={**opts, "bootstrap": len(betas), "failed": failed},
+            model=self._model,
+        )
+
     def save(self, path: Any) -> Any:
         """Save to a directory (spec, encoding state, draws as netCDF or ML estimates,
         package version); read back with :func:`bayesglmm.load_fit`."""
@@ -770,6 +821,41 @@ class GLMMFit:
                 lines.append(m)
         lines.append(f"({self.elapsed:.2f} s)")
         return "\n".join(lines)
+
+
+def draws_to_tree(
+    design: Design, betas: np.ndarray, covs: list[list[np.ndarray]], ranefs: list[list[np.ndarray]]
+) -> Any:
+    """A one-chain DataTree with the NUTS variable names from arrays of draws.
+
+    ``betas`` is (S, k); ``covs[s][i]`` and ``ranefs[s][i]`` are block ``i``'s covariance and
+    random effects in draw ``s``.
+    """
+    labels = block_labels(design)
+    S = betas.shape[0]
+    coords: dict[str, Any] = {"chain": [0], "draw": np.arange(S)}
+    data: dict[str, Any] = {}
+    slopes = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
+    if "(Intercept)" in design.x_names:
+        data["Intercept"] = (("chain", "draw"), betas[None, :, design.x_names.index("(Intercept)")])
+    if slopes:
+        coords["fixed"] = [design.x_names[i] for i in slopes]
+        data["beta"] = (("chain", "draw", "fixed"), betas[None][:, :, slopes])
+    for i, (lab, b) in enumerate(zip(labels, design.blocks, strict=True)):
+        cov = np.stack([c[i] for c in covs])
+        sd = np.sqrt(np.einsum("sii->si", cov))
+        coords[f"{lab}__term"] = list(b.terms)
+        coords[f"{lab}__term_b"] = list(b.terms)
+        coords[f"{lab}__level"] = list(b.levels)
+        data[f"sd_{lab}"] = (("chain", "draw", f"{lab}__term"), sd[None])
+        if b.correlated:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cor = cov / (sd[:, :, None] * sd[:, None, :])
+            cor = np.nan_to_num(cor)
+            data[f"cor_{lab}"] = (("chain", "draw", f"{lab}__term", f"{lab}__term_b"), cor[None])
+        r = np.stack([m[i] for m in ranefs])
+        data[f"r_{lab}"] = (("chain", "draw", f"{lab}__level", f"{lab}__term"), r[None])
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(data, coords=coords)})
 
 
 def attach_log_likelihood(fit: GLMMFit) -> None:

@@ -34,3 +34,22 @@ def test_ml_accessors_and_errors():
         bg.InferenceError, match="nagq > 1 needs exactly one scalar random-effect term"
     ):
         _fit("y ~ followup + (1 + followup | subject)", "epilepsy", "poisson", 5)
+
+
+def test_parametric_bootstrap_gives_intervals():
+    import bayesglmm as bg
+
+    m = bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ml = m.fit(method="ml")
+        boot = ml.bootstrap(n_boot=40, random_seed=2)
+        again = ml.bootstrap(n_boot=40, random_seed=2)
+    np.testing.assert_array_equal(boot.draws_fixed(), again.draws_fixed())
+    assert boot.label == "ml_boot" and boot.n_samples + boot.options["failed"] == 40
+    # bootstrap SD of the slope is close to the Wald SE
+    assert boot.draws_fixed()[:, 1].std() == pytest.approx(ml.se()["NAP"], rel=0.35)
+    icc = boot.icc()
+    assert {"mean", "sd", "hdi_3%", "hdi_97%"} <= set(icc.columns)
+    assert icc.loc["Beach", "hdi_3%"] < ml.icc().loc["Beach", "estimate"] < icc.loc["Beach", "hdi_97%"]
+    assert boot.predict(re="marginal").shape == (1, boot.n_samples, 45)
