@@ -15,6 +15,7 @@ The steps mirror lme4's ``lFormula``/``mkReTrms``:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import warnings
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from formulaic import Formula
+from formulaic.errors import FormulaicError, FormulaicWarning
 from formulaic.materializers import PandasMaterializer
 
 from bayesglmm.design_types import Design, RandomBlock
@@ -55,6 +57,27 @@ def _materialize(frame: pd.DataFrame, spec: str) -> Any:
     return PandasMaterializer(frame).get_model_matrix(Formula(spec), na_action="raise")
 
 
+def _expr_spec(expr: str) -> str:
+    """Formulaic spec giving the value of one expression as a single column.
+
+    The expression is wrapped in ``I()``: ``0 + n - s`` would *remove* ``s``, and
+    ``0 + log(w) + u`` would give two columns, where ``I(n - s)`` is the difference.
+    """
+    return f"0 + I({expr})"
+
+
+def _eval_expr(frame: pd.DataFrame, expr: str, what: str) -> tuple[np.ndarray, Any]:
+    """Evaluate ``expr`` on ``frame`` as one float column; also return its model spec."""
+    try:
+        with np.errstate(all="ignore"):  # log(0) etc. are reported below, naming the row
+            mm = _materialize(frame, _expr_spec(expr))
+    except Exception as exc:
+        raise FormulaError(f"cannot evaluate {what} `{expr}`: {exc}") from exc
+    if mm.shape[1] != 1:
+        raise FormulaError(f"{what} `{expr}` must give one numeric column, not {mm.shape[1]}")
+    return mm.to_numpy(dtype=float)[:, 0].copy(), mm.model_spec
+
+
 def _required(expr: str) -> set[str]:
     try:
         return set(Formula(expr).required_variables)
@@ -76,64 +99,98 @@ def _check_columns(formula: str, needed: dict[str, str], data: pd.DataFrame) -> 
             lower = {c.lower(): c for c in columns}
             close = [lower[col.lower()]] if col.lower() in lower else []
         hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
-        pos = formula.find(col)
+        m = re.search(rf"(?<![A-Za-z0-9_.`]){re.escape(col)}(?![A-Za-z0-9_.`])", formula)
+        pos = m.start() if m else formula.find(col)
         caret = f"\n    {formula}\n    {' ' * pos}^" if pos >= 0 else ""
         raise FormulaError(f"unknown column `{col}` in `{where}`{hint}{caret}")
 
 
 # --------------------------------------------------------------------------- levels
+def _row(index: pd.Index, i: int) -> str:
+    """The label of row ``i`` for messages (``3``, ``'a'``; never ``np.int64(3)``)."""
+    v = index[i]
+    return repr(v.item() if isinstance(v, np.generic) else v)
+
+
+def _is_numeric(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype)
+
+
 def _factor_levels(col: pd.Series) -> list[Any]:
-    """Levels in R's order: category order for categoricals, else sorted unique values."""
+    """Levels in R's order: category order for categoricals, else sorted unique values.
+
+    Unused categories are dropped, as lme4's model frame does (``drop.unused.levels``).
+    """
     if isinstance(col.dtype, pd.CategoricalDtype):
         used = set(col.dropna().unique())
         return [c for c in col.cat.categories if c in used]
-    vals = pd.unique(col.dropna())
+    vals = [v.item() if isinstance(v, np.generic) else v for v in pd.unique(col.dropna())]
+    if pd.api.types.is_float_dtype(col) and all(float(v).is_integer() for v in vals):
+        vals = [int(v) for v in vals]  # an integer id column that held NaN: labels "3", not "3.0"
     try:
         return sorted(vals)
     except TypeError:
         return sorted(vals, key=str)
 
 
+def _level_lookup(levels: Sequence[Any]) -> dict[Any, int]:
+    """Value -> position, also by string form (``"3"`` finds the integer level ``3``)."""
+    out: dict[Any, int] = {}
+    for i, v in enumerate(levels):
+        out.setdefault(str(v), i)
+    for i, v in enumerate(levels):
+        out[v] = i
+    return out
+
+
+def _codes(values: pd.Series, levels: Sequence[Any]) -> np.ndarray:
+    """Position of each value in ``levels``; -1 where it is not a level."""
+    lookup = _level_lookup(levels)
+
+    def code(v: Any) -> int:
+        try:
+            hit = lookup.get(v)
+        except TypeError:  # unhashable
+            hit = None
+        return hit if hit is not None else lookup.get(str(v), -1)
+
+    return np.fromiter((code(v) for v in values.to_numpy()), dtype=np.int64, count=len(values))
+
+
 def _group_codes(
     frame: pd.DataFrame, factors: Sequence[str]
-) -> tuple[np.ndarray, tuple[str, ...], list[list[Any]]]:
-    """Integer index and labels of the (interaction of the) grouping factors."""
+) -> tuple[np.ndarray, tuple[str, ...], list[list[Any]], tuple[tuple[int, ...], ...]]:
+    """Integer index, labels, per-factor levels and per-level factor codes of a group."""
     per_levels = [_factor_levels(frame[f]) for f in factors]
-    codes = []
-    for f, lev in zip(factors, per_levels, strict=True):
-        c = pd.Categorical(frame[f], categories=lev).codes.astype(np.int64)
-        codes.append(c)
-    if len(factors) == 1:
-        labels = tuple(str(v) for v in per_levels[0])
-        return codes[0], labels, per_levels
+    codes = [_codes(frame[f], lev) for f, lev in zip(factors, per_levels, strict=True)]
     sizes = [len(lv) for lv in per_levels]
-    combined = np.ravel_multi_index(codes, sizes)
+    combined = np.ravel_multi_index(codes, sizes) if len(codes) > 1 else codes[0]
     used, index = np.unique(combined, return_inverse=True)
     parts = np.unravel_index(used, sizes)
-    labels = tuple(
-        ":".join(str(per_levels[j][parts[j][i]]) for j in range(len(factors)))
-        for i in range(used.size)
-    )
-    return index.astype(np.int64), labels, per_levels
+    combos = tuple(tuple(int(p[i]) for p in parts) for i in range(used.size))
+    labels = tuple(":".join(str(per_levels[j][c]) for j, c in enumerate(combo)) for combo in combos)
+    return index.reshape(-1).astype(np.int64), labels, per_levels, combos
 
 
 # --------------------------------------------------------------------------- response
 def _two_level_response(col: pd.Series, name: str) -> tuple[np.ndarray, str | None]:
     if pd.api.types.is_bool_dtype(col):
         return col.to_numpy(dtype=float), None
-    if pd.api.types.is_numeric_dtype(col):
+    if _is_numeric(col):
         y = col.to_numpy(dtype=float, copy=True)
         bad = ~np.isin(y, (0.0, 1.0))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"response `{name}` must be 0/1 for the bernoulli family; found {y[i]:g} "
-                f"(row {col.index[i]!r}) and {int(bad.sum())} value(s) outside {{0, 1}}"
+                f"at row {_row(col.index, i)} ({int(bad.sum())} value(s) outside {{0, 1}})"
             )
         return y, None
     levels = _factor_levels(col)
+    if isinstance(col.dtype, pd.CategoricalDtype) and len(col.cat.categories) == 2:
+        levels = list(col.cat.categories)  # a declared two-level factor, even if one is unused
     if len(levels) != 2:
-        shown = ", ".join(repr(str(v)) for v in levels[:6])
+        shown = ", ".join(repr(str(v)) for v in levels[:6]) + (", ..." if len(levels) > 6 else "")
         raise DataError(
             f"response `{name}` must have exactly two levels for the bernoulli family; "
             f"found {len(levels)}: {shown}"
@@ -148,7 +205,7 @@ def _check_counts(y: np.ndarray, name: str, index: pd.Index, what: str) -> None:
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"`{name}` must hold non-negative integer {what}; found {y[i]:g} at row "
-            f"{index[i]!r} ({int(bad.sum())} bad value(s))"
+            f"{_row(index, i)} ({int(bad.sum())} bad value(s))"
         )
 
 
@@ -157,21 +214,33 @@ def _response(
     frame: pd.DataFrame,
     family: Family,
     trials: str | np.ndarray | None,
+    row_index: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray | None, str | None]:
     def values(expr: str) -> np.ndarray:
         if _is_column_ref(expr, frame):
-            return frame[expr.strip("`")].to_numpy(dtype=float, copy=True)
-        mm = _materialize(frame, f"0 + {expr}")
-        if mm.shape[1] != 1:
-            raise FormulaError(f"response expression `{expr}` must give one numeric column")
-        return mm.to_numpy(dtype=float)[:, 0]
+            col = frame[expr.strip("`")]
+            if not _is_numeric(col) and not pd.api.types.is_bool_dtype(col):
+                raise DataError(
+                    f"response `{expr}` must be numeric for the {family.name} family; it is "
+                    f"{col.dtype} (first value {col.iloc[0]!r})"
+                )
+            return col.to_numpy(dtype=float, copy=True)
+        return _eval_expr(frame, expr, "response expression")[0]
 
     if parsed.is_cbind:
         if family.name != "binomial":
             raise DataError(f"cbind() response needs family='binomial', not '{family.name}'")
-        s, f = values(parsed.response), values(parsed.failures or "")
+        fname = parsed.failures or ""
+        s, f = values(parsed.response), values(fname)
         _check_counts(s, parsed.response, frame.index, "successes")
-        _check_counts(f, parsed.failures or "", frame.index, "failures")
+        neg = np.isfinite(f) & (f < 0)
+        if neg.any():
+            i = int(np.flatnonzero(neg)[0])
+            raise DataError(
+                f"successes exceed trials: failures `{fname}` = {f[i]:g} < 0 at row "
+                f"{_row(frame.index, i)} ({int(neg.sum())} row(s))"
+            )
+        _check_counts(f, fname, frame.index, "failures")
         return s, s + f, None
     expr = parsed.response
     if family.name == "bernoulli":
@@ -188,48 +257,51 @@ def _response(
                 "family='binomial' needs cbind(successes, failures) as the response, or a "
                 "proportion response with trials='column'"
             )
-        n = (
-            frame[trials].to_numpy(dtype=float, copy=True)
-            if isinstance(trials, str)
-            else np.asarray(trials, dtype=float)[frame.index.to_numpy()]
-        )
-        tname = trials if isinstance(trials, str) else "trials"
+        if isinstance(trials, str):
+            n = frame[trials].to_numpy(dtype=float, copy=True)
+            tname = trials
+        else:
+            arr = np.asarray(trials, dtype=float).reshape(-1)
+            n_input = len(row_index) and int(row_index.max()) + 1
+            if arr.shape[0] < n_input:
+                raise DataError(
+                    f"trials has {arr.shape[0]} values but the data has at least {n_input} rows"
+                )
+            n, tname = arr[row_index].copy(), "trials"
         _check_counts(n, tname, frame.index, "trials")
         zero = n == 0
         if zero.any():
             raise DataError(
                 f"`{tname}` is 0 in {int(zero.sum())} row(s) (first at row "
-                f"{frame.index[int(np.flatnonzero(zero)[0])]!r}); drop them: they carry no "
-                "information"
+                f"{_row(frame.index, int(np.flatnonzero(zero)[0]))}); drop them: they carry "
+                "no information"
             )
-        if ((y < 0) | (y > 1) | ~np.isfinite(y)).any():
-            i = int(np.flatnonzero((y < 0) | (y > 1) | ~np.isfinite(y))[0])
+        bad = (y < 0) | (y > 1) | ~np.isfinite(y)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
             raise DataError(
                 f"with trials=, the response `{expr}` must be a proportion in [0, 1]; found "
-                f"{y[i]:g} at row {frame.index[i]!r}. For counts write "
+                f"{y[i]:g} at row {_row(frame.index, i)}. For counts write "
                 f"cbind({expr}, {tname} - {expr})"
             )
         s = y * n
-        if np.abs(s - np.round(s)).max() > 1e-8:
-            raise DataError(f"`{expr}` * `{tname}` is not a whole number of successes")
+        off = np.abs(s - np.round(s))
+        if off.max() > 1e-8:
+            i = int(np.argmax(off))
+            raise DataError(
+                f"`{expr}` * `{tname}` is not a whole number of successes at row "
+                f"{_row(frame.index, i)}: {y[i]:g} * {n[i]:g} = {s[i]:g}"
+            )
         return np.round(s), n, None
     if family.name == "poisson":
         _check_counts(y, expr, frame.index, "counts")
     elif not np.isfinite(y).all():
-        raise DataError(f"response `{expr}` has non-finite values")
-    return y, None, None
-
-
-def _check_successes(y: np.ndarray, n: np.ndarray | None, name: str, idx: pd.Index) -> None:
-    if n is None:
-        return
-    bad = y > n
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+        i = int(np.flatnonzero(~np.isfinite(y))[0])
         raise DataError(
-            f"successes exceed trials in {int(bad.sum())} row(s) of `{name}` "
-            f"(first at row {idx[i]!r}: {y[i]:g} > {n[i]:g})"
+            f"response `{expr}` must be finite; found {y[i]:g} at row {_row(frame.index, i)} "
+            f"({int((~np.isfinite(y)).sum())} non-finite value(s))"
         )
+    return y, None, None
 
 
 # --------------------------------------------------------------------------- fixed part
@@ -252,12 +324,26 @@ def _aliased(X: np.ndarray) -> list[int]:
     return drop
 
 
+def _categorical_levels(spec: Any, frame: pd.DataFrame) -> dict[str, tuple[Any, ...]]:
+    """Training levels of columns that formulaic encodes as categorical (``a``, ``C(a)``)."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for key, (kind, state) in getattr(spec, "encoder_state", {}).items():
+        if getattr(kind, "value", kind) != "categorical":
+            continue
+        m = re.fullmatch(r"C\(\s*(`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*)\s*(,.*)?\)", key, flags=re.S)
+        col = m.group(1).strip("`") if m else key.strip("`")
+        if col in frame.columns:
+            out[col] = tuple(state.get("categories", ()))
+    return out
+
+
 @dataclass(frozen=True)
 class _BlockEncoder:
     term: RandomTerm
     spec: Any  # formulaic ModelSpec of the term's left-hand side
     levels: tuple[str, ...]
     factor_levels: tuple[tuple[Any, ...], ...]
+    combos: tuple[tuple[int, ...], ...] = ()  # per level: code of each factor
 
 
 @dataclass(frozen=True)
@@ -270,6 +356,8 @@ class _Encoder:
     predictors: tuple[str, ...]
     dtypes: dict[str, str]
     categories: dict[str, tuple[Any, ...]]
+    # training levels of every categorical predictor (str, category, bool-as-factor, `C(x)`)
+    levels: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
 
 
 def build_design(
@@ -292,18 +380,29 @@ def build_design(
     link : str, optional
         Link function; the family's canonical link by default.
     trials : str or array, optional
-        For ``family="binomial"`` with a proportion response: column of trial counts.
+        For ``family="binomial"`` with a proportion response: column of trial counts, or
+        an array with one value per row of ``data``.
 
     Returns
     -------
     Design
+
+    Raises
+    ------
+    FormulaError
+        Syntax errors and unknown columns (with close matches).
+    DataError
+        A response, trials or offset value invalid for the family.
+    DesignError
+        No rows left, or a grouping factor with a single level.
 
     Warns
     -----
     DroppedRowsWarning
         When rows with missing or non-finite values are dropped (with the count).
     RankDeficiencyWarning
-        When aliased fixed-effect columns are dropped (named).
+        When aliased fixed-effect columns are dropped (named), or a categorical predictor
+        has unused levels (named; they are dropped).
     IdentifiabilityWarning
         For grouping factors with fewer than 5 levels, or one level per row (bernoulli).
     """
@@ -319,33 +418,45 @@ def build_design(
     for expr in (parsed.response, parsed.failures):
         if expr is None:
             continue
-        cols = {expr.strip("`")} if _is_column_ref(expr, data) else _required(expr)
+        cols = {expr.strip("`")} if _is_column_ref(expr, data) else _required(_expr_spec(expr))
         response_cols |= cols
         for c in cols:
             needed.setdefault(c, expr)
     for c in sorted(_required(parsed.fixed), key=text.find):
         needed.setdefault(c, parsed.fixed)
     for off in parsed.offsets:
-        for c in _required(off):
+        for c in _required(_expr_spec(off)):
             needed.setdefault(c, f"offset({off})")
+    group_cols: set[str] = set()
     for term in parsed.random:
         for c in _required(term.expr):
             needed.setdefault(c, str(term))
         for c in term.factors:
             needed.setdefault(c, str(term))
+            group_cols.add(c)
     if isinstance(trials, str):
         needed.setdefault(trials, "trials=")
     _check_columns(text, needed, data)
 
     # 2. the model frame: used columns, rows with missing / non-finite values dropped
     used = list(needed)
+    n_input = len(data)
+    if n_input == 0:
+        raise DesignError("data has no rows")
     frame = data.loc[:, used]
     bad = frame.isna()
     for c in used:
-        if c not in response_cols and pd.api.types.is_numeric_dtype(frame[c]):
-            bad[c] = bad[c] | ~np.isfinite(frame[c].to_numpy(dtype=float))
+        if c not in response_cols and _is_numeric(frame[c]):
+            vals = frame[c].to_numpy(dtype=float, na_value=np.nan)
+            bad[c] = bad[c].to_numpy() | ~np.isfinite(vals)
     drop_mask = bad.any(axis=1).to_numpy()
-    n_input, n_dropped = len(frame), int(drop_mask.sum())
+    n_dropped = int(drop_mask.sum())
+    if n_dropped == n_input:
+        per_col = ", ".join(f"`{c}`: {int(v)}" for c, v in bad.sum().items() if v)
+        raise DesignError(
+            f"no rows left: all {n_input} rows have a missing or non-finite value "
+            f"(per column: {per_col})"
+        )
     if n_dropped:
         per_col = ", ".join(f"{c}: {int(v)}" for c, v in bad.sum().items() if v)
         warnings.warn(
@@ -355,32 +466,38 @@ def build_design(
             stacklevel=2,
         )
         frame = frame.loc[~drop_mask]
-    if len(frame) == 0:
-        raise DesignError(
-            f"no rows left after dropping {n_dropped} rows with missing values in "
-            f"{', '.join(f'`{c}`' for c in used)}"
-        )
     row_index = np.flatnonzero(~drop_mask)
+    # nullable extension dtypes (Int64, Float64, boolean) -> plain NumPy; no NA is left
+    for c in used:
+        dt = frame[c].dtype
+        if isinstance(dt, pd.api.extensions.ExtensionDtype) and _is_numeric(frame[c]):
+            frame[c] = frame[c].to_numpy(dtype=bool if dt == "boolean" else float)
 
     # 3. response
-    y, n_trials, success = _response(parsed, frame, fam, trials)
-    _check_successes(y, n_trials, parsed.response, frame.index)
+    y, n_trials, success = _response(parsed, frame, fam, trials, row_index)
 
-    # 4. fixed part
+    # 4. fixed part; unused levels of categorical predictors are dropped (with a warning)
     dtypes = {c: str(frame[c].dtype) for c in used}
+    trials_col = trials if isinstance(trials, str) else None
+    predictors = tuple(c for c in used if c not in response_cols and c != trials_col)
+    for c in predictors:
+        col = frame[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            unused = [v for v in col.cat.categories if v not in set(col.unique())]
+            if unused and c not in group_cols:
+                warnings.warn(
+                    f"categorical column `{c}` has unused level(s) "
+                    f"{', '.join(repr(v) for v in unused)}; they are dropped",
+                    RankDeficiencyWarning,
+                    stacklevel=2,
+                )
+            if unused:
+                frame[c] = col.cat.remove_unused_categories()
     categories = {
         c: tuple(frame[c].cat.categories)
         for c in used
         if isinstance(frame[c].dtype, pd.CategoricalDtype)
     }
-    for c, cats in categories.items():
-        unused = [v for v in cats if v not in set(frame[c].unique())]
-        if unused and c not in {f for t in parsed.random for f in t.factors}:
-            warnings.warn(
-                f"categorical column `{c}` has unused level(s) {unused}; their columns are dropped",
-                RankDeficiencyWarning,
-                stacklevel=2,
-            )
     mm = _materialize(frame, parsed.fixed)
     X_all = mm.to_numpy(dtype=float)
     names_all = [r_name(str(c)) for c in mm.columns]
@@ -395,20 +512,21 @@ def build_design(
     keep = tuple(j for j in range(X_all.shape[1]) if j not in set(drop))
     X = np.ascontiguousarray(X_all[:, keep])
     x_names = tuple(names_all[j] for j in keep)
+    levels = _categorical_levels(mm.model_spec, frame)
 
     # offsets
     offset = np.zeros(len(frame))
     offset_specs = []
     for off in parsed.offsets:
-        om = _materialize(frame, f"0 + {off}")
-        vals = om.to_numpy(dtype=float)
-        if vals.shape[1] != 1:
-            raise FormulaError(f"offset({off}) must give one numeric column")
+        vals, spec = _eval_expr(frame, off, "offset")
         if not np.isfinite(vals).all():
-            i = int(np.flatnonzero(~np.isfinite(vals[:, 0]))[0])
-            raise DataError(f"offset({off}) is not finite at row {frame.index[i]!r}")
-        offset += vals[:, 0]
-        offset_specs.append(om.model_spec)
+            i = int(np.flatnonzero(~np.isfinite(vals))[0])
+            raise DataError(
+                f"offset({off}) is {vals[i]:g} at row {_row(frame.index, i)}; offsets must "
+                "be finite (log of a zero exposure?)"
+            )
+        offset += vals
+        offset_specs.append(spec)
 
     # 5. random-effect blocks
     blocks: list[RandomBlock] = []
@@ -418,7 +536,9 @@ def build_design(
         Z = np.ascontiguousarray(zm.to_numpy(dtype=float))
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term `{term}` has no columns")
-        index, labels, per_levels = _group_codes(frame, term.factors)
+        for c, lv in _categorical_levels(zm.model_spec, frame).items():
+            levels.setdefault(c, lv)
+        index, labels, per_levels, combos = _group_codes(frame, term.factors)
         if len(labels) < 2:
             raise DesignError(
                 f"grouping factor `{term.group}` in `{term}` has only one level "
@@ -450,10 +570,17 @@ def build_design(
             )
         )
         block_enc.append(
-            _BlockEncoder(term, zm.model_spec, labels, tuple(tuple(lv) for lv in per_levels))
+            _BlockEncoder(
+                term, zm.model_spec, labels, tuple(tuple(lv) for lv in per_levels), combos
+            )
         )
+    for spec in offset_specs:
+        for c, lv in _categorical_levels(spec, frame).items():
+            levels.setdefault(c, lv)
+    for c in predictors:  # any other non-numeric predictor: its observed levels
+        if c not in group_cols and not _is_numeric(frame[c]):
+            levels.setdefault(c, tuple(_factor_levels(frame[c])))
 
-    predictors = tuple(c for c in used if c not in response_cols and c != trials)
     encoder = _Encoder(
         parsed=parsed,
         fixed_spec=mm.model_spec,
@@ -463,6 +590,7 @@ def build_design(
         predictors=predictors,
         dtypes=dtypes,
         categories=categories,
+        levels=levels,
     )
     return Design(
         y=y,
@@ -473,7 +601,11 @@ def build_design(
         blocks=tuple(blocks),
         family=fam,
         formula=text,
-        response_name=parsed.response if not parsed.is_cbind else f"cbind({parsed.response})",
+        response_name=f"cbind({parsed.response}, {parsed.failures})"
+        if parsed.is_cbind
+        else (
+            parsed.response.strip("`") if _is_column_ref(parsed.response, data) else parsed.response
+        ),
         success_level=success,
         n_input=n_input,
         n_dropped=n_dropped,
@@ -517,7 +649,15 @@ class NewData:
         return int(self.X.shape[0])
 
 
-def _check_new_frame(enc: _Encoder, newdata: pd.DataFrame, need_groups: bool) -> None:
+def _check_new_frame(enc: _Encoder, newdata: pd.DataFrame, need_groups: bool) -> pd.DataFrame:
+    """Validate ``newdata`` and return the frame to hand to formulaic.
+
+    Checks missing columns, missing or non-finite values, numeric columns given as another
+    dtype, and levels of categorical predictors not seen in the fit (formulaic would encode
+    those silently as the reference level).  Categorical predictors are returned as
+    categoricals with the training levels, so a column of another dtype (``"1"`` for ``1``)
+    is encoded the same way.
+    """
     group_cols = {f for b in enc.blocks for f in b.term.factors}
     needed = [c for c in enc.predictors if need_groups or c not in group_cols]
     missing = [c for c in needed if c not in newdata.columns]
@@ -526,39 +666,60 @@ def _check_new_frame(enc: _Encoder, newdata: pd.DataFrame, need_groups: bool) ->
             f"newdata is missing column(s) {', '.join(f'`{c}`' for c in missing)} used by "
             f"the formula `{enc.parsed.formula}`"
         )
+    frame = newdata.loc[:, [c for c in enc.predictors if c in newdata.columns]].reset_index(
+        drop=True
+    )
     for c in needed:
-        col = newdata[c]
-        was_numeric = enc.dtypes[c].startswith(("int", "float", "uint", "bool"))
-        if was_numeric and c not in group_cols and not pd.api.types.is_numeric_dtype(col):
+        col = frame[c]
+        na = col.isna().to_numpy()
+        if na.any():
             raise DesignError(
-                f"column `{c}` was numeric ({enc.dtypes[c]}) in the fitted data but is "
-                f"{col.dtype} in newdata"
+                f"newdata column `{c}` has {int(na.sum())} missing value(s) (first at row "
+                f"{_row(newdata.index, int(np.flatnonzero(na)[0]))})"
             )
-        if col.isna().any():
-            raise DesignError(f"newdata column `{c}` has {int(col.isna().sum())} missing value(s)")
-    # unseen levels of categorical fixed predictors would be silently encoded as the reference
-    for c in enc.fixed_spec.required_variables:
-        if c in newdata.columns and c in enc.categories:
-            new = set(newdata[c].astype(str)) - {str(v) for v in enc.categories[c]}
-            if new:
-                raise DesignError(f"column `{c}` has level(s) {sorted(new)} not seen in the fit")
-        elif c in newdata.columns and not enc.dtypes[c].startswith(("int", "float", "bool")):
-            seen = (
-                {
-                    str(v)
-                    for v in enc.fixed_spec.encoder_state.get(c, (None, {}))[1].get(
-                        "categories", []
-                    )
-                }
-                if isinstance(enc.fixed_spec.encoder_state.get(c), tuple)
-                else None
-            )
-            if seen:
-                new = set(newdata[c].astype(str)) - seen
-                if new:
-                    raise DesignError(
-                        f"column `{c}` has level(s) {sorted(new)} not seen in the fit"
-                    )
+        if c in group_cols and c not in enc.levels:
+            continue  # group labels are matched by value or by their string form
+        was_numeric = enc.dtypes[c].lower().startswith(("int", "float", "uint", "bool"))
+        if was_numeric:
+            if not _is_numeric(col):
+                raise DesignError(
+                    f"column `{c}` was numeric ({enc.dtypes[c]}) in the fitted data but is "
+                    f"{col.dtype} in newdata (first value {col.iloc[0]!r}); convert it with "
+                    "pd.to_numeric"
+                )
+            vals = col.to_numpy(dtype=float)
+            if not np.isfinite(vals).all():
+                i = int(np.flatnonzero(~np.isfinite(vals))[0])
+                raise DesignError(
+                    f"newdata column `{c}` is {vals[i]:g} at row {_row(newdata.index, i)}; "
+                    "values must be finite"
+                )
+        if c in enc.levels:
+            seen = enc.levels[c]
+            codes = _codes(col, seen)
+            if (codes < 0).any():
+                new = list(dict.fromkeys(str(v) for v in col.to_numpy()[codes < 0]))
+                shown = ", ".join(repr(v) for v in new[:6]) + (", ..." if len(new) > 6 else "")
+                raise DesignError(
+                    f"column `{c}` has level(s) {shown} not seen in the fit (levels: "
+                    f"{', '.join(repr(str(v)) for v in seen[:10])}"
+                    f"{', ...' if len(seen) > 10 else ''})"
+                )
+            if not was_numeric:
+                frame[c] = pd.Categorical.from_codes(codes, categories=list(seen))
+    return frame
+
+
+def _apply_spec(spec: Any, frame: pd.DataFrame, what: str) -> np.ndarray:
+    """Materialize ``spec`` on new data; formulaic's data-mismatch warnings become errors."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FormulaicWarning)
+        try:
+            return spec.get_model_matrix(frame, na_action="raise").to_numpy(dtype=float)
+        except (FormulaicWarning, FormulaicError) as exc:
+            raise DesignError(
+                f"newdata cannot be encoded like the fitted data in {what}: {exc}"
+            ) from exc
 
 
 def encode_new_data(design: Design, newdata: pd.DataFrame, need_groups: bool = True) -> NewData:
@@ -577,32 +738,51 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, need_groups: bool = T
     -------
     NewData
         Rows of unseen group levels have index ``-1`` and are flagged in ``unseen``.
+
+    Raises
+    ------
+    DesignError
+        Missing columns, missing or non-finite values, a numeric column given as strings,
+        or a level of a categorical predictor that the fit has not seen.
     """
     enc: _Encoder = design.encoder
     if not isinstance(newdata, pd.DataFrame):
         raise DesignError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
-    _check_new_frame(enc, newdata, need_groups)
-    n = len(newdata)
-    frame = newdata.reset_index(drop=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        X = enc.fixed_spec.get_model_matrix(frame, na_action="raise").to_numpy(dtype=float)
+    if len(newdata) == 0:
+        raise DesignError("newdata has no rows")
+    frame = _check_new_frame(enc, newdata, need_groups)
+    n = len(frame)
+    X = _apply_spec(enc.fixed_spec, frame, "the fixed part")
     X = X[:, list(enc.fixed_keep)] if X.shape[1] else X.reshape(n, 0)
     offset = np.zeros(n)
-    for spec in enc.offset_specs:
-        offset += spec.get_model_matrix(frame, na_action="raise").to_numpy(dtype=float)[:, 0]
+    for spec, off in zip(enc.offset_specs, enc.parsed.offsets, strict=True):
+        with np.errstate(all="ignore"):
+            vals = _apply_spec(spec, frame, f"offset({off})")[:, 0]
+        if not np.isfinite(vals).all():
+            i = int(np.flatnonzero(~np.isfinite(vals))[0])
+            raise DesignError(
+                f"offset({off}) is {vals[i]:g} at row {_row(newdata.index, i)} of newdata; "
+                "offsets must be finite"
+            )
+        offset += vals
     Zs, idxs, unseen, new_levels = [], [], [], []
     for b in enc.blocks:
-        Zs.append(b.spec.get_model_matrix(frame, na_action="raise").to_numpy(dtype=float))
-        if all(f in frame.columns for f in b.term.factors):
-            labels = frame[list(b.term.factors)].astype(str).agg(":".join, axis=1)
-            lookup = {lab: i for i, lab in enumerate(b.levels)}
-            idx = labels.map(lookup).fillna(-1).to_numpy(dtype=np.int64)
+        Zs.append(_apply_spec(b.spec, frame, f"`{b.term}`"))
+        factors = list(b.term.factors)
+        if all(f in frame.columns for f in factors):
+            codes = [_codes(frame[f], lv) for f, lv in zip(factors, b.factor_levels, strict=True)]
+            lookup = {combo: i for i, combo in enumerate(b.combos)}
+            idx = np.fromiter(
+                (lookup.get(combo, -1) for combo in zip(*codes, strict=True)),
+                dtype=np.int64,
+                count=n,
+            )
+            labels = frame[factors].astype(str).agg(":".join, axis=1).to_numpy(dtype=str)
         else:
-            labels = pd.Series(["<new>"] * n)
+            labels = np.full(n, "<new>")
             idx = np.full(n, -1, dtype=np.int64)
         flags = idx < 0
         idxs.append(idx)
         unseen.append(flags)
-        new_levels.append(tuple(pd.unique(labels[flags].to_numpy(dtype=str))))
+        new_levels.append(tuple(str(v) for v in pd.unique(labels[flags])))
     return NewData(X, offset, tuple(Zs), tuple(idxs), tuple(unseen), tuple(new_levels))

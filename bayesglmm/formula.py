@@ -9,6 +9,9 @@ formulaic cannot parse bars, so this module splits a formula such as
 * one :class:`RandomTerm` per random-effect term, with ``a/b`` expanded to ``a`` and
   ``a:b`` and ``||`` marked as uncorrelated.
 
+Column names that are not Python identifiers are written in backticks
+(``(1 | `school id`)``); text inside backticks or quotes is never split.
+
 No data and no PyMC here.  Errors are :class:`~bayesglmm.errors.FormulaError` with the
 formula and a caret under the offending spot.
 """
@@ -16,11 +19,15 @@ formula and a caret under the offending spot.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bayesglmm.errors import FormulaError
 
+__all__ = ["ParsedFormula", "RandomTerm", "parse_formula"]
+
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
+_QUOTES = "`'\""
 
 
 @dataclass(frozen=True)
@@ -30,9 +37,10 @@ class RandomTerm:
     Attributes
     ----------
     expr : str
-        Left-hand side of the bar, e.g. ``"1 + x"`` (formulaic syntax).
+        Left-hand side of the bar, e.g. ``"1 + x"`` (formulaic syntax).  As in lme4 an
+        intercept is implied: ``"x"`` gives the columns ``(Intercept)`` and ``x``.
     group : str
-        Grouping factor label, e.g. ``"g"`` or ``"a:b"``.
+        Grouping factor label, e.g. ``"g"`` or ``"a:b"`` (backticks removed).
     factors : tuple of str
         Columns whose interaction forms the group, e.g. ``("a", "b")``.
     correlated : bool
@@ -45,7 +53,8 @@ class RandomTerm:
     correlated: bool = True
 
     def __str__(self) -> str:
-        return f"({self.expr} {'|' if self.correlated else '||'} {self.group})"
+        group = ":".join(f if _IDENT.match(f) else f"`{f}`" for f in self.factors)
+        return f"({self.expr} {'|' if self.correlated else '||'} {group})"
 
 
 @dataclass(frozen=True)
@@ -86,9 +95,31 @@ def _fail(formula: str, pos: int, message: str) -> FormulaError:
     return FormulaError(f"{message}\n    {formula}\n    {' ' * pos}^")
 
 
+def _scan(text: str) -> Iterator[tuple[int, str, int]]:
+    """Yield ``(position, character, depth)`` for characters outside quotes and backticks.
+
+    ``depth`` is the parenthesis depth before the character.  Quoted text is skipped, so a
+    ``(`` or ``|`` inside a backticked column name or a string never counts.
+    """
+    depth, quote = 0, ""
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in _QUOTES:
+            quote = ch
+            continue
+        yield i, ch, depth
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+
+
 def _check_parens(formula: str) -> None:
     stack: list[int] = []
-    for i, ch in enumerate(formula):
+    for i, ch, _ in _scan(formula):
         if ch == "(":
             stack.append(i)
         elif ch == ")":
@@ -97,22 +128,28 @@ def _check_parens(formula: str) -> None:
             stack.pop()
     if stack:
         raise _fail(formula, stack[-1], "unbalanced parentheses: `(` is never closed")
+    open_quote = -1
+    for i, ch in enumerate(formula):
+        if open_quote >= 0:
+            if ch == formula[open_quote]:
+                open_quote = -1
+        elif ch in _QUOTES:
+            open_quote = i
+    if open_quote >= 0:
+        kind = {"`": "backtick", "'": "single quote", '"': "double quote"}[formula[open_quote]]
+        raise _fail(formula, open_quote, f"unbalanced quotes: this {kind} is never closed")
 
 
 def _split_top(text: str, seps: str, offset: int) -> list[tuple[str, int, str]]:
-    """Split ``text`` at depth-0 separator characters.
+    """Split ``text`` at depth-0 separator characters (outside quotes).
 
-    Returns (piece, absolute start position, preceding separator) triples.
+    Returns (piece, absolute start position, preceding separator) triples; the first
+    piece has the separator ``"+"``.
     """
     out: list[tuple[str, int, str]] = []
-    depth, start, sep = 0, 0, "+"
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif depth == 0 and ch in seps:
-            # a '-' directly after an operator or at start is a unary sign, not a separator
+    start, sep = 0, "+"
+    for i, ch, depth in _scan(text):
+        if depth == 0 and ch in seps:
             out.append((text[start:i], offset + start, sep))
             sep, start = ch, i + 1
     out.append((text[start:], offset + start, sep))
@@ -125,51 +162,76 @@ def _strip_pos(piece: str, pos: int) -> tuple[str, int]:
 
 
 def _find_top(text: str, target: str) -> int:
-    depth = 0
-    for i, ch in enumerate(text):
+    for i, ch, depth in _scan(text):
+        if depth == 0 and ch == target[0] and text.startswith(target, i):
+            return i
+    return -1
+
+
+def _wrapped(text: str) -> bool:
+    """True when ``text`` is ``( ... )`` with the first ``(`` closed by the last ``)``."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return False
+    for i, ch, depth in _scan(text):
+        if ch == ")" and depth == 1:
+            return i == len(text) - 1
+    return False
+
+
+def _stray_bar(text: str) -> int:
+    """Position of a ``|`` inside bare parentheses (not a function call's), or -1."""
+    stack: list[bool] = []  # True for a bare "(", False for a call such as I(...)
+    for i, ch, _ in _scan(text):
         if ch == "(":
-            depth += 1
+            before = text[:i].rstrip()
+            stack.append(not before or not (before[-1].isalnum() or before[-1] in "_.`"))
         elif ch == ")":
-            depth -= 1
-        elif depth == 0 and text.startswith(target, i):
+            stack.pop()
+        elif ch == "|" and (not stack or stack[-1]):
             return i
     return -1
 
 
 def _expand_group(formula: str, group: str, pos: int) -> list[tuple[str, tuple[str, ...]]]:
+    """``a/b/c`` -> ``a``, ``a:b``, ``a:b:c``; ``a:b`` stays one interaction."""
     if not group:
         raise _fail(formula, pos, "empty grouping factor after `|`")
-    parts = [p.strip() for p in group.split("/")]
     out: list[tuple[str, tuple[str, ...]]] = []
     acc: list[str] = []
-    for part in parts:
-        factors = [f.strip() for f in part.split(":")]
-        for f in factors:
-            if not f:
-                raise _fail(formula, pos, f"empty grouping factor in `{group}`")
-            if not _IDENT.match(f):
+    for part, ppos, _ in _split_top(group, "/", pos):
+        for factor, fpos, _ in _split_top(part, ":", ppos):
+            name, fpos = _strip_pos(factor, fpos)
+            if not name:
+                raise _fail(formula, fpos, f"empty grouping factor in `{group}`")
+            if not _IDENT.match(name):
                 raise _fail(
                     formula,
-                    pos,
-                    f"grouping factor `{f}` must be a column name (use `a:b` for an "
-                    "interaction and `a/b` for nesting)",
+                    fpos,
+                    f"grouping factor `{name}` must be a column name (use `a:b` for an "
+                    "interaction, `a/b` for nesting and backticks for other names)",
                 )
-        acc.extend(f.strip("`") for f in factors)
+            acc.append(name.strip("`"))
         out.append((":".join(acc), tuple(acc)))
     return out
 
 
 def _random_term(formula: str, inner: str, pos: int) -> list[RandomTerm]:
+    """Expand the inside of ``( lhs | group )``; ``pos`` is where ``inner`` starts."""
     bar = _find_top(inner, "|")
     double = inner.startswith("||", bar)
+    width = 2 if double else 1
     lhs = inner[:bar].strip()
-    rest = inner[bar + (2 if double else 1) :]
-    if _find_top(rest, "|") >= 0:
-        raise _fail(formula, pos + bar, "a random-effect term has more than one `|`")
+    rest = inner[bar + width :]
+    extra = _find_top(rest, "|")
+    if extra >= 0:
+        raise _fail(
+            formula, pos + bar + width + extra, "a random-effect term has more than one `|`"
+        )
     if not lhs:
         raise _fail(formula, pos + bar, "empty left-hand side before `|`; write `(1 | g)`")
-    group = rest.strip()
-    gpos = pos + bar + (2 if double else 1) + (len(rest) - len(rest.lstrip()))
+    group, gpos = _strip_pos(rest, pos + bar + width)
+    if not group:
+        raise _fail(formula, pos + len(inner), "empty grouping factor after `|`")
     return [
         RandomTerm(expr=lhs, group=label, factors=factors, correlated=not double)
         for label, factors in _expand_group(formula, group, gpos)
@@ -178,11 +240,17 @@ def _random_term(formula: str, inner: str, pos: int) -> list[RandomTerm]:
 
 def _parse_cbind(formula: str, lhs: str, pos: int) -> tuple[str, str] | None:
     m = re.fullmatch(r"cbind\s*\((.*)\)", lhs, flags=re.S)
-    if not m:
+    if not m or not _wrapped(lhs[lhs.index("(") :]):
         return None
     args = _split_top(m.group(1), ",", 0)
     if len(args) != 2 or not all(a.strip() for a, _, _ in args):
-        raise _fail(formula, pos, "cbind() needs exactly two arguments: cbind(successes, failures)")
+        raise _fail(
+            formula,
+            pos,
+            f"cbind() needs exactly two arguments: cbind(successes, failures); got {len(args)}"
+            if len(args) != 2
+            else "cbind() needs exactly two arguments: cbind(successes, failures); one is empty",
+        )
     return args[0][0].strip(), args[1][0].strip()
 
 
@@ -201,28 +269,35 @@ def parse_formula(formula: str) -> ParsedFormula:
     Raises
     ------
     FormulaError
-        On unbalanced parentheses, a missing ``~``, an empty group, a bar outside
-        parentheses or a malformed ``cbind``; the message shows the formula with a caret.
+        On unbalanced parentheses or quotes, a missing or repeated ``~``, an empty response,
+        an empty term, an empty group or left-hand side, a bar outside its own parenthesized
+        term, a removed (``-``) random term, or a malformed ``cbind``/``offset``; the message
+        shows the formula with a caret under the offending spot.
     """
-    if not isinstance(formula, str) or not formula.strip():
+    if not isinstance(formula, str):
+        raise FormulaError(f"the formula must be a string, not {type(formula).__name__}")
+    if not formula.strip():
         raise FormulaError("the formula is empty; write e.g. `y ~ x + (1 | g)`")
     _check_parens(formula)
     tilde = _find_top(formula, "~")
     if tilde < 0:
         raise _fail(formula, len(formula), "the formula has no `~`; write `response ~ terms`")
-    if _find_top(formula[tilde + 1 :], "~") >= 0:
-        raise _fail(formula, tilde + 1 + _find_top(formula[tilde + 1 :], "~"), "more than one `~`")
+    second = _find_top(formula[tilde + 1 :], "~")
+    if second >= 0:
+        raise _fail(formula, tilde + 1 + second, "more than one `~`")
     lhs, lpos = _strip_pos(formula[:tilde], 0)
     if not lhs:
         raise _fail(formula, tilde, "the formula has no response before `~`")
-    bar = _find_top(lhs, "|")
+    bar = _stray_bar(lhs)
     if bar >= 0:
-        raise _fail(formula, lpos + bar, "`|` is only allowed inside parentheses: `(1 | g)`")
+        raise _fail(formula, lpos + bar, "`|` is only allowed in a random-effect term `(1 | g)`")
     cb = _parse_cbind(formula, lhs, lpos)
     response, failures = cb if cb else (lhs, None)
 
     rhs_text = formula[tilde + 1 :]
     rhs_off = tilde + 1
+    if not rhs_text.strip():
+        raise _fail(formula, len(formula), "the formula has no terms after `~`; write `y ~ 1`")
     bar = _find_top(rhs_text, "|")
     if bar >= 0:
         raise _fail(
@@ -233,29 +308,35 @@ def parse_formula(formula: str) -> ParsedFormula:
     fixed: list[str] = []
     offsets: list[str] = []
     random: list[RandomTerm] = []
-    for piece, pos, sign in _split_top(rhs_text, "+-", rhs_off):
-        text, pos = _strip_pos(piece, pos)
+    for k, (piece, start, sign) in enumerate(_split_top(rhs_text, "+-", rhs_off)):
+        text, pos = _strip_pos(piece, start)
         if not text:
-            if sign == "-":
-                raise _fail(formula, pos, "`-` must be followed by a term")
-            if fixed or random or offsets:
-                raise _fail(formula, pos, "empty term (two `+` in a row?)")
-            continue
-        if text.startswith("(") and text.endswith(")") and _find_top(text[1:-1], "|") >= 0:
+            if k == 0:  # a leading sign, as in `y ~ -1 + x`
+                continue
+            raise _fail(formula, start - 1, f"`{sign}` must be followed by a term")
+        while _wrapped(text) and _wrapped(text[1:-1].strip()):  # ((1 | g)) -> (1 | g)
+            text, pos = _strip_pos(text[1:-1], pos + 1)
+        if _wrapped(text) and _find_top(text[1:-1], "|") >= 0:
             if sign == "-":
                 raise _fail(formula, pos, "a random-effect term cannot be removed with `-`")
             random.extend(_random_term(formula, text[1:-1], pos + 1))
             continue
+        stray = _stray_bar(text)
+        if stray >= 0:
+            raise _fail(
+                formula,
+                pos + stray,
+                "a random-effect term must be added on its own, as `+ (1 | g)`",
+            )
         m = re.fullmatch(r"offset\s*\((.*)\)", text, flags=re.S)
-        if m:
+        if m and _wrapped(text[text.index("(") :]):
             if sign == "-" or not m.group(1).strip():
                 raise _fail(formula, pos, "offset() needs one expression, added with `+`")
             offsets.append(m.group(1).strip())
             continue
-        fixed.append(f"{'-' if sign == '-' else '+'} {text}")
-    fixed_str = " ".join(fixed).lstrip("+ ").strip()
-    if fixed_str.startswith("-"):
-        fixed_str = "1 " + fixed_str
+        fixed.append(f"{sign} {text}")
+    fixed_str = " ".join(fixed).strip()
+    fixed_str = fixed_str[2:] if fixed_str.startswith("+ ") else fixed_str
     return ParsedFormula(
         formula=formula,
         response=response,

@@ -1,0 +1,409 @@
+"""The bad-input catalogue (docs/bad_input.md): one test per entry, message pinned.
+
+Every entry raises a named :class:`bayesglmm.BayesGLMMError` or warns with a named
+:class:`bayesglmm.BayesGLMMWarning`, and the message names the column, value, level or term.
+Nothing may come back as a silent NaN or a result of the wrong length.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesglmm as bg
+from bayesglmm.design import build_design, encode_new_data
+from bayesglmm.design_types import Design
+
+# a warning that a test does not ask for is a failure, and so is a stray NumPy RuntimeWarning
+pytestmark = [
+    pytest.mark.filterwarnings("error::bayesglmm.BayesGLMMWarning"),
+    pytest.mark.filterwarnings("error::RuntimeWarning"),
+]
+
+
+@pytest.fixture
+def df() -> pd.DataFrame:
+    """Ten rows, five groups of two."""
+    return pd.DataFrame(
+        {
+            "y": [0, 1, 2, 3, 4, 5, 0, 1, 2, 3],
+            "x": np.linspace(0.0, 1.0, 10),
+            "g": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5],
+        }
+    )
+
+
+def raises(exc: type[Exception], message: str):
+    """``pytest.raises`` with the message pinned literally (a prefix match)."""
+    return pytest.raises(exc, match=re.escape(message))
+
+
+def warns(warning: type[Warning], message: str):
+    return pytest.warns(warning, match=re.escape(message))
+
+
+# --------------------------------------------------------------------------- responses
+@pytest.mark.parametrize(
+    ("y", "message"),
+    [
+        ([0, 1.5, 2, 3, 4, 5, 0, 1, 2, 3], "found 1.5 at row 1 (1 bad value(s))"),
+        ([0, 1, -1, 3, 4, 5, 0, 1, 2, 3], "found -1 at row 2 (1 bad value(s))"),
+        ([0, 1, 2, np.inf, 4, 5, 0, 1, 2, 3], "found inf at row 3 (1 bad value(s))"),
+        ([0, 1, 2, -np.inf, 4, 5, 0, 1, 2, -np.inf], "found -inf at row 3 (2 bad value(s))"),
+    ],
+    ids=["non-integer", "negative", "inf", "-inf"],
+)
+def test_poisson_counts(df, y, message):
+    with raises(bg.DataError, "`y` must hold non-negative integer counts; " + message):
+        build_design("y ~ x + (1 | g)", df.assign(y=y), "poisson")
+
+
+def test_bernoulli_outside_0_1(df):
+    with raises(
+        bg.DataError,
+        "response `y` must be 0/1 for the bernoulli family; found 2 at row 2 "
+        "(6 value(s) outside {0, 1})",
+    ):
+        build_design("y ~ x + (1 | g)", df, "bernoulli")
+
+
+def test_string_response_with_more_than_two_levels(df):
+    with raises(
+        bg.DataError,
+        "response `y` must have exactly two levels for the bernoulli family; "
+        "found 3: 'a', 'b', 'c'",
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(y=list("abcabcabca")), "bernoulli")
+
+
+def test_string_response_for_a_count_family(df):
+    with raises(
+        bg.DataError,
+        "response `y` must be numeric for the poisson family; it is str (first value 'a')",
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(y=list("abcabcabca")), "poisson")
+
+
+def test_gaussian_non_finite_response(df):
+    with raises(bg.DataError, "response `y` must be finite; found inf at row 4"):
+        build_design("y ~ x + (1 | g)", df.assign(y=df.y.where(df.y != 4, np.inf)), "gaussian")
+
+
+def test_binomial_successes_exceed_trials(df):
+    with raises(
+        bg.DataError, "successes exceed trials: failures `n - y` = -1 < 0 at row 5 (1 row(s))"
+    ):
+        build_design("cbind(y, n - y) ~ x + (1 | g)", df.assign(n=4), "binomial")
+
+
+def test_binomial_proportion_above_one(df):
+    with raises(
+        bg.DataError,
+        "with trials=, the response `p` must be a proportion in [0, 1]; found 1.25 at row 5",
+    ):
+        build_design("p ~ x + (1 | g)", df.assign(p=df.y / 4, n=4), "binomial", trials="n")
+
+
+def test_binomial_negative_trials(df):
+    n = [4, 4, 4, 4, 4, 4, -4, 4, 4, 4]
+    with raises(bg.DataError, "`n` must hold non-negative integer trials; found -4 at row 6"):
+        build_design("p ~ x + (1 | g)", df.assign(p=df.y / 8, n=n), "binomial", trials="n")
+
+
+def test_binomial_zero_trials(df):
+    n = [5, 0, 5, 5, 0, 5, 5, 5, 5, 5]
+    with raises(
+        bg.DataError,
+        "`n` is 0 in 2 row(s) (first at row 1); drop them: they carry no information",
+    ):
+        build_design("p ~ x + (1 | g)", df.assign(p=df.y / 5, n=n), "binomial", trials="n")
+
+
+def test_binomial_proportion_not_whole_successes(df):
+    with raises(
+        bg.DataError,
+        "`p` * `n` is not a whole number of successes at row 2: 0.285714 * 5 = 1.42857",
+    ):
+        build_design("p ~ x + (1 | g)", df.assign(p=df.y / 7, n=5), "binomial", trials="n")
+
+
+def test_binomial_without_trials(df):
+    with raises(bg.DataError, "family='binomial' needs cbind(successes, failures)"):
+        build_design("y ~ x + (1 | g)", df, "binomial")
+
+
+def test_cbind_with_another_family(df):
+    with raises(bg.DataError, "cbind() response needs family='binomial', not 'poisson'"):
+        build_design("cbind(y, y) ~ x + (1 | g)", df, "poisson")
+
+
+def test_unknown_family_and_link(df):
+    with raises(bg.DesignError, "unknown family `negbin`; choose one of bernoulli, binomial"):
+        build_design("y ~ x + (1 | g)", df, "negbin")
+    with raises(bg.DesignError, "link `logit` is not available for family `poisson`"):
+        build_design("y ~ x + (1 | g)", df, "poisson", link="logit")
+
+
+def test_non_finite_offset(df):
+    w = np.r_[0.0, np.ones(9)]
+    with raises(
+        bg.DataError,
+        "offset(log(w)) is -inf at row 0; offsets must be finite (log of a zero exposure?)",
+    ):
+        build_design("y ~ x + offset(log(w)) + (1 | g)", df.assign(w=w), "poisson")
+
+
+# --------------------------------------------------------------------------- dropped rows
+@pytest.mark.parametrize(
+    ("column", "values", "count"),
+    [
+        ("x", [0, np.nan, 1, 2, np.inf, 3, 4, 5, 6, -np.inf], 3),
+        ("g", [1, np.nan, 1, 2, 2, 3, 3, 4, 4, 5], 1),
+        ("g", ["a", None, "a", "b", "b", "c", "c", "d", "d", "e"], 1),
+        ("y", [0, 1, np.nan, 3, 4, 5, 0, 1, 2, 3], 1),
+    ],
+    ids=["predictor-nan-inf", "group-nan", "group-str-none", "response-nan"],
+)
+def test_missing_and_non_finite_rows_dropped_with_count(df, column, values, count):
+    with warns(
+        bg.DroppedRowsWarning,
+        f"dropped {count} of 10 rows with missing or non-finite values ({column}: {count}); "
+        f"{10 - count} rows used",
+    ):
+        d = build_design("y ~ x + (1 | g)", df.assign(**{column: values}), "poisson")
+    assert d.n == 10 - count and d.n_dropped == count and d.n_input == 10
+    assert len(d.row_index) == d.X.shape[0] == d.blocks[0].index.shape[0] == d.n
+    assert np.isfinite(d.X).all() and np.isfinite(d.y).all()
+
+
+def test_integer_group_with_nan_keeps_integer_labels(df):
+    with warns(bg.DroppedRowsWarning, "(g: 1)"):
+        d = build_design(
+            "y ~ x + (1 | g)", df.assign(g=[1, np.nan, 1, 2, 2, 3, 3, 4, 4, 5]), "poisson"
+        )
+    assert d.blocks[0].levels == ("1", "2", "3", "4", "5")
+
+
+def test_empty_after_dropping(df):
+    with raises(
+        bg.DesignError,
+        "no rows left: all 10 rows have a missing or non-finite value (per column: `x`: 10)",
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(x=np.nan), "poisson")
+
+
+def test_empty_data(df):
+    with raises(bg.DesignError, "data has no rows"):
+        build_design("y ~ x + (1 | g)", df.iloc[:0], "poisson")
+
+
+def test_data_not_a_frame(df):
+    with raises(bg.DesignError, "data must be a pandas DataFrame, not dict"):
+        build_design("y ~ x + (1 | g)", df.to_dict(), "poisson")
+
+
+# --------------------------------------------------------------------------- formula
+def test_unknown_column_suggests_close_matches(df):
+    with raises(
+        bg.FormulaError,
+        "unknown column `xx` in `xx`; did you mean `x`?\n    y ~ xx + (1 | g)\n        ^",
+    ):
+        build_design("y ~ xx + (1 | g)", df, "poisson")
+
+
+def test_unknown_grouping_column_suggests_case_match(df):
+    with raises(
+        bg.FormulaError,
+        "unknown column `G` in `(1 | G)`; did you mean `g`?\n    y ~ x + (1 | G)\n"
+        "                 ^",
+    ):
+        build_design("y ~ x + (1 | G)", df, "poisson")
+
+
+def test_unknown_column_in_toenail(load):
+    with raises(
+        bg.FormulaError, "unknown column `treatmnt` in `treatmnt`; did you mean `treatment`?"
+    ):
+        build_design("outcome ~ treatmnt + (1 | patientID)", load("toenail"), "bernoulli")
+
+
+def test_formula_syntax_error_has_caret(df):
+    with raises(
+        bg.FormulaError,
+        "unbalanced parentheses: `(` is never closed\n    y ~ x + (1 | g\n            ^",
+    ):
+        build_design("y ~ x + (1 | g", df, "poisson")
+
+
+# --------------------------------------------------------------------------- grouping factors
+def test_group_with_one_level(df):
+    with raises(
+        bg.DesignError,
+        "grouping factor `g` in `(1 | g)` has only one level ('1'); a random effect needs "
+        "at least two",
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(g=1), "poisson")
+
+
+def test_as_many_levels_as_rows_under_bernoulli(df):
+    with warns(
+        bg.IdentifiabilityWarning,
+        "grouping factor `g` has as many levels as rows (10) under a bernoulli response: the "
+        "random-effect variance is not identifiable",
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(g=range(10), y=[0, 1] * 5), "bernoulli")
+
+
+def test_fewer_than_five_levels(df):
+    with warns(
+        bg.IdentifiabilityWarning,
+        "grouping factor `g` has only 2 levels: its SD is weakly identified (use at least 5 "
+        "levels, or treat it as a fixed effect)",
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(g=[1] * 5 + [2] * 5), "poisson")
+
+
+# --------------------------------------------------------------------------- fixed part
+def test_rank_deficiency(df):
+    with warns(
+        bg.RankDeficiencyWarning,
+        "fixed-effect model matrix is rank deficient so dropping 1 column(s): x2",
+    ):
+        d = build_design("y ~ x + x2 + (1 | g)", df.assign(x2=3 * df.x), "poisson")
+    assert d.x_names == ("(Intercept)", "x")
+
+
+def test_unused_categorical_levels(df):
+    f = pd.Categorical(list("ababababab"), categories=list("abc"))
+    with warns(
+        bg.RankDeficiencyWarning, "categorical column `f` has unused level(s) 'c'; they are dropped"
+    ):
+        d = build_design("y ~ x + f + (1 | g)", df.assign(f=f), "poisson")
+    assert d.x_names == ("(Intercept)", "x", "fb")  # no all-zero `fc` column
+
+
+# --------------------------------------------------------------------------- new data
+@pytest.fixture
+def fitted(df) -> Design:
+    data = df.assign(
+        f=list("ababcabcab"),
+        v=[1, 2, 3, 1, 2, 3, 1, 2, 3, 1],
+        c=pd.Categorical(list("uvuvuvuvuw"), categories=["u", "v", "w"]),
+        w=np.arange(1.0, 11.0),
+    )
+    return build_design("y ~ x + f + C(v) + c + offset(log(w)) + (1 | g)", data, "poisson")
+
+
+def _new(**changes) -> pd.DataFrame:
+    base = pd.DataFrame(
+        {
+            "x": [0.5, 0.25],
+            "f": ["a", "c"],
+            "v": [1, 3],
+            "c": ["u", "w"],
+            "w": [1.0, 2.0],
+            "g": [1, 5],
+        }
+    )
+    return base.assign(**changes)
+
+
+def test_newdata_valid_is_encoded(fitted):
+    nd = encode_new_data(fitted, _new())
+    assert nd.X.shape == (2, fitted.k) and np.isfinite(nd.X).all()
+    assert nd.index[0].tolist() == [0, 4]
+
+
+def test_newdata_missing_columns(fitted):
+    with raises(
+        bg.DesignError,
+        "newdata is missing column(s) `x`, `w` used by the formula "
+        "`y ~ x + f + C(v) + c + offset(log(w)) + (1 | g)`",
+    ):
+        encode_new_data(fitted, _new().drop(columns=["x", "w"]))
+
+
+def test_newdata_numeric_column_as_strings(fitted):
+    with raises(
+        bg.DesignError,
+        "column `x` was numeric (float64) in the fitted data but is str in newdata (first "
+        "value '0.5'); convert it with pd.to_numeric",
+    ):
+        encode_new_data(fitted, _new(x=["0.5", "0.25"]))
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        (
+            "f",
+            ["a", "zz"],
+            "column `f` has level(s) 'zz' not seen in the fit (levels: 'a', 'b', 'c')",
+        ),
+        (
+            "c",
+            ["u", "q"],
+            "column `c` has level(s) 'q' not seen in the fit (levels: 'u', 'v', 'w')",
+        ),
+        ("v", [1, 4], "column `v` has level(s) '4' not seen in the fit (levels: '1', '2', '3')"),
+    ],
+    ids=["string", "categorical", "C(numeric)"],
+)
+def test_newdata_unseen_level_of_fixed_predictor(fitted, column, values, message):
+    """formulaic would encode these rows as the reference level, silently: we raise."""
+    with raises(bg.DesignError, message):
+        encode_new_data(fitted, _new(**{column: values}))
+
+
+def test_newdata_categorical_given_as_other_dtype(fitted):
+    """A categorical column passed as plain strings, in another order, encodes the same."""
+    a = encode_new_data(fitted, _new())
+    b = encode_new_data(
+        fitted, _new(c=pd.Categorical(["u", "w"], categories=["w", "u"]), f=["a", "c"])
+    )
+    np.testing.assert_array_equal(a.X, b.X)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"x": [np.nan, 1.0]}, "newdata column `x` has 1 missing value(s) (first at row 0)"),
+        ({"x": [0.0, np.inf]}, "newdata column `x` is inf at row 1; values must be finite"),
+        ({"g": [1, None]}, "newdata column `g` has 1 missing value(s) (first at row 1)"),
+        ({"w": [0.0, 1.0]}, "offset(log(w)) is -inf at row 0 of newdata; offsets must be finite"),
+    ],
+    ids=["nan-predictor", "inf-predictor", "nan-group", "bad-offset"],
+)
+def test_newdata_missing_or_non_finite(fitted, changes, message):
+    with raises(bg.DesignError, message):
+        encode_new_data(fitted, _new(**changes))
+
+
+def test_newdata_empty_or_not_a_frame(fitted):
+    with raises(bg.DesignError, "newdata has no rows"):
+        encode_new_data(fitted, _new().iloc[:0])
+    with raises(bg.DesignError, "newdata must be a pandas DataFrame, not dict"):
+        encode_new_data(fitted, _new().to_dict())
+
+
+def test_newdata_unseen_group_level_is_flagged_not_an_error(fitted):
+    nd = encode_new_data(fitted, _new(g=[5, 99]))
+    assert nd.index[0].tolist() == [4, -1] and nd.new_levels[0] == ("99",)
+
+
+def test_all_messages_are_package_errors():
+    """Every class used in the catalogue derives from the package roots."""
+    for exc in (bg.DataError, bg.DesignError, bg.FormulaError):
+        assert issubclass(exc, bg.BayesGLMMError) and issubclass(exc, ValueError)
+    for w in (bg.DroppedRowsWarning, bg.IdentifiabilityWarning, bg.RankDeficiencyWarning):
+        assert issubclass(w, bg.BayesGLMMWarning)
+
+
+def test_no_warning_for_clean_data(df):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_design("y ~ x + (1 | g)", df, "poisson")
