@@ -21,13 +21,13 @@ import warnings
 from typing import Any
 
 import numpy as np
-import xarray as xr
 from scipy import optimize
 
 from bayesglmm.design_types import Design
+from bayesglmm.draws import draws_to_tree
 from bayesglmm.errors import ConvergenceWarning, InferenceError
 from bayesglmm.inference.laplace import LaplaceObjective, _num_grad, _num_hessian, fit_ml
-from bayesglmm.priors import PriorSet, block_labels
+from bayesglmm.priors import PriorSet
 
 
 def _log_prior(design: Design, priors: PriorSet, beta: np.ndarray, sds: np.ndarray) -> float:
@@ -45,6 +45,18 @@ def _log_prior(design: Design, priors: PriorSet, beta: np.ndarray, sds: np.ndarr
             lp += float(p.logpdf(sds[k]))
             k += 1
     return lp
+
+
+def _block_covs(design: Design, sds: np.ndarray) -> list[list[np.ndarray]]:
+    """Diagonal covariance per block and draw from the (S, n_theta) SD draws."""
+    out = []
+    for row in sds:
+        pos, covs = 0, []
+        for b in design.blocks:
+            covs.append(np.diag(row[pos : pos + b.n_terms] ** 2))
+            pos += b.n_terms
+        out.append(covs)
+    return out
 
 
 def fit_bayes_laplace(
@@ -134,27 +146,8 @@ def fit_bayes_laplace(
             r_draws[i][s] = uu @ Lk.T
             off += b.n_levels * b.n_terms
     obj.u = np.zeros(obj.q)
-    labels = block_labels(design)
-    coords: dict[str, Any] = {"chain": [0], "draw": np.arange(draws)}
-    data: dict[str, Any] = {}
-    slope_idx = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
-    if "(Intercept)" in design.x_names:
-        data["Intercept"] = (("chain", "draw"), betas[None, :, design.x_names.index("(Intercept)")])
-    if slope_idx:
-        coords["fixed"] = [design.x_names[i] for i in slope_idx]
-        data["beta"] = (("chain", "draw", "fixed"), betas[None][:, :, slope_idx])
-    pos = 0
-    for label, b, r in zip(labels, design.blocks, r_draws, strict=True):
-        coords[f"{label}__term"] = list(b.terms)
-        coords[f"{label}__level"] = list(b.levels)
-        data[f"sd_{label}"] = (
-            ("chain", "draw", f"{label}__term"),
-            sds[None, :, pos : pos + b.n_terms],
-        )
-        data[f"r_{label}"] = (("chain", "draw", f"{label}__level", f"{label}__term"), r[None])
-        pos += b.n_terms
-    post = xr.Dataset(data, coords=coords)
-    tree = xr.DataTree.from_dict({"posterior": post})
+    covs = _block_covs(design, sds)
+    tree = draws_to_tree(design, betas, covs, [[r[s] for r in r_draws] for s in range(draws)])
     info = {
         "converged": bool(res.success),
         "nagq": nagq,

@@ -1,0 +1,50 @@
+"""Arrays of draws -> a DataTree with the variable names and coords NUTS uses.
+
+Shared by the engines that make draws outside PyMC (Bayesian Laplace) and by the
+parametric bootstrap, so every results function reads them unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from bayesglmm.design_types import Design
+from bayesglmm.priors import block_labels
+
+
+def draws_to_tree(
+    design: Design, betas: np.ndarray, covs: list[list[np.ndarray]], ranefs: list[list[np.ndarray]]
+) -> Any:
+    """A one-chain DataTree with the NUTS variable names from arrays of draws.
+
+    ``betas`` is (S, k); ``covs[s][i]`` and ``ranefs[s][i]`` are block ``i``'s covariance and
+    random effects in draw ``s``.
+    """
+    labels = block_labels(design)
+    S = betas.shape[0]
+    coords: dict[str, Any] = {"chain": [0], "draw": np.arange(S)}
+    data: dict[str, Any] = {}
+    slopes = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
+    if "(Intercept)" in design.x_names:
+        data["Intercept"] = (("chain", "draw"), betas[None, :, design.x_names.index("(Intercept)")])
+    if slopes:
+        coords["fixed"] = [design.x_names[i] for i in slopes]
+        data["beta"] = (("chain", "draw", "fixed"), betas[None][:, :, slopes])
+    for i, (lab, b) in enumerate(zip(labels, design.blocks, strict=True)):
+        cov = np.stack([c[i] for c in covs])
+        sd = np.sqrt(np.einsum("sii->si", cov))
+        coords[f"{lab}__term"] = list(b.terms)
+        coords[f"{lab}__term_b"] = list(b.terms)
+        coords[f"{lab}__level"] = list(b.levels)
+        data[f"sd_{lab}"] = (("chain", "draw", f"{lab}__term"), sd[None])
+        if b.correlated:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cor = cov / (sd[:, :, None] * sd[:, None, :])
+            cor = np.nan_to_num(cor)
+            data[f"cor_{lab}"] = (("chain", "draw", f"{lab}__term", f"{lab}__term_b"), cor[None])
+        r = np.stack([m[i] for m in ranefs])
+        data[f"r_{lab}"] = (("chain", "draw", f"{lab}__level", f"{lab}__term"), r[None])
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(data, coords=coords)})
