@@ -6,7 +6,9 @@ The steps mirror lme4's ``lFormula``/``mkReTrms``:
 2. build the model frame from the used columns, dropping rows with a missing or non-finite
    value (counted and reported, as lme4 does);
 3. validate the response for the family;
-4. build the fixed-effect matrix with formulaic, drop aliased columns;
+4. build the fixed-effect matrix with formulaic, drop aliased columns; for binary and
+   binomial responses, check it for (quasi-)complete separation
+   (:mod:`bayesglmm.separation`);
 5. build one :class:`~bayesglmm.design_types.RandomBlock` per random term: per-row term
    values and an integer group index (never a dense indicator matrix);
 6. keep the encoding state so new data can be encoded the same way
@@ -40,6 +42,7 @@ from bayesglmm.errors import (
 )
 from bayesglmm.families import Family, get_family
 from bayesglmm.formula import ParsedFormula, RandomTerm, parse_formula
+from bayesglmm.separation import detect_separation, separation_message
 
 __all__ = ["build_design", "encode_new_data", "NewData", "r_name"]
 
@@ -404,7 +407,9 @@ def build_design(
         When aliased fixed-effect columns are dropped (named), or a categorical predictor
         has unused levels (named; they are dropped).
     IdentifiabilityWarning
-        For grouping factors with fewer than 5 levels, or one level per row (bernoulli).
+        For grouping factors with fewer than 5 levels, or one level per row (bernoulli); for
+        (quasi-)complete separation of a bernoulli or binomial response by the fixed effects
+        (the columns are named).
     """
     if not isinstance(data, pd.DataFrame):
         raise DesignError(f"data must be a pandas DataFrame, not {type(data).__name__}")
@@ -513,6 +518,10 @@ def build_design(
     X = np.ascontiguousarray(X_all[:, keep])
     x_names = tuple(names_all[j] for j in keep)
     levels = _categorical_levels(mm.model_spec, frame)
+    if fam.is_binomial:
+        sep = detect_separation(X, y, n_trials, x_names)
+        if sep is not None:
+            warnings.warn(separation_message(sep), IdentifiabilityWarning, stacklevel=2)
 
     # offsets
     offset = np.zeros(len(frame))

@@ -22,6 +22,7 @@ from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
 from bayesglmm.errors import BayesGLMMError, ConvergenceWarning, SamplerWarning
 from bayesglmm.priors import PriorSet, block_labels
+from bayesglmm.separation import ML_UNRELIABLE
 
 BAYESIAN_METHODS = ("nuts", "laplace", "advi", "fullrank_advi")
 METHOD_LABELS = {
@@ -494,6 +495,16 @@ class GLMMFit:
                 bool(ml.singular),
                 "a variance is 0: simplify the random-effect structure",
             )
+            if self.method == "ml" and self.design.family.is_binomial:
+                sep = [m for m in ml.messages if m.startswith(ML_UNRELIABLE)]
+                add(
+                    "separation",
+                    bool(sep),
+                    "False",
+                    bool(sep),
+                    "ML estimates are unreliable (infinite): fit with a Bayesian method (the "
+                    "priors keep the posterior proper) or merge the separating levels",
+                )
         if self.method in ("advi", "fullrank_advi", "laplace"):
             conv = self.options.get("converged")
             add(

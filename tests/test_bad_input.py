@@ -286,6 +286,90 @@ def test_unused_categorical_levels(df):
     assert d.x_names == ("(Intercept)", "x", "fb")  # no all-zero `fc` column
 
 
+_SEPARATED = (
+    "separation in the fixed effects: {what}; the ML estimates are unreliable (infinite); the "
+    "Bayesian fit's priors keep the posterior proper"
+)
+
+
+def test_complete_separation(df):
+    """Every row with x > 0.5 is a success, every other a failure."""
+    with warns(
+        bg.IdentifiabilityWarning,
+        "complete " + _SEPARATED.format(what="`x` separates the outcome"),
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(y=(df.x > 0.5).astype(int)), "bernoulli")
+
+
+def test_quasi_complete_separation(df):
+    """Level `c` has only failures; the other rows overlap."""
+    data = df.assign(f=list("abcabcabca"), y=[0, 1, 0, 1, 0, 0, 0, 1, 0, 1])
+    with warns(
+        bg.IdentifiabilityWarning,
+        "quasi-complete " + _SEPARATED.format(what="`fc` separates the outcome"),
+    ):
+        build_design("y ~ x + f + (1 | g)", data, "bernoulli")
+
+
+def test_quasi_complete_separation_binomial(df):
+    """Binomial rows with 0 < y < n count as both outcomes; level `b` has only successes."""
+    data = df.assign(f=list("aabbaabbaa"), s=[1, 2, 3, 3, 1, 0, 3, 3, 2, 1], n=3)
+    with warns(
+        bg.IdentifiabilityWarning,
+        "quasi-complete " + _SEPARATED.format(what="`fb` separates the outcome"),
+    ):
+        build_design("cbind(s, n - s) ~ x + f + (1 | g)", data, "binomial")
+
+
+def test_constant_outcome_is_complete_separation(df):
+    with warns(
+        bg.IdentifiabilityWarning,
+        "complete "
+        + _SEPARATED.format(
+            what="every row is a failure, so no predictor is needed to separate the outcome"
+        ),
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(y=0), "bernoulli")
+
+
+@pytest.mark.parametrize(
+    ("name", "formula"),
+    [
+        ("toenail", "outcome ~ treatment * time + (1 | patientID)"),
+        ("polls", "bush ~ black + female + edu_label + age_label + (1 | state)"),
+        ("hdp", "remission ~ Age + Married + IL6 + (1 | DID)"),
+    ],
+)
+def test_no_separation_in_course_data(load, name, formula):
+    """The control: overlapping data never warn (polls only says it dropped rows)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_design(formula, load(name), "bernoulli")
+    assert [w.category for w in caught] in ([], [bg.DroppedRowsWarning])
+
+
+def test_no_separation_warning_for_overlapping_bernoulli(df):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_design("y ~ x + (1 | g)", df.assign(y=[0, 1] * 5), "bernoulli")
+
+
+def test_ml_fit_says_separated_estimates_are_unreliable(df):
+    """The ML fit repeats it in its messages and its diagnostics."""
+    data = df.assign(y=(df.x > 0.5).astype(int))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = bg.GLMM("y ~ x + (1 | g)", data, family="bernoulli").fit(method="ml")
+    message = (
+        "ML estimates are unreliable (infinite): complete separation in the fixed effects "
+        "(`(Intercept)`, `x`)"
+    )
+    assert message in fit.ml.messages
+    assert message in [str(w.message) for w in caught if w.category is bg.IdentifiabilityWarning]
+    row = fit.diagnostics().set_index("check").loc["separation"]
+    assert row["status"] == "warn" and "unreliable" in row["advice"]
+
+
 # --------------------------------------------------------------------------- new data
 @pytest.fixture
 def fitted(df) -> Design:

@@ -59,12 +59,13 @@ from bayesglmm.inference.pirls import (
     saturated_loglik,
     weighted_lmm_fit,
 )
+from bayesglmm.separation import ML_UNRELIABLE, detect_separation
 
 __all__ = ["AGQError", "LaplaceEval", "LaplaceObjective", "fit_ml", "saturated_loglik"]
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
 _SINGULAR_MSG = "boundary (singular) fit: see help('isSingular')"
-_SEPARATION_MSG = "estimates are unreliable: (quasi-)complete separation"
+_SEPARATION_MSG = ML_UNRELIABLE  # every separation message starts so
 
 
 class AGQError(InferenceError, ValueError):
@@ -589,12 +590,32 @@ def _is_singular(layout: ThetaLayout, theta: np.ndarray) -> bool:
 def _check_separation(
     design: Design, beta: np.ndarray, vcov: np.ndarray, messages: list[str]
 ) -> None:
+    """Say that the estimates are unreliable under (quasi-)complete separation.
+
+    Binary and binomial designs get the LP test of :mod:`bayesglmm.separation` (which names
+    the columns); a huge estimate or SE (``|beta| > 15``, ``SE > 50``) is the fallback sign for
+    separation the fixed effects alone do not show, and for Poisson (an all-zero level).
+    """
     if not design.family.is_binomial and design.family.name != "poisson":
         return
-    se = np.sqrt(np.diag(vcov)) if np.all(np.isfinite(vcov)) else np.full(beta.size, np.inf)
-    if np.any(np.abs(beta) > 15.0) or np.any(se > 50.0):
-        messages.append(_SEPARATION_MSG)
-        warnings.warn(_SEPARATION_MSG, IdentifiabilityWarning, stacklevel=4)
+    msg = None
+    if design.family.is_binomial:
+        sep = detect_separation(design.X, design.y, design.trials, design.x_names)
+        if sep is not None:
+            cols = ", ".join(f"`{c}`" for c in sep.columns)
+            msg = (
+                f"{_SEPARATION_MSG} (infinite): {sep.kind} separation in the fixed effects ({cols})"
+            )
+    if msg is None:
+        se = np.sqrt(np.diag(vcov)) if np.all(np.isfinite(vcov)) else np.full(beta.size, np.inf)
+        if np.any(np.abs(beta) > 15.0) or np.any(se > 50.0):
+            msg = (
+                f"{_SEPARATION_MSG}: |estimate| > 15 or SE > 50, a sign of (quasi-)complete "
+                "separation"
+            )
+    if msg is not None:
+        messages.append(msg)
+        warnings.warn(msg, IdentifiabilityWarning, stacklevel=4)
 
 
 def _fit_gaussian(design: Design, *, start: dict | None, t0: float) -> MLEstimate:
