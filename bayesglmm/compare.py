@@ -20,8 +20,12 @@ def _unique_labels(fits: Sequence) -> list[str]:  # noqa: ANN001
     return labels
 
 
-def _param_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
-    """Parameter name -> draws (S,) (ML: one value)."""
+def param_draws(fit, *, extras: bool = True) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Parameter name -> draws ``(S,)`` (ML: one value): fixed effects and group SDs.
+
+    With ``extras`` also the group correlations, ``sigma`` and the latent-scale ICCs.  Shared
+    by :func:`compare`, :func:`bayesglmm.plots.plot_compare` and SBC.
+    """
     out: dict[str, np.ndarray] = {}
     B = fit.draws_fixed()
     for j, name in enumerate(fit.design.x_names):
@@ -31,13 +35,15 @@ def _param_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
         sd = np.sqrt(np.einsum("sii->si", cov))
         for j, t in enumerate(b.terms):
             out[f"sd({b.group}: {t})"] = sd[:, j]
-        if b.correlated:
+        if extras and b.correlated:
             for j in range(b.n_terms):
                 for k in range(j + 1, b.n_terms):
                     with np.errstate(invalid="ignore", divide="ignore"):
                         out[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = cov[:, j, k] / (
                             sd[:, j] * sd[:, k]
                         )
+    if not extras:
+        return out
     s = fit.draws_sigma()
     if s is not None:
         out["sigma"] = s
@@ -75,7 +81,7 @@ def compare(fits: Sequence, reference: int | str | None = None) -> pd.DataFrame:
     if not fits:
         raise BayesGLMMError("compare() needs at least one fit")
     labels = _unique_labels(fits)
-    per = [_param_draws(f) for f in fits]
+    per = [param_draws(f) for f in fits]
     names = list(dict.fromkeys(k for p in per for k in p))
     table = pd.DataFrame(
         {

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import special  # noqa: E402
 
+from bayesglmm.compare import param_draws  # noqa: E402
 from bayesglmm.icc import hdi  # noqa: E402
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -26,19 +27,14 @@ def _interval(draws: np.ndarray, prob: float = 0.94) -> tuple[float, float, floa
     return float(np.mean(draws)), lo, hi
 
 
-def _param_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
-    out = {}
-    B = fit.draws_fixed()
-    se = None if fit.is_bayesian else np.sqrt(np.diag(np.asarray(fit.ml.vcov_beta)))
-    for j, name in enumerate(fit.design.x_names):
-        if se is not None:
-            out[name] = np.array([B[0, j], B[0, j] - 1.96 * se[j], B[0, j] + 1.96 * se[j]])
-        else:
-            out[name] = B[:, j]
-    for i, b in enumerate(fit.design.blocks):
-        sd = np.sqrt(np.einsum("sii->si", fit.draws_cov(i)))
-        for j, t in enumerate(b.terms):
-            out[f"sd {b.group}: {t}"] = sd[:, j]
+def _forest_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Fixed effects and group SDs; an ML fit's fixed effects as (estimate, Wald 95% bounds)."""
+    out = param_draws(fit, extras=False)
+    if not fit.is_bayesian:
+        est = fit.draws_fixed()[0]
+        se = np.sqrt(np.diag(np.asarray(fit.ml.vcov_beta)))
+        for j, name in enumerate(fit.design.x_names):
+            out[name] = np.array([est[j], est[j] - 1.96 * se[j], est[j] + 1.96 * se[j]])
     return out
 
 
@@ -48,7 +44,7 @@ def plot_compare(fits: Sequence, prob: float = 0.94, figsize: tuple[float, float
     Bayesian fits show the posterior mean and a ``prob`` HDI; ML fits the estimate with a
     Wald 95% interval for fixed effects (point only for SDs).
     """
-    per = [_param_draws(f) for f in fits]
+    per = [_forest_draws(f) for f in fits]
     names = list(dict.fromkeys(k for p in per for k in p))
     n = len(names)
     fig, ax = plt.subplots(figsize=figsize or (7.5, 0.45 * n * max(1, len(fits)) / 2 + 1.5))

@@ -166,7 +166,7 @@ _WORKER_CACHE: dict[Any, Any] = {}
 def _one(
     model: Any, seed: Any, method: str, fit_kwargs: dict[str, Any], n_draws: int
 ) -> dict[str, Any]:
-    from bayesglmm.compare import _param_draws
+    from bayesglmm.compare import param_draws
 
     rng = np.random.default_rng(seed)
     y, truth = simulate_from_prior(model, rng)
@@ -174,7 +174,7 @@ def _one(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = sim_model.fit(method=method, **fit_kwargs)
-    draws = _param_draws(fit)
+    draws = param_draws(fit)
     ranks = {}
     for name, true in truth.items():
         dr = draws[name]

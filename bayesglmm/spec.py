@@ -73,7 +73,7 @@ import difflib
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -196,6 +196,12 @@ _SIM_KINDS = ("logistic",)
 
 
 # ---------------------------------------------------------------------- methods
+def _did_you_mean(word: str, choices: Sequence[str], n: int = 2, joiner: str = ", ") -> str:
+    """``"; did you mean `a`, `b`?"`` for the close matches of ``word`` (``""`` for none)."""
+    close = difflib.get_close_matches(word, list(choices), n=n)
+    return f"; did you mean {joiner.join(f'`{c}`' for c in close)}?" if close else ""
+
+
 def parse_method(text: str) -> tuple[str, dict[str, Any]]:
     """Turn a method string into ``(method, kwargs)`` for :meth:`bayesglmm.GLMM.fit`.
 
@@ -227,8 +233,7 @@ def parse_method(text: str) -> tuple[str, dict[str, Any]]:
         return ("pql", {"dispersion": "fixed"})
     if item in METHOD_NAMES:
         return (item, {})
-    close = difflib.get_close_matches(item, [*METHOD_NAMES, "agq:25"], n=2)
-    hint = f"; did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
+    hint = _did_you_mean(item, [*METHOD_NAMES, "agq:25"], joiner=" or ")
     raise SpecError(f"unknown method `{item}`{hint} (valid: {', '.join(METHOD_NAMES)}, agq:<Q>)")
 
 
@@ -311,8 +316,7 @@ class _Checker:
     def table(self, d: Mapping[str, Any], schema: _Schema, where: str) -> None:
         for key in d:
             if key not in schema:
-                close = difflib.get_close_matches(key, list(schema), n=3)
-                hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+                hint = _did_you_mean(key, list(schema), n=3)
                 raise self.fail(
                     f"unknown key `{key}` in {where}{hint} (valid: {', '.join(schema)})"
                 )
@@ -336,10 +340,14 @@ class _Checker:
             out[str(k)] = float(v)
         return out
 
-    def positive(self, d: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
+    def positive(
+        self, d: Mapping[str, Any], keys: tuple[str, ...], where: str, *, zero_ok: bool = False
+    ) -> None:
+        """Keys that must be > 0 (>= 0 with ``zero_ok``), when present."""
         for k in keys:
-            if k in d and not d[k] > 0:
-                raise self.fail(f"key `{k}` in {where} must be positive, got {d[k]!r}")
+            if k in d and not (d[k] >= 0 if zero_ok else d[k] > 0):
+                need = ">= 0" if zero_ok else "positive"
+                raise self.fail(f"key `{k}` in {where} must be {need}, got {d[k]!r}")
 
 
 # ---------------------------------------------------------------------- references
@@ -600,11 +608,9 @@ class ModelSpec:
                 dataset = data["dataset"]
                 names = list(datasets.list()["name"])
                 if dataset not in names:
-                    close = difflib.get_close_matches(dataset, names, n=2)
-                    hint = f"; did you mean {', '.join(f'`{n}`' for n in close)}?" if close else ""
                     raise c.fail(
-                        f"unknown dataset `{dataset}` in [data]{hint} (available: "
-                        f"{', '.join(names)})"
+                        f"unknown dataset `{dataset}` in [data]{_did_you_mean(dataset, names)} "
+                        f"(available: {', '.join(names)})"
                     )
             else:
                 p = Path(data["csv"])
@@ -625,9 +631,7 @@ class ModelSpec:
             if sim["kind"] == "logistic" and family != "bernoulli":
                 raise c.fail(f'a logistic simulation needs family = "bernoulli", not `{family}`')
             c.positive(sim, ("n_clusters", "n_per_cluster"), "[simulation]")
-            for k in ("ri_sd", "rs_sd"):
-                if sim[k] < 0:
-                    raise c.fail(f"key `{k}` in [simulation] must be >= 0, got {sim[k]!r}")
+            c.positive(sim, ("ri_sd", "rs_sd"), "[simulation]", zero_ok=True)
             if sim.get("x_min", -8.0) >= sim.get("x_max", 4.0):
                 raise c.fail("[simulation] needs x_min < x_max")
             simulation = _freeze(sim)
@@ -638,11 +642,9 @@ class ModelSpec:
         for key, value in priors.items():
             cls_ = key.split(":", 1)[0]
             if cls_ not in _PRIOR_CLASSES:
-                close = difflib.get_close_matches(cls_, _PRIOR_CLASSES, n=2)
-                hint = f"; did you mean {', '.join(f'`{n}`' for n in close)}?" if close else ""
                 raise c.fail(
-                    f"unknown prior key `{key}` in [priors]{hint} (classes: "
-                    f"{', '.join(_PRIOR_CLASSES)}, optionally `<class>:<name>`)"
+                    f"unknown prior key `{key}` in [priors]{_did_you_mean(cls_, _PRIOR_CLASSES)} "
+                    f"(classes: {', '.join(_PRIOR_CLASSES)}, optionally `<class>:<name>`)"
                 )
             try:
                 prior = as_prior(value, key)
@@ -659,8 +661,7 @@ class ModelSpec:
         nuts = d.get("nuts", {})
         c.table(nuts, _NUTS, "[nuts]")
         c.positive(nuts, ("draws", "chains", "cores"), "[nuts]")
-        if "tune" in nuts and nuts["tune"] < 0:
-            raise c.fail(f"key `tune` in [nuts] must be >= 0, got {nuts['tune']!r}")
+        c.positive(nuts, ("tune",), "[nuts]", zero_ok=True)
         if "target_accept" in nuts and not 0 < nuts["target_accept"] < 1:
             raise c.fail("key `target_accept` in [nuts] must be between 0 and 1")
 
