@@ -68,6 +68,7 @@ class GLMM:
         self.centered = bool(centered)
         self.trials = trials
         self._pymc_model: Any = None
+        self._kernel: Any = None
 
     def __repr__(self) -> str:
         d = self.design
@@ -109,6 +110,29 @@ class GLMM:
         with self.build():
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
+    def kernel_layout(self) -> Any:
+        """The fused NUTS kernel's layout (cached), or None when the model is outside it."""
+        if not hasattr(self, "_kernel") or self._kernel is None:
+            from bayesglmm.inference.nuts_kernel import kernel_layout
+
+            self._kernel = kernel_layout(self.design, self.priors, centered=self.centered) or False
+        return self._kernel or None
+
+    def _sample_nuts(self, options: dict[str, Any]) -> Any:
+        from bayesglmm.inference.mcmc import interactive, resolve_sampler, sample_nuts
+
+        layout = self.kernel_layout()
+        sampler = resolve_sampler(options.get("sampler", "auto"), layout is not None)
+        options["sampler"] = sampler
+        if sampler != "kernel":
+            return sample_nuts(self.build(), **options)
+        from bayesglmm.inference.kernel_nuts import sample_kernel_nuts
+
+        opts = {k: v for k, v in options.items() if k != "sampler"}
+        if opts.get("progressbar") is None:
+            opts["progressbar"] = interactive()
+        return sample_kernel_nuts(self.design, self.priors, layout, **opts)
+
     # ------------------------------------------------------------------ fitting
     def fit(self, method: Method = "nuts", **kwargs: Any) -> GLMMFit:
         """Fit the model.
@@ -116,8 +140,11 @@ class GLMM:
         Parameters
         ----------
         method : {"nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"}
-            ``nuts``: PyMC NUTS (``draws``, ``tune``, ``chains``, ``cores``, ``random_seed``,
-            ``sampler``, ``target_accept``, ``progressbar``).
+            ``nuts``: NUTS (``draws``, ``tune``, ``chains``, ``cores``, ``random_seed``,
+            ``sampler``, ``target_accept``, ``progressbar``).  ``sampler="auto"`` (default)
+            runs nutpie's Rust NUTS on a fused Numba log density when the model allows
+            (non-centred, uncorrelated blocks, logit/log/identity link), else PyMC's NUTS;
+            see :func:`bayesglmm.inference.mcmc.resolve_sampler`.
             ``ml``: maximum likelihood by Laplace (``nagq=1``) or adaptive Gauss-Hermite
             quadrature (``nagq>1``, one scalar random-effect term only).
             ``pql``: penalized quasi-likelihood (``dispersion="estimate"|"fixed"``).
@@ -136,10 +163,8 @@ class GLMM:
         ml = idata = health = None
         options: dict[str, Any] = dict(kwargs)
         if method == "nuts":
-            from bayesglmm.inference.mcmc import sample_nuts
-
             options = {"draws": 1000, "tune": 1000, "chains": 4, **kwargs}
-            idata = sample_nuts(self.build(), **options)
+            idata = self._sample_nuts(options)
             health = check_health(idata)
         elif method == "ml":
             from bayesglmm.inference.laplace import fit_ml

@@ -13,8 +13,14 @@ import pymc as pm
 
 from bayesglmm.errors import BayesGLMMError, InferenceError
 
-Sampler = Literal["pymc", "nutpie", "numpyro"]
-_SAMPLER_MODULES = {"pymc": "pymc", "nutpie": "nutpie", "numpyro": "numpyro"}
+Sampler = Literal["auto", "kernel", "pymc", "nutpie", "numpyro"]
+_SAMPLER_MODULES = {
+    "auto": "pymc",
+    "kernel": "nutpie",
+    "pymc": "pymc",
+    "nutpie": "nutpie",
+    "numpyro": "numpyro",
+}
 
 
 def interactive() -> bool:
@@ -39,6 +45,28 @@ def check_sampler(sampler: str) -> str:
     return sampler
 
 
+def resolve_sampler(sampler: str, kernel_available: bool) -> str:
+    """``auto`` -> ``kernel`` when the fused kernel covers the model, else ``pymc``.
+
+    ``kernel`` is nutpie's Rust NUTS on :mod:`bayesglmm.inference.nuts_kernel` (no
+    PyTensor compile, refits reuse it); ``nutpie`` compiles the PyMC model for nutpie
+    (any model, 15-20 s compile); ``pymc`` is PyMC's own NUTS.
+    """
+    check_sampler(sampler)
+    if sampler == "auto":
+        return "kernel" if kernel_available and _has("nutpie") else "pymc"
+    if sampler == "kernel" and not kernel_available:
+        raise BayesGLMMError(
+            "sampler='kernel' covers non-centred models with uncorrelated random effects and "
+            "logit/log/identity links; use sampler='pymc' or 'nutpie' for this model"
+        )
+    return sampler
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 def sample_nuts(
     model: pm.Model,
     *,
@@ -47,7 +75,7 @@ def sample_nuts(
     chains: int = 4,
     cores: int | None = None,
     random_seed: int | None = None,
-    sampler: Sampler = "pymc",
+    sampler: str = "pymc",
     target_accept: float = 0.95,
     progressbar: bool | None = None,
     init: str = "auto",
@@ -65,7 +93,7 @@ def sample_nuts(
     random_seed : int, optional
         The same seed gives identical draws.
     sampler : {"pymc", "nutpie", "numpyro"}
-        NUTS implementation (PyMC's own by default: no extra compile step).
+        NUTS implementation for the PyMC model (see :func:`resolve_sampler`).
     target_accept : float
         Default 0.95, as rstanarm's stan_glmer (hierarchical posteriors with few groups
         diverge at 0.8); raise towards 0.99 when there are divergences.

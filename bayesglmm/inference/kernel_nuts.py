@@ -1,0 +1,156 @@
+"""NUTS on the fused GLMM kernel, driven by nutpie's Rust sampler.
+
+No PyTensor compile step: the log density is :func:`bayesglmm.inference.nuts_kernel.logp_and_grad`
+(Numba, cached on disk after its first use on a machine), and the draws are expanded to the
+same variables, dims and coords as PyMC's NUTS on :func:`bayesglmm.pymc_model.build_pymc_model`
+(``Intercept``, ``Intercept_centered``, ``beta``, ``sd_L``, ``z_L``, ``r_L``, ``sigma``).
+A refit with a new response only swaps the data, so the per-fit overhead beyond sampling
+is a few milliseconds (see ``benchmarks/run.py``, "refit overhead").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from bayesglmm.design_types import Design
+from bayesglmm.inference.nuts_kernel import KernelLayout, logp_and_grad
+from bayesglmm.priors import PriorSet
+from bayesglmm.pymc_model import model_coords
+
+__all__ = ["sample_kernel_nuts"]
+
+
+def _expanded(layout: KernelLayout) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
+    """(name, shape, dims) of every stored variable, as PyMC stores them."""
+    out: list[tuple[str, tuple[int, ...], tuple[str, ...]]] = []
+    for name, shape in zip(layout.names, layout.shapes, strict=True):
+        if name == "beta":
+            out.append(("beta", shape, ("fixed",)))
+        elif name == "Intercept_centered":
+            out += [("Intercept_centered", (), ()), ("Intercept", (), ())]
+        elif name == "sigma_log__":
+            out.append(("sigma", (), ()))
+        elif name.startswith("sd_"):
+            label = name[3:-6]
+            out.append((f"sd_{label}", shape, (f"{label}__term",)))
+        else:  # z_<label>
+            label = name[2:]
+            dims = (f"{label}__level", f"{label}__term")
+            out += [(name, shape, dims), (f"r_{label}", shape, dims)]
+    return out
+
+
+def _make_expand(layout: KernelLayout):  # noqa: ANN202
+    """Unconstrained vector -> dict of stored variables (natural scale + deterministics)."""
+    xmean = layout.arrays["xmean"]
+    pieces = dict(zip(layout.names, layout.slices, strict=True))
+    shapes = dict(zip(layout.names, layout.shapes, strict=True))
+    order = [name for name, _, _ in _expanded(layout)]  # nutpie wants the declared order
+
+    def expand(x: np.ndarray, **_: Any) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        beta = x[pieces["beta"]] if "beta" in pieces else np.zeros(0)
+        if "beta" in pieces:
+            out["beta"] = beta.copy()
+        if "Intercept_centered" in pieces:
+            b0c = float(x[pieces["Intercept_centered"]][0])
+            out["Intercept_centered"] = np.asarray(b0c)
+            out["Intercept"] = np.asarray(b0c - float(xmean @ beta) if beta.size else b0c)
+        if "sigma_log__" in pieces:
+            out["sigma"] = np.exp(x[pieces["sigma_log__"]]).reshape(())
+        for label in layout.labels:
+            sd = np.exp(x[pieces[f"sd_{label}_log__"]])
+            z = x[pieces[f"z_{label}"]].reshape(shapes[f"z_{label}"])
+            out[f"sd_{label}"] = sd
+            out[f"z_{label}"] = z.copy()
+            out[f"r_{label}"] = z * sd
+        return {name: out[name] for name in order}
+
+    return expand
+
+
+def _initial_point(layout: KernelLayout, priors: PriorSet, seed: int) -> np.ndarray:
+    """As PyMC's ``jitter+adapt_diag``: prior locations, jittered by U(-1, 1)."""
+    x = np.zeros(layout.ndim)
+    a = layout.arrays
+    for pos, code, pa, pb, log in zip(
+        a["pr_pos"], a["pr_code"], a["pr_a"], a["pr_b"], a["pr_log"], strict=True
+    ):
+        if log:  # a scale-like location of the positive prior, on the log scale
+            scale = {3: pa, 4: pb, 5: pa, 6: 1.0 / pa, 7: pa / pb}.get(int(code), 1.0)
+            x[pos] = math.log(scale)
+        else:
+            x[pos] = pb if code == 1 else pa  # StudentT(nu, mu, sigma): mu; others: location
+    rng = np.random.default_rng(seed)
+    return x + rng.uniform(-1.0, 1.0, size=layout.ndim)
+
+
+def sample_kernel_nuts(
+    design: Design,
+    priors: PriorSet,
+    layout: KernelLayout,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    cores: int | None = None,
+    random_seed: int | None = None,
+    target_accept: float = 0.95,
+    progressbar: bool = False,
+    **kwargs: Any,
+) -> xr.DataTree:
+    """Sample the posterior with nutpie's NUTS on the fused kernel.
+
+    Returns a DataTree with ``posterior``, ``sample_stats`` (nutpie's names: ``diverging``,
+    ``depth``, ``maxdepth_reached``, ``energy``, ``logp``, ...) and ``observed_data``.
+    """
+    import nutpie
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    args = layout.args(y=np.ascontiguousarray(design.y, dtype=float))
+
+    def make_logp():
+        def logp(x: np.ndarray, **_: Any) -> tuple[float, np.ndarray]:
+            return logp_and_grad(x, *args)
+
+        return logp
+
+    expand = _make_expand(layout)
+
+    def make_expand(*_: Any):
+        return expand
+
+    spec = _expanded(layout)
+    coords = {k: v for k, v in model_coords(design).items() if k != "obs"}
+    compiled = from_pyfunc(
+        ndim=layout.ndim,
+        make_logp_fn=make_logp,
+        make_expand_fn=make_expand,
+        expanded_dtypes=[np.dtype("float64")] * len(spec),
+        expanded_shapes=[s for _, s, _ in spec],
+        expanded_names=[n for n, _, _ in spec],
+        coords=coords,
+        dims={n: d for n, _, d in spec if d},
+        make_initial_point_fn=lambda seed: _initial_point(layout, priors, seed),
+    )
+    if random_seed is None:
+        random_seed = int(np.random.SeedSequence().entropy % (2**63))
+    tree = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores if cores is not None else chains,
+        seed=int(random_seed),
+        target_accept=target_accept,
+        progress_bar=progressbar,
+        save_warmup=False,
+        **kwargs,
+    )
+    obs = xr.Dataset({"y": ("obs", design.y)}, coords={"obs": [str(i) for i in range(design.n)]})
+    tree["observed_data"] = xr.DataTree(obs)
+    return tree
