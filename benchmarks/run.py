@@ -2,8 +2,10 @@
 
 Prints one table (work, ours, peer, ratio = peer time / our time, largest estimate
 difference) and writes it, with the machine and the date, to ``benchmarks/README.md``.
-Peers: the ``glmm`` package (Laplace/AGQ), bambi for NUTS when installed; R's glmer when
-``Rscript`` with lme4 is present (skipped otherwise).  ``--sizes`` sets the simulated sizes.
+Peers: the ``glmm`` package (Laplace/AGQ) and bambi for NUTS when installed; R's ``glmer``
+(every ML row) and rstanarm's ``stan_glmer`` (toenail NUTS) when ``Rscript`` with lme4 /
+rstanarm is present (:mod:`r_peers`).  Without them their rows say why (``R unavailable (no
+Rscript)``) and the run goes on.  ``--sizes`` sets the simulated sizes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from r_peers import glmer_row, rstanarm_row
 from scipy.special import expit
 
 import bayesglmm as bg
@@ -35,6 +38,7 @@ def simulate(n: int, groups: int, seed: int = 1) -> pd.DataFrame:
 
 
 def timed(fn):  # noqa: ANN001, ANN201
+    """``(fn(), seconds)``; the lambdas passed here run at once, so late binding is moot."""
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
@@ -65,8 +69,12 @@ def ml_rows(sizes: list[int]) -> list[dict]:
     for name, df, formula, q in work:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ours, t_ours = timed(lambda: bg.GLMM(formula, df, "bernoulli").fit(method="ml", nagq=q))
-            peer, t_peer = timed(lambda: glmm.fit(df, formula, family="binomial", nagq=q))
+            ours, t_ours = timed(
+                lambda: bg.GLMM(formula, df, "bernoulli").fit(method="ml", nagq=q)  # noqa: B023
+            )
+            peer, t_peer = timed(
+                lambda: glmm.fit(df, formula, family="binomial", nagq=q)  # noqa: B023
+            )
         diff = float(np.max(np.abs(ours.fixef().to_numpy() - np.asarray(peer.beta, dtype=float))))
         rows.append(
             {
@@ -79,8 +87,25 @@ def ml_rows(sizes: list[int]) -> list[dict]:
                 "loglik_diff": float(ours.loglik - peer.loglik),
             }
         )
-        print(rows[-1], flush=True)
+        rows.append(_with_ours(glmer_row(name, df, formula, nagq=q), ours, t_ours))
+        print(rows[-2:], flush=True)
     return rows
+
+
+def _with_ours(row: dict, ours: bg.GLMMFit, t_ours: float) -> dict:
+    """An R peer's row with our time, the ratio and the differences filled in (when it ran)."""
+    peer_fixef = row.pop("peer_fixef", None)
+    peer_loglik = row.pop("peer_loglik", None)
+    row["ours_s"] = t_ours
+    if "peer_s" in row:
+        row["ratio"] = row["peer_s"] / t_ours
+    if peer_fixef:
+        fx = ours.fixef()
+        common = [k for k in fx.index if k in peer_fixef]
+        row["max_fixef_diff"] = float(max(abs(fx[k] - peer_fixef[k]) for k in common))
+    if peer_loglik is not None and ours.ml is not None:
+        row["loglik_diff"] = float(ours.loglik - peer_loglik)
+    return row
 
 
 def _bambi_ess_per_s(df: pd.DataFrame, formula: str) -> tuple[float, float]:
@@ -110,11 +135,14 @@ def nuts_rows() -> list[dict]:
         ("hdp remission", hdp, "remission ~ Age + Married + IL6 + (1 | DID)"),
     ]
     for name, df, formula in work:
+        first = len(rows)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = bg.GLMM(formula, df, "bernoulli")
-            fit, t = timed(lambda: model.fit(draws=1000, tune=1000, chains=2, random_seed=1))
-            lap, t_lap = timed(lambda: model.fit(method="laplace", random_seed=1))
+            fit, t = timed(
+                lambda: model.fit(draws=1000, tune=1000, chains=2, random_seed=1)  # noqa: B023
+            )
+            lap, t_lap = timed(lambda: model.fit(method="laplace", random_seed=1))  # noqa: B023
         sampling = float(fit.idata["posterior"].attrs.get("sampling_time", float("nan")))
         ess = fit.health["min_ess_bulk"]
         row = {
@@ -132,6 +160,13 @@ def nuts_rows() -> list[dict]:
         except Exception as exc:  # noqa: BLE001 - the peer is optional; say why it is missing
             row["peer"] = f"bambi unavailable ({type(exc).__name__})"
         rows.append(row)
+        if name == "toenail":
+            r_row = rstanarm_row(f"{name} NUTS 2x(1000+1000)", df, formula, chains=2)
+            r_row = _with_ours(r_row, fit, t)
+            r_row["ours_ess_per_s"] = ess / t
+            if "peer_ess_per_s" in r_row:
+                r_row["ratio"] = (ess / t) / r_row["peer_ess_per_s"]
+            rows.append(r_row)
         rows.append(
             {
                 "work": f"{name} Bayesian Laplace / NUTS wall time",
@@ -139,7 +174,7 @@ def nuts_rows() -> list[dict]:
                 "ratio": t_lap / t,
             }
         )
-        print(rows[-2:], flush=True)
+        print(rows[first:], flush=True)
     return rows
 
 
@@ -154,7 +189,9 @@ def main() -> None:
         rows += nuts_rows()
     table = pd.DataFrame(rows)
     print(table.round(4).to_string(index=False))
-    import numpy, pymc, scipy  # noqa: E401
+    import numpy
+    import pymc
+    import scipy
 
     machine = (
         f"{os.cpu_count()} cores, Python {platform.python_version()}, PyMC {pymc.__version__}, "
