@@ -23,28 +23,41 @@ __all__ = ["glmer_row", "r_missing", "rstanarm_row"]
 
 _R_FAMILY = {"bernoulli": "binomial", "binomial": "binomial", "poisson": "poisson"}
 
-_GLMER = r"""
-suppressPackageStartupMessages(library(lme4))
+# Every script: load the package, read the CSV and the formula, fit (timing it in `t`), then
+# print the elapsed time, the fixed effects and the package version, one tab-separated line
+# each; a script's own extra lines go between.
+_HEAD = r"""
+suppressPackageStartupMessages(library(PKG))
 args <- commandArgs(trailingOnly = TRUE)
 d <- read.csv(args[1], stringsAsFactors = TRUE)
 f <- as.formula(args[2])
 fam <- get(args[3])
-t <- system.time(fit <- glmer(f, data = d, family = fam, nAGQ = as.integer(args[4])))
+"""
+_TAIL = r"""
 cat(sprintf("elapsed\t-\t%.17g\n", t[["elapsed"]]))
-cat(sprintf("loglik\t-\t%.17g\n", as.numeric(logLik(fit))))
 b <- fixef(fit)
 for (i in seq_along(b)) cat(sprintf("fixef\t%s\t%.17g\n", names(b)[i], b[[i]]))
-cat(sprintf("version\t-\t%s\n", as.character(packageVersion("lme4"))))
+cat(sprintf("version\t-\t%s\n", as.character(packageVersion("PKG"))))
 """
+
+
+def _script(package: str, body: str) -> str:
+    return (_HEAD + body + _TAIL).replace("PKG", package)
+
+
+_GLMER = _script(
+    "lme4",
+    r"""
+t <- system.time(fit <- glmer(f, data = d, family = fam, nAGQ = as.integer(args[4])))
+cat(sprintf("loglik\t-\t%.17g\n", as.numeric(logLik(fit))))
+""",
+)
 
 # min bulk ESS over the fixed effects and the covariance parameters (not the per-level
 # effects b[...]), as the bambi and bayesglmm rows count it
-_STAN_GLMER = r"""
-suppressPackageStartupMessages(library(rstanarm))
-args <- commandArgs(trailingOnly = TRUE)
-d <- read.csv(args[1], stringsAsFactors = TRUE)
-f <- as.formula(args[2])
-fam <- get(args[3])
+_STAN_GLMER = _script(
+    "rstanarm",
+    r"""
 chains <- as.integer(args[4])
 t <- system.time(fit <- stan_glmer(
   f, data = d, family = fam(), chains = chains, cores = chains,
@@ -59,12 +72,9 @@ if (requireNamespace("posterior", quietly = TRUE)) {
 } else {
   ess <- rstan::monitor(arr, warmup = 0, print = FALSE)[, "Bulk_ESS"]
 }
-cat(sprintf("elapsed\t-\t%.17g\n", t[["elapsed"]]))
 cat(sprintf("min_ess_bulk\t-\t%.17g\n", min(ess)))
-b <- fixef(fit)
-for (i in seq_along(b)) cat(sprintf("fixef\t%s\t%.17g\n", names(b)[i], b[[i]]))
-cat(sprintf("version\t-\t%s\n", as.character(packageVersion("rstanarm"))))
-"""
+""",
+)
 
 
 @functools.cache
