@@ -129,12 +129,26 @@ def _run(script: str, df: pd.DataFrame, args: list[str], timeout: float) -> dict
     return out
 
 
-def _failed(work: str, peer: str, exc: Exception) -> dict[str, Any]:
-    if isinstance(exc, subprocess.TimeoutExpired):
+def _fit_in_r(
+    work: str,
+    package: str,
+    peer: str,
+    script: str,
+    df: pd.DataFrame,
+    args: list[str],
+    timeout: float,
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """``(parsed output, {})`` when the script ran; ``(None, row saying why not)`` otherwise."""
+    why = r_missing(package)
+    if why is not None:
+        return None, {"work": work, "peer": f"R unavailable ({why})"}
+    try:
+        return _run(script, df, args, timeout), {}
+    except subprocess.TimeoutExpired as exc:
         why = f"timed out after {exc.timeout:g} s"
-    else:
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         why = str(exc).strip() or type(exc).__name__
-    return {"work": work, "peer": f"R {peer} failed ({why[:120]})"}
+    return None, {"work": work, "peer": f"R {peer} failed ({why[:120]})"}
 
 
 def glmer_row(
@@ -154,13 +168,10 @@ def glmer_row(
         when it ran, ``peer_s`` (glmer's own elapsed time), ``peer_fixef`` (name -> estimate)
         and ``peer_loglik``.
     """
-    why = r_missing("lme4")
-    if why is not None:
-        return {"work": work, "peer": f"R unavailable ({why})"}
-    try:
-        out = _run(_GLMER, df, [formula, _R_FAMILY[family], str(int(nagq))], timeout)
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        return _failed(work, "glmer", exc)
+    args = [formula, _R_FAMILY[family], str(int(nagq))]
+    out, failed = _fit_in_r(work, "lme4", "glmer", _GLMER, df, args, timeout)
+    if out is None:
+        return failed
     return {
         "work": work,
         "peer": f"lme4 glmer {out.get('version', '')}".strip(),
@@ -190,14 +201,10 @@ def rstanarm_row(
         when it ran, ``peer_s`` (stan_glmer's elapsed time), ``peer_ess_per_s`` and
         ``peer_fixef`` (posterior medians, as rstanarm reports them).
     """
-    why = r_missing("rstanarm")
-    if why is not None:
-        return {"work": work, "peer": f"R unavailable ({why})"}
     args = [formula, _R_FAMILY[family], str(int(chains)), str(int(draws)), str(int(tune))]
-    try:
-        out = _run(_STAN_GLMER, df, args, timeout)
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        return _failed(work, "rstanarm", exc)
+    out, failed = _fit_in_r(work, "rstanarm", "rstanarm", _STAN_GLMER, df, args, timeout)
+    if out is None:
+        return failed
     return {
         "work": work,
         "peer": f"rstanarm {out.get('version', '')}".strip(),
