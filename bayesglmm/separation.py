@@ -49,7 +49,7 @@ ML_UNRELIABLE = "ML estimates are unreliable"
 # separated data is separated, so "no direction" on the working set is a proof for all rows,
 # and a direction is only reported once it holds on every row.  After _ROUNDS rounds without
 # an answer the check gives up and reports nothing.
-MAX_LP_ROWS = 20_000
+MAX_LP_ROWS = 2_000
 _ROUNDS = 5
 _TOL = 1e-7
 

@@ -599,7 +599,11 @@ def _check_separation(
     if not design.family.is_binomial and design.family.name != "poisson":
         return
     msg = None
-    if design.family.is_binomial:
+    se = np.sqrt(np.diag(vcov)) if np.all(np.isfinite(vcov)) else np.full(beta.size, np.inf)
+    # the LP (already run once at design time) only when the estimates look separated:
+    # under separation they run off towards infinity, so |beta| or its SE is large
+    suspicious = bool(np.any(np.abs(beta) > 8.0) or np.any(se > 20.0))
+    if design.family.is_binomial and suspicious:
         sep = detect_separation(design.X, design.y, design.trials, design.x_names)
         if sep is not None:
             cols = ", ".join(f"`{c}`" for c in sep.columns)
@@ -607,7 +611,6 @@ def _check_separation(
                 f"{_SEPARATION_MSG} (infinite): {sep.kind} separation in the fixed effects ({cols})"
             )
     if msg is None:
-        se = np.sqrt(np.diag(vcov)) if np.all(np.isfinite(vcov)) else np.full(beta.size, np.inf)
         if np.any(np.abs(beta) > 15.0) or np.any(se > 50.0):
             msg = (
                 f"{_SEPARATION_MSG}: |estimate| > 15 or SE > 50, a sign of (quasi-)complete "
