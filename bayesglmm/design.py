@@ -136,28 +136,24 @@ def _factor_levels(col: pd.Series) -> list[Any]:
         return sorted(vals, key=str)
 
 
-def _level_lookup(levels: Sequence[Any]) -> dict[Any, int]:
-    """Value -> position, also by string form (``"3"`` finds the integer level ``3``)."""
-    out: dict[Any, int] = {}
-    for i, v in enumerate(levels):
-        out.setdefault(str(v), i)
-    for i, v in enumerate(levels):
-        out[v] = i
-    return out
-
-
 def _codes(values: pd.Series, levels: Sequence[Any]) -> np.ndarray:
     """Position of each value in ``levels``; -1 where it is not a level."""
-    lookup = _level_lookup(levels)
-
-    def code(v: Any) -> int:
-        try:
-            hit = lookup.get(v)
-        except TypeError:  # unhashable
-            hit = None
-        return hit if hit is not None else lookup.get(str(v), -1)
-
-    return np.fromiter((code(v) for v in values.to_numpy()), dtype=np.int64, count=len(values))
+    vals = values.to_numpy()
+    # hash lookup of the values themselves (vectorised), then of their string forms for the
+    # rest: "3" finds the integer level 3 (new data read from a CSV)
+    try:
+        codes = pd.Index(list(levels), dtype=object).get_indexer(pd.Index(vals, dtype=object))
+    except TypeError:  # unhashable values
+        codes = np.full(len(vals), -1, dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
+    miss = np.flatnonzero(codes < 0)
+    if miss.size:
+        by_str: dict[str, int] = {}
+        for i, v in enumerate(levels):
+            by_str.setdefault(str(v), i)
+        found = pd.Series(vals[miss], dtype=object).astype(str).map(by_str)
+        codes[miss] = found.fillna(-1).to_numpy(dtype=np.int64)
+    return codes
 
 
 def _group_codes(
