@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import special
 from scipy.optimize import linprog
 
 __all__ = [
@@ -50,6 +51,9 @@ ML_UNRELIABLE = "ML estimates are unreliable"
 # and a direction is only reported once it holds on every row.  After _ROUNDS rounds without
 # an answer the check gives up and reports nothing.
 MAX_LP_ROWS = 2_000
+# Up to this many rows a converging logistic fit (_finite_mle) rules separation out first:
+# a few milliseconds, where one LP costs ~10 ms in HiGHS's set-up alone.
+_IRLS_MAX_ROWS = 200_000
 _ROUNDS = 5
 _TOL = 1e-7
 
@@ -163,6 +167,33 @@ def _violations(Z: np.ndarray, s: np.ndarray, b: np.ndarray, strict: bool) -> np
     return np.where(s != 0, -s * m, np.abs(m)) - tol
 
 
+def _finite_mle(Z: np.ndarray, y: np.ndarray, trials: np.ndarray | None) -> bool:
+    """True when plain logistic regression converges to a finite MLE: then there is no
+    (quasi-)complete separation (Albert & Anderson 1984), and the LPs can be skipped.
+
+    Newton's method on the concave log-likelihood; "finite" means converged with every
+    standardized coefficient below 10.  Under separation the coefficients run off along
+    the separating direction, so this returns False and the LP decides.
+    """
+    n_tr = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+    b = np.zeros(Z.shape[1])
+    for _ in range(30):
+        eta = Z @ b
+        p = special.expit(eta)
+        w = n_tr * p * (1.0 - p)
+        H = Z.T @ (w[:, None] * Z)
+        try:
+            step = np.linalg.solve(H, Z.T @ (y - n_tr * p))
+        except np.linalg.LinAlgError:
+            return False
+        b = b + step
+        if not np.all(np.isfinite(b)) or np.abs(b).max() > 10.0:
+            return False
+        if np.abs(step).max() < 1e-8:
+            return True
+    return False
+
+
 def _working_set(Z: np.ndarray) -> np.ndarray | None:
     """A seeded subsample of rows with full column rank (None: use every row)."""
     n, k = Z.shape
@@ -237,6 +268,8 @@ def detect_separation(
     scale = np.sqrt((X * X).mean(axis=0))
     scale[scale == 0] = 1.0
     Z = X / scale
+    if n <= _IRLS_MAX_ROWS and _finite_mle(Z, np.asarray(y, dtype=float), trials):
+        return None
     rows = _working_set(Z)
     b = _solve(Z, s, _max_margin, rows)
     if b is None:

@@ -18,6 +18,8 @@ one ``np.bincount``; the only Python loops run over fixed-effect columns and nod
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import logsumexp
@@ -27,10 +29,18 @@ from bayesglmm.inference.pirls import FamilyKernel, ModeResult, ScalarStructure
 __all__ = ["gh_rule", "scalar_deviance"]
 
 
+@functools.lru_cache(maxsize=64)
+def _gh_rule(nagq: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = hermegauss(nagq)
+    x.setflags(write=False)
+    logw = np.log(w / np.sqrt(2.0 * np.pi))
+    logw.setflags(write=False)
+    return x, logw
+
+
 def gh_rule(nagq: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Hermite nodes and log-weights for the standard normal density."""
-    x, w = hermegauss(int(nagq))
-    return x, np.log(w / np.sqrt(2.0 * np.pi))
+    """Gauss-Hermite nodes and log-weights for the standard normal density (cached, read-only)."""
+    return _gh_rule(int(nagq))
 
 
 _CHUNK_ELEMS = 2_000_000  # rows x nodes evaluated at once (bounds the temporary memory)
