@@ -207,6 +207,33 @@ def refit_row(name: str, model: bg.GLMM, fit: bg.GLMMFit, n_refits: int = 5) -> 
     }
 
 
+def backend_rows(name: str, model: bg.GLMM) -> list[dict]:
+    """Our NUTS on the other installed backends (PyMC's NUTS, nutpie compiling the PyMC
+    model, numpyro): wall time split into compile and sampling, min bulk ESS/s."""
+    import importlib.util
+
+    rows = []
+    for sampler in ("pymc", "nutpie", "numpyro"):
+        if importlib.util.find_spec(sampler) is None:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit, t = timed(
+                lambda: model.fit(draws=1000, tune=1000, chains=2, random_seed=1, sampler=sampler)  # noqa: B023
+            )
+        sampling = _sampling_time(fit)
+        rows.append(
+            {
+                "work": f"{name} NUTS 2x(1000+1000), sampler={sampler}",
+                "ours_s": t,
+                "compile_s": t - sampling,
+                "sample_s": sampling,
+                "ours_ess_per_s": fit.health["min_ess_bulk"] / t,
+            }
+        )
+    return rows
+
+
 def nuts_rows() -> list[dict]:
     """NUTS wall time split into compile and sampling, min bulk ESS/s; bambi side by side."""
     rows = []
@@ -229,7 +256,7 @@ def nuts_rows() -> list[dict]:
         sampling = _sampling_time(fit)
         ess = fit.health["min_ess_bulk"]
         base = {
-            "work": f"{name} NUTS 2x(1000+1000)",
+            "work": f"{name} NUTS 2x(1000+1000), default sampler",
             "ours_s": t,
             "compile_s": t - sampling,
             "sample_s": sampling,
@@ -246,6 +273,7 @@ def nuts_rows() -> list[dict]:
                 row["peer"] = f"{label} unavailable ({type(exc).__name__})"
             rows.append(row)
         rows.append(refit_row(name, model, fit))
+        rows += backend_rows(name, model)
         if name == "toenail":
             r_row = rstanarm_row(f"{name} NUTS 2x(1000+1000)", df, formula, chains=2)
             r_row = _with_ours(r_row, fit, t)
