@@ -143,7 +143,7 @@ class GLMM:
             ``nuts``: NUTS (``draws``, ``tune``, ``chains``, ``cores``, ``random_seed``,
             ``sampler``, ``target_accept``, ``progressbar``).  ``sampler="auto"`` (default)
             runs nutpie's Rust NUTS on a fused Numba log density when the model allows
-            (non-centred, uncorrelated blocks, logit/log/identity link), else PyMC's NUTS;
+            (non-centred, logit/log/identity link), else PyMC's NUTS;
             see :func:`bayesglmm.inference.mcmc.resolve_sampler`.
             ``ml``: maximum likelihood by Laplace (``nagq=1``) or adaptive Gauss-Hermite
             quadrature (``nagq>1``, one scalar random-effect term only).

@@ -24,6 +24,8 @@ from bayesglmm.pymc_model import model_coords
 
 __all__ = ["sample_kernel_nuts"]
 
+_PACKED = "_cholesky-cov-packed__"
+
 
 def _expanded(layout: KernelLayout) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
     """(name, shape, dims) of every stored variable, as PyMC stores them."""
@@ -38,6 +40,14 @@ def _expanded(layout: KernelLayout) -> list[tuple[str, tuple[int, ...], tuple[st
         elif name.startswith("sd_"):
             label = name[3:-6]
             out.append((f"sd_{label}", shape, (f"{label}__term",)))
+        elif name.startswith("chol_cov_"):
+            label = name[len("chol_cov_") : -len(_PACKED)]
+            m = layout.arrays["nterm"][layout.labels.index(label)]
+            out += [
+                (f"chol_cov_{label}", shape, (f"chol_cov_{label}_dim_0",)),
+                (f"sd_{label}", (int(m),), (f"{label}__term",)),
+                (f"cor_{label}", (int(m), int(m)), (f"{label}__term", f"{label}__term_b")),
+            ]
         else:  # z_<label>
             label = name[2:]
             dims = (f"{label}__level", f"{label}__term")
@@ -64,14 +74,41 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
         if "sigma_log__" in pieces:
             out["sigma"] = np.exp(x[pieces["sigma_log__"]]).reshape(())
         for label in layout.labels:
-            sd = np.exp(x[pieces[f"sd_{label}_log__"]])
             z = x[pieces[f"z_{label}"]].reshape(shapes[f"z_{label}"])
-            out[f"sd_{label}"] = sd
             out[f"z_{label}"] = z.copy()
-            out[f"r_{label}"] = z * sd
+            packed = f"chol_cov_{label}{_PACKED}"
+            if packed in pieces:
+                m = z.shape[1]
+                rows, cols = np.tril_indices(m)
+                v = x[pieces[packed]].copy()
+                v[rows == cols] = np.exp(v[rows == cols])
+                L = np.zeros((m, m))
+                L[rows, cols] = v
+                sd = np.sqrt((L * L).sum(axis=1))
+                out[f"chol_cov_{label}"] = v
+                out[f"sd_{label}"] = sd
+                out[f"cor_{label}"] = (L @ L.T) / np.outer(sd, sd)
+                out[f"r_{label}"] = z @ L.T
+            else:
+                sd = np.exp(x[pieces[f"sd_{label}_log__"]])
+                out[f"sd_{label}"] = sd
+                out[f"r_{label}"] = z * sd
         return {name: out[name] for name in order}
 
     return expand
+
+
+def _prior_scale(code: int, a: float, b: float) -> float:
+    """A typical value of a positive prior (kernel codes of nuts_kernel._PRIOR_CODES)."""
+    if code in (3, 5):  # HalfNormal(sigma), HalfCauchy(beta)
+        return a
+    if code == 4:  # HalfStudentT(nu, sigma)
+        return b
+    if code == 6:  # Exponential(lam)
+        return 1.0 / a
+    if code == 7:  # Gamma(alpha, beta)
+        return a / b
+    return 1.0
 
 
 def _initial_point(layout: KernelLayout, priors: PriorSet, seed: int) -> np.ndarray:
@@ -82,7 +119,7 @@ def _initial_point(layout: KernelLayout, priors: PriorSet, seed: int) -> np.ndar
         a["pr_pos"], a["pr_code"], a["pr_a"], a["pr_b"], a["pr_log"], strict=True
     ):
         if log:  # a scale-like location of the positive prior, on the log scale
-            scale = {3: pa, 4: pb, 5: pa, 6: 1.0 / pa, 7: pa / pb}.get(int(code), 1.0)
+            scale = _prior_scale(int(code), float(pa), float(pb))
             x[pos] = math.log(scale)
         else:
             x[pos] = pb if code == 1 else pa  # StudentT(nu, mu, sigma): mu; others: location
@@ -127,6 +164,9 @@ def sample_kernel_nuts(
 
     spec = _expanded(layout)
     coords = {k: v for k, v in model_coords(design).items() if k != "obs"}
+    for name, shape, dims in spec:
+        if name.startswith("chol_cov_"):
+            coords[dims[0]] = [str(i) for i in range(shape[0])]
     compiled = from_pyfunc(
         ndim=layout.ndim,
         make_logp_fn=make_logp,

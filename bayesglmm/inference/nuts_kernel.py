@@ -3,7 +3,8 @@
 PyMC's own NUTS spends most of its time in Python (tree building) and PyTensor call
 overhead; nutpie's Rust NUTS is ~5x faster per draw but compiling a PyMC model for it takes
 15-20 s, more than sampling a course model.  For the model family this package builds
-(non-centred, uncorrelated random-effect blocks, canonical links) the log density is simple
+(non-centred random effects, uncorrelated or with an LKJ Cholesky covariance, canonical
+links) the log density is simple
 enough to write once as a single Numba kernel: one pass over the rows for the linear
 predictor, the likelihood and its derivative, one scatter per random-effect term.  It is
 compiled once per machine (``cache=True``), releases the GIL (``nogil=True``) so chains run
@@ -13,8 +14,8 @@ with no compile step at all.
 The kernel evaluates exactly the density of :func:`bayesglmm.pymc_model.build_pymc_model`
 (constants included) on PyMC's unconstrained value variables, in PyMC's order;
 ``tests/test_nuts_kernel.py`` checks value and gradient against PyMC's compiled ``logp`` /
-``dlogp`` for every family and prior.  Models outside its scope (correlated blocks, the
-centred parameterization, probit/cloglog links) use PyMC's sampler instead.
+``dlogp`` for every family and prior.  Models outside its scope (the centred
+parameterization, probit/cloglog links) use PyMC's sampler instead.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class KernelLayout:
             a["y"] if y is None else y,
             a["trials"],
             self.ints["family"],
-            float(a["const"][0]) if y is None else _lik_constant(self.ints["family"], y, a),
+            float(a["prior_const"][0])
+            + (float(a["const"][0]) if y is None else _lik_constant(self.ints["family"], y, a)),
             self.ints["beta_off"],
             self.ints["ic_off"],
             a["Z"],
@@ -79,6 +81,12 @@ class KernelLayout:
             a["nterm"],
             a["nlev"],
             a["zcol"],
+            a["bcorr"],
+            a["csd_code"],
+            a["csd_a"],
+            a["csd_b"],
+            a["csd_c"],
+            a["lkj_eta"],
             self.ints["sigma_off"],
             a["pr_pos"],
             a["pr_code"],
@@ -134,7 +142,7 @@ def kernel_layout(
     """
     fam = design.family
     code = _FAMILY_CODES.get((fam.name, fam.link))
-    if code is None or centered or any(b.correlated for b in design.blocks):
+    if code is None or centered:
         return None
     all_priors = [*priors.fixed.values()]
     if priors.intercept is not None:
@@ -170,12 +178,27 @@ def kernel_layout(
         ic_off = add("Intercept_centered", ())
         pr_rows.append((ic_off, *_prior_row(priors.intercept, False)))
     labels = block_labels(design)
-    sd_off, z_off, nterm, nlev, zcol = [], [], [], [], []
+    sd_off, z_off, nterm, nlev, zcol, bcorr = [], [], [], [], [], []
+    mmax = max((b.n_terms for b in design.blocks), default=1)
+    nb = len(design.blocks)
+    csd = np.zeros((4, nb, mmax))  # code, a, b, c of the SD priors of correlated blocks
+    lkj_eta = np.zeros(nb)
+    prior_const = 0.0
     col = 0
-    for label, b in zip(labels, design.blocks, strict=True):
-        off = add(f"sd_{label}_log__", (b.n_terms,))
-        for t, p in enumerate(priors.sd[label]):
-            pr_rows.append((off + t, *_prior_row(p, True)))
+    for bl, (label, b) in enumerate(zip(labels, design.blocks, strict=True)):
+        if b.correlated:
+            m = b.n_terms
+            off = add(f"chol_cov_{label}_cholesky-cov-packed__", (m * (m + 1) // 2,))
+            for t, p in enumerate(priors.sd[label]):
+                csd[:, bl, t] = _prior_row(p, False)[:4]
+            eta_lkj = float(priors.cor[label].params["eta"])
+            lkj_eta[bl] = eta_lkj
+            prior_const += _lkj_log_norm(eta_lkj, m)
+        else:
+            off = add(f"sd_{label}_log__", (b.n_terms,))
+            for t, p in enumerate(priors.sd[label]):
+                pr_rows.append((off + t, *_prior_row(p, True)))
+        bcorr.append(int(b.correlated))
         sd_off.append(off)
         z_off.append(add(f"z_{label}", (b.n_levels, b.n_terms)))
         nterm.append(b.n_terms)
@@ -212,6 +235,13 @@ def kernel_layout(
         "nterm": np.array(nterm, dtype=np.int64),
         "nlev": np.array(nlev, dtype=np.int64),
         "zcol": np.array(zcol, dtype=np.int64),
+        "bcorr": np.array(bcorr, dtype=np.int64),
+        "csd_code": np.ascontiguousarray(csd[0].astype(np.int64)),
+        "csd_a": np.ascontiguousarray(csd[1]),
+        "csd_b": np.ascontiguousarray(csd[2]),
+        "csd_c": np.ascontiguousarray(csd[3]),
+        "lkj_eta": lkj_eta,
+        "prior_const": np.array([prior_const]),
         "pr_pos": pr[:, 0].astype(np.int64),
         "pr_code": pr[:, 1].astype(np.int64),
         "pr_a": pr[:, 2].copy(),
@@ -228,6 +258,15 @@ def kernel_layout(
         arrays=arrays,
         ints={"family": code, "beta_off": beta_off, "ic_off": ic_off, "sigma_off": sigma_off},
         labels=tuple(labels),
+    )
+
+
+def _lkj_log_norm(eta: float, n: int) -> float:
+    """Log normalizing constant of the LKJ(eta) density on n x n correlations (as PyMC)."""
+    k = np.arange(1, n)
+    return float(
+        (n - 1) * special.gammaln(eta + 0.5 * (n - 1))
+        - np.sum(0.5 * k * np.log(np.pi) + special.gammaln(eta + 0.5 * (n - 1 - k)))
     )
 
 
@@ -287,6 +326,12 @@ def logp_and_grad(
     nterm: np.ndarray,
     nlev: np.ndarray,
     zcol: np.ndarray,
+    bcorr: np.ndarray,
+    csd_code: np.ndarray,
+    csd_a: np.ndarray,
+    csd_b: np.ndarray,
+    csd_c: np.ndarray,
+    lkj_eta: np.ndarray,
     sigma_off: int,
     pr_pos: np.ndarray,
     pr_code: np.ndarray,
@@ -310,14 +355,44 @@ def logp_and_grad(
             e += X[i, j] * x[beta_off + j]
         eta[i] = e
     nb = sd_off.shape[0]
+    # random effects r = z L' per block (L = diag(sd) for an uncorrelated block, else the
+    # covariance Cholesky factor), stored flat at rbase[bl]
+    mmax = 1
+    rsize = 0
+    for bl in range(nb):
+        mmax = max(mmax, nterm[bl])
+        rsize += nlev[bl] * nterm[bl]
+    Ls = np.zeros((nb, mmax, mmax))
+    r = np.empty(rsize)
+    rbase = np.empty(nb, dtype=np.int64)
+    pos = 0
+    for bl in range(nb):
+        m = nterm[bl]
+        rbase[bl] = pos
+        p = sd_off[bl]
+        if bcorr[bl] == 1:
+            for a in range(m):
+                for b in range(a + 1):
+                    Ls[bl, a, b] = math.exp(x[p]) if a == b else x[p]
+                    p += 1
+        else:
+            for a in range(m):
+                Ls[bl, a, a] = math.exp(x[p + a])
+        zo = z_off[bl]
+        for lev in range(nlev[bl]):
+            for a in range(m):
+                acc_r = 0.0
+                for b in range(a + 1):
+                    acc_r += Ls[bl, a, b] * x[zo + lev * m + b]
+                r[pos + lev * m + a] = acc_r
+        pos += nlev[bl] * m
     for bl in range(nb):
         m = nterm[bl]
         for t in range(m):
-            sd = math.exp(x[sd_off[bl] + t])
             c = zcol[bl] + t
-            zo = z_off[bl] + t
+            rb = rbase[bl] + t
             for i in range(n):
-                eta[i] += Z[i, c] * sd * x[zo + idx[i, bl] * m]
+                eta[i] += Z[i, c] * r[rb + idx[i, bl] * m]
     # likelihood and d loglik / d eta
     geta = np.empty(n)
     if family == 0:  # binomial / bernoulli, logit link
@@ -358,22 +433,55 @@ def logp_and_grad(
     # gradient: random effects (z) and log sd; z ~ N(0, 1)
     for bl in range(nb):
         m = nterm[bl]
-        L = nlev[bl]
-        acc = np.zeros(L)
+        nl = nlev[bl]
+        zo = z_off[bl]
+        # acc[lev, t] = d loglik / d r[lev, t]
+        acc = np.zeros((nl, m))
         for t in range(m):
-            sd = math.exp(x[sd_off[bl] + t])
             c = zcol[bl] + t
-            acc[:] = 0.0
             for i in range(n):
-                acc[idx[i, bl]] += Z[i, c] * geta[i]
-            g_logsd = 0.0
-            for lev in range(L):
-                p = z_off[bl] + lev * m + t
-                z = x[p]
-                g_logsd += z * acc[lev]
-                grad[p] += sd * acc[lev] - z
+                acc[idx[i, bl], t] += Z[i, c] * geta[i]
+        GL = np.zeros((m, m))  # d logp / d L (lower triangle)
+        for lev in range(nl):
+            for b in range(m):
+                z = x[zo + lev * m + b]
+                g = -z
+                for a in range(b, m):
+                    g += acc[lev, a] * Ls[bl, a, b]
+                    GL[a, b] += acc[lev, a] * z
+                grad[zo + lev * m + b] += g
                 lp += -0.5 * z * z - 0.5 * _LOG_2PI
-            grad[sd_off[bl] + t] += sd * g_logsd
+        p = sd_off[bl]
+        if bcorr[bl] == 0:
+            for a in range(m):  # L = diag(exp(x)): chain rule through the log transform
+                grad[p + a] += GL[a, a] * Ls[bl, a, a]
+            continue
+        # LKJ Cholesky covariance (PyMC's LKJCholeskyCov logp with its packed transform):
+        # sum_a (w_a + 1) log(L_aa / s_a) + log p_sd(s_a) - a log s_a, s_a = |row a of L|,
+        # w_a = 2 eta - 3 + m - a; plus the log Jacobian of exp on the diagonal
+        for a in range(m):
+            s2 = 0.0
+            for b in range(a + 1):
+                s2 += Ls[bl, a, b] * Ls[bl, a, b]
+            sa = math.sqrt(s2)
+            w = 2.0 * lkj_eta[bl] - 3.0 + m - a
+            lps, dps = _prior_logp_grad(
+                csd_code[bl, a], csd_a[bl, a], csd_b[bl, a], csd_c[bl, a], sa
+            )
+            laa = Ls[bl, a, a]
+            lp += (w + 1.0) * (math.log(laa) - math.log(sa)) + lps - a * math.log(sa)
+            coef = (dps - (w + 1.0 + a) / sa) / sa
+            for b in range(a + 1):
+                GL[a, b] += coef * Ls[bl, a, b]
+            GL[a, a] += (w + 1.0) / laa
+        for a in range(m):
+            for b in range(a + 1):
+                if a == b:
+                    lp += x[p]
+                    grad[p] += GL[a, a] * Ls[bl, a, a] + 1.0
+                else:
+                    grad[p] += GL[a, b]
+                p += 1
     # priors (log-transformed positive parameters carry the Jacobian)
     for r in range(pr_pos.shape[0]):
         p = pr_pos[r]
