@@ -72,7 +72,7 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
         means = d.X[:, slope_idx].mean(axis=0) if slope_idx else np.zeros(0)
         b0 = beta[d.x_names.index("(Intercept)")]
         start["Intercept_centered"] = np.asarray(b0 + means @ beta[slope_idx])
-    for label, b, cov, mode in zip(
+    for label, _b, cov, mode in zip(
         block_labels(d), d.blocks, est.covariances, est.modes, strict=True
     ):
         sd = np.sqrt(np.maximum(np.diag(np.asarray(cov)), 1e-3))
