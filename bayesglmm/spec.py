@@ -274,16 +274,8 @@ def _method_problem(text: str, random: Any, family: str) -> str:
                 f"adaptive quadrature needs one scalar random-effect term, "
                 f"({random[0].expr} | {random[0].group}) has {n}; use `ml` (Laplace)"
             )
-    if method == "laplace":
-        if family == "gaussian":
-            return "the integrated Laplace path is for non-gaussian families; use `nuts`"
-        for t in random:
-            n = _n_effects(t.expr)
-            if t.correlated and n is not None and n > 1:
-                return (
-                    f"the integrated Laplace path needs uncorrelated random effects, "
-                    f"({t.expr} | {t.group}) is correlated; use `nuts` or `advi`"
-                )
+    if method == "laplace" and family == "gaussian":
+        return "the integrated Laplace path is for non-gaussian families; use `nuts`"
     return ""
 
 

@@ -341,7 +341,6 @@ def test_invalid_spec_names_the_problem(tmp_path, old, new, messages):
     [
         ("Richness ~ NAP + (1 + NAP | Beach)", "agq:25", "adaptive quadrature needs one scalar"),
         ("Richness ~ NAP + (1 | Beach) + (1 | Sample)", "agq:5", "the formula has 2"),
-        ("Richness ~ NAP + (1 + NAP | Beach)", "laplace", "uncorrelated random effects"),
     ],
 )
 def test_method_incompatible_with_formula(tmp_path, formula, method, message):
@@ -350,8 +349,10 @@ def test_method_incompatible_with_formula(tmp_path, formula, method, message):
         load_spec(_write(tmp_path, text))
 
 
-def test_uncorrelated_slope_allows_laplace(tmp_path):
-    text = GOOD.replace("(1 | Beach)", "(NAP || Beach)").replace('"nuts"', '"laplace"')
+@pytest.mark.parametrize("term", ["(NAP || Beach)", "(1 + NAP | Beach)"])
+def test_slopes_allow_laplace(tmp_path, term):
+    """The integrated-Laplace path takes uncorrelated and correlated slopes alike."""
+    text = GOOD.replace("(1 | Beach)", term).replace('"nuts"', '"laplace"')
     assert load_spec(_write(tmp_path, text)).methods == ("ml", "laplace")
 
 

@@ -1,62 +1,296 @@
-"""Bayesian fast path: random effects integrated out by Laplace, priors on (beta, log sd).
+"""Bayesian fast path: random effects integrated out by Laplace, priors on (beta, psi).
 
 This is *not* the joint-mode Laplace over (beta, b, sd), whose density has no proper mode
 as sd -> 0 (on toenail it collapses to sd ~ 0 or runs away to 19).  Instead, as lme4 and
-INLA do, the random effects are integrated out first:
+INLA do, the random effects are integrated out first (adaptive Gauss-Hermite with 15 nodes
+for one scalar term, Laplace otherwise):
 
-    log p(beta, log sd | y) ~= -deviance_Laplace(theta, beta) / 2 + log p(beta) + log p(sd)
-                              + log sd   (Jacobian of the log transform)
+    log p(beta, psi | y) ~= -deviance(theta(psi), beta) / 2 + log p(beta) + log p(psi),
 
-A Gaussian at the mode of this marginal posterior (Hessian by finite differences) gives
-draws of (beta, sd); for each draw the random effects are drawn from their conditional
-Gaussian ``N(u*, H^-1)`` given (beta, sd).  Draws carry the same names and coords as NUTS
-(``Intercept``, ``beta``, ``sd_<group>``, ``r_<group>``).  Random-effect blocks must be
-uncorrelated (scalar terms or ``||``); correlated blocks raise a clear error.
+where ``psi`` holds each block's log SDs and, for a correlated block, its unconstrained
+canonical partial correlations (:mod:`bayesglmm.inference.cov_param`: the SD priors and
+``LKJ(eta)`` on the correlation matrix, with the Jacobians, as PyMC's ``LKJCholeskyCov``).
+
+Two strategies turn this density into draws:
+
+``"grid"`` (default for up to three covariance parameters), INLA's grid strategy:
+    ``log p(psi | y)`` is explored on a lattice in the standardized coordinates of the
+    Gaussian at the joint mode (:mod:`bayesglmm.inference.inla_grid`), each point with the
+    fixed effects integrated out by Laplace:
+    ``log p(psi | y) ~= log p(beta*, psi | y) - log det H_beta / 2`` at the conditional mode
+    ``beta*(psi)`` (Newton steps).  A draw picks a lattice cell by its mass, a ``psi`` inside
+    it, then ``beta | psi ~ N(beta*, H_beta^-1)``.  A skewed SD posterior (few groups) is
+    captured, which the Gaussian in ``log sd`` cannot do.
+``"gaussian"``:
+    one Gaussian at the joint mode of ``(psi, beta)`` (finite-difference Hessian).
+
+Either way the random effects of each draw come from their conditional Gaussian
+``N(u*, H^-1)`` given ``(psi, beta)``.  Draws carry the names and coords NUTS uses
+(``Intercept``, ``beta``, ``sd_<group>``, ``cor_<group>``, ``r_<group>``).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from scipy import optimize
+from scipy import linalg, optimize
+from threadpoolctl import threadpool_limits
 
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
 from bayesglmm.errors import ConvergenceWarning, InferenceError
-from bayesglmm.inference.laplace import LaplaceObjective, _num_grad, _num_hessian, fit_ml
+from bayesglmm.inference.cov_param import CovParam, log_density
+from bayesglmm.inference.inla_grid import Grid, explore_grid, sample_grid
+from bayesglmm.inference.laplace import LaplaceObjective, fit_ml
 from bayesglmm.priors import PriorSet
 
+__all__ = ["fit_bayes_laplace"]
 
-def _log_prior(design: Design, priors: PriorSet, beta: np.ndarray, sds: np.ndarray) -> float:
-    lp = 0.0
-    slope_idx = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
-    for i, p in zip(slope_idx, priors.fixed.values(), strict=True):
-        lp += float(p.logpdf(beta[i]))
-    if priors.intercept is not None:
-        means = design.X[:, slope_idx].mean(axis=0) if slope_idx else np.zeros(0)
-        b0c = beta[design.x_names.index("(Intercept)")] + means @ beta[slope_idx]
-        lp += float(priors.intercept.logpdf(b0c))  # linear map: unit Jacobian
-    k = 0
-    for label in priors.sd:
-        for p in priors.sd[label]:
-            lp += float(p.logpdf(sds[k]))
-            k += 1
-    return lp
+Strategy = Literal["auto", "grid", "gaussian"]
+GRID_MAX_DIM = 3  # "auto" uses the grid up to this many covariance parameters
+_GRID_STEP = {1: 0.5, 2: 1.0, 3: 1.25}
+_GRID_THRESHOLD = {1: 3.0, 2: 3.5, 3: 4.0}
 
 
-def _block_covs(design: Design, sds: np.ndarray) -> list[list[np.ndarray]]:
-    """Diagonal covariance per block and draw from the (S, n_theta) SD draws."""
-    out = []
-    for row in sds:
-        pos, covs = 0, []
-        for b in design.blocks:
-            covs.append(np.diag(row[pos : pos + b.n_terms] ** 2))
-            pos += b.n_terms
-        out.append(covs)
+class _Posterior:
+    """``-log p(psi, beta | y)`` (up to a constant) of the flat vector ``phi = [psi, beta]``."""
+
+    def __init__(self, design: Design, priors: PriorSet, obj: LaplaceObjective, nagq: int):
+        self.design, self.priors, self.obj, self.nagq = design, priors, obj, nagq
+        self.cp = CovParam(design, priors)
+        self.m, self.k = self.cp.size, obj.k
+        self.slopes = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
+        self.means = design.X[:, self.slopes].mean(axis=0) if self.slopes else np.zeros(0)
+        names = design.x_names
+        self.i0 = names.index("(Intercept)") if "(Intercept)" in names else None
+        self.fixed_lp = [log_density(p) for p in priors.fixed.values()]
+        self.icpt_lp = log_density(priors.intercept) if priors.intercept is not None else None
+
+    # ------------------------------------------------------------------ prior
+    def log_prior(self, phi: np.ndarray) -> float:
+        psi, beta = phi[: self.m], phi[self.m :]
+        lp = self.cp.log_prior(psi)
+        for i, logpdf in zip(self.slopes, self.fixed_lp, strict=True):
+            lp += float(logpdf(beta[i]))
+        if self.icpt_lp is not None and self.i0 is not None:
+            # the prior is on the intercept at centred predictors (a linear map: unit Jacobian)
+            lp += float(self.icpt_lp(beta[self.i0] + self.means @ beta[self.slopes]))
+        return lp
+
+    def _prior_grad(self, phi: np.ndarray, h: float = 1e-6) -> np.ndarray:
+        g = np.empty(phi.size)
+        for i in range(phi.size):
+            e = np.zeros(phi.size)
+            e[i] = h * max(1.0, abs(phi[i]))
+            g[i] = (self.log_prior(phi + e) - self.log_prior(phi - e)) / (2 * e[i])
+        return g
+
+    # ------------------------------------------------------------------ posterior
+    def value(self, phi: np.ndarray, u0: np.ndarray | None = None) -> float:
+        """``-log p``; ``u0`` restarts the inner mode search from a fixed point (for FD)."""
+        if u0 is not None:
+            self.obj.u = u0.copy()
+        psi, beta = phi[: self.m], phi[self.m :]
+        try:
+            dev = self.obj.evaluate(beta, self.cp.to_theta(psi), self.nagq).deviance
+        except (InferenceError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf
+        val = 0.5 * dev - self.log_prior(phi)
+        return float(val) if np.isfinite(val) else np.inf
+
+    def value_grad(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
+        """``-log p`` and its gradient (analytic for one scalar term, else central FD)."""
+        phi = np.asarray(phi, dtype=float)
+        if self.obj.scalar:
+            psi, beta = phi[: self.m], phi[self.m :]
+            theta = np.exp(psi)
+            try:
+                ev = self.obj.evaluate(beta, theta, self.nagq, gradient=True)
+            except (InferenceError, np.linalg.LinAlgError):
+                return np.inf, np.zeros(phi.size)
+            g = 0.5 * ev.gradient
+            g[: self.m] *= theta  # d theta / d log sd
+            return 0.5 * ev.deviance - self.log_prior(phi), g - self._prior_grad(phi)
+        u0 = self.obj.u.copy()
+        f0 = self.value(phi, u0)
+        g = np.empty(phi.size)
+        for i in range(phi.size):
+            e = np.zeros(phi.size)
+            e[i] = 1e-5 * max(1.0, abs(phi[i]))
+            g[i] = (self.value(phi + e, u0) - self.value(phi - e, u0)) / (2 * e[i])
+        self.obj.u = u0
+        return f0, g
+
+    def hessian(
+        self, phi: np.ndarray, sub: slice | None = None
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """Value, gradient and Hessian over the coordinates ``sub`` (default: all)."""
+        phi = np.asarray(phi, dtype=float)
+        idx = np.arange(phi.size)[sub if sub is not None else slice(None)]
+        n = idx.size
+        if self.obj.scalar:
+            u0 = self.obj.u.copy()
+            f0, g0 = self.value_grad(phi)
+            H = np.empty((n, n))
+            for a, i in enumerate(idx):
+                e = np.zeros(phi.size)
+                e[i] = 1e-5 * max(1.0, abs(phi[i]))
+                self.obj.u = u0.copy()
+                H[a] = (self.value_grad(phi + e)[1][idx] - g0[idx]) / e[i]
+            self.obj.u = u0
+            return f0, g0[idx], 0.5 * (H + H.T)
+        # second differences of the value, as lme4's deriv12 (also gives the gradient)
+        u0 = self.obj.u.copy()
+        steps = 1e-4 * np.maximum(1.0, np.abs(phi[idx]))
+        f0 = self.value(phi, u0)
+        E = np.zeros((n, phi.size))
+        E[np.arange(n), idx] = steps
+        fp = np.array([self.value(phi + E[a], u0) for a in range(n)])
+        fm = np.array([self.value(phi - E[a], u0) for a in range(n)])
+        H = np.diag((fp - 2 * f0 + fm) / steps**2)
+        for a in range(n):
+            for b in range(a + 1, n):
+                fpp = self.value(phi + E[a] + E[b], u0)
+                fmm = self.value(phi - E[a] - E[b], u0)
+                H[a, b] = H[b, a] = (fpp - fp[a] - fp[b] + 2 * f0 - fm[a] - fm[b] + fmm) / (
+                    2 * steps[a] * steps[b]
+                )
+        self.obj.u = u0
+        return f0, (fp - fm) / (2 * steps), H
+
+    def beta_value_grad(self, psi: np.ndarray, beta: np.ndarray) -> tuple[float, np.ndarray]:
+        """``-log p`` and its gradient in ``beta`` at fixed ``psi``."""
+        phi = np.concatenate([psi, beta])
+        if self.obj.scalar:
+            f, g = self.value_grad(phi)
+            return f, g[self.m :]
+        u0 = self.obj.u.copy()
+        f0 = self.value(phi, u0)
+        g = np.empty(self.k)
+        for j in range(self.k):
+            e = np.zeros(phi.size)
+            e[self.m + j] = 1e-5 * max(1.0, abs(beta[j]))
+            g[j] = (self.value(phi + e, u0) - self.value(phi - e, u0)) / (2 * e[self.m + j])
+        self.obj.u = u0
+        return f0, g
+
+    # ------------------------------------------------------------------ p(psi | y)
+    def log_marginal(
+        self, psi: np.ndarray, beta0: np.ndarray, max_newton: int = 6
+    ) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """``log p(psi | y)`` (fixed effects integrated out by Laplace), the conditional
+        mode ``beta*`` and the Cholesky factor of ``H_beta``; None where not defined."""
+        sub = slice(self.m, None)
+        f, g, H = self.hessian(np.concatenate([psi, beta0]), sub)
+        if not np.isfinite(f):
+            return None
+        try:
+            C = linalg.cho_factor(H, lower=True)
+        except linalg.LinAlgError:
+            return None
+        beta = beta0.copy()
+        for _ in range(max_newton):
+            step = -linalg.cho_solve(C, g)
+            dec = -g @ step
+            if dec < 0.02:
+                # the quadratic model is accurate this close (error ~ dec^1.5 * skew)
+                beta = beta + step
+                break
+            t = 1.0
+            for _ in range(12):
+                fn, gn = self.beta_value_grad(psi, beta + t * step)
+                if fn <= f + 1e-10:
+                    break
+                t *= 0.5
+            else:
+                break
+            beta, f, g = beta + t * step, fn, gn
+        f_min = f - 0.5 * g @ linalg.cho_solve(C, g)  # quadratic model of the remainder
+        Lc = np.tril(C[0])
+        return -f_min - float(np.log(np.diag(Lc)).sum()), beta, Lc
+
+
+def _draw_ranef(
+    obj: LaplaceObjective,
+    cp: CovParam,
+    psis: np.ndarray,
+    betas: np.ndarray,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """Random effects per draw from their conditional Gaussian given ``(psi, beta)``."""
+    design = obj.design
+    S = betas.shape[0]
+    out = [np.empty((S, b.n_levels, b.n_terms)) for b in design.blocks]
+    # visit draws in order of psi so the inner mode search is warm-started from a neighbour
+    order = np.lexsort(psis.T[::-1])
+    for s in order:
+        theta = cp.to_theta(psis[s])
+        m = obj.mode_at(theta, betas[s])
+        eps = rng.standard_normal(obj.q)
+        f = m.factor
+        if obj.scalar:
+            u = m.u + eps / np.sqrt(f.d)
+        elif hasattr(f, "C"):  # (levels, p, p) stack: M = C C'
+            e = eps.reshape(f.L, f.p, 1)
+            u = m.u + np.linalg.solve(np.swapaxes(f.C, 1, 2), e).reshape(-1)
+        else:
+            if obj.q > 3000:
+                raise InferenceError("too many random effects for the dense conditional draw")
+            L = np.linalg.cholesky(f.M.toarray())
+            u = m.u + linalg.solve_triangular(L.T, eps, lower=False)
+        off = 0
+        for i, (b, F) in enumerate(zip(design.blocks, obj.chol_factors(theta), strict=True)):
+            size = b.n_levels * b.n_terms
+            out[i][s] = u[off : off + size].reshape(b.n_levels, b.n_terms) @ F.T
+            off += size
+    obj.reset()
     return out
+
+
+def _grid_draws(
+    post: _Posterior,
+    mode: np.ndarray,
+    H: np.ndarray,
+    cov: np.ndarray,
+    draws: int,
+    rng: np.random.Generator,
+    step: float,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray, Grid]:
+    """``(psi, beta)`` draws by INLA's grid strategy."""
+    m = post.m
+    psi0, beta0 = mode[:m], mode[m:]
+    # d beta* / d psi from the joint Hessian (a warm start and the in-cell shift)
+    B = -np.linalg.solve(H[m:, m:], H[m:, :m])
+
+    def logdens(psi: np.ndarray, hint: Any) -> tuple[float, Any]:
+        if hint is None:
+            start = beta0 + B @ (psi - psi0)
+        else:
+            start = hint[1] + B @ (psi - hint[0])
+        res = post.log_marginal(psi, start)
+        if res is None:
+            return -np.inf, hint
+        lp, beta, Lc = res
+        return lp, (psi.copy(), beta, Lc)
+
+    grid = explore_grid(logdens, psi0, cov[:m, :m], step=step, threshold=threshold)
+    ok = np.isfinite(grid.lp)
+    point, z = sample_grid(grid, draws, rng)
+    psis = grid.psi(z)
+    pay = [grid.payload[i] if ok[i] else None for i in range(grid.lp.size)]
+    k = post.k
+    psi_pt = np.stack([p[0] if p is not None else psi0 for p in pay])
+    beta_pt = np.stack([p[1] if p is not None else beta0 for p in pay])
+    Linv_t = np.stack([np.linalg.inv(p[2]).T if p is not None else np.zeros((k, k)) for p in pay])
+    eps = rng.standard_normal((draws, k))
+    betas = (
+        beta_pt[point] + (psis - psi_pt[point]) @ B.T + np.einsum("sij,sj->si", Linv_t[point], eps)
+    )
+    return psis, betas, grid
 
 
 def fit_bayes_laplace(
@@ -66,12 +300,16 @@ def fit_bayes_laplace(
     draws: int = 1000,
     random_seed: int | None = None,
     nagq: int | None = None,
+    strategy: Strategy = "auto",
+    grid_step: float | None = None,
+    grid_threshold: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Integrated-Laplace posterior approximation; returns (DataTree, info).
 
     Parameters
     ----------
-    design, priors
+    design : Design
+    priors : PriorSet
     draws : int
         Posterior draws.
     random_seed : int, optional
@@ -80,78 +318,87 @@ def fit_bayes_laplace(
         adaptive Gauss-Hermite when the model has one scalar random-effect term (Laplace
         alone is badly off for binary data with few observations per group, e.g. toenail),
         else 1 (Laplace).
+    strategy : {"auto", "grid", "gaussian"}
+        How the covariance parameters are integrated over: INLA's grid or one Gaussian at
+        the mode.  ``"auto"``: the grid for up to three covariance parameters.
+    grid_step : float, optional
+        Lattice spacing in standardized units (default 0.5, 1, 1.25 for 1, 2, 3 parameters).
+    grid_threshold : float, optional
+        Log-density drop at which the exploration stops (default 3, 3.5, 4 for 1, 2, 3
+        parameters: more dimensions put more mass far out).
+
+    Returns
+    -------
+    tree : DataTree
+        One chain of draws with the NUTS variable names.
+    info : dict
+        ``strategy``, ``n_hyper``, ``grid_points`` (and the grid settings), ``nagq``,
+        ``converged``, ``mode`` and timings.
     """
-    if any(b.correlated for b in design.blocks):
-        raise InferenceError(
-            "method='laplace' supports uncorrelated random effects only (scalar terms or "
-            "`||`); this model has a correlated block: use method='nuts' or 'advi'"
-        )
     if design.family.has_dispersion:
         raise InferenceError("method='laplace' is for non-gaussian families; use 'nuts'")
     t0 = time.perf_counter()
     obj = LaplaceObjective(design)
-    nt, k = obj.n_theta, obj.k
     if nagq is None:
         nagq = 15 if obj.scalar else 1
+    obj.check_nagq(nagq)
+    post = _Posterior(design, priors, obj, nagq)
+    m = post.m
+    if strategy == "auto":
+        strategy = "grid" if m <= GRID_MAX_DIM else "gaussian"
+    if strategy not in ("grid", "gaussian"):
+        raise InferenceError(f"unknown strategy `{strategy}`; choose auto, grid or gaussian")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ml = fit_ml(design, nagq=nagq)
-    start = np.concatenate([np.log(np.maximum(ml.theta, 0.05)), ml.beta])
-
-    def neg_log_post(phi: np.ndarray) -> float:
-        log_sd, beta = phi[:nt], phi[nt:]
-        sds = np.exp(log_sd)
-        dev = obj.deviance(np.concatenate([sds, beta]), nagq)
-        lp = _log_prior(design, priors, beta, sds) + float(log_sd.sum())
-        val = 0.5 * dev - lp
-        return val if np.isfinite(val) else 1e300
-
-    lower = np.full(nt + k, -np.inf)
-    res = optimize.minimize(
-        neg_log_post, start, jac=lambda x: _num_grad(neg_log_post, x, lower), method="L-BFGS-B"
-    )
-    mode = res.x
-    H = _num_hessian(neg_log_post, mode)
-    try:
-        cov = np.linalg.inv(H)
-        np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError as exc:
-        raise InferenceError("the integrated-Laplace posterior has no proper mode") from exc
-    if not res.success:
-        warnings.warn(
-            "Bayesian Laplace: mode search did not fully converge", ConvergenceWarning, stacklevel=3
-        )
-    rng = np.random.default_rng(random_seed)
-    phis = rng.multivariate_normal(mode, cov, size=draws)
-    sds = np.exp(phis[:, :nt])
-    betas = phis[:, nt:]
-    # random effects: conditional Gaussian given each draw of (sd, beta)
-    r_draws = [np.empty((draws, b.n_levels, b.n_terms)) for b in design.blocks]
-    for s in range(draws):
-        theta = sds[s]
-        m = obj.mode(theta, betas[s])
-        if obj.scalar:
-            u = m["u"] + rng.standard_normal(obj.L) / np.sqrt(m["h"])
+    start = np.concatenate([post.cp.from_theta(ml.theta), ml.beta])
+    with threadpool_limits(1, user_api="blas"):
+        res = optimize.minimize(post.value_grad, start, jac=True, method="L-BFGS-B")
+        mode = res.x
+        obj.u = np.zeros(obj.q)
+        post.value(mode)  # the warm start at the mode
+        H = post.hessian(mode)[2]
+        try:
+            cov = np.linalg.inv(H)
+            np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError as exc:
+            raise InferenceError("the integrated-Laplace posterior has no proper mode") from exc
+        if not res.success:
+            warnings.warn(
+                "Bayesian Laplace: mode search did not fully converge",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        t_mode = time.perf_counter()
+        rng = np.random.default_rng(random_seed)
+        info: dict[str, Any] = {"strategy": strategy, "n_hyper": m}
+        if strategy == "grid":
+            step = grid_step or _GRID_STEP.get(m, 1.0)
+            thr = grid_threshold or _GRID_THRESHOLD.get(m, 4.0)
+            psis, betas, grid = _grid_draws(post, mode, H, cov, draws, rng, step, thr)
+            info |= {
+                "grid_points": int(np.isfinite(grid.lp).sum()),
+                "grid_step": step,
+                "grid_threshold": thr,
+            }
         else:
-            # u ~ N(u*, H^-1): solve with the sparse LU of H on a N(0, H) draw
-            Hm = m["H"]
-            eps = rng.standard_normal(obj.q)
-            L = np.linalg.cholesky(Hm.toarray()) if obj.q <= 3000 else None
-            if L is None:
-                raise InferenceError("too many random effects for the dense conditional draw")
-            u = m["u"] + np.linalg.solve(L.T, eps)
-        off = 0
-        for i, (b, Lk) in enumerate(zip(design.blocks, obj.chol_factors(theta), strict=True)):
-            uu = u[off : off + b.n_levels * b.n_terms].reshape(b.n_levels, b.n_terms)
-            r_draws[i][s] = uu @ Lk.T
-            off += b.n_levels * b.n_terms
-    obj.u = np.zeros(obj.q)
-    covs = _block_covs(design, sds)
-    tree = draws_to_tree(design, betas, covs, [[r[s] for r in r_draws] for s in range(draws)])
-    info = {
+            phis = rng.multivariate_normal(mode, cov, size=draws)
+            psis, betas = phis[:, :m], phis[:, m:]
+        t_grid = time.perf_counter()
+        r_draws = _draw_ranef(obj, post.cp, psis, betas, rng)
+    covs = post.cp.covariances(psis)
+    tree = draws_to_tree(
+        design,
+        betas,
+        [[c[s] for c in covs] for s in range(draws)],
+        [[r[s] for r in r_draws] for s in range(draws)],
+    )
+    info |= {
         "converged": bool(res.success),
         "nagq": nagq,
         "mode": mode.tolist(),
-        "elapsed_mode": time.perf_counter() - t0,
+        "elapsed_mode": t_mode - t0,
+        "elapsed_integration": t_grid - t_mode,
+        "elapsed_ranef": time.perf_counter() - t_grid,
     }
     return tree, info
