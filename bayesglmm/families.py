@@ -164,10 +164,13 @@ class Family:
         if self.name in ("bernoulli", "binomial"):
             n = 1.0 if trials is None else trials
             if self.link == "logit":
-                # log p = -log1p(exp(-eta)), log(1-p) = -log1p(exp(eta))
-                lp = -np.logaddexp(0.0, -eta)
-                lq = -np.logaddexp(0.0, eta)
-            elif self.link == "probit":
+                # y log p + (n - y) log(1 - p) = y eta - n softplus(eta): one exp, one log
+                sp = np.maximum(eta, 0.0) + np.log(1.0 + np.exp(-np.abs(eta)))
+                ll = y * eta - n * sp
+                if trials is not None:
+                    ll = ll + _log_choose(trials, y)
+                return ll
+            if self.link == "probit":
                 lp = special.log_ndtr(eta)
                 lq = special.log_ndtr(-eta)
             else:  # cloglog

@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 
 from bayesglmm.errors import DesignError
+from bayesglmm.families import _log_choose
 from bayesglmm.predict import encode, fixed_eta, random_eta
 
 
@@ -16,8 +17,56 @@ def eta_draws(fit) -> np.ndarray:  # noqa: ANN001
     return fixed_eta(fit, nd) + random_eta(fit, nd, "zero")
 
 
+def _pointwise_loglik_fused(fit) -> np.ndarray | None:  # noqa: ANN001
+    """The Numba kernel's pointwise log-likelihood (logit and log links), else None."""
+    from scipy import special
+
+    from bayesglmm.inference.nuts_kernel import pointwise_loglik_draws
+
+    d = fit.design
+    fam = {("bernoulli", "logit"): 0, ("binomial", "logit"): 0, ("poisson", "log"): 1}.get(
+        (d.family.name, d.family.link)
+    )
+    if fam is None:
+        return None
+    trials = np.ones(d.n) if d.trials is None else np.asarray(d.trials, dtype=float)
+    y = np.asarray(d.y, dtype=float)
+    if fam == 0:
+        const = np.zeros(d.n) if d.trials is None else _log_choose(trials, y)
+    else:
+        const = -special.gammaln(y + 1.0)
+    R = [fit.draws_ranef(i) for i in range(len(d.blocks))]
+    S = fit.n_samples
+    flat = [r.reshape(S, -1) for r in R]
+    sizes = np.array([f.shape[1] for f in flat], dtype=np.int64)
+    nterm = np.array([b.n_terms for b in d.blocks], dtype=np.int64)
+    return pointwise_loglik_draws(
+        np.ascontiguousarray(fit.draws_fixed(), dtype=float),
+        np.ascontiguousarray(d.X, dtype=float),
+        np.ascontiguousarray(d.offset, dtype=float),
+        y,
+        trials,
+        fam,
+        np.ascontiguousarray(np.concatenate(flat, axis=1) if flat else np.zeros((S, 0))),
+        np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
+        nterm,
+        np.ascontiguousarray(
+            np.column_stack([b.Z for b in d.blocks]) if d.blocks else np.zeros((d.n, 0))
+        ),
+        np.concatenate([[0], np.cumsum(nterm)[:-1]]).astype(np.int64),
+        np.ascontiguousarray(
+            np.column_stack([b.index for b in d.blocks]) if d.blocks else np.zeros((d.n, 0)),
+            dtype=np.int64,
+        ),
+        np.ascontiguousarray(const, dtype=float),
+    )
+
+
 def pointwise_loglik(fit, chunk: int = 256) -> np.ndarray:  # noqa: ANN001
     """Log-likelihood of every observation under every draw, (S, n), computed in chunks."""
+    fused = _pointwise_loglik_fused(fit)
+    if fused is not None:
+        return fused
     d = fit.design
     S = fit.n_samples
     out = np.empty((S, d.n))
@@ -28,7 +77,10 @@ def pointwise_loglik(fit, chunk: int = 256) -> np.ndarray:  # noqa: ANN001
         sl = slice(start, min(start + chunk, S))
         eta = B[sl] @ d.X.T + d.offset[None, :]
         for i, b in enumerate(d.blocks):
-            eta += np.einsum("snp,np->sn", R[i][sl][:, b.index, :], b.Z)
+            if b.n_terms == 1:  # the common case: no (draws, n, 1) temporary
+                eta += R[i][sl, :, 0][:, b.index] * b.Z[:, 0]
+            else:
+                eta += np.einsum("snp,np->sn", R[i][sl][:, b.index, :], b.Z)
         s = 1.0 if sigma is None else sigma[sl][:, None]
         out[sl] = d.family.loglik(d.y[None, :], eta, d.trials, s)
     return out

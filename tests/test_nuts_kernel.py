@@ -158,3 +158,26 @@ def test_kernel_posterior_matches_pymc_sampler():
         sd = b.std(("chain", "draw")).values
         diff = np.abs(a.mean(("chain", "draw")).values - b.mean(("chain", "draw")).values)
         assert np.all(diff <= 0.25 * sd + 1e-12), (name, diff, sd)
+
+
+@pytest.mark.parametrize(
+    ("formula", "family"),
+    [
+        ("yb ~ x * f + (1 | g) + (1 | h)", "bernoulli"),
+        ("cbind(succ, trials - succ) ~ x + (1 + x | g)", "binomial"),
+        ("count ~ x + offset(log(expo)) + (1 + x || g) + (1 | h)", "poisson"),
+    ],
+)
+def test_fused_pointwise_loglik_equals_numpy(formula, family, monkeypatch):
+    """The parallel Numba log-likelihood matrix equals the NumPy one, draw by draw."""
+    from bayesglmm import ppc
+
+    m = bg.GLMM(formula, _sim(), family)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = m.fit(draws=30, tune=30, chains=2, random_seed=3)
+    fused = ppc.pointwise_loglik(fit)
+    monkeypatch.setattr(ppc, "_pointwise_loglik_fused", lambda fit: None)
+    ref = ppc.pointwise_loglik(fit)
+    assert fused.shape == ref.shape == (60, m.design.n)
+    np.testing.assert_allclose(fused, ref, rtol=1e-10, atol=1e-10)

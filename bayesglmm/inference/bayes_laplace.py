@@ -222,6 +222,8 @@ def _draw_ranef(
 ) -> list[np.ndarray]:
     """Random effects per draw from their conditional Gaussian given ``(psi, beta)``."""
     design = obj.design
+    if obj.scalar:
+        return [_draw_ranef_scalar(obj, cp, psis, betas, rng)[:, :, None]]
     S = betas.shape[0]
     out = [np.empty((S, b.n_levels, b.n_terms)) for b in design.blocks]
     # visit draws in order of psi so the inner mode search is warm-started from a neighbour
@@ -246,6 +248,62 @@ def _draw_ranef(
             size = b.n_levels * b.n_terms
             out[i][s] = u[off : off + size].reshape(b.n_levels, b.n_terms) @ F.T
             off += size
+    obj.reset()
+    return out
+
+
+def _draw_ranef_scalar(
+    obj: LaplaceObjective,
+    cp: CovParam,
+    psis: np.ndarray,
+    betas: np.ndarray,
+    rng: np.random.Generator,
+    n_anchors: int = 16,
+) -> np.ndarray:
+    """Random effects ``(draws, levels)`` for one scalar term, without a mode search per draw.
+
+    As INLA's Gaussian approximation of the latent field: the draws are split into
+    ``n_anchors`` bins of the SD; at each bin's mean ``(theta_a, beta_a)`` the conditional
+    mode ``u_a`` and curvature ``H_a`` are computed once, and each draw takes the mode moved
+    to its own ``(theta, beta)`` by the implicit-function derivatives
+
+        du/dbeta = -theta sum_i z_i w_i x_i / H,    du/dtheta = u (2 - H) / (theta H)
+
+    (from ``theta sum_i z_i d1_i = u`` at the mode), plus ``N(0, 1/H_a)`` noise.  Vectorised
+    over draws; 16 mode searches instead of one per draw.
+    """
+    S = betas.shape[0]
+    st, L = obj.st, obj.L
+    thetas = np.array([cp.to_theta(p)[0] for p in psis])
+    out = np.empty((S, L))
+    order = np.argsort(thetas, kind="stable")
+    for rows in np.array_split(order, min(n_anchors, S)):
+        if rows.size == 0:
+            continue
+        th_a = float(thetas[rows].mean())
+        b_a = betas[rows].mean(axis=0)
+        m = obj.mode_at(np.array([th_a]), b_a)
+        H = np.asarray(m.factor.d, dtype=float)
+        zw = st.z * m.w
+        Jb = (
+            -th_a
+            * np.stack(
+                [
+                    np.bincount(st.index, weights=zw * obj.X[:, j], minlength=L)
+                    for j in range(obj.k)
+                ],
+                axis=1,
+            )
+            / H[:, None]
+        )
+        du_dth = m.u * (2.0 - H) / (th_a * H)
+        u = (
+            m.u[None, :]
+            + (betas[rows] - b_a) @ Jb.T
+            + np.outer(thetas[rows] - th_a, du_dth)
+            + rng.standard_normal((rows.size, L)) / np.sqrt(H)[None, :]
+        )
+        out[rows] = u * thetas[rows, None]
     obj.reset()
     return out
 
@@ -293,6 +351,36 @@ def _grid_draws(
     return psis, betas, grid
 
 
+def _choose_nagq(design: Design, obj: LaplaceObjective) -> tuple[int, Any]:
+    """Quadrature for integrating the random effects out, and the ML fit that decided it.
+
+    Several random-effect terms: Laplace (nagq = 1).  One scalar term: 15-point adaptive
+    Gauss-Hermite unless Laplace already agrees with it: one Newton step on the 15-node
+    deviance from the Laplace ML estimate (with the Laplace Hessian) moves no fixed effect
+    by more than 0.1 SE and the SD by less than 3%, as with many observations per group
+    (hdp: the two ML fits differ by 0.02 SE and 2%); on toenail they differ by 2 SE and the
+    quadrature is kept.  Laplace evaluations cost ~1/10 of 15-node ones.
+    """
+    if not obj.scalar:
+        return 1, fit_ml(design, nagq=1)
+    lap = fit_ml(design, nagq=1)
+    if lap.hessian is not None and np.all(np.isfinite(lap.hessian)):
+        # one Newton step from the Laplace estimate on the 15-node deviance
+        x = np.concatenate([lap.theta, lap.beta])
+        _, g = obj.deviance_grad(x, 15)
+        obj.reset()
+        try:
+            step = -np.linalg.solve(lap.hessian, g)
+        except np.linalg.LinAlgError:
+            step = np.full(x.size, np.inf)
+        nt = lap.theta.size
+        se = np.sqrt(np.maximum(np.diag(lap.vcov_beta), 1e-300))
+        theta = np.maximum(np.abs(lap.theta), 1e-8)
+        if np.all(np.abs(step[nt:]) <= 0.1 * se) and np.all(np.abs(step[:nt]) <= 0.03 * theta):
+            return 1, lap
+    return 15, fit_ml(design, nagq=15)
+
+
 def fit_bayes_laplace(
     design: Design,
     priors: PriorSet,
@@ -314,10 +402,10 @@ def fit_bayes_laplace(
         Posterior draws.
     random_seed : int, optional
     nagq : int, optional
-        Quadrature points for integrating the random effects out.  Default: 15-point
-        adaptive Gauss-Hermite when the model has one scalar random-effect term (Laplace
-        alone is badly off for binary data with few observations per group, e.g. toenail),
-        else 1 (Laplace).
+        Quadrature points for integrating the random effects out.  Default: one scalar
+        random-effect term gets 15-point adaptive Gauss-Hermite (Laplace alone is badly off
+        for binary data with few observations per group, e.g. toenail) unless Laplace
+        agrees with it at the ML estimates (see :func:`_choose_nagq`); else 1 (Laplace).
     strategy : {"auto", "grid", "gaussian"}
         How the covariance parameters are integrated over: INLA's grid or one Gaussian at
         the mode.  ``"auto"``: the grid for up to three covariance parameters.
@@ -339,18 +427,19 @@ def fit_bayes_laplace(
         raise InferenceError("method='laplace' is for non-gaussian families; use 'nuts'")
     t0 = time.perf_counter()
     obj = LaplaceObjective(design)
-    if nagq is None:
-        nagq = 15 if obj.scalar else 1
-    obj.check_nagq(nagq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if nagq is None:
+            nagq, ml = _choose_nagq(design, obj)
+        else:
+            obj.check_nagq(nagq)
+            ml = fit_ml(design, nagq=nagq)
     post = _Posterior(design, priors, obj, nagq)
     m = post.m
     if strategy == "auto":
         strategy = "grid" if m <= GRID_MAX_DIM else "gaussian"
     if strategy not in ("grid", "gaussian"):
         raise InferenceError(f"unknown strategy `{strategy}`; choose auto, grid or gaussian")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ml = fit_ml(design, nagq=nagq)
     start = np.concatenate([post.cp.from_theta(ml.theta), ml.beta])
     with threadpool_limits(1, user_api="blas"):
         res = optimize.minimize(post.value_grad, start, jac=True, method="L-BFGS-B")
