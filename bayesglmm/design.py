@@ -142,7 +142,7 @@ def _codes(values: pd.Series, levels: Sequence[Any]) -> np.ndarray:
     # hash lookup of the values themselves (vectorised), then of their string forms for the
     # rest: "3" finds the integer level 3 (new data read from a CSV)
     try:
-        codes = pd.Index(list(levels), dtype=object).get_indexer(pd.Index(vals, dtype=object))
+        codes = pd.Index(list(levels)).get_indexer(pd.Index(vals))
     except TypeError:  # unhashable values
         codes = np.full(len(vals), -1, dtype=np.int64)
     codes = np.asarray(codes, dtype=np.int64)
