@@ -239,6 +239,46 @@ def backend_rows(name: str, model: bg.GLMM) -> list[dict]:
     return rows
 
 
+_MEMORY_SCRIPT = """
+import resource, sys, warnings
+sys.path.insert(0, {here!r})
+from run import simulate
+df = simulate({n}, {n} // 20)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+warnings.simplefilter("ignore")
+if {ours}:
+    import bayesglmm as bg
+    bg.GLMM("y ~ x1 + x2 + x3 + (1 | g)", df, "bernoulli").fit(method="ml")
+else:
+    import glmm
+    glmm.fit(df, "y ~ x1 + x2 + x3 + (1 | g)", family="binomial", nagq=1)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def memory_row(n: int = 1_000_000) -> dict:
+    """Peak resident memory (MB) of a fresh process that simulates n rows and fits them by
+    Laplace ML: ours against glmm's (target: under 1 GB at 1e6 rows)."""
+    import subprocess
+    import sys
+
+    peak = {}
+    for ours in (True, False):
+        code = _MEMORY_SCRIPT.format(here=str(HERE), n=n, ours=ours)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        )
+        lines = out.stdout.strip().splitlines()
+        peak[ours] = float(lines[-1]) if out.returncode == 0 and lines else float("nan")
+    return {
+        "work": f"sim {n:.0e} rows Laplace: peak memory, MB (process, data included)",
+        "ours_s": peak[True],
+        "peer": "glmm",
+        "peer_s": peak[False],
+        "ratio": peak[False] / peak[True],
+    }
+
+
 def nuts_rows() -> list[dict]:
     """NUTS wall time split into compile and sampling, min bulk ESS/s; bambi side by side."""
     rows = []
@@ -310,6 +350,8 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rows = ml_rows(sizes)
+    rows.append(memory_row())
+    print(rows[-1], flush=True)
     if not args.no_nuts:
         rows += nuts_rows()
     table = pd.DataFrame(rows)

@@ -181,3 +181,20 @@ def test_fused_pointwise_loglik_equals_numpy(formula, family, monkeypatch):
     ref = ppc.pointwise_loglik(fit)
     assert fused.shape == ref.shape == (60, m.design.n)
     np.testing.assert_allclose(fused, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_default_target_accept_by_number_of_groups():
+    from bayesglmm.model import default_target_accept
+
+    few = bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
+    many = bg.GLMM(
+        "outcome ~ treatment * time + (1 | patientID)", bg.datasets.load("toenail"), "bernoulli"
+    )
+    assert default_target_accept(few.design) == 0.95  # 9 beaches: a funnel at 0.8
+    assert default_target_accept(many.design) == 0.8  # 294 patients
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bg.SamplerWarning)
+        fit = few.fit(draws=20, tune=20, chains=1, random_seed=1)
+        fit2 = few.fit(draws=20, tune=20, chains=1, random_seed=1, target_accept=0.9)
+    assert fit.options["target_accept"] == 0.95
+    assert fit2.options["target_accept"] == 0.9

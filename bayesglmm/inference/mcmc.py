@@ -95,8 +95,9 @@ def sample_nuts(
     sampler : {"pymc", "nutpie", "numpyro"}
         NUTS implementation for the PyMC model (see :func:`resolve_sampler`).
     target_accept : float
-        Default 0.95, as rstanarm's stan_glmer (hierarchical posteriors with few groups
-        diverge at 0.8); raise towards 0.99 when there are divergences.
+        0.95 here, as rstanarm's stan_glmer; ``GLMM.fit`` picks 0.8 when every grouping
+        factor has at least 50 levels (:func:`bayesglmm.model.default_target_accept`).
+        Raise towards 0.99 when there are divergences.
     progressbar : bool, optional
         Default: shown on a terminal or in a notebook, silent in tests and CI.
     """
