@@ -21,76 +21,152 @@ import pandas as pd
 from scipy import stats
 
 from bayesglmm.errors import BayesGLMMError
+from bayesglmm.uniformity import (
+    bin_counts,
+    bin_edges,
+    chi2_test,
+    ecdf_band,
+    ecdf_counts,
+    gamma_test,
+)
 
 
 @dataclass
 class SBCResult:
-    """Ranks and uniformity tests of an SBC run.
+    """Ranks, per-simulation diagnostics and uniformity tests of an SBC run.
 
     Attributes
     ----------
     ranks : DataFrame
         One row per successful simulation (index = simulation id), one column per parameter.
     n_draws : int
-        Posterior draws the ranks are taken among (ranks lie in 0..n_draws).
+        Posterior draws the ranks are taken among (ranks lie in ``0 .. n_draws``).
+    method : str
+        The fitting method.
     failures : dict
         Simulation id -> error message.
-    method : str
+    diagnostics : DataFrame
+        Per successful simulation: ``elapsed_s`` and the fit's health (NUTS: divergences,
+        ``max_rhat``, ``min_ess_bulk``, ...; Laplace/ADVI: ``converged``).
     """
 
     ranks: pd.DataFrame
     n_draws: int
     method: str
     failures: dict[int, str] = field(default_factory=dict)
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
-    def uniformity(self, bins: int | None = None) -> pd.DataFrame:
-        """Chi-square test of rank uniformity per parameter (statistic, df, p-value)."""
-        n = len(self.ranks)
-        bins = bins or max(2, min(20, n // 5))
+    @property
+    def n_ranks(self) -> int:
+        """Number of possible rank values, ``n_draws + 1``."""
+        return self.n_draws + 1
+
+    def _bins(self, bins: int | None) -> int:
+        return bins or max(2, min(20, len(self.ranks) // 5))
+
+    def uniformity(
+        self, bins: int | None = None, *, n_null: int = 10_000, seed: int = 0
+    ) -> pd.DataFrame:
+        """Tests of rank uniformity per parameter.
+
+        Parameters
+        ----------
+        bins : int, optional
+            Bins of whole rank values for the chi-square test (default ``n // 5``, at most
+            20, so about 10 ranks are expected per bin at 200 simulations).
+        n_null, seed : int
+            Null draws of the ECDF statistic (seeded: repeated calls give the same p-values).
+
+        Returns
+        -------
+        DataFrame
+            Rows: parameters.  Columns: ``chi2``, ``df``, ``p_chi2`` (Pearson chi-square on
+            binned ranks, Talts et al. 2018) and ``gamma``, ``p_gamma`` (the ECDF test of
+            Säilynoja et al. 2022, as Modrák et al. 2023; sensitive to small shifts and to
+            over-/under-dispersion that binning hides); see :mod:`bayesglmm.uniformity`.
+        """
+        bins = self._bins(bins)
         rows = {}
         for col in self.ranks:
-            r = self.ranks[col].to_numpy()
-            counts = np.bincount(
-                np.minimum((r * bins) // (self.n_draws + 1), bins - 1), minlength=bins
-            )
-            exp = n / bins
-            chi2 = float(((counts - exp) ** 2 / exp).sum())
-            rows[col] = {
-                "chi2": chi2,
-                "df": bins - 1,
-                "p_value": float(stats.chi2.sf(chi2, bins - 1)),
-            }
-        return pd.DataFrame(rows).T
+            r = self.ranks[col].to_numpy(dtype=np.int64)
+            chi2, df, p_chi2 = chi2_test(r, self.n_ranks, bins)
+            g, p_gamma = gamma_test(r, self.n_ranks, n_null=n_null, seed=seed)
+            rows[col] = {"chi2": chi2, "df": df, "p_chi2": p_chi2, "gamma": g, "p_gamma": p_gamma}
+        return pd.DataFrame(rows, index=["chi2", "df", "p_chi2", "gamma", "p_gamma"]).T
 
-    def plot(self, bins: int | None = None):  # noqa: ANN201
-        """Rank histograms (top) and ECDF-difference plots with 95% bands (bottom)."""
+    def plot(self, bins: int | None = None, *, alpha: float = 0.05, title: str | None = None):  # noqa: ANN201
+        """Rank histograms (top) and ECDF-difference plots (bottom), one column per parameter.
+
+        Histograms carry the pointwise ``1 - alpha`` binomial band per bin; the ECDF
+        difference ``F(z) - z`` carries the *simultaneous* ``1 - alpha`` band of Säilynoja
+        et al. (2022), which an ECDF of uniform ranks leaves anywhere with probability
+        ``alpha``.  Column titles give both uniformity p-values.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
         import matplotlib.pyplot as plt
 
         params = list(self.ranks.columns)
         n = len(self.ranks)
-        bins = bins or max(2, min(20, n // 5))
-        fig, axes = plt.subplots(2, len(params), figsize=(3.2 * len(params), 5.5), squeeze=False)
+        bins = self._bins(bins)
+        uni = self.uniformity(bins) if n else None
+        ncol = max(1, len(params))
+        fig, axes = plt.subplots(2, ncol, figsize=(3.3 * ncol, 5.6), squeeze=False)
+        edges = bin_edges(self.n_ranks, bins)
+        if n:
+            z, lo_band, hi_band = ecdf_band(n, self.n_ranks, alpha)
         for j, p in enumerate(params):
-            u = (self.ranks[p].to_numpy() + 0.5) / (self.n_draws + 1)
+            r = self.ranks[p].to_numpy(dtype=np.int64)
+            counts, probs = bin_counts(r, self.n_ranks, bins)
             ax = axes[0, j]
-            ax.hist(u, bins=bins, range=(0, 1), color="0.6", edgecolor="white")
-            lo, hi = stats.binom.ppf([0.005, 0.995], n, 1 / bins)
-            ax.axhspan(lo, hi, color="C0", alpha=0.15)
-            ax.set_title(p, fontsize="small")
+            lo, hi = stats.binom.ppf([[alpha / 2], [1 - alpha / 2]], n, probs[None, :])
+            ax.stairs(hi, edges, baseline=lo, fill=True, color="C0", alpha=0.2, lw=0)
+            ax.stairs(counts, edges, fill=True, color="0.45", alpha=0.75)
+            ax.stairs(n * probs, edges, color="C0", lw=0.8)
+            ax.set_xlim(0, 1)
+            ax.set_title(
+                f"{p}\np(chi2) = {_fmt_p(uni.loc[p, 'p_chi2'])}, "
+                f"p(ECDF) = {_fmt_p(uni.loc[p, 'p_gamma'], floor=1 / 10_001)}",
+                fontsize="small",
+            )
             ax.set_xlabel("normalized rank")
             ax.set_ylabel("count")
-            grid = np.linspace(0, 1, 101)
-            ecdf = (u[:, None] <= grid[None, :]).mean(axis=0)
-            band = 1.96 * np.sqrt(grid * (1 - grid) / max(n, 1))
+            _, below = ecdf_counts(r, self.n_ranks)
+            zz = np.concatenate([[0.0], z, [1.0]])
             ax = axes[1, j]
-            ax.fill_between(grid, -band, band, color="C0", alpha=0.15)
-            ax.plot(grid, ecdf - grid, color="C3")
-            ax.axhline(0, color="k", lw=0.7)
-            ax.set_xlabel("normalized rank")
-            ax.set_ylabel("ECDF - uniform")
-        fig.suptitle(f"SBC: {self.method}, {n} simulations, {len(self.failures)} failed")
+            ax.fill_between(
+                zz,
+                np.concatenate([[0.0], lo_band - z, [0.0]]),
+                np.concatenate([[0.0], hi_band - z, [0.0]]),
+                step="post",
+                color="C0",
+                alpha=0.2,
+                lw=0,
+            )
+            diff = np.concatenate([[0.0], below / n - z, [0.0]])
+            ax.step(zz, diff, where="post", color="C3", lw=1.2)
+            ax.axhline(0, color="k", lw=0.6)
+            ax.set_xlim(0, 1)
+            ax.set_xlabel("normalized rank z")
+            ax.set_ylabel("ECDF(z) - z")
+        fig.suptitle(
+            title
+            or f"SBC: {self.method}, {n} simulations, {len(self.failures)} failed "
+            f"(bands: {100 * (1 - alpha):.0f}%; ECDF band simultaneous)",
+            fontsize="medium",
+        )
         fig.tight_layout()
         return fig
+
+
+def _fmt_p(p: float, floor: float = 0.0) -> str:
+    """Two significant digits below 0.01 (``3.2e-04``), else two decimals; ``<=`` at the
+    Monte Carlo floor of a simulated p-value."""
+    if p <= floor * (1 + 1e-9):
+        return f"<= {p:.1e}"
+    return f"{p:.1e}" if p < 0.01 else f"{p:.2f}"
 
 
 def _draw_lkj(p: int, eta: float, rng: np.random.Generator) -> np.ndarray:
@@ -160,7 +236,7 @@ def simulate_from_prior(
     return y, truth
 
 
-_WORKER_CACHE: dict[Any, Any] = {}
+_HEALTH_KEYS = ("divergences", "max_rhat", "min_ess_bulk", "min_ess_tail", "ebfmi")
 
 
 def _one(
@@ -171,17 +247,28 @@ def _one(
     rng = np.random.default_rng(seed)
     y, truth = simulate_from_prior(model, rng)
     sim_model = model.with_response(y)
+    kwargs = dict(fit_kwargs)
+    kwargs.setdefault("random_seed", int(rng.integers(2**31 - 1)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = sim_model.fit(method=method, **fit_kwargs)
-    draws = param_draws(fit)
+        fit = sim_model.fit(method=method, **kwargs)
+    draws = param_draws(fit, extras=False)
     ranks = {}
     for name, true in truth.items():
-        dr = draws[name]
+        dr = np.asarray(draws[name])
+        if dr.size < n_draws:
+            raise BayesGLMMError(
+                f"the fit returned {dr.size} draws of `{name}`, fewer than n_draws={n_draws}"
+            )
         if dr.size > n_draws:
             dr = dr[np.linspace(0, dr.size - 1, n_draws).astype(int)]
         ranks[name] = int((dr < true).sum())
-    return ranks
+    diag: dict[str, float] = {"elapsed_s": float(fit.elapsed)}
+    health = fit.health or {}
+    diag.update({k: float(health[k]) for k in _HEALTH_KEYS if k in health})
+    if "converged" in fit.options:
+        diag["converged"] = float(bool(fit.options["converged"]))
+    return {"ranks": ranks, "diagnostics": diag}
 
 
 def _safe(model: Any, seed: Any, method: str, fit_kwargs: dict[str, Any], n_draws: int) -> Any:
@@ -217,11 +304,16 @@ def sbc(
         Where to run; default a LocalCluster with ``n_workers`` single-threaded workers,
         closed afterwards.
     n_draws : int
-        Posterior draws the ranks are taken among (thinned evenly).
+        Posterior draws the ranks are taken among (thinned evenly from the fit's draws,
+        which must be at least as many; thinning also cuts MCMC autocorrelation, which
+        would otherwise make calibrated ranks look non-uniform).
     random_seed : int
-        Seeds every simulation (independent streams via ``SeedSequence.spawn``).
+        Seeds every simulation (independent streams via ``SeedSequence.spawn``): the prior
+        draw, the response and, unless ``fit_kwargs`` sets one, the fit's ``random_seed``.
     fit_kwargs : dict, optional
         Options for ``fit`` (e.g. ``draws``, ``tune``, ``chains``).
+    n_workers : int
+        Workers of the default LocalCluster.
 
     Returns
     -------
@@ -261,8 +353,17 @@ def sbc(
     failures = {i: r for i, r in enumerate(results) if not isinstance(r, dict)}
     if failures:
         warnings.warn(f"{len(failures)} of {n_sims} SBC simulations failed", stacklevel=2)
-    ranks = pd.DataFrame.from_dict(ok, orient="index").sort_index()
-    return SBCResult(ranks=ranks, n_draws=n_draws, method=method, failures=failures)
+    ranks = pd.DataFrame.from_dict({i: r["ranks"] for i, r in ok.items()}, orient="index")
+    diagnostics = pd.DataFrame.from_dict(
+        {i: r["diagnostics"] for i, r in ok.items()}, orient="index"
+    )
+    return SBCResult(
+        ranks=ranks.sort_index(),
+        n_draws=n_draws,
+        method=method,
+        failures=failures,
+        diagnostics=diagnostics.sort_index(),
+    )
 
 
 def _with_response(model: Any, y: np.ndarray) -> Any:

@@ -36,8 +36,13 @@ def test_sbc_nuts_localcluster(small_poisson, tmp_path):
     assert set(res.ranks.columns) == {"(Intercept)", "x", "sd(g: (Intercept))"}
     assert res.ranks.to_numpy().min() >= 0 and res.ranks.to_numpy().max() <= res.n_draws
     assert not res.failures
+    assert list(res.diagnostics.index) == list(range(20))
+    assert {"elapsed_s", "divergences", "max_rhat"} <= set(res.diagnostics.columns)
     uni = res.uniformity()
-    assert (uni["p_value"] > 0.001).all(), uni  # 20 sims: only gross miscalibration rejects
+    assert list(uni.columns) == ["chi2", "df", "p_chi2", "gamma", "p_gamma"]
+    # 20 sims: only gross miscalibration rejects
+    assert (uni[["p_chi2", "p_gamma"]] > 0.001).all().all(), uni
+    assert uni.equals(res.uniformity())  # seeded null: same p-values on every call
     fig = res.plot()
     fig.savefig(tmp_path / "sbc.png")
     assert (tmp_path / "sbc.png").stat().st_size > 1000
@@ -66,3 +71,15 @@ def test_lkj_draw_is_correlation_matrix():
     C = _draw_lkj(4, 2.0, np.random.default_rng(0))
     np.testing.assert_allclose(np.diag(C), 1.0)
     assert np.all(np.linalg.eigvalsh(C) > 0)
+
+
+def test_result_plot_without_dask(tmp_path):
+    from bayesglmm.sbc import SBCResult
+
+    rng = np.random.default_rng(0)
+    ranks = pd.DataFrame({"a": rng.integers(0, 100, 60), "b": rng.integers(0, 100, 60)})
+    res = SBCResult(ranks=ranks, n_draws=99, method="test")
+    fig = res.plot(alpha=0.01)
+    assert len(fig.axes) == 4
+    assert "p(ECDF)" in fig.axes[0].get_title()
+    fig.savefig(tmp_path / "r.png")
