@@ -7,7 +7,6 @@ from typing import Literal
 import numpy as np
 
 from bayesglmm.errors import DesignError
-from bayesglmm.families import _log_choose
 from bayesglmm.predict import encode, fixed_eta, random_eta
 
 
@@ -19,22 +18,15 @@ def eta_draws(fit) -> np.ndarray:  # noqa: ANN001
 
 def _pointwise_loglik_fused(fit) -> np.ndarray | None:  # noqa: ANN001
     """The Numba kernel's pointwise log-likelihood (logit and log links), else None."""
-    from scipy import special
-
-    from bayesglmm.inference.nuts_kernel import pointwise_loglik_draws
+    from bayesglmm.inference.nuts_kernel import family_code, pointwise_loglik_draws, row_constants
 
     d = fit.design
-    fam = {("bernoulli", "logit"): 0, ("binomial", "logit"): 0, ("poisson", "log"): 1}.get(
-        (d.family.name, d.family.link)
-    )
-    if fam is None:
+    fam = family_code(d.family.name, d.family.link)
+    if fam not in (0, 1):  # the gaussian (and probit/cloglog) use the NumPy path
         return None
     trials = np.ones(d.n) if d.trials is None else np.asarray(d.trials, dtype=float)
     y = np.asarray(d.y, dtype=float)
-    if fam == 0:
-        const = np.zeros(d.n) if d.trials is None else _log_choose(trials, y)
-    else:
-        const = -special.gammaln(y + 1.0)
+    const = row_constants(fam, y, trials)
     R = [fit.draws_ranef(i) for i in range(len(d.blocks))]
     S = fit.n_samples
     flat = [r.reshape(S, -1) for r in R]

@@ -97,16 +97,24 @@ class KernelLayout:
         )
 
 
-def _lik_constant(family: int, y: np.ndarray, arrays: dict[str, np.ndarray]) -> float:
-    """Data-only terms of the log likelihood (binomial coefficient, log y!)."""
+def row_constants(family: int, y: np.ndarray, trials: np.ndarray) -> np.ndarray:
+    """Data-only terms of each row's log likelihood (binomial coefficient, -log y!)."""
     if family == 0:
-        n = arrays["trials"]
-        return float(
-            np.sum(special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1))
+        return (
+            special.gammaln(trials + 1) - special.gammaln(y + 1) - special.gammaln(trials - y + 1)
         )
     if family == 1:
-        return float(-np.sum(special.gammaln(y + 1)))
-    return 0.0
+        return -special.gammaln(y + 1)
+    return np.zeros_like(y, dtype=float)
+
+
+def family_code(family_name: str, link: str) -> int | None:
+    """The kernels' family code (0 binomial-logit, 1 poisson-log, 2 gaussian), or None."""
+    return _FAMILY_CODES.get((family_name, link))
+
+
+def _lik_constant(family: int, y: np.ndarray, arrays: dict[str, np.ndarray]) -> float:
+    return float(np.sum(row_constants(family, y, arrays["trials"])))
 
 
 def _prior_row(p: Prior, log: bool) -> tuple[int, float, float, float, int]:
@@ -141,7 +149,7 @@ def kernel_layout(
     ``sigma_log__``.
     """
     fam = design.family
-    code = _FAMILY_CODES.get((fam.name, fam.link))
+    code = family_code(fam.name, fam.link)
     if code is None or centered:
         return None
     all_priors = [*priors.fixed.values()]
