@@ -146,7 +146,7 @@ class GLMM:
         opts = {k: v for k, v in options.items() if k != "sampler"}
         if opts.get("progressbar") is None:
             opts["progressbar"] = interactive()
-        return sample_kernel_nuts(self.design, self.priors, layout, **opts)
+        return sample_kernel_nuts(self.design, layout, **opts)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, method: Method = "nuts", **kwargs: Any) -> GLMMFit:

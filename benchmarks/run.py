@@ -244,7 +244,6 @@ import resource, sys, warnings
 sys.path.insert(0, {here!r})
 from run import simulate
 df = simulate({n}, {n} // 20)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 warnings.simplefilter("ignore")
 if {ours}:
     import bayesglmm as bg

@@ -19,7 +19,6 @@ import xarray as xr
 
 from bayesglmm.design_types import Design
 from bayesglmm.inference.nuts_kernel import KernelLayout, logp_and_grad
-from bayesglmm.priors import PriorSet
 from bayesglmm.pymc_model import model_coords
 
 __all__ = ["sample_kernel_nuts"]
@@ -111,7 +110,7 @@ def _prior_scale(code: int, a: float, b: float) -> float:
     return 1.0
 
 
-def _initial_point(layout: KernelLayout, priors: PriorSet, seed: int) -> np.ndarray:
+def _initial_point(layout: KernelLayout, seed: int) -> np.ndarray:
     """As PyMC's ``jitter+adapt_diag``: prior locations, jittered by U(-1, 1)."""
     x = np.zeros(layout.ndim)
     a = layout.arrays
@@ -129,7 +128,6 @@ def _initial_point(layout: KernelLayout, priors: PriorSet, seed: int) -> np.ndar
 
 def sample_kernel_nuts(
     design: Design,
-    priors: PriorSet,
     layout: KernelLayout,
     *,
     draws: int = 1000,
@@ -176,7 +174,7 @@ def sample_kernel_nuts(
         expanded_names=[n for n, _, _ in spec],
         coords=coords,
         dims={n: d for n, _, d in spec if d},
-        make_initial_point_fn=lambda seed: _initial_point(layout, priors, seed),
+        make_initial_point_fn=lambda seed: _initial_point(layout, seed),
     )
     if random_seed is None:
         random_seed = int(np.random.SeedSequence().entropy % (2**63))

@@ -48,7 +48,7 @@ from bayesglmm.errors import (
     InferenceError,
 )
 from bayesglmm.inference.agq import scalar_deviance
-from bayesglmm.inference.ml_types import MLEstimate
+from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import (
     FamilyKernel,
     ModeResult,
@@ -63,8 +63,7 @@ from bayesglmm.separation import ML_UNRELIABLE, detect_separation
 
 __all__ = ["AGQError", "LaplaceEval", "LaplaceObjective", "fit_ml", "saturated_loglik"]
 
-SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
-_SINGULAR_MSG = "boundary (singular) fit: see help('isSingular')"
+_SINGULAR_MSG = SINGULAR_MSG
 _SEPARATION_MSG = ML_UNRELIABLE  # every separation message starts so
 
 
@@ -542,7 +541,7 @@ def _finish(
         messages.append("Hessian is not positive definite: standard errors are unavailable")
         warnings.warn(messages[-1], ConvergenceWarning, stacklevel=3)
     factors = obj.chol_factors(theta)
-    singular = _is_singular(obj.layout, theta)
+    singular = obj.layout.is_singular(theta)
     if singular:
         messages.append(_SINGULAR_MSG)
         warnings.warn(_SINGULAR_MSG, ConvergenceWarning, stacklevel=3)
@@ -579,12 +578,6 @@ def _finish(
         hessian=H,
         n_obs=design.n,
     )
-
-
-def _is_singular(layout: ThetaLayout, theta: np.ndarray) -> bool:
-    lo = layout.lower_bounds()
-    diag = lo == 0.0
-    return bool(np.any(np.abs(theta[diag]) < SINGULAR_TOL))
 
 
 def _check_separation(
@@ -626,7 +619,7 @@ def _fit_gaussian(design: Design, *, start: dict | None, t0: float) -> MLEstimat
     fit = weighted_lmm_fit(design, np.ones(design.n), sigma=None, theta0=(start or {}).get("theta"))
     messages: list[str] = []
     layout = ThetaLayout.from_blocks(design.blocks)
-    singular = _is_singular(layout, fit.theta)
+    singular = layout.is_singular(fit.theta)
     if singular:
         messages.append(_SINGULAR_MSG)
         warnings.warn(_SINGULAR_MSG, ConvergenceWarning, stacklevel=3)

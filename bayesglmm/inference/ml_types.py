@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+SINGULAR_MSG = "boundary (singular) fit: see help('isSingular')"
+
 
 @dataclass(frozen=True, eq=False)
 class MLEstimate:

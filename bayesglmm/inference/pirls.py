@@ -78,6 +78,11 @@ class ThetaLayout:
         """Total number of theta elements."""
         return int(sum(self.sizes))
 
+    def is_singular(self, theta: np.ndarray, tol: float = 1e-4) -> bool:
+        """A Cholesky diagonal below ``tol``: a boundary fit (lme4's ``isSingular``)."""
+        diag = self.lower_bounds() == 0.0
+        return bool(np.any(np.abs(np.asarray(theta)[diag]) < tol))
+
     def lower_bounds(self) -> np.ndarray:
         """0 for diagonal elements, ``-inf`` for off-diagonal ones (lme4's ``lower``)."""
         out = []

@@ -26,7 +26,7 @@ import numpy as np
 
 from bayesglmm.design_types import Design
 from bayesglmm.errors import ConvergenceWarning, InferenceError
-from bayesglmm.inference.ml_types import MLEstimate
+from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import ThetaLayout, glm_start, weighted_lmm_fit
 
 __all__ = ["fit_pql"]
@@ -111,10 +111,9 @@ def fit_pql(
     phi = fit.sigma**2
     messages.append(f"PQL dispersion phi = {phi:.4g} ({dispersion})")
     layout = ThetaLayout.from_blocks(design.blocks)
-    diag = layout.lower_bounds() == 0.0
-    singular = bool(np.any(np.abs(fit.theta[diag]) < 1e-4))
+    singular = layout.is_singular(fit.theta)
     if singular:
-        messages.append("boundary (singular) fit: see help('isSingular')")
+        messages.append(SINGULAR_MSG)
     return MLEstimate(
         method="pql",
         nagq=0,
