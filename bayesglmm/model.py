@@ -125,7 +125,7 @@ class GLMM:
 
     def kernel_layout(self) -> Any:
         """The fused NUTS kernel's layout (cached), or None when the model is outside it."""
-        if not hasattr(self, "_kernel") or self._kernel is None:
+        if self._kernel is None:
             from bayesglmm.inference.nuts_kernel import kernel_layout
 
             self._kernel = kernel_layout(self.design, self.priors, centered=self.centered) or False
