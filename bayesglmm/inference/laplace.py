@@ -59,6 +59,7 @@ from bayesglmm.inference.pirls import (
     saturated_loglik,
     weighted_lmm_fit,
 )
+from bayesglmm.inference.scalar_laplace import KIND_CODES, scalar_laplace
 from bayesglmm.separation import ML_UNRELIABLE, detect_separation
 
 __all__ = ["AGQError", "LaplaceEval", "LaplaceObjective", "fit_ml", "saturated_loglik"]
@@ -85,15 +86,17 @@ class LaplaceEval:
         Spherical conditional modes (``b = Lambda u``), blocks concatenated level-major.
     modes : tuple of ndarray (levels, p)
         Conditional modes ``b`` per block.
-    mode : ModeResult
+    mode : ModeResult or None
         Inner-solver state at the mode: ``eta``, weights, the factor of ``A'WA + I``.
+        None from the fused scalar path (ask :meth:`LaplaceObjective.evaluate` for
+        ``keep_mode=True``).
     """
 
     deviance: float
     gradient: np.ndarray | None
     u: np.ndarray
     modes: tuple[np.ndarray, ...]
-    mode: ModeResult
+    mode: ModeResult | None
     n_inner: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -146,6 +149,11 @@ class LaplaceObjective:
         self.u = np.zeros(self.q)
         self.n_evals = 0
         self._last: tuple | None = None
+        # the fused Numba path (one scalar term, canonical link, Laplace)
+        self._kind_code = KIND_CODES.get(self.fam.kind) if self.scalar else None
+        if self._kind_code is not None:
+            t = self.fam.trials
+            self._n = np.ones(self.fam.y.size) if t is None else np.ascontiguousarray(t, float)
 
     # ------------------------------------------------------------------ helpers
     def reset(self) -> None:
@@ -196,7 +204,13 @@ class LaplaceObjective:
         return m
 
     def evaluate(
-        self, beta: np.ndarray, theta: np.ndarray, nagq: int = 1, *, gradient: bool = False
+        self,
+        beta: np.ndarray,
+        theta: np.ndarray,
+        nagq: int = 1,
+        *,
+        gradient: bool = False,
+        keep_mode: bool = False,
     ) -> LaplaceEval:
         """Integrated deviance at ``(beta, theta)``, with modes, curvature and gradient.
 
@@ -209,11 +223,17 @@ class LaplaceObjective:
         gradient : bool
             Also compute ``d deviance / d [theta, beta]`` (analytic for one scalar term,
             central differences otherwise: ``2 (n_theta + k)`` extra evaluations).
+        keep_mode : bool
+            Return the inner solver's state (:attr:`LaplaceEval.mode`).  Otherwise one
+            scalar term with a canonical link at ``nagq = 1`` takes the fused Numba path
+            (:mod:`~bayesglmm.inference.scalar_laplace`), whose ``mode`` is None.
         """
         self.check_nagq(nagq)
         beta = np.asarray(beta, dtype=float)
         theta = np.asarray(theta, dtype=float)
         self.n_evals += 1
+        if nagq == 1 and self._kind_code is not None and not keep_mode:
+            return self._evaluate_fused(beta, theta, gradient)
         m = self.mode_at(theta, beta)
         if self.scalar:
             eta_fixed = self.offset + self.X @ beta
@@ -232,6 +252,33 @@ class LaplaceObjective:
         if not np.isfinite(dev):
             raise InferenceError("the Laplace deviance is not finite at these parameters")
         return LaplaceEval(dev, grad, m.u, self._modes(theta, m.u), m, m.n_iter)
+
+    def _evaluate_fused(self, beta: np.ndarray, theta: np.ndarray, gradient: bool) -> LaplaceEval:
+        """:meth:`evaluate` for one scalar term, canonical link, Laplace (Numba)."""
+        st = self.st
+        eta_fixed = self.offset + self.X @ beta
+        u0 = self.u
+        last = self._last
+        if last is not None and last[0] is self.u:
+            _, th0, b0, du_dt, du_db = last
+            u0 = self.u + du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
+        args = (self._kind_code, self.fam.y, self._n, eta_fixed, self.X, st.z, st.index)
+        r = scalar_laplace(*args, float(theta[0]), u0, gradient=gradient)
+        if not (r["ok"] and np.all(np.isfinite(r["u"]))):
+            r = scalar_laplace(*args, float(theta[0]), np.zeros(self.q), gradient=gradient)
+            if not r["ok"]:
+                self.reset()
+                raise InferenceError("penalized IRLS produced non-finite values")
+        self.u = r["u"]
+        self._last = None
+        dev = r["deviance"] - 2.0 * self.fam.const
+        if not np.isfinite(dev):
+            raise InferenceError("the Laplace deviance is not finite at these parameters")
+        grad = r.get("gradient")
+        if gradient and np.all(np.isfinite(r["du_dtheta"])):
+            self._last = (self.u, theta.copy(), beta.copy(), r["du_dtheta"], r["du_dbeta"])
+        modes = ((self.u * theta[0])[:, None],)
+        return LaplaceEval(dev, grad, self.u, modes, None, r["n_iter"])
 
     def deviance(self, params: np.ndarray, nagq: int = 1) -> float:
         """Deviance at the flat vector ``[theta, beta]``."""
@@ -328,7 +375,7 @@ class LaplaceObjective:
         modes : tuple of (levels, p)
         cond_var : tuple of (levels, p, p)
         """
-        ev = self.evaluate(beta, theta, 1)
+        ev = self.evaluate(beta, theta, 1, keep_mode=True)
         inv = ev.mode.factor.inv_blocks()
         cv = tuple(
             np.einsum("ij,gjk,lk->gil", F, Minv, F)
