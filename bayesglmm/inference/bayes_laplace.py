@@ -37,11 +37,11 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import linalg, optimize
-from threadpoolctl import threadpool_limits
 
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
 from bayesglmm.errors import ConvergenceWarning, InferenceError
+from bayesglmm.inference.blas_threads import one_blas_thread
 from bayesglmm.inference.cov_param import CovParam, log_density
 from bayesglmm.inference.inla_grid import Grid, explore_grid, sample_grid
 from bayesglmm.inference.laplace import LaplaceObjective, fit_ml
@@ -441,7 +441,7 @@ def fit_bayes_laplace(
     if strategy not in ("grid", "gaussian"):
         raise InferenceError(f"unknown strategy `{strategy}`; choose auto, grid or gaussian")
     start = np.concatenate([post.cp.from_theta(ml.theta), ml.beta])
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         res = optimize.minimize(post.value_grad, start, jac=True, method="L-BFGS-B")
         mode = res.x
         obj.u = np.zeros(obj.q)

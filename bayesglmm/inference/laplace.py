@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize
-from threadpoolctl import threadpool_limits
 
 from bayesglmm.design_types import Design
 from bayesglmm.errors import (
@@ -48,6 +47,7 @@ from bayesglmm.errors import (
     InferenceError,
 )
 from bayesglmm.inference.agq import scalar_deviance
+from bayesglmm.inference.blas_threads import one_blas_thread
 from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import (
     FamilyKernel,
@@ -538,7 +538,7 @@ def fit_ml(
 
     # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
     # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         res = optimize.minimize(
             fg,
             x0,

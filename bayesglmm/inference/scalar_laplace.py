@@ -55,11 +55,13 @@ def _group_pass(kind, y, n, eta_fixed, zl, idx, u, ll_g, gz_g, s_g):
 
 
 @njit(cache=True, nogil=True)
-def _mode(kind, y, n, eta_fixed, zl, idx, u0, tol, maxit):
+def _mode(kind, y, n, eta_fixed, zl, idx, u0, tol, maxit, final_pass):
     """Conditional modes by per-group Newton with step halving (as ``pirls``).
 
     Returns ``(u, ll_g, s_g, converged, n_iter, ok)`` with ``s_g = sum zl^2 w`` at ``u``;
-    ``ok`` is False on non-finite values.
+    ``ok`` is False on non-finite values.  Without ``final_pass`` a converged search skips
+    the pass after its last step: ``ll_g`` and ``s_g`` are then stale (the caller's
+    gradient pass recomputes them).
     """
     L = u0.size
     u = u0.copy()
@@ -91,7 +93,8 @@ def _mode(kind, y, n, eta_fixed, zl, idx, u0, tol, maxit):
             # first-order sensitive to u, so u must be exact, not just the objective
             for g in range(L):
                 u[g] += delta[g]
-            _group_pass(kind, y, n, eta_fixed, zl, idx, u, ll_g, gz, s)
+            if final_pass:
+                _group_pass(kind, y, n, eta_fixed, zl, idx, u, ll_g, gz, s)
             converged = True
             break
         step[:] = 1.0
@@ -123,10 +126,12 @@ def _mode(kind, y, n, eta_fixed, zl, idx, u0, tol, maxit):
 def _gradient(kind, y, n, eta_fixed, X, z, idx, th, u):
     """Curvature, gradient pieces and mode sensitivities at the mode ``u``.
 
-    Returns ``(H, g_theta, g_beta, du_dtheta, du_dbeta)`` with ``H = 1 + th^2 sum z^2 w``.
+    Returns ``(ll_g, H, g_theta, g_beta, du_dtheta, du_dbeta)`` with ``ll_g`` the per-group
+    log-likelihood and ``H = 1 + th^2 sum z^2 w``.
     """
     N, k = X.shape
     L = u.size
+    ll_g = np.zeros(L)
     S = np.zeros(L)
     zd1 = np.zeros(L)
     D = np.zeros(L)
@@ -136,7 +141,8 @@ def _gradient(kind, y, n, eta_fixed, X, z, idx, th, u):
     for i in range(N):
         g = idx[i]
         zi = z[i]
-        _, d1, w, dw = _row(kind, y[i], n[i], eta_fixed[i] + th * zi * u[g])
+        ll, d1, w, dw = _row(kind, y[i], n[i], eta_fixed[i] + th * zi * u[g])
+        ll_g[g] += ll
         z2dw = zi * zi * dw
         S[g] += zi * zi * w
         zd1[g] += zi * d1
@@ -159,7 +165,7 @@ def _gradient(kind, y, n, eta_fixed, X, z, idx, th, u):
         for j in range(k):
             du_db[g, j] = -th * a[g, j] / H[g]
             g_b[j] += th2 * (C[g, j] + th * D[g] * du_db[g, j]) / H[g]
-    return H, g_t, g_b, du_dt, du_db
+    return ll_g, H, g_t, g_b, du_dt, du_db
 
 
 def scalar_laplace(
@@ -211,17 +217,22 @@ def scalar_laplace(
         mode search met non-finite values.
     """
     zl = z * theta
-    u, ll_g, s, converged, n_iter, ok = _mode(kind, y, n, eta_fixed, zl, idx, u0, tol, maxit)
+    u, ll_g, s, converged, n_iter, ok = _mode(
+        kind, y, n, eta_fixed, zl, idx, u0, tol, maxit, not gradient
+    )
     out = {"u": u, "converged": bool(converged), "n_iter": int(n_iter), "ok": bool(ok)}
     if not ok:
         out["deviance"] = math.nan
         return out
-    H = 1.0 + s
-    out["deviance"] = float((-2.0 * ll_g + u * u + np.log(H)).sum())
-    out["H"] = H
-    if gradient:
-        _, g_t, g_b, du_dt, du_db = _gradient(kind, y, n, eta_fixed, X, z, idx, float(theta), u)
+    if gradient:  # one pass for the gradient, the curvature and ll at the final u
+        ll_g, H, g_t, g_b, du_dt, du_db = _gradient(
+            kind, y, n, eta_fixed, X, z, idx, float(theta), u
+        )
         out["gradient"] = np.concatenate([[g_t], g_b])
         out["du_dtheta"] = du_dt
         out["du_dbeta"] = du_db
+    else:
+        H = 1.0 + s
+    out["deviance"] = float((-2.0 * ll_g + u * u + np.log(H)).sum())
+    out["H"] = H
     return out
