@@ -203,6 +203,15 @@ def test_fused_scalar_laplace_equals_numpy_path(case, toenail):
             np.testing.assert_allclose(ev.modes[0], evr.modes[0], rtol=1e-7, atol=1e-9)
             for s_fast, s_ref in zip(fast._last[3:], ref._last[3:], strict=True):
                 np.testing.assert_allclose(s_fast, s_ref, rtol=1e-7, atol=1e-9)
+    # the draws' mode sensitivities: fused vs the NumPy formulas from the mode
+    ref._kind_code = None
+    th = np.array([1.1])
+    for a, b in zip(
+        fast.scalar_mode_sensitivities(th, beta),
+        ref.scalar_mode_sensitivities(th, beta),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
 
 
 def test_fused_path_fit_equals_numpy_path_fit(toenail, monkeypatch):

@@ -293,7 +293,7 @@ def _draw_ranef_scalar(
     over draws; 16 mode searches instead of one per draw.
     """
     S = betas.shape[0]
-    st, L = obj.st, obj.L
+    L = obj.L
     thetas = cp.factors(psis)[0][:, 0, 0]  # one scalar term: theta is its SD
     out = np.empty((S, L))
     order = np.argsort(thetas, kind="stable")
@@ -302,23 +302,9 @@ def _draw_ranef_scalar(
             continue
         th_a = float(thetas[rows].mean())
         b_a = betas[rows].mean(axis=0)
-        m = obj.mode_at(np.array([th_a]), b_a)
-        H = np.asarray(m.factor.d, dtype=float)
-        zw = st.z * m.w
-        Jb = (
-            -th_a
-            * np.stack(
-                [
-                    np.bincount(st.index, weights=zw * obj.X[:, j], minlength=L)
-                    for j in range(obj.k)
-                ],
-                axis=1,
-            )
-            / H[:, None]
-        )
-        du_dth = m.u * (2.0 - H) / (th_a * H)
+        u_a, H, du_dth, Jb = obj.scalar_mode_sensitivities(np.array([th_a]), b_a)
         u = (
-            m.u[None, :]
+            u_a[None, :]
             + (betas[rows] - b_a) @ Jb.T
             + np.outer(thetas[rows] - th_a, du_dth)
             + rng.standard_normal((rows.size, L)) / np.sqrt(H)[None, :]

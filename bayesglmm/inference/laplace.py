@@ -278,7 +278,41 @@ class LaplaceObjective:
         if gradient and np.all(np.isfinite(r["du_dtheta"])):
             self._last = (self.u, theta.copy(), beta.copy(), r["du_dtheta"], r["du_dbeta"])
         modes = ((self.u * theta[0])[:, None],)
-        return LaplaceEval(dev, grad, self.u, modes, None, r["n_iter"])
+        extra = {k: r[k] for k in ("H", "du_dtheta", "du_dbeta") if k in r}
+        return LaplaceEval(dev, grad, self.u, modes, None, r["n_iter"], extra)
+
+    def scalar_mode_sensitivities(
+        self, theta: np.ndarray, beta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One scalar term: the mode ``u``, the curvature ``H`` and ``du/dtheta``, ``du/dbeta``.
+
+        From ``theta sum_i z_i d1_i = u`` at the mode (implicit-function theorem):
+        ``du/dbeta = -theta sum_i z_i w_i x_i / H`` and ``du/dtheta = u (2 - H) / (theta H)``.
+
+        Returns
+        -------
+        u, H : ndarray (L,)
+        du_dtheta : ndarray (L,)
+        du_dbeta : ndarray (L, k)
+        """
+        if not self.scalar:
+            raise InferenceError("mode sensitivities are for one scalar random-effect term")
+        theta = np.asarray(theta, dtype=float)
+        if self._kind_code is not None:
+            ev = self.evaluate(beta, theta, 1, gradient=True)
+            x = ev.extra
+            return ev.u, x["H"], x["du_dtheta"], x["du_dbeta"]
+        m = self.mode_at(theta, beta)
+        th, st = float(theta[0]), self.st
+        H = np.asarray(m.factor.d, dtype=float)
+        a = np.stack(
+            [
+                np.bincount(st.index, weights=st.z * m.w * self.X[:, j], minlength=self.L)
+                for j in range(self.k)
+            ],
+            axis=1,
+        )
+        return m.u, H, m.u * (2.0 - H) / (th * H), -th * a / H[:, None]
 
     def deviance(self, params: np.ndarray, nagq: int = 1) -> float:
         """Deviance at the flat vector ``[theta, beta]``."""
