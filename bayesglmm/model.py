@@ -108,11 +108,21 @@ class GLMM:
 
     # ------------------------------------------------------------------ PyMC
     def build(self) -> Any:
-        """The PyMC model (built once and cached), for users who want to extend it."""
+        """The PyMC model (built once and cached), for users who want to extend it.
+
+        Models made by :meth:`with_response` share one PyMC model; each call here first
+        points its observed data at this model's response, so a fit never sees another
+        model's ``y``.
+        """
         if self._pymc_model is None:
             from bayesglmm.pymc_model import build_pymc_model
 
             self._pymc_model = build_pymc_model(self.design, self.priors, centered=self.centered)
+        elif getattr(self._pymc_model, "_bg_y_owner", None) is not self.design.y:
+            import pymc as pm
+
+            pm.set_data({"y_obs": self.design.y}, model=self._pymc_model)
+        self._pymc_model._bg_y_owner = self.design.y
         return self._pymc_model
 
     def sample_prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> Any:

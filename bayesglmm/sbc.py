@@ -372,9 +372,5 @@ def _with_response(model: Any, y: np.ndarray) -> Any:
 
     new = copy.copy(model)
     new.design = replace(model.design, y=np.asarray(y, dtype=float))
-    if model._pymc_model is not None:
-        import pymc as pm
-
-        pm.set_data({"y_obs": new.design.y}, model=model._pymc_model)
-        new._pymc_model = model._pymc_model
+    # the PyMC model (if built) is shared; ``build()`` sets its data to the caller's y
     return new

@@ -149,3 +149,21 @@ def test_gaussian_matches_statsmodels_mixedlm():
     assert abs(fit.fixef()["x"] - ml.fe_params["x"]) < 0.5 * sd["x"]
     vc = fit.varcorr().set_index("group")
     assert vc.loc["Residual", "sd_cor"] == pytest.approx(np.sqrt(ml.scale), rel=0.1)
+
+
+def test_with_response_refit_does_not_change_the_original_models_data():
+    """Models made by ``with_response`` share one PyMC model, but each fits its own y."""
+    m = bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
+    shared = m.build()
+    y_old = np.asarray(m.design.y, dtype=float)
+    y_new = y_old[::-1].copy()
+    refit = m.with_response(y_new)
+    assert refit.build() is shared  # reused, not rebuilt
+    np.testing.assert_array_equal(shared["y_obs"].get_value(), y_new)
+    m.build()  # the original model points the data back at its own response
+    np.testing.assert_array_equal(shared["y_obs"].get_value(), y_old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bg.SamplerWarning)
+        a = m.fit(draws=50, tune=50, chains=1, random_seed=3, sampler="pymc")
+    np.testing.assert_array_equal(shared["y_obs"].get_value(), y_old)
+    assert a.options["sampler"] == "pymc"
