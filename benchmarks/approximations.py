@@ -11,7 +11,6 @@ import datetime as dt
 import warnings
 from pathlib import Path
 
-
 import bayesglmm as bg
 
 MODELS = [

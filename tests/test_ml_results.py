@@ -51,5 +51,7 @@ def test_parametric_bootstrap_gives_intervals():
     assert boot.draws_fixed()[:, 1].std() == pytest.approx(ml.se()["NAP"], rel=0.35)
     icc = boot.icc()
     assert {"mean", "sd", "hdi_3%", "hdi_97%"} <= set(icc.columns)
-    assert icc.loc["Beach", "hdi_3%"] < ml.icc().loc["Beach", "estimate"] < icc.loc["Beach", "hdi_97%"]
+    assert (
+        icc.loc["Beach", "hdi_3%"] < ml.icc().loc["Beach", "estimate"] < icc.loc["Beach", "hdi_97%"]
+    )
     assert boot.predict(re="marginal").shape == (1, boot.n_samples, 45)
