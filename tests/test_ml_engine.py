@@ -178,8 +178,9 @@ def _design_df(formula: str, df: pd.DataFrame, family: str = "binomial") -> Desi
     "case",
     ["toenail", "epilepsy_ri", "hdp_tumors", "slope_only", "binomial_trials"],
 )
-def test_fused_scalar_laplace_equals_numpy_path(case, toenail):
-    """The Numba Laplace path gives the NumPy path's deviance, gradient, modes, sensitivities."""
+@pytest.mark.parametrize("nagq", [1, 7, 25])
+def test_fused_scalar_laplace_equals_numpy_path(case, nagq, toenail):
+    """The Numba path gives the NumPy path's deviance, gradient, modes, sensitivities."""
     if case == "toenail":
         design = toenail
     elif case == "slope_only":  # a scalar term that is not an intercept: z != 1
@@ -194,8 +195,8 @@ def test_fused_scalar_laplace_equals_numpy_path(case, toenail):
     for theta in (0.3, 1.3, 3.0):
         for b in (beta, beta - 0.2):
             th = np.array([theta])
-            ev = fast.evaluate(b, th, 1, gradient=True)
-            evr = ref.evaluate(b, th, 1, gradient=True, keep_mode=True)
+            ev = fast.evaluate(b, th, nagq, gradient=True)
+            evr = ref.evaluate(b, th, nagq, gradient=True, keep_mode=True)
             assert ev.mode is None and evr.mode is not None
             assert ev.deviance == pytest.approx(evr.deviance, rel=1e-12, abs=1e-8)
             np.testing.assert_allclose(ev.gradient, evr.gradient, rtol=1e-8, atol=1e-8)
@@ -214,9 +215,10 @@ def test_fused_scalar_laplace_equals_numpy_path(case, toenail):
         np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
 
 
-def test_fused_path_fit_equals_numpy_path_fit(toenail, monkeypatch):
-    """A whole Laplace fit with the Numba path matches one forced onto the NumPy path."""
-    fast = _fit(toenail)
+@pytest.mark.parametrize("nagq", [1, 25])
+def test_fused_path_fit_equals_numpy_path_fit(toenail, nagq, monkeypatch):
+    """A whole Laplace / AGQ fit with the Numba path matches one on the NumPy path."""
+    fast = _fit(toenail, nagq)
     real_init = LaplaceObjective.__init__
 
     def numpy_only(self, *a, **k):
@@ -224,7 +226,7 @@ def test_fused_path_fit_equals_numpy_path_fit(toenail, monkeypatch):
         self._kind_code = None
 
     monkeypatch.setattr(LaplaceObjective, "__init__", numpy_only)
-    slow = _fit(toenail)
+    slow = _fit(toenail, nagq)
     np.testing.assert_allclose(fast.beta, slow.beta, rtol=0, atol=1e-6)
     np.testing.assert_allclose(fast.theta, slow.theta, rtol=0, atol=1e-6)
     assert fast.loglik == pytest.approx(slow.loglik, abs=1e-8)

@@ -225,15 +225,15 @@ class LaplaceObjective:
             central differences otherwise: ``2 (n_theta + k)`` extra evaluations).
         keep_mode : bool
             Return the inner solver's state (:attr:`LaplaceEval.mode`).  Otherwise one
-            scalar term with a canonical link at ``nagq = 1`` takes the fused Numba path
+            scalar term with a canonical link takes the fused Numba path
             (:mod:`~bayesglmm.inference.scalar_laplace`), whose ``mode`` is None.
         """
         self.check_nagq(nagq)
         beta = np.asarray(beta, dtype=float)
         theta = np.asarray(theta, dtype=float)
         self.n_evals += 1
-        if nagq == 1 and self._kind_code is not None and not keep_mode:
-            return self._evaluate_fused(beta, theta, gradient)
+        if self._kind_code is not None and not keep_mode:
+            return self._evaluate_fused(beta, theta, gradient, nagq)
         m = self.mode_at(theta, beta)
         if self.scalar:
             eta_fixed = self.offset + self.X @ beta
@@ -253,8 +253,10 @@ class LaplaceObjective:
             raise InferenceError("the Laplace deviance is not finite at these parameters")
         return LaplaceEval(dev, grad, m.u, self._modes(theta, m.u), m, m.n_iter)
 
-    def _evaluate_fused(self, beta: np.ndarray, theta: np.ndarray, gradient: bool) -> LaplaceEval:
-        """:meth:`evaluate` for one scalar term, canonical link, Laplace (Numba)."""
+    def _evaluate_fused(
+        self, beta: np.ndarray, theta: np.ndarray, gradient: bool, nagq: int = 1
+    ) -> LaplaceEval:
+        """:meth:`evaluate` for one scalar term with a canonical link (Numba)."""
         st = self.st
         eta_fixed = self.offset + self.X @ beta
         u0 = self.u
@@ -263,9 +265,11 @@ class LaplaceObjective:
             _, th0, b0, du_dt, du_db = last
             u0 = self.u + du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
         args = (self._kind_code, self.fam.y, self._n, eta_fixed, self.X, st.z, st.index)
-        r = scalar_laplace(*args, float(theta[0]), u0, gradient=gradient)
+        r = scalar_laplace(*args, float(theta[0]), u0, gradient=gradient, nagq=nagq)
         if not (r["ok"] and np.all(np.isfinite(r["u"]))):
-            r = scalar_laplace(*args, float(theta[0]), np.zeros(self.q), gradient=gradient)
+            r = scalar_laplace(
+                *args, float(theta[0]), np.zeros(self.q), gradient=gradient, nagq=nagq
+            )
             if not r["ok"]:
                 self.reset()
                 raise InferenceError("penalized IRLS produced non-finite values")

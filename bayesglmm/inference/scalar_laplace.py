@@ -1,7 +1,7 @@
-"""Fused Laplace deviance and gradient for one scalar random-effect term (Numba).
+"""Fused Laplace and AGQ deviance and gradient for one scalar random-effect term (Numba).
 
 The same computation as :func:`~bayesglmm.inference.pirls.pirls` followed by
-:func:`~bayesglmm.inference.agq.scalar_deviance` at ``nagq = 1``, for the canonical links
+:func:`~bayesglmm.inference.agq.scalar_deviance`, for the canonical links
 (Bernoulli/binomial logit, Poisson log), but in a few passes over the rows instead of
 some thirty NumPy temporaries per inner iteration.  It is the hot path of every Laplace
 ML fit with one random intercept (the optimiser evaluates it 30-60 times), where the
@@ -19,6 +19,9 @@ import math
 
 import numpy as np
 from numba import njit
+from scipy.special import logsumexp
+
+from bayesglmm.inference.agq import gh_rule
 
 __all__ = ["KIND_CODES", "scalar_laplace"]
 
@@ -123,11 +126,11 @@ def _mode(kind, y, n, eta_fixed, zl, idx, u0, tol, maxit, final_pass):
 
 
 @njit(cache=True, nogil=True)
-def _gradient(kind, y, n, eta_fixed, X, z, idx, th, u):
-    """Curvature, gradient pieces and mode sensitivities at the mode ``u``.
+def _mode_sums(kind, y, n, eta_fixed, X, z, idx, th, u):
+    """Per-group sums at the mode ``u``: ``(ll_g, S, zd1, D, a, C, X'd1)``.
 
-    Returns ``(ll_g, H, g_theta, g_beta, du_dtheta, du_dbeta)`` with ``ll_g`` the per-group
-    log-likelihood and ``H = 1 + th^2 sum z^2 w``.
+    ``S = sum z^2 w``, ``zd1 = sum z d1``, ``D = sum z^3 dw``, ``a = sum z w x`` (L, k),
+    ``C = sum z^2 dw x`` (L, k): what the curvature and its derivatives need.
     """
     N, k = X.shape
     L = u.size
@@ -153,19 +156,41 @@ def _gradient(kind, y, n, eta_fixed, X, z, idx, th, u):
             a[g, j] += zw * xij
             C[g, j] += z2dw * xij
             xd1[j] += xij * d1
-    th2 = th * th
-    H = 1.0 + th2 * S
-    du_dt = (zd1 - th * u * S) / H
-    du_db = np.empty((L, k))
-    g_t = 0.0
-    g_b = -2.0 * xd1
-    for g in range(L):
-        dH_dt = 2.0 * th * S[g] + th2 * D[g] * (u[g] + th * du_dt[g])
-        g_t += dH_dt / H[g] - 2.0 * u[g] * zd1[g]
+    return ll_g, S, zd1, D, a, C, xd1
+
+
+@njit(cache=True, nogil=True)
+def _node_sums(kind, y, n, eta_fixed, z, idx, th, u, s, nodes):
+    """Per group and node ``k`` at ``U_k = u + nodes_k s``: ``-2 sum ll`` and ``sum z d1``."""
+    L, K = u.size, nodes.size
+    dev = np.zeros((L, K))
+    T = np.zeros((L, K))
+    for i in range(y.size):
+        g = idx[i]
+        zt = th * z[i]
+        for q in range(K):
+            ll, d1, _, _ = _row(kind, y[i], n[i], eta_fixed[i] + zt * (u[g] + nodes[q] * s[g]))
+            dev[g, q] -= 2.0 * ll
+            T[g, q] += z[i] * d1
+    return dev, T
+
+
+@njit(cache=True, nogil=True)
+def _node_xr(kind, y, n, eta_fixed, X, z, idx, th, u, s, nodes, pi):
+    """``X' r`` with ``r_i = sum_k pi[g, k] d1(eta_i at node k)``."""
+    N, k = X.shape
+    K = nodes.size
+    out = np.zeros(k)
+    for i in range(N):
+        g = idx[i]
+        zt = th * z[i]
+        r = 0.0
+        for q in range(K):
+            _, d1, _, _ = _row(kind, y[i], n[i], eta_fixed[i] + zt * (u[g] + nodes[q] * s[g]))
+            r += pi[g, q] * d1
         for j in range(k):
-            du_db[g, j] = -th * a[g, j] / H[g]
-            g_b[j] += th2 * (C[g, j] + th * D[g] * du_db[g, j]) / H[g]
-    return ll_g, H, g_t, g_b, du_dt, du_db
+            out[j] += X[i, j] * r
+    return out
 
 
 def scalar_laplace(
@@ -180,6 +205,7 @@ def scalar_laplace(
     u0: np.ndarray,
     *,
     gradient: bool = True,
+    nagq: int = 1,
     tol: float = 1e-9,
     maxit: int = 60,
 ) -> dict:
@@ -204,6 +230,9 @@ def scalar_laplace(
         Warm start of the spherical modes.
     gradient : bool
         Also return ``d/d[theta, beta]`` and the mode sensitivities.
+    nagq : int
+        Gauss-Hermite nodes per group (1 = Laplace), as
+        :func:`~bayesglmm.inference.agq.scalar_deviance`.
     tol : float
         Newton-decrement tolerance per group (then one more, exact, Newton step).
     maxit : int
@@ -211,28 +240,61 @@ def scalar_laplace(
     Returns
     -------
     dict
-        ``deviance`` (``sum(-2 ll_g + u_g^2 + log H_g)``, no data constants), ``u``,
+        ``deviance`` (Laplace: ``sum(-2 ll_g + u_g^2 + log H_g)``; AGQ as
+        :func:`~bayesglmm.inference.agq.scalar_deviance`; no data constants), ``u``,
         ``converged``, ``n_iter``; with ``gradient``: ``gradient`` (1 + k),
         ``du_dtheta`` (L,), ``du_dbeta`` (L, k), ``H`` (L,).  ``ok`` is False when the
         mode search met non-finite values.
     """
     zl = z * theta
     u, ll_g, s, converged, n_iter, ok = _mode(
-        kind, y, n, eta_fixed, zl, idx, u0, tol, maxit, not gradient
+        kind, y, n, eta_fixed, zl, idx, u0, tol, maxit, not gradient and nagq == 1
     )
     out = {"u": u, "converged": bool(converged), "n_iter": int(n_iter), "ok": bool(ok)}
     if not ok:
         out["deviance"] = math.nan
         return out
-    if gradient:  # one pass for the gradient, the curvature and ll at the final u
-        ll_g, H, g_t, g_b, du_dt, du_db = _gradient(
-            kind, y, n, eta_fixed, X, z, idx, float(theta), u
-        )
-        out["gradient"] = np.concatenate([[g_t], g_b])
-        out["du_dtheta"] = du_dt
-        out["du_dbeta"] = du_db
-    else:
+    if not (gradient or nagq > 1):
         H = 1.0 + s
-    out["deviance"] = float((-2.0 * ll_g + u * u + np.log(H)).sum())
+        out["H"] = H
+        out["deviance"] = float((-2.0 * ll_g + u * u + np.log(H)).sum())
+        return out
+    th = float(theta)
+    # one pass for the curvature, its derivatives and ll at the final u
+    ll_g, S, zd1, D, a, C, xd1 = _mode_sums(kind, y, n, eta_fixed, X, z, idx, th, u)
+    th2 = th * th
+    H = 1.0 + th2 * S  # canonical link: observed = Fisher curvature
+    du_dt = (zd1 - th * u * S) / H
+    du_db = -th * a / H[:, None]
+    dH_dt = 2.0 * th * S + th2 * D * (u + th * du_dt)
+    dH_db = th2 * (C + th * D[:, None] * du_db)
     out["H"] = H
+    out["du_dtheta"] = du_dt
+    out["du_dbeta"] = du_db
+    if nagq == 1:
+        out["deviance"] = float((-2.0 * ll_g + u * u + np.log(H)).sum())
+        g_t = float((dH_dt / H).sum() - 2.0 * (u * zd1).sum())
+        g_b = (dH_db / H[:, None]).sum(axis=0) - 2.0 * xd1
+        out["gradient"] = np.concatenate([[g_t], g_b])
+        return out
+    # adaptive Gauss-Hermite: nodes u + z_k / sqrt(H) per group (see agq.scalar_deviance)
+    nodes, logw = gh_rule(nagq)
+    sd = 1.0 / np.sqrt(H)
+    dev_k, T = _node_sums(kind, y, n, eta_fixed, z, idx, th, u, sd, nodes)
+    U = u[:, None] + nodes[None, :] * sd[:, None]  # (L, K)
+    Lmat = logw[None, :] + 0.5 * nodes[None, :] ** 2 - 0.5 * (dev_k + U * U)
+    lse = logsumexp(Lmat, axis=1)
+    out["deviance"] = float((np.log(H) - 2.0 * lse).sum())
+    if not gradient:
+        return out
+    pi = np.exp(Lmat - lse[:, None])
+    G = th * T - U
+    P = (pi * G).sum(axis=1)
+    R = (pi * G * nodes[None, :]).sum(axis=1)
+    At = (pi * U * T).sum(axis=1)
+    fac = (1.0 + R * sd) / H
+    xr = _node_xr(kind, y, n, eta_fixed, X, z, idx, th, u, sd, nodes, pi)
+    g_t = float((dH_dt * fac).sum() - 2.0 * At.sum() - 2.0 * (P * du_dt).sum())
+    g_b = (dH_db * fac[:, None]).sum(axis=0) - 2.0 * xr - 2.0 * (P[:, None] * du_db).sum(axis=0)
+    out["gradient"] = np.concatenate([[g_t], g_b])
     return out
