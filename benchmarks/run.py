@@ -242,18 +242,26 @@ def backend_rows(name: str, model: bg.GLMM) -> list[dict]:
 _MEMORY_SCRIPT = """
 import pickle, resource, sys, warnings
 warnings.simplefilter("ignore")
+def peak_mb():
+    # VmHWM: this process's own peak RSS (ru_maxrss also counts the parent's RSS at fork,
+    # which Linux carries across exec, so a large parent would hide the child's peak)
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 if {ours}:
     import bayesglmm as bg
 else:
     import glmm
 with open({path!r}, "rb") as f:
     df = pickle.load(f)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(peak_mb())
 if {ours}:
     bg.GLMM("y ~ x1 + x2 + x3 + (1 | g)", df, "bernoulli").fit(method="ml")
 else:
     glmm.fit(df, "y ~ x1 + x2 + x3 + (1 | g)", family="binomial", nagq=1)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(peak_mb())
 """
 
 

@@ -1,5 +1,6 @@
 """Maximum likelihood by Laplace approximation and adaptive Gauss-Hermite quadrature
-(lme4's ``glmer(nAGQ = 1)`` and ``glmer(nAGQ = Q)``), in NumPy/SciPy.
+(lme4's ``glmer(nAGQ = 1)`` and ``glmer(nAGQ = Q)``), in NumPy/SciPy, with a fused Numba
+kernel for the commonest case.
 
 The random effects are ``b = Lambda(theta) u`` with ``u ~ N(0, I)``; ``theta`` holds, per
 block, the column-major lower-triangular elements of the Cholesky factor of the block's
@@ -16,7 +17,9 @@ for one vector-valued term, a sparse LU for several blocks.
 
 The outer problem, minimizing the deviance over ``(theta, beta)`` jointly (lme4's second
 stage), is solved by L-BFGS-B with the analytic gradient (one scalar term, Laplace or AGQ:
-:mod:`bayesglmm.inference.agq`) or central differences (other structures), then polished
+:mod:`bayesglmm.inference.agq`; for a canonical link the same formulas fused with the mode
+search in :mod:`bayesglmm.inference.scalar_laplace`) or central differences (other
+structures), then polished
 by bounded Newton steps on the finite-difference Hessian.  Standard errors come from that
 Hessian of the deviance over ``(theta, beta)``, as lme4 computes them
 (``vcov = 2 H^-1``, fixed-effect block).
