@@ -5,12 +5,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
 import bayesglmm as bg
 from bayesglmm.inference.cov_param import CovParam, corr_cholesky
 from bayesglmm.inference.inla_grid import explore_grid, sample_grid
+from bayesglmm.sbc import simulate_from_prior
 
 TOENAIL = "outcome ~ treatment * time + (1 | patientID)"
 EPI_RS = "y ~ offset(log(weeks)) + followup * group + (1 + followup | subject)"
@@ -209,3 +211,36 @@ def test_grid_captures_skewed_sd_posterior():
     assert err_grid[1] < err_gauss[1]
     log_sd = np.log(np.sqrt(grid.draws_cov(0)[:, 0, 0]))
     assert stats.skew(log_sd) > 0.1  # the Gaussian's is 0 by construction
+
+
+def test_small_sd_poisson_fit_does_not_fail():
+    """SBC simulation 112 of 200 (benchmarks/sbc.py, seed 2018), true SD 0.16.
+
+    L-BFGS-B stopped short (relative-reduction stop after backing off a step where the
+    inner mode search failed) at a point where the Hessian is indefinite, and the fit
+    raised "no proper mode". The Newton polish (Levenberg-shifted) now finishes the search.
+    """
+    rng = np.random.default_rng(20240601)
+    n = 200
+    df = pd.DataFrame(
+        {
+            "y": np.arange(n) % 2,
+            "x": rng.normal(size=n),
+            "g": np.repeat([f"g{i:02d}" for i in range(25)], 8),
+        }
+    )
+    priors = {
+        "intercept": {"dist": "Normal", "mu": 0, "sigma": 1},
+        "fixed": {"dist": "Normal", "mu": 0, "sigma": 1},
+        "sd": {"dist": "HalfNormal", "sigma": 1},
+    }
+    model = bg.GLMM("y ~ x + (1 | g)", df, "poisson", priors=priors)
+    seed = np.random.SeedSequence(2018).spawn(200)[112]
+    y, truth = simulate_from_prior(model, np.random.default_rng(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = model.with_response(y).fit(method="laplace", draws=400, random_seed=1)
+    assert fit.options["converged"]
+    sd = fit.idata["posterior"]["sd_g"].values.ravel()
+    assert 0.0 < np.median(sd) < 0.6
+    assert abs(fit.fixef()["(Intercept)"] - truth["(Intercept)"]) < 0.3

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -199,9 +200,13 @@ class LaplaceObjective:
             _, th0, b0, du_dt, du_db = last
             u0 = self.u + du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
         m = pirls(self.st, self.fam, eta_fixed, u0)
-        if not np.all(np.isfinite(m.u)):
+        if not (m.converged and np.all(np.isfinite(m.u))):
+            # a far-off warm start (a long optimiser step with a log link) can need more
+            # Newton steps than allowed: start again from zero
             self.reset()
-            m = pirls(self.st, self.fam, eta_fixed, self.u)
+            m0 = pirls(self.st, self.fam, eta_fixed, self.u)
+            if m0.converged or not np.all(np.isfinite(m.u)):
+                m = m0
         self.u = m.u
         self._last = None
         return m
@@ -268,14 +273,18 @@ class LaplaceObjective:
             _, th0, b0, du_dt, du_db = last
             u0 = self.u + du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
         args = (self._kind_code, self.fam.y, self._n, eta_fixed, self.X, st.z, st.index)
-        r = scalar_laplace(*args, float(theta[0]), u0, gradient=gradient, nagq=nagq)
-        if not (r["ok"] and np.all(np.isfinite(r["u"]))):
-            r = scalar_laplace(
-                *args, float(theta[0]), np.zeros(self.q), gradient=gradient, nagq=nagq
-            )
-            if not r["ok"]:
-                self.reset()
-                raise InferenceError("penalized IRLS produced non-finite values")
+        # the predicted warm start, else the last mode, else zeros: a far-off start (a long
+        # optimiser step with a log link) can need hundreds of Newton steps, and a mode that
+        # did not converge would give a wrong deviance
+        starts = [u0, self.u, np.zeros(self.q)] if u0 is not self.u else [u0, np.zeros(self.q)]
+        for start in starts:
+            r = scalar_laplace(*args, float(theta[0]), start, gradient=gradient, nagq=nagq)
+            if r["ok"] and r["converged"] and np.all(np.isfinite(r["u"])):
+                break
+        else:
+            self.reset()
+            what = "produced non-finite values" if not r["ok"] else "did not converge"
+            raise InferenceError(f"the conditional-mode search {what} at these parameters")
         self.u = r["u"]
         self._last = None
         dev = r["deviance"] - 2.0 * self.fam.const
@@ -485,33 +494,55 @@ def _projected_grad(x: np.ndarray, g: np.ndarray, lower: np.ndarray) -> np.ndarr
     return pg
 
 
-def _newton_polish(
-    obj: LaplaceObjective, x: np.ndarray, nagq: int, max_rounds: int = 6
+def newton_polish(
+    fg: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    hessian: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    x: np.ndarray,
+    lower: np.ndarray,
+    max_rounds: int = 6,
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    """Bounded Newton steps with the FD Hessian; returns ``(x, H, f, g)`` at the end."""
-    lower = obj.lower
-    f, g = obj.deviance_grad(x, nagq)
-    H = obj.hessian(x, nagq, g0=g)
+    """Bounded Newton steps with backtracking from ``x``; returns ``(x, H, f, g)`` at the end.
+
+    Parameters
+    ----------
+    fg : callable
+        ``x -> (f, gradient)``.
+    hessian : callable
+        ``(x, gradient at x) -> Hessian`` (finite differences in the callers).
+    x : ndarray
+    lower : ndarray
+        Lower bounds (``-inf`` where there is none); coordinates at their bound with a
+        gradient pushing outwards stay fixed.
+    max_rounds : int
+        Newton steps at most; the Hessian is recomputed after a step that moved > 1e-3.
+        Where the Hessian is not positive definite the step uses ``H + lambda I``.
+    """
+    f, g = fg(x)
+    H = hessian(x, g)
     for _ in range(max_rounds):
         free = ~((x <= lower + 1e-10) & (g > 0))
         if not free.any():
             break
         Hf = H[np.ix_(free, free)]
+        ev = np.linalg.eigvalsh(0.5 * (Hf + Hf.T)) if np.all(np.isfinite(Hf)) else None
+        if ev is None:
+            break
+        if ev[0] <= 1e-8 * max(1.0, abs(ev[-1])):
+            # indefinite: a Levenberg shift makes the step a descent direction
+            Hf = Hf + (1e-3 * max(1.0, abs(ev[-1])) - ev[0]) * np.eye(Hf.shape[0])
         try:
             step_f = -np.linalg.solve(Hf, g[free])
         except np.linalg.LinAlgError:
             break
         dec = float(-g[free] @ step_f)
-        if not np.isfinite(dec) or dec < 0:  # not a descent direction (indefinite)
-            break
-        if dec < 1e-10:
+        if not np.isfinite(dec) or dec < 1e-10:
             break
         step = np.zeros_like(x)
         step[free] = step_f
         t, accepted = 1.0, False
         for _ in range(20):
             xn = np.maximum(x + t * step, lower)
-            fn, gn = obj.deviance_grad(xn, nagq)
+            fn, gn = fg(xn)
             if fn <= f + 1e-12:
                 accepted = True
                 break
@@ -521,7 +552,7 @@ def _newton_polish(
         moved = float(np.max(np.abs(xn - x)))
         x, f, g = xn, fn, gn
         if moved > 1e-3:
-            H = obj.hessian(x, nagq, g0=g)
+            H = hessian(x, g)
     return x, H, f, g
 
 
@@ -588,7 +619,12 @@ def fit_ml(
             bounds=bounds,
             options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
         )
-        x, H, f, g = _newton_polish(obj, res.x, nagq)
+        x, H, f, g = newton_polish(
+            lambda p: obj.deviance_grad(p, nagq),
+            lambda p, g0: obj.hessian(p, nagq, g0=g0),
+            res.x,
+            obj.lower,
+        )
     return _finish(obj, design, x, H, f, g, nagq, int(res.nit), t0)
 
 
