@@ -606,7 +606,14 @@ def fit_ml(
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in obj.lower]
 
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
-        return obj.deviance_grad(x, nagq)
+        # a trial point where the mode search fails (a long step with a log link) is
+        # infinitely bad: the line searches back off it; the start itself still raises
+        try:
+            return obj.deviance_grad(x, nagq)
+        except InferenceError:
+            if np.array_equal(x, x0):
+                raise
+            return np.inf, np.zeros_like(x)
 
     # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
     # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
@@ -619,12 +626,7 @@ def fit_ml(
             bounds=bounds,
             options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
         )
-        x, H, f, g = newton_polish(
-            lambda p: obj.deviance_grad(p, nagq),
-            lambda p, g0: obj.hessian(p, nagq, g0=g0),
-            res.x,
-            obj.lower,
-        )
+        x, H, f, g = newton_polish(fg, lambda p, g0: obj.hessian(p, nagq, g0=g0), res.x, obj.lower)
     return _finish(obj, design, x, H, f, g, nagq, int(res.nit), t0)
 
 
