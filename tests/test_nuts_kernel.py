@@ -198,3 +198,23 @@ def test_default_target_accept_by_number_of_groups():
         fit2 = few.fit(draws=20, tune=20, chains=1, random_seed=1, target_accept=0.9)
     assert fit.options["target_accept"] == 0.95
     assert fit2.options["target_accept"] == 0.9
+
+
+def test_kernel_fit_coords_are_pymc_coords():
+    """Every posterior coordinate of a kernel fit is the PyMC model's, and the packed
+    Cholesky entries are numbered 0, 1, ... as PyMC numbers them (nutpie wants strings)."""
+    m = bg.GLMM("count ~ x + (1 + x | g)", _sim(), "poisson")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bg.SamplerWarning)
+        fit = m.fit(draws=20, tune=20, chains=1, random_seed=3)
+    assert fit.options["sampler"] == "kernel"
+    post = fit.idata["posterior"].to_dataset()
+    model_coords = m.build().coords
+    for dim in post.dims:
+        if dim in ("chain", "draw"):
+            continue
+        if dim.startswith("chol_cov_"):
+            np.testing.assert_array_equal(post[dim].values, np.arange(post.sizes[dim]))
+            assert post[dim].dtype.kind == "i"
+        else:
+            assert list(post[dim].values) == list(model_coords[dim]), dim

@@ -164,7 +164,7 @@ def sample_kernel_nuts(
     coords = {k: v for k, v in model_coords(design).items() if k != "obs"}
     for name, shape, dims in spec:
         if name.startswith("chol_cov_"):
-            coords[dims[0]] = [str(i) for i in range(shape[0])]
+            coords[dims[0]] = [str(i) for i in range(shape[0])]  # nutpie wants strings
     compiled = from_pyfunc(
         ndim=layout.ndim,
         make_logp_fn=make_logp,
@@ -193,6 +193,11 @@ def sample_kernel_nuts(
     )
     # as PyMC's attribute: the time spent in the sampler itself (refit overhead = rest)
     tree["sample_stats"].attrs["sampling_time"] = time.perf_counter() - t0
+    # nutpie takes string coords only; PyMC numbers the packed Cholesky entries 0, 1, ...
+    packed = {d[0]: np.arange(s[0]) for n, s, d in spec if n.startswith("chol_cov_")}
+    if packed:
+        post = tree["posterior"].to_dataset()
+        tree["posterior"] = xr.DataTree(post.assign_coords(packed), name="posterior")
     obs = xr.Dataset({"y": ("obs", design.y)}, coords={"obs": [str(i) for i in range(design.n)]})
     tree["observed_data"] = xr.DataTree(obs)
     return tree
