@@ -514,6 +514,7 @@ def build_design(
     X = np.ascontiguousarray(X_all[:, keep])
     x_names = tuple(names_all[j] for j in keep)
     levels = _categorical_levels(mm.model_spec, frame)
+    sep = None
     if fam.is_binomial:
         sep = detect_separation(X, y, n_trials, x_names)
         if sep is not None:
@@ -617,6 +618,7 @@ def build_design(
         dropped_columns=tuple(names_all[j] for j in drop),
         row_index=row_index,
         encoder=encoder,
+        separation=sep,
     )
 
 

@@ -96,6 +96,9 @@ class Design:
         Aliased fixed-effect columns dropped for rank deficiency.
     encoder : Any
         Opaque state used by :meth:`bayesglmm.design.encode_new_data`.
+    separation : Separation or None
+        (Quasi-)complete separation of this ``y`` by the fixed effects, found (and warned
+        about) when the design was built; None when there is none or ``y`` was replaced.
     """
 
     y: np.ndarray
@@ -113,6 +116,7 @@ class Design:
     dropped_columns: tuple[str, ...] = ()
     row_index: np.ndarray | None = None
     encoder: Any = field(default=None, repr=False)
+    separation: Any = field(default=None, repr=False)
 
     @property
     def n(self) -> int:

@@ -371,6 +371,7 @@ def _with_response(model: Any, y: np.ndarray) -> Any:
     import copy
 
     new = copy.copy(model)
-    new.design = replace(model.design, y=np.asarray(y, dtype=float))
+    # the design-time separation check was for the old response
+    new.design = replace(model.design, y=np.asarray(y, dtype=float), separation=None)
     # the PyMC model (if built) is shared; ``build()`` sets its data to the caller's y
     return new

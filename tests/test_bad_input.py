@@ -355,7 +355,8 @@ def test_no_separation_warning_for_overlapping_bernoulli(df):
 
 
 def test_ml_fit_says_separated_estimates_are_unreliable(df):
-    """The ML fit repeats it in its messages and its diagnostics."""
+    """The ML fit repeats it in its messages and its diagnostics, with one warning in all:
+    the design already warned, so the fit does not warn a second time."""
     data = df.assign(y=(df.x > 0.5).astype(int))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -365,9 +366,30 @@ def test_ml_fit_says_separated_estimates_are_unreliable(df):
         "(`(Intercept)`, `x`)"
     )
     assert message in fit.ml.messages
-    assert message in [str(w.message) for w in caught if w.category is bg.IdentifiabilityWarning]
+    sep_warnings = [
+        str(w.message)
+        for w in caught
+        if w.category is bg.IdentifiabilityWarning and "separation" in str(w.message)
+    ]
+    assert len(sep_warnings) == 1 and sep_warnings[0].startswith("complete separation")
     row = fit.diagnostics().set_index("check").loc["separation"]
     assert row["status"] == "warn" and "unreliable" in row["advice"]
+
+
+def test_refit_with_separated_response_warns_from_the_fit(df):
+    """``with_response`` forgets the design-time check (it was for the old y), so a
+    separated new response is caught by the ML fit, which then warns itself."""
+    model = bg.GLMM("y ~ x + (1 | g)", df.assign(y=[0, 1] * 5), family="bernoulli")
+    assert model.design.separation is None
+    refit = model.with_response((df.x > 0.5).astype(float).to_numpy())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = refit.fit(method="ml")
+    assert any("separation in the fixed effects" in m for m in fit.ml.messages)
+    assert any(
+        w.category is bg.IdentifiabilityWarning and "ML estimates are unreliable" in str(w.message)
+        for w in caught
+    )
 
 
 # --------------------------------------------------------------------------- new data

@@ -719,16 +719,18 @@ def _check_separation(
         return
     msg = None
     se = np.sqrt(np.diag(vcov)) if np.all(np.isfinite(vcov)) else np.full(beta.size, np.inf)
-    # the LP (already run once at design time) only when the estimates look separated:
-    # under separation they run off towards infinity, so |beta| or its SE is large
+    # separation found when the design was built was warned about then: say it once more
+    # in the fit's messages, not as a second warning.  Otherwise (none found, or a response
+    # swapped in by ``with_response``) the LP runs again only when the estimates look
+    # separated: under separation they run off towards infinity, so |beta| or its SE is large
     suspicious = bool(np.any(np.abs(beta) > 8.0) or np.any(se > 20.0))
-    if design.family.is_binomial and suspicious:
+    warn = design.separation is None
+    sep = design.separation
+    if sep is None and design.family.is_binomial and suspicious:
         sep = detect_separation(design.X, design.y, design.trials, design.x_names)
-        if sep is not None:
-            cols = ", ".join(f"`{c}`" for c in sep.columns)
-            msg = (
-                f"{_SEPARATION_MSG} (infinite): {sep.kind} separation in the fixed effects ({cols})"
-            )
+    if sep is not None:
+        cols = ", ".join(f"`{c}`" for c in sep.columns)
+        msg = f"{_SEPARATION_MSG} (infinite): {sep.kind} separation in the fixed effects ({cols})"
     if msg is None:
         if np.any(np.abs(beta) > 15.0) or np.any(se > 50.0):
             msg = (
@@ -737,7 +739,8 @@ def _check_separation(
             )
     if msg is not None:
         messages.append(msg)
-        warnings.warn(msg, IdentifiabilityWarning, stacklevel=4)
+        if warn:
+            warnings.warn(msg, IdentifiabilityWarning, stacklevel=4)
 
 
 def _fit_gaussian(design: Design, *, start: dict | None, t0: float) -> MLEstimate:
