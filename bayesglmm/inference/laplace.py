@@ -186,19 +186,23 @@ class LaplaceObjective:
             )
 
     # ------------------------------------------------------------------ evaluation
+    def _predicted_start(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """Warm start of the mode search: the last mode, moved to ``(theta, beta)`` to first
+        order by its sensitivities (implicit-function theorem) when they are known, which
+        saves inner iterations along the optimizer's path."""
+        last = self._last
+        if last is None or last[0] is not self.u:
+            return self.u
+        _, th0, b0, du_dt, du_db = last
+        return self.u + du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
+
     def mode_at(self, theta: np.ndarray, beta: np.ndarray) -> ModeResult:
         """Conditional mode of ``u`` at ``(theta, beta)`` (warm-started; updates :attr:`u`)."""
         theta = np.asarray(theta, dtype=float)
         beta = np.asarray(beta, dtype=float)
         self.st.set_factors(self.chol_factors(theta))
         eta_fixed = self.offset + self.X @ beta
-        u0 = self.u
-        last = self._last
-        if last is not None and last[0] is self.u:
-            # first-order prediction of the mode from its sensitivities (implicit-function
-            # theorem), which saves PIRLS iterations along the optimizer's path
-            _, th0, b0, du_dt, du_db = last
-            u0 = self.u + du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
+        u0 = self._predicted_start(theta, beta)
         m = pirls(self.st, self.fam, eta_fixed, u0)
         if not (m.converged and np.all(np.isfinite(m.u))):
             # a far-off warm start (a long optimiser step with a log link) can need more
@@ -267,11 +271,7 @@ class LaplaceObjective:
         """:meth:`evaluate` for one scalar term with a canonical link (Numba)."""
         st = self.st
         eta_fixed = self.offset + self.X @ beta
-        u0 = self.u
-        last = self._last
-        if last is not None and last[0] is self.u:
-            _, th0, b0, du_dt, du_db = last
-            u0 = self.u + du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
+        u0 = self._predicted_start(theta, beta)
         args = (self._kind_code, self.fam.y, self._n, eta_fixed, self.X, st.z, st.index)
         # the predicted warm start, else the last mode, else zeros: a far-off start (a long
         # optimiser step with a log link) can need hundreds of Newton steps, and a mode that
