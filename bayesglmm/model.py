@@ -176,15 +176,22 @@ class GLMM:
             ``laplace``: Bayesian fast path with the random effects integrated out.
             ``advi``/``fullrank_advi``: PyMC variational inference.
         **kwargs
-            Method options.
+            Method options.  Bayesian methods also take ``log_likelihood`` (default True):
+            store the pointwise log-likelihood in ``idata["log_likelihood"]`` for LOO and
+            WAIC.  Refit loops that do not need it (SBC, bootstraps) can pass False: it
+            costs one pass over rows x draws (~0.3 s for 8,525 rows x 2,000 draws), and
+            :meth:`GLMMFit.loo` computes it on demand anyway.
 
         Returns
         -------
         GLMMFit
+            ``elapsed`` is the wall time of the whole fit, post-processing included.
         """
         if method not in METHODS:
             raise BayesGLMMError(f"unknown method `{method}`; choose one of {', '.join(METHODS)}")
         t0 = time.perf_counter()
+        kwargs = dict(kwargs)
+        store_loglik = bool(kwargs.pop("log_likelihood", True))
         ml = idata = health = None
         options: dict[str, Any] = dict(kwargs)
         if method == "nuts":
@@ -220,6 +227,7 @@ class GLMM:
             health=health,
             model=self,
         )
-        if idata is not None:
+        if idata is not None and store_loglik:
             attach_log_likelihood(fit)
+        fit.elapsed = time.perf_counter() - t0
         return fit

@@ -638,6 +638,8 @@ class GLMMFit:
         ``g`` first (expect high Pareto k with few observations per group).
         """
         self._require_bayes("loo")
+        if "log_likelihood" not in self.idata.children:  # fitted with log_likelihood=False
+            attach_log_likelihood(self)
         tree = self.idata
         if group is not None:
             blk = next((b for b in self.design.blocks if b.group == group), None)

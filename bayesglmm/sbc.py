@@ -249,6 +249,8 @@ def _one(
     sim_model = model.with_response(y)
     kwargs = dict(fit_kwargs)
     kwargs.setdefault("random_seed", int(rng.integers(2**31 - 1)))
+    if method in ("nuts", "laplace", "advi", "fullrank_advi"):
+        kwargs.setdefault("log_likelihood", False)  # ranks need no pointwise log-likelihood
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = sim_model.fit(method=method, **kwargs)

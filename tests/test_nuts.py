@@ -167,3 +167,23 @@ def test_with_response_refit_does_not_change_the_original_models_data():
         a = m.fit(draws=50, tune=50, chains=1, random_seed=3, sampler="pymc")
     np.testing.assert_array_equal(shared["y_obs"].get_value(), y_old)
     assert a.options["sampler"] == "pymc"
+
+
+def test_log_likelihood_stored_by_default_or_computed_on_demand(rikz_model):
+    """``log_likelihood=False`` skips the pointwise log-likelihood (refit loops); ``loo()``
+    then computes it, and gives what a default fit with the same seed gives."""
+    kw = dict(draws=100, tune=100, chains=2, random_seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bg.SamplerWarning)
+        a = rikz_model.fit(**kw)
+        b = rikz_model.fit(log_likelihood=False, **kw)
+    assert "log_likelihood" in a.idata.children
+    assert "log_likelihood" not in b.idata.children
+    assert "log_likelihood" not in b.options
+    sampling = b.idata["sample_stats"].attrs["sampling_time"]
+    assert b.elapsed >= sampling  # the whole fit, post-processing included
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        la, lb = a.loo(), b.loo()
+    assert "log_likelihood" in b.idata.children
+    assert float(lb.elpd) == pytest.approx(float(la.elpd), rel=1e-12)
