@@ -26,7 +26,14 @@ from scipy.special import logsumexp
 
 from bayesglmm.inference.pirls import FamilyKernel, ModeResult, ScalarStructure
 
-__all__ = ["gh_rule", "scalar_deviance"]
+__all__ = [
+    "agq_gradient",
+    "curvature_terms",
+    "gh_rule",
+    "group_colsums",
+    "laplace_gradient",
+    "scalar_deviance",
+]
 
 
 @functools.lru_cache(maxsize=64)
@@ -59,12 +66,81 @@ def _node_chunks(nagq: int, idx: np.ndarray, L: int):
         yield slice(start, stop), flat_full
 
 
-def _colsums(index: np.ndarray, weights: np.ndarray, X: np.ndarray, L: int) -> np.ndarray:
+def group_colsums(index: np.ndarray, weights: np.ndarray, X: np.ndarray, L: int) -> np.ndarray:
     """Per-group sums of ``weights * X[:, j]`` for every column: (L, k)."""
     return np.stack(
         [np.bincount(index, weights=weights * X[:, j], minlength=L) for j in range(X.shape[1])],
         axis=1,
     )
+
+
+def curvature_terms(
+    th: float,
+    u: np.ndarray,
+    S: np.ndarray,
+    Sobs: np.ndarray,
+    zd1: np.ndarray,
+    D: np.ndarray,
+    a: np.ndarray,
+    C: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mode sensitivities and curvature derivatives from per-group sums at the mode.
+
+    With ``S = sum z^2 w`` (Fisher), ``Sobs = sum z^2 w_obs``, ``zd1 = sum z d1``,
+    ``D = sum z^3 dw``, ``a = sum z w_obs x`` and ``C = sum z^2 dw x`` per group, returns
+    ``(du/dtheta, du/dbeta, dH/dtheta, dH/dbeta)`` of the mode ``u`` and the curvature
+    ``H = 1 + theta^2 S``.
+    """
+    th2 = th * th
+    Hobs = 1.0 + th2 * Sobs
+    du_db = -th * a / Hobs[:, None]
+    du_dt = (zd1 - th * u * Sobs) / Hobs
+    dH_db = th2 * (C + th * D[:, None] * du_db)
+    dH_dt = 2.0 * th * S + th2 * D * (u + th * du_dt)
+    return du_dt, du_db, dH_dt, dH_db
+
+
+def laplace_gradient(
+    H: np.ndarray,
+    u: np.ndarray,
+    zd1: np.ndarray,
+    dH_dt: np.ndarray,
+    dH_db: np.ndarray,
+    xd1: np.ndarray,
+) -> np.ndarray:
+    """``d deviance / d [theta, beta]`` of the Laplace deviance (``xd1 = X' d1``)."""
+    g_t = float((dH_dt / H).sum() - 2.0 * (u * zd1).sum())
+    g_b = (dH_db / H[:, None]).sum(axis=0) - 2.0 * xd1
+    return np.concatenate([[g_t], g_b])
+
+
+def agq_gradient(
+    th: float,
+    H: np.ndarray,
+    U: np.ndarray,
+    T: np.ndarray,
+    pi: np.ndarray,
+    nodes: np.ndarray,
+    du_dt: np.ndarray,
+    du_db: np.ndarray,
+    dH_dt: np.ndarray,
+    dH_db: np.ndarray,
+    xr: np.ndarray,
+) -> np.ndarray:
+    """``d deviance / d [theta, beta]`` of the AGQ deviance.
+
+    ``U`` (L, K) the nodes ``u + z_k / sqrt(H)``, ``T`` (L, K) the per-group ``sum z d1``
+    at each node, ``pi`` (L, K) the nodes' posterior weights and ``xr = X' r`` with
+    ``r_i = sum_k pi[g, k] d1(eta_i at node k)``.
+    """
+    G = th * T - U
+    P = (pi * G).sum(axis=1)
+    R = (pi * G * nodes[None, :]).sum(axis=1)
+    At = (pi * U * T).sum(axis=1)
+    fac = (1.0 + R / np.sqrt(H)) / H
+    g_t = float((dH_dt * fac).sum() - 2.0 * At.sum() - 2.0 * (P * du_dt).sum())
+    g_b = (dH_db * fac[:, None]).sum(axis=0) - 2.0 * xr - 2.0 * (P[:, None] * du_db).sum(axis=0)
+    return np.concatenate([[g_t], g_b])
 
 
 def scalar_deviance(
@@ -135,47 +211,32 @@ def scalar_deviance(
     eta, d1, w = mode.eta, mode.d1, mode.w
     w_obs, dw = fam.curvature_at(eta, d1, w)
     z2 = z * z
-    Sobs = np.bincount(idx, weights=z2 * w_obs, minlength=L)
-    Hobs = 1.0 + th * th * Sobs
-    zd1 = np.bincount(idx, weights=z * d1, minlength=L)
-    a = _colsums(idx, z * w_obs, X, L)  # (L, k)
-    du_db = -th * a / Hobs[:, None]
-    du_dt = (zd1 - th * u * Sobs) / Hobs
-    mode.sens = (du_dt, du_db)
-    S = np.bincount(idx, weights=z2 * w, minlength=L)
     c = z2 * dw
-    C = _colsums(idx, c, X, L)
-    D = np.bincount(idx, weights=c * z, minlength=L)
-    dH_db = th * th * (C + th * D[:, None] * du_db)
-    dH_dt = 2.0 * th * S + th * th * D * (u + th * du_dt)
-
+    Sobs = np.bincount(idx, weights=z2 * w_obs, minlength=L)
+    zd1 = np.bincount(idx, weights=z * d1, minlength=L)
+    du_dt, du_db, dH_dt, dH_db = curvature_terms(
+        th,
+        u,
+        np.bincount(idx, weights=z2 * w, minlength=L),
+        Sobs,
+        zd1,
+        np.bincount(idx, weights=c * z, minlength=L),
+        group_colsums(idx, z * w_obs, X, L),
+        group_colsums(idx, c, X, L),
+    )
+    mode.sens = (du_dt, du_db)
     if laplace:
-        g_t = float((dH_dt / H).sum() - 2.0 * (u * zd1).sum())
-        g_b = (dH_db / H[:, None]).sum(axis=0) - 2.0 * (X.T @ d1)
-        return dev, np.concatenate([[g_t], g_b]), dev_g
+        return dev, laplace_gradient(H, u, zd1, dH_dt, dH_db, X.T @ d1), dev_g
 
     pi = np.exp(Lmat - lse[:, None])
     r = np.zeros_like(eta_fixed)
-    P = np.zeros(L)
-    R = np.zeros(L)
-    At = np.zeros(L)
+    T = np.empty((L, nagq))
+    U = u[:, None] + nodes[None, :] * s[:, None]
     for sl, flat in _node_chunks(nagq, idx, L):
-        zk = nodes[sl, None]
-        Uk = u[None, :] + zk * s[None, :]
-        m = Uk.shape[0]
-        d1k, _ = fam.score(eta_fixed[None, :] + zt[None, :] * Uk[:, idx])
-        pk = pi[:, sl].T  # (m, L)
-        r += (pk[:, idx] * d1k).sum(axis=0)
-        Tk = np.bincount(flat, weights=(z[None, :] * d1k).ravel(), minlength=m * L).reshape(m, L)
-        Gk = th * Tk - Uk
-        P += (pk * Gk).sum(axis=0)
-        R += (pk * Gk * zk).sum(axis=0)
-        At += (pk * Uk * Tk).sum(axis=0)
-    fac = (1.0 + R * s) / H
-    g_t = float((dH_dt * fac).sum() - 2.0 * At.sum() - 2.0 * (P * du_dt).sum())
-    g_b = (
-        (dH_db * fac[:, None]).sum(axis=0)
-        - 2.0 * (X.T @ r)
-        - 2.0 * (P[:, None] * du_db).sum(axis=0)
-    )
-    return dev, np.concatenate([[g_t], g_b]), dev_g
+        d1k, _ = fam.score(eta_fixed[None, :] + zt[None, :] * U[:, sl].T[:, idx])
+        m = d1k.shape[0]
+        r += (pi[:, sl].T[:, idx] * d1k).sum(axis=0)
+        Tk = np.bincount(flat, weights=(z[None, :] * d1k).ravel(), minlength=m * L)
+        T[:, sl] = Tk.reshape(m, L).T
+    grad = agq_gradient(th, H, U, T, pi, nodes, du_dt, du_db, dH_dt, dH_db, X.T @ r)
+    return dev, grad, dev_g

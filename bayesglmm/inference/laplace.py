@@ -50,7 +50,7 @@ from bayesglmm.errors import (
     IdentifiabilityWarning,
     InferenceError,
 )
-from bayesglmm.inference.agq import scalar_deviance
+from bayesglmm.inference.agq import group_colsums, scalar_deviance
 from bayesglmm.inference.blas_threads import one_blas_thread
 from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import (
@@ -68,7 +68,6 @@ from bayesglmm.separation import ML_UNRELIABLE, detect_separation
 
 __all__ = ["AGQError", "LaplaceEval", "LaplaceObjective", "fit_ml", "saturated_loglik"]
 
-_SINGULAR_MSG = SINGULAR_MSG
 _SEPARATION_MSG = ML_UNRELIABLE  # every separation message starts so
 
 
@@ -321,13 +320,7 @@ class LaplaceObjective:
         m = self.mode_at(theta, beta)
         th, st = float(theta[0]), self.st
         H = np.asarray(m.factor.d, dtype=float)
-        a = np.stack(
-            [
-                np.bincount(st.index, weights=st.z * m.w * self.X[:, j], minlength=self.L)
-                for j in range(self.k)
-            ],
-            axis=1,
-        )
+        a = group_colsums(st.index, st.z * m.w, self.X, self.L)
         return m.u, H, m.u * (2.0 - H) / (th * H), -th * a / H[:, None]
 
     def deviance(self, params: np.ndarray, nagq: int = 1) -> float:
@@ -669,8 +662,8 @@ def _finish(
     factors = obj.chol_factors(theta)
     singular = obj.layout.is_singular(theta)
     if singular:
-        messages.append(_SINGULAR_MSG)
-        warnings.warn(_SINGULAR_MSG, ConvergenceWarning, stacklevel=3)
+        messages.append(SINGULAR_MSG)
+        warnings.warn(SINGULAR_MSG, ConvergenceWarning, stacklevel=3)
     _check_separation(design, beta, vcov, messages)
     modes, cond_var = obj.conditional(beta, theta)
     loglik_norm = -0.5 * f
@@ -750,8 +743,8 @@ def _fit_gaussian(design: Design, *, start: dict | None, t0: float) -> MLEstimat
     layout = ThetaLayout.from_blocks(design.blocks)
     singular = layout.is_singular(fit.theta)
     if singular:
-        messages.append(_SINGULAR_MSG)
-        warnings.warn(_SINGULAR_MSG, ConvergenceWarning, stacklevel=3)
+        messages.append(SINGULAR_MSG)
+        warnings.warn(SINGULAR_MSG, ConvergenceWarning, stacklevel=3)
     return MLEstimate(
         method="ml",
         nagq=1,

@@ -33,7 +33,7 @@ from scipy.sparse import linalg as splinalg
 
 from bayesglmm.design_types import Design, RandomBlock
 from bayesglmm.errors import InferenceError
-from bayesglmm.families import Family
+from bayesglmm.families import Family, log_choose, softplus
 
 __all__ = [
     "BlockDiagStructure",
@@ -163,13 +163,13 @@ class FamilyKernel:
             else "generic"
         )
         if self.kind == "logit":
-            self.const = 0.0 if self.trials is None else float(_log_choose(self.trials, y).sum())
+            self.const = 0.0 if self.trials is None else float(log_choose(self.trials, y).sum())
         elif self.kind == "poisson":
             self.const = float(-special.gammaln(self.y + 1.0).sum())
         elif self.kind == "gaussian":
             self.const = 0.0
         else:
-            self._lc = None if self.trials is None else _log_choose(self.trials, self.y)
+            self._lc = None if self.trials is None else log_choose(self.trials, self.y)
             self.const = 0.0 if self._lc is None else float(self._lc.sum())
 
     @property
@@ -182,7 +182,7 @@ class FamilyKernel:
         y = self.y
         if self.kind == "logit":
             n = 1.0 if self.trials is None else self.trials
-            return y * eta - n * _softplus(eta)
+            return y * eta - n * softplus(eta)
         if self.kind == "poisson":
             e = np.minimum(eta, 700.0)
             return y * e - np.exp(e)
@@ -263,15 +263,6 @@ class FamilyKernel:
         return -(d1p - d1m) / (2 * h), (wp - wm) / (2 * h)
 
 
-def _softplus(eta: np.ndarray) -> np.ndarray:
-    """``log(1 + exp(eta))``, stable, with one exp and one log per element."""
-    return np.maximum(eta, 0.0) + np.log(1.0 + np.exp(-np.abs(eta)))
-
-
-def _log_choose(n: np.ndarray, k: np.ndarray) -> np.ndarray:
-    return special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0)
-
-
 def saturated_loglik(design: Design) -> float:
     """Log-likelihood of the saturated model (``mu = y``); 0 for Bernoulli data.
 
@@ -285,7 +276,7 @@ def saturated_loglik(design: Design) -> float:
     if fam.is_binomial and design.trials is not None:
         n = np.asarray(design.trials, dtype=float)
         p = np.divide(y, n, out=np.zeros_like(y), where=n > 0)
-        ll = special.xlogy(y, p) + special.xlogy(n - y, 1.0 - p) + _log_choose(n, y)
+        ll = special.xlogy(y, p) + special.xlogy(n - y, 1.0 - p) + log_choose(n, y)
         return float(ll.sum())
     return 0.0
 

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 from scipy.special import logsumexp
 
-from bayesglmm.inference.agq import gh_rule
+from bayesglmm.inference.agq import agq_gradient, curvature_terms, gh_rule, laplace_gradient
 
 __all__ = ["KIND_CODES", "scalar_laplace"]
 
@@ -262,20 +262,14 @@ def scalar_laplace(
     th = float(theta)
     # one pass for the curvature, its derivatives and ll at the final u
     ll_g, S, zd1, D, a, C, xd1 = _mode_sums(kind, y, n, eta_fixed, X, z, idx, th, u)
-    th2 = th * th
-    H = 1.0 + th2 * S  # canonical link: observed = Fisher curvature
-    du_dt = (zd1 - th * u * S) / H
-    du_db = -th * a / H[:, None]
-    dH_dt = 2.0 * th * S + th2 * D * (u + th * du_dt)
-    dH_db = th2 * (C + th * D[:, None] * du_db)
+    H = 1.0 + th * th * S  # canonical link: observed = Fisher curvature
+    du_dt, du_db, dH_dt, dH_db = curvature_terms(th, u, S, S, zd1, D, a, C)
     out["H"] = H
     out["du_dtheta"] = du_dt
     out["du_dbeta"] = du_db
     if nagq == 1:
         out["deviance"] = float((-2.0 * ll_g + u * u + np.log(H)).sum())
-        g_t = float((dH_dt / H).sum() - 2.0 * (u * zd1).sum())
-        g_b = (dH_db / H[:, None]).sum(axis=0) - 2.0 * xd1
-        out["gradient"] = np.concatenate([[g_t], g_b])
+        out["gradient"] = laplace_gradient(H, u, zd1, dH_dt, dH_db, xd1)
         return out
     # adaptive Gauss-Hermite: nodes u + z_k / sqrt(H) per group (see agq.scalar_deviance)
     nodes, logw = gh_rule(nagq)
@@ -288,13 +282,6 @@ def scalar_laplace(
     if not gradient:
         return out
     pi = np.exp(Lmat - lse[:, None])
-    G = th * T - U
-    P = (pi * G).sum(axis=1)
-    R = (pi * G * nodes[None, :]).sum(axis=1)
-    At = (pi * U * T).sum(axis=1)
-    fac = (1.0 + R * sd) / H
     xr = _node_xr(kind, y, n, eta_fixed, X, z, idx, th, u, sd, nodes, pi)
-    g_t = float((dH_dt * fac).sum() - 2.0 * At.sum() - 2.0 * (P * du_dt).sum())
-    g_b = (dH_db * fac[:, None]).sum(axis=0) - 2.0 * xr - 2.0 * (P[:, None] * du_db).sum(axis=0)
-    out["gradient"] = np.concatenate([[g_t], g_b])
+    out["gradient"] = agq_gradient(th, H, U, T, pi, nodes, du_dt, du_db, dH_dt, dH_db, xr)
     return out
