@@ -400,6 +400,10 @@ def main() -> None:
     print(rows[-1], flush=True)
     if not args.no_nuts:
         rows += nuts_rows()
+        from fresh_process import fresh_rows, import_row
+
+        rows.append(import_row())
+        rows += fresh_rows()
     table = pd.DataFrame(rows)
     print(table.round(4).to_string(index=False))
     import numpy
