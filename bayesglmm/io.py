@@ -62,7 +62,7 @@ FIT_ID_ATTR = "bayesglmm_fit_id"
 # --------------------------------------------------------------------------- JSON helpers
 def _jsonable(x: Any) -> Any:
     if isinstance(x, np.ndarray):
-        return {"__array__": x.tolist(), "shape": list(x.shape), "dtype": x.dtype.str}
+        return {"__array__": _jsonable(x.tolist()), "shape": list(x.shape), "dtype": x.dtype.str}
     if isinstance(x, tuple | list):
         return [_jsonable(v) for v in x]
     if isinstance(x, dict):
@@ -598,9 +598,7 @@ def save_fit(fit: Any, path: str | Path, *, overwrite: bool = False) -> Path:
     if fit.idata is not None:
         tree = fit.idata.copy()
         tree.attrs = {**tree.attrs, FIT_ID_ATTR: fit_id}
-        _write_atomic(
-            path / POSTERIOR_FILE, lambda t: tree.to_netcdf(t, engine="h5netcdf")
-        )
+        _write_atomic(path / POSTERIOR_FILE, lambda t: tree.to_netcdf(t, engine="h5netcdf"))
         meta["posterior_sha256"] = _sha256_file(path / POSTERIOR_FILE)
     else:
         meta["posterior_sha256"] = None
@@ -748,8 +746,7 @@ def _load(path: Path, meta: dict[str, Any], fit_cls: Any) -> Any:
     bad = _design_mismatches(meta["design"], _design_digest(model.design))
     if bad:
         raise SavedFitMismatchError(
-            f"the design rebuilt from `{path}` differs from the one the fit used: "
-            f"{'; '.join(bad)}"
+            f"the design rebuilt from `{path}` differs from the one the fit used: {'; '.join(bad)}"
         )
     rows = meta["rows"]
     priors = _priors_from_dict(meta["priors"])
