@@ -592,14 +592,14 @@ def save_fit(fit: Any, path: str | Path, *, overwrite: bool = False) -> Path:
             "choose another directory"
         )
     path.mkdir(parents=True, exist_ok=True)
-    for p in existing:
-        p.unlink()
+    written = {FIT_FILE, DATA_FILE}
 
     if fit.idata is not None:
         tree = fit.idata.copy()
         tree.attrs = {**tree.attrs, FIT_ID_ATTR: fit_id}
         _write_atomic(path / POSTERIOR_FILE, lambda t: tree.to_netcdf(t, engine="h5netcdf"))
         meta["posterior_sha256"] = _sha256_file(path / POSTERIOR_FILE)
+        written.add(POSTERIOR_FILE)
     else:
         meta["posterior_sha256"] = None
 
@@ -609,9 +609,19 @@ def save_fit(fit: Any, path: str | Path, *, overwrite: bool = False) -> Path:
 
     _write_atomic(path / DATA_FILE, write_npz)
     meta["data_sha256"] = _sha256_file(path / DATA_FILE)
+    meta["fit_json_sha256"] = _meta_sha(meta)
     text = json.dumps(meta, indent=1, allow_nan=False)
     _write_atomic(path / FIT_FILE, lambda t: t.write_text(text, encoding="utf-8"))
+    for p in existing:  # files of the replaced fit that this one does not have
+        if p.name not in written and p.exists():
+            p.unlink()
     return path
+
+
+def _meta_sha(meta: dict[str, Any]) -> str:
+    """SHA-256 of fit.json's content (without this entry), so edits of it are detected."""
+    body = {k: v for k, v in meta.items() if k != "fit_json_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- load
@@ -641,6 +651,11 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise SaveLoadError(
             f"`{path}` was saved by bayesglmm {meta.get('package_version')}, incompatible with "
             f"{bayesglmm.__version__} (major.minor differ). Refit with this version."
+        )
+    if meta.get("fit_json_sha256") != _meta_sha(meta):
+        raise SavedFitCorruptError(
+            f"`{meta_file}` was changed after saving (its content does not match the SHA-256 "
+            "recorded in it); save the fit again"
         )
     return meta
 

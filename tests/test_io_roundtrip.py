@@ -148,6 +148,14 @@ def test_a_model_without_its_snapshot_refuses_to_save_changed_data(tmp_path):
     assert not (tmp_path / "f").exists()
 
 
+def _write_meta(path, meta):
+    """Write an edited fit.json with a matching self-checksum (a determined edit)."""
+    from bayesglmm.io import _meta_sha
+
+    meta["fit_json_sha256"] = _meta_sha(meta)
+    (path / "fit.json").write_text(json.dumps(meta))
+
+
 def _rewrite_data(path, edit, fix_checksum):
     with np.load(path / "data.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
@@ -159,7 +167,7 @@ def _rewrite_data(path, edit, fix_checksum):
 
         meta = json.loads((path / "fit.json").read_text())
         meta["data_sha256"] = hashlib.sha256((path / "data.npz").read_bytes()).hexdigest()
-        (path / "fit.json").write_text(json.dumps(meta))
+        _write_meta(path, meta)
 
 
 def _halve(arrays):
@@ -251,8 +259,12 @@ def test_corrupt_fit_json_names_the_file(tmp_path):
     with pytest.raises(SavedFitCorruptError, match=r"fit\.json` is corrupt \(not valid JSON"):
         bg.load_fit(tmp_path / "f")
     meta = json.loads(text)
-    del meta["columns"]
+    meta["formula"] = "y ~ 1 + (1 | g)"
     meta_file.write_text(json.dumps(meta))
+    with pytest.raises(SavedFitCorruptError, match=r"fit\.json` was changed after saving"):
+        bg.load_fit(tmp_path / "f")
+    del meta["columns"]
+    _write_meta(tmp_path / "f", meta)
     with pytest.raises(SavedFitCorruptError, match=r"fit\.json` is corrupt \(missing entry"):
         bg.load_fit(tmp_path / "f")
 
@@ -411,3 +423,12 @@ def test_cli_rerun_replaces_its_saved_fit(tmp_path):
         args = ["fit", "--formula", formula, "--data", str(csv), "--family", "poisson"]
         assert _quiet(main, [*args, "--methods", "ml", "--out", str(out)]) == 0
     assert list(bg.load_fit(out / "fit_ml").fixef().index) == ["(Intercept)"]
+
+
+def test_edited_formula_is_caught_by_the_design_check(tmp_path):
+    _ml(_frame([f"g{i}" for i in range(6)])).save(tmp_path / "f")
+    meta = json.loads((tmp_path / "f" / "fit.json").read_text())
+    meta["formula"] = "y ~ 1 + (1 | g)"
+    _write_meta(tmp_path / "f", meta)
+    with pytest.raises(SavedFitMismatchError, match="fixed-effect columns: 2 saved, 1 rebuilt"):
+        bg.load_fit(tmp_path / "f")
