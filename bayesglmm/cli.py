@@ -356,7 +356,11 @@ def _write_outputs(
         for fit, label in zip(fits, labels, strict=True):
             attempt(f"ppc_{label}.png", fit.plot_ppc)
             attempt(f"caterpillar_{label}.png", fit.plot_ranef)
-            attempt(f"fit_{label}", lambda fit=fit, label=label: fit.save(out / f"fit_{label}"))
+            # the report files are all rewritten, so is a fit saved here by an earlier run
+            attempt(
+                f"fit_{label}",
+                lambda fit=fit, label=label: fit.save(out / f"fit_{label}", overwrite=True),
+            )
     n_files = sum(1 for _ in out.iterdir())
     print(f"wrote {out}/ ({n_files} entries)", file=sys.stderr)
     return failed

@@ -58,3 +58,16 @@ class ConvergenceWarning(BayesGLMMWarning):
 
 class SamplerWarning(ConvergenceWarning):
     """NUTS diagnostics (divergences, R-hat, ESS) indicate a problem."""
+
+
+class SavedFitExistsError(SaveLoadError):
+    """``fit.save(path)`` would replace a different fit saved in ``path`` (pass overwrite=True)."""
+
+
+class SavedFitCorruptError(SaveLoadError):
+    """A file of a saved fit is unreadable, truncated, missing or changed after saving."""
+
+
+class SavedFitMismatchError(SaveLoadError):
+    """A saved fit's files disagree: the rebuilt design differs from the saved one, or the
+    posterior belongs to another fit."""

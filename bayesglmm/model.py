@@ -75,6 +75,9 @@ class GLMM:
         self.formula = formula
         self._data_frame = data
         self.design: Design = build_design(formula, data, family, link=link, trials=trials)
+        # the used columns as they are now (copy-on-write: later edits of `data` do not
+        # reach it), so `fit.save` stores the data the fit used
+        self._used_frame = data.loc[:, list(self.design.encoder.dtypes)]
         self.family = self.design.family
         self.prior_spec = dict(priors or {})
         self.priors: PriorSet = resolve_priors(self.design, self.prior_spec)

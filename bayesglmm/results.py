@@ -743,12 +743,14 @@ class GLMMFit:
             model=self._model,
         )
 
-    def save(self, path: Any) -> Any:
-        """Save to a directory (spec, encoding state, draws as netCDF or ML estimates,
-        package version); read back with :func:`bayesglmm.load_fit`."""
+    def save(self, path: Any, *, overwrite: bool = False) -> Any:
+        """Save to a directory (the typed data the fit used, the fitted response, spec,
+        checksums, draws as netCDF or ML estimates, package version); read back with
+        :func:`bayesglmm.load_fit`.  A different fit already saved in ``path`` is replaced
+        only with ``overwrite=True``; see :func:`bayesglmm.io.save_fit`."""
         from bayesglmm.io import save_fit
 
-        return save_fit(self, path)
+        return save_fit(self, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ printing
     def __repr__(self) -> str:
