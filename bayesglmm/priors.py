@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from bayesglmm.design_types import Design
 from bayesglmm.errors import DesignError
@@ -109,6 +108,8 @@ class Prior:
 
     def logpdf(self, x: np.ndarray | float) -> np.ndarray:
         """Log density at ``x`` (SciPy), for the likelihood-based fast paths."""
+        from scipy import stats  # loaded on first use: keeps model building light
+
         p, x = self.params, np.asarray(x, dtype=float)
         d = self.dist
         if d == "Normal":

@@ -12,11 +12,10 @@ import math
 import warnings
 from typing import Any
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy import special
 
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
@@ -76,9 +75,11 @@ def check_health(idata: Any, *, emit: bool = True) -> dict[str, Any]:
             bfmi = float(np.min(np.mean(np.diff(e, axis=1) ** 2, axis=1) / np.var(e, axis=1)))
     if nchain >= 2 and ndraw >= 4:
         tree = xr.DataTree.from_dict({"posterior": sub})
-        rhat = az.rhat(tree)
-        ess_b = az.ess(tree, method="bulk")
-        ess_t = az.ess(tree, method="tail")
+        import arviz_stats as azs
+
+        rhat = azs.rhat(tree)
+        ess_b = azs.ess(tree, method="bulk")
+        ess_t = azs.ess(tree, method="tail")
 
         def _agg(node: Any, fn: Any) -> float:
             ds = node.to_dataset() if hasattr(node, "to_dataset") else node
@@ -401,12 +402,14 @@ class GLMMFit:
         if self.ml is None:
             ds = self._summary_dataset()
             kind = "all" if self.method == "nuts" else "stats"
-            table = az.summary(ds, kind=kind, ci_kind="hdi", ci_prob=ci_prob)
+            import arviz_stats as azs
+
+            table = azs.summary(ds, kind=kind, ci_kind="hdi", ci_prob=ci_prob)
             return pd.DataFrame(table)
         est = self.fixef()
         se = self.se()
         z = est / se
-        p = 2.0 * stats.norm.sf(np.abs(z))
+        p = special.erfc(np.abs(z) / math.sqrt(2.0))
         zname = "t value" if self.design.family.has_dispersion else "z value"
         return pd.DataFrame(
             {"Estimate": est, "Std. Error": se, zname: z, "Pr(>|z|)": p}, index=est.index
@@ -649,7 +652,9 @@ class GLMMFit:
             ll = ll.assign_coords(grp=("obs", np.asarray(blk.levels)[blk.index]))
             tree = tree.copy()
             tree["log_likelihood"] = xr.Dataset({"y": ll.groupby("grp").sum().rename(grp="obs")})
-        return az.loo(tree)
+        import arviz_stats as azs
+
+        return azs.loo(tree)
 
     def waic(self) -> pd.Series:
         """WAIC (Watanabe 2010), computed here since ArviZ 1 dropped it: ``elpd_waic``,
