@@ -52,6 +52,7 @@ from bayesglmm.errors import (
 )
 from bayesglmm.inference.agq import group_colsums, scalar_deviance
 from bayesglmm.inference.blas_threads import one_blas_thread
+from bayesglmm.inference.boundary import optimize_off_boundary, theta_scales
 from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import (
     FamilyKernel,
@@ -320,7 +321,8 @@ class LaplaceObjective:
         m = self.mode_at(theta, beta)
         th, st = float(theta[0]), self.st
         H = np.asarray(m.factor.d, dtype=float)
-        a = group_colsums(st.index, st.z * m.w, self.X, self.L)
+        w_obs = self.fam.laplace_curvature(m.eta, m.d1, m.w)[0]
+        a = group_colsums(st.index, st.z * w_obs, self.X, self.L)
         return m.u, H, m.u * (2.0 - H) / (th * H), -th * a / H[:, None]
 
     def deviance(self, params: np.ndarray, nagq: int = 1) -> float:
@@ -610,17 +612,27 @@ def fit_ml(
 
     # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
     # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
-    with one_blas_thread():
+    def run(start_x: np.ndarray) -> tuple:
         res = optimize.minimize(
             fg,
-            x0,
+            start_x,
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
             options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
         )
         x, H, f, g = newton_polish(fg, lambda p, g0: obj.hessian(p, nagq, g0=g0), res.x, obj.lower)
-    return _finish(obj, design, x, H, f, g, nagq, int(res.nit), t0)
+        return x, f, H, g, int(res.nit)
+
+    def dev(x: np.ndarray) -> float:
+        return obj.deviance(x, nagq)
+
+    # L-BFGS-B can stall on a zero variance (the deviance is even in theta, so its
+    # derivative there is 0): restart off the boundary while an interior point is better
+    scales = np.concatenate([theta_scales(design.blocks, obj.n_theta), np.ones(obj.k)])
+    with one_blas_thread():
+        (x, f, H, g, nit), info = optimize_off_boundary(run, dev, x0, obj.lower == 0.0, scales)
+    return _finish(obj, design, x, H, f, g, nagq, nit, t0)
 
 
 def _finish(

@@ -241,6 +241,29 @@ class FamilyKernel:
             return w, w
         return self.curvature(eta)
 
+    def laplace_curvature(
+        self, eta: np.ndarray, d1: np.ndarray, w: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(observed information, its derivative d / d eta)`` per row, for the Laplace
+        determinant.
+
+        The Laplace approximation expands the log-integrand to second order at the mode, so
+        its determinant holds the observed information ``-d2 ll / d eta2``, which for a
+        non-canonical link (probit, cloglog) differs from the Fisher weight that the mode
+        search uses.  (lme4 puts the Fisher weight there; glmm the observed one, whose
+        approximation is the closer one: issue 14, ``tests/test_peer_examples.py``.)
+        Canonical links: ``curvature_at``.  Otherwise central differences of the score,
+        first (step ``1e-5``) and second (step ``1e-4``) order, ~1e-9 / ~1e-7 relative.
+        """
+        if self.canonical:
+            return self.curvature_at(eta, d1, w)
+        h, h2 = 1e-5, 1e-4
+        d1p, _ = self.score(eta + h)
+        d1m, _ = self.score(eta - h)
+        d1pp, _ = self.score(eta + h2)
+        d1mm, _ = self.score(eta - h2)
+        return -(d1p - d1m) / (2 * h), -(d1pp - 2.0 * d1 + d1mm) / (h2 * h2)
+
     def curvature(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(observed information -d2 ll / d eta2, d Fisher weight / d eta)`` per row.
 
@@ -645,7 +668,9 @@ def pirls(
             step = np.where(bad, step * 0.5, step)
             active = bad
         u, eta, ll, obj, d1, w = u_new, eta_new, ll_new, obj_new, d1_new, w_new
-    F = st.factor(w)
+    # the steps use Fisher weights (scoring); the factor kept at the mode, for the Laplace
+    # determinant and the conditional variances, holds the observed information
+    F = st.factor(w if fam.canonical else fam.laplace_curvature(eta, d1, w)[0])
     return ModeResult(u, eta, ll, d1, w, F, it, converged)
 
 
@@ -799,6 +824,8 @@ def weighted_lmm_fit(
     """
     from scipy import optimize
 
+    from bayesglmm.inference.boundary import optimize_off_boundary, theta_scales
+
     model = WeightedLMM(design, design.y if y is None else y, w, sigma)
     layout = model.layout
     lower = layout.lower_bounds()
@@ -809,13 +836,21 @@ def weighted_lmm_fit(
         t = np.maximum(t, lower)
         return model.deviance(t), _fd_grad(model.deviance, t)
 
-    res = optimize.minimize(
-        fg,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"ftol": 1e-14, "gtol": 1e-8, "maxiter": 500},
+    def run(t0: np.ndarray) -> tuple:
+        r = optimize.minimize(
+            fg,
+            t0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"ftol": 1e-14, "gtol": 1e-8, "maxiter": 500},
+        )
+        return r.x, r.fun, r
+
+    # restart off a zero variance while an interior point is better (L-BFGS-B stalls
+    # there: the deviance is even in theta); see bayesglmm.inference.boundary
+    (_, _, res), _ = optimize_off_boundary(
+        run, model.deviance, x0, lower == 0.0, theta_scales(design.blocks, layout.size)
     )
     theta = np.maximum(res.x, lower)
     g = _fd_grad(model.deviance, theta)
