@@ -242,8 +242,8 @@ class FamilyKernel:
         return self.curvature(eta)
 
     def laplace_curvature(
-        self, eta: np.ndarray, d1: np.ndarray, w: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, eta: np.ndarray, d1: np.ndarray, w: np.ndarray, order: int = 2
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """``(observed information, its derivative d / d eta)`` per row, for the Laplace
         determinant.
 
@@ -253,13 +253,16 @@ class FamilyKernel:
         search uses.  (lme4 puts the Fisher weight there; glmm the observed one, whose
         approximation is the closer one: issue 14, ``tests/test_peer_examples.py``.)
         Canonical links: ``curvature_at``.  Otherwise central differences of the score,
-        first (step ``1e-5``) and second (step ``1e-4``) order, ~1e-9 / ~1e-7 relative.
+        first (step ``1e-5``) and second (step ``1e-4``) order, ~1e-9 / ~1e-7 relative;
+        ``order=1`` skips the derivative (returns None for it).
         """
         if self.canonical:
             return self.curvature_at(eta, d1, w)
         h, h2 = 1e-5, 1e-4
         d1p, _ = self.score(eta + h)
         d1m, _ = self.score(eta - h)
+        if order == 1:
+            return -(d1p - d1m) / (2 * h), None
         d1pp, _ = self.score(eta + h2)
         d1mm, _ = self.score(eta - h2)
         return -(d1p - d1m) / (2 * h), -(d1pp - 2.0 * d1 + d1mm) / (h2 * h2)
@@ -629,7 +632,10 @@ def pirls(
         Stop when every unit's Newton decrement ``g' M^-1 g`` is below ``tol`` (after
         taking that last step).
     quad_tol : float
-        The same for canonical links, where the step is an exact Newton step.
+        The same for canonical links.  (Every step is a Newton step on the observed
+        information; for a non-canonical link it comes from differences of the score, so
+        the looser ``tol`` applies.  The binomial probit and cloglog log-likelihoods are
+        concave in ``eta``, so the observed information is never negative.)
     """
     u = np.array(u0, dtype=float, copy=True)
     eta = eta_fixed + st.au(u)
@@ -639,7 +645,9 @@ def pirls(
     converged = False
     it = 0
     for it in range(1, maxit + 1):  # noqa: B007
-        F = st.factor(w)
+        # Newton steps (observed information; = Fisher for a canonical link): quadratic
+        # convergence, so the mode is exact for the Laplace determinant
+        F = st.factor(w if fam.canonical else fam.laplace_curvature(eta, d1, w, order=1)[0])
         g = st.atv(d1) - u
         delta = F.solve(g)
         dec = st.unit_sum_u(g * delta)
@@ -668,9 +676,9 @@ def pirls(
             step = np.where(bad, step * 0.5, step)
             active = bad
         u, eta, ll, obj, d1, w = u_new, eta_new, ll_new, obj_new, d1_new, w_new
-    # the steps use Fisher weights (scoring); the factor kept at the mode, for the Laplace
-    # determinant and the conditional variances, holds the observed information
-    F = st.factor(w if fam.canonical else fam.laplace_curvature(eta, d1, w)[0])
+    # the factor kept at the mode, for the Laplace determinant and the conditional
+    # variances, holds the observed information
+    F = st.factor(w if fam.canonical else fam.laplace_curvature(eta, d1, w, order=1)[0])
     return ModeResult(u, eta, ll, d1, w, F, it, converged)
 
 
