@@ -97,7 +97,9 @@ def _escape(
             info.n_checks += 1
             try:
                 ft = float(f(xt))
-            except (InferenceError, FloatingPointError, np.linalg.LinAlgError):
+            except (InferenceError, FloatingPointError, np.linalg.LinAlgError, RuntimeError):
+                # a probe the engine cannot evaluate (a mode search that fails, a singular
+                # sparse factor) is no evidence of a better point: skip it
                 continue
             if np.isfinite(ft) and ft < best_f:
                 best_f, best_x = ft, xt
