@@ -1,8 +1,9 @@
 """Laplace and adaptive Gauss-Hermite deviance, with analytic gradient, for one scalar term.
 
 For one random-effect block with one term (``eta_i = o_i + x_i' beta + theta z_i u_g``) the
-integral factorizes over groups.  With the conditional mode ``u_g`` and the Fisher curvature
-``H_g = 1 + theta^2 sum_i z_i^2 w_i`` (what lme4 keeps in ``L``), the per-group deviance is
+integral factorizes over groups.  With the conditional mode ``u_g`` and the curvature
+``H_g = 1 + theta^2 sum_i z_i^2 w_i`` (``w`` the observed information, which is the Fisher
+weight lme4 keeps in ``L`` for a canonical link), the per-group deviance is
 
     F_g = log H_g - 2 log sum_k w_k exp(z_k^2 / 2 - dev_g(u_g + z_k / sqrt(H_g)) / 2),
 

@@ -11,7 +11,11 @@ Laplace deviance is
 
     -2 log L ~= -2 sum_i log f(y_i | eta_i*) + |u*|^2 + log det(A' W A + I),
 
-with ``A = Z Lambda`` and Fisher weights ``W`` (as lme4).  The structure is exploited
+with ``A = Z Lambda`` and ``W`` the observed information ``-d2 log f / d eta2`` at the mode
+(the Fisher weight for a canonical link; for probit and cloglog the observed one, as the
+``glmm`` package, where lme4 keeps the Fisher weight: the observed one is the Laplace
+approximation proper and the closer one to the integral, see
+``tests/test_peer_examples.py``).  The structure is exploited
 (:mod:`bayesglmm.inference.pirls`): a vector for one scalar term, a ``(levels, p, p)`` stack
 for one vector-valued term, a sparse LU for several blocks.
 
@@ -20,7 +24,10 @@ stage), is solved by L-BFGS-B with the analytic gradient (one scalar term, Lapla
 :mod:`bayesglmm.inference.agq`; for a canonical link the same formulas fused with the mode
 search in :mod:`bayesglmm.inference.scalar_laplace`) or central differences (other
 structures), then polished
-by bounded Newton steps on the finite-difference Hessian.  Standard errors come from that
+by bounded Newton steps on the finite-difference Hessian.  Where that ends with a variance
+of 0 or a correlation of +-1, it restarts off the boundary while an interior point is
+better (:mod:`bayesglmm.inference.boundary`: the deviance is even in each Cholesky
+diagonal, so a gradient method can stall there).  Standard errors come from that
 Hessian of the deviance over ``(theta, beta)``, as lme4 computes them
 (``vcov = 2 H^-1``, fixed-effect block).
 
