@@ -264,3 +264,23 @@ def test_glmm_vector_term_started_on_the_boundary(theta0):
     assert not fit.singular
     assert fit.loglik >= ref["logLik"] - 1e-4
     np.testing.assert_allclose(fit.beta, list(ref["fixef"].values()), atol=1e-3)
+
+
+# ---------------------------------------------------------------- lme4 tests/boundary.R
+@pytest.mark.parametrize("theta0", [None, [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+def test_lme4_boundary_r_three_factors(theta0):
+    """lme4 tests/boundary.R: for ``y ~ (1|Operator) + (1|Part) + (1|Part:Operator)`` on
+    Stephane Laurent's data a boundary fit is wrong (all theta > 0 there).  Ours stopped
+    at theta(Part:Operator) = 0, logLik 87.884 (and lower from other starts); glmm ML:
+    88.6228, all three variances positive."""
+    df = _csv("dat20101314.csv")
+    formula = "y ~ 1 + (1 | Operator) + (1 | Part) + (1 | Part:Operator)"
+    ref = _glmm_ref("laurent_ml", df, formula, "gaussian", reml=False)
+    design = _design(formula, df, "gaussian")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = fit_ml(design, start=None if theta0 is None else {"theta": theta0})
+    assert not fit.singular and np.all(fit.theta > 0.1)
+    assert fit.loglik >= ref["loglik"] - 1e-4
+    var = [c[0, 0] for c in fit.covariances]
+    np.testing.assert_allclose(var, [np.ravel(v)[0] for v in ref["varcorr"]], rtol=1e-3)
