@@ -617,8 +617,6 @@ def fit_ml(
                 raise
             return np.inf, np.zeros_like(x)
 
-    # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
-    # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
     def run(start_x: np.ndarray) -> tuple:
         res = optimize.minimize(
             fg,
@@ -637,8 +635,10 @@ def fit_ml(
     # L-BFGS-B can stall on a zero variance (the deviance is even in theta, so its
     # derivative there is 0): restart off the boundary while an interior point is better
     scales = np.concatenate([theta_scales(design.blocks, obj.n_theta), np.ones(obj.k)])
+    # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
+    # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
     with one_blas_thread():
-        (x, f, H, g, nit), info = optimize_off_boundary(run, dev, x0, obj.lower == 0.0, scales)
+        (x, f, H, g, nit), _ = optimize_off_boundary(run, dev, x0, obj.lower == 0.0, scales)
     return _finish(obj, design, x, H, f, g, nagq, nit, t0)
 
 

@@ -249,9 +249,10 @@ class FamilyKernel:
 
         The Laplace approximation expands the log-integrand to second order at the mode, so
         its determinant holds the observed information ``-d2 ll / d eta2``, which for a
-        non-canonical link (probit, cloglog) differs from the Fisher weight that the mode
-        search uses.  (lme4 puts the Fisher weight there; glmm the observed one, whose
-        approximation is the closer one: issue 14, ``tests/test_peer_examples.py``.)
+        non-canonical link (probit, cloglog) differs from the Fisher weight.  (lme4 puts
+        the Fisher weight there; glmm the observed one, whose approximation is the closer
+        one: issue 14, ``tests/test_peer_examples.py``.)  :func:`pirls` also steps with it
+        (Newton rather than Fisher scoring), so the mode it returns is exact.
         Canonical links: ``curvature_at``.  Otherwise central differences of the score,
         first (step ``1e-5``) and second (step ``1e-4``) order, ~1e-9 / ~1e-7 relative;
         ``order=1`` skips the derivative (returns None for it).
