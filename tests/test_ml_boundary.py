@@ -284,3 +284,26 @@ def test_lme4_boundary_r_three_factors(theta0):
     assert fit.loglik >= ref["loglik"] - 1e-4
     var = [c[0, 0] for c in fit.covariances]
     np.testing.assert_allclose(var, [np.ravel(v)[0] for v in ref["varcorr"]], rtol=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sleepstudy_shaped_seeds_vs_statsmodels(seed):
+    """sleepstudy-shaped data (true SDs 24 and 5.8) over seeds: our ML log-likelihood is at
+    least statsmodels' (ML, same data) - 1e-4, and never a zero slope variance.  Before,
+    4 of the first 12 seeds stopped at SD(Days) = 0, up to 10 log-likelihood units short;
+    statsmodels itself stops short on seeds 1 and 6 (the higher log-likelihood wins)."""
+    smf = pytest.importorskip("statsmodels.formula.api")
+    rng = np.random.default_rng(seed)
+    subj = np.repeat(np.arange(18), 10)
+    days = np.tile(np.arange(10.0), 18)
+    b0, b1 = 24 * rng.standard_normal(18), 5.8 * rng.standard_normal(18)
+    y = 251.4 + 10.5 * days + b0[subj] + b1[subj] * days + 25.6 * rng.standard_normal(180)
+    df = pd.DataFrame({"Reaction": y, "Days": days, "Subject": [f"s{i}" for i in subj]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = smf.mixedlm(
+            "Reaction ~ Days", df, groups="Subject", re_formula="1", vc_formula={"d": "0 + Days"}
+        ).fit(reml=False)
+    fit = _fit(_design("Reaction ~ Days + (Days || Subject)", df, "gaussian"))
+    assert fit.loglik >= sm.llf - 1e-4
+    assert not fit.singular
