@@ -204,17 +204,24 @@ def test_gaussian_lmm_from_the_boundary_start():
 
 # ---------------------------------------------------------------- PQL
 @pytest.mark.parametrize("dispersion", ["estimate", "fixed"])
-def test_pql_leaves_the_boundary(dispersion):
+@pytest.mark.parametrize(
+    ("csv", "formula", "family", "laplace_sd"),
+    [
+        ("glmm_validation.csv", "y_pois ~ x + (1 | g)", "poisson", 0.1069),
+        ("bernoulli_sim3.csv", "y ~ x + (1 | g)", "bernoulli", 0.0602),
+    ],
+    ids=["glmm_poisson", "bernoulli_seed3"],
+)
+def test_pql_leaves_the_boundary(csv, formula, family, laplace_sd, dispersion):
     """glmmPQL-style fits stopped at SD 0 on glmm's Poisson data and on the Bernoulli
-    seed-3 data; with dispersion fixed at 1, PQL's variance is close to Laplace's."""
-    df = _csv("glmm_validation.csv")
-    design = _design("y_pois ~ x + (1 | g)", df, "poisson")
+    seed-3 data; with dispersion fixed at 1, PQL's SD is close to Laplace's (glmm's)."""
+    design = _design(formula, _csv(csv), family)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = fit_pql(design, dispersion=dispersion)
     assert not fit.singular and fit.theta[0] > 0.05
     if dispersion == "fixed":
-        assert abs(fit.theta[0] - 0.1069) < 0.01  # Laplace (glmm): 0.1069
+        assert abs(fit.theta[0] - laplace_sd) < 0.01
     # the final working LMM has no better interior point
     z, w = _working(
         design,
