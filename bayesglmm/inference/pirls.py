@@ -253,12 +253,15 @@ class FamilyKernel:
         the Fisher weight there; glmm the observed one, whose approximation is the closer
         one: issue 14, ``tests/test_peer_examples.py``.)  :func:`pirls` also steps with it
         (Newton rather than Fisher scoring), so the mode it returns is exact.
-        Canonical links: ``curvature_at``.  Otherwise central differences of the score,
-        first (step ``1e-5``) and second (step ``1e-4``) order, ~1e-9 / ~1e-7 relative;
+        Canonical links: ``curvature_at``; binomial probit and cloglog: analytic
+        (:meth:`_binomial_observed`).  Otherwise central differences of the score, first
+        (step ``1e-5``) and second (step ``1e-4``) order, ~1e-9 / ~1e-7 relative;
         ``order=1`` skips the derivative (returns None for it).
         """
         if self.canonical:
             return self.curvature_at(eta, d1, w)
+        if self.family.is_binomial and self.family.link in ("probit", "cloglog"):
+            return self._binomial_observed(np.asarray(eta, dtype=float))
         h, h2 = 1e-5, 1e-4
         d1p, _ = self.score(eta + h)
         d1m, _ = self.score(eta - h)
@@ -267,6 +270,34 @@ class FamilyKernel:
         d1pp, _ = self.score(eta + h2)
         d1mm, _ = self.score(eta - h2)
         return -(d1p - d1m) / (2 * h), -(d1pp - 2.0 * d1 + d1mm) / (h2 * h2)
+
+    def _binomial_observed(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Observed information ``-d2 ll / d eta2`` and its ``eta``-derivative for the
+        binomial probit and cloglog links (``y`` successes of ``n``).
+
+        probit, with ``l1 = phi / Phi(eta)``, ``l0 = phi / Phi(-eta)``:
+        ``w = y l1 (eta + l1) + (n - y) l0 (l0 - eta)`` (both terms >= 0).
+        cloglog, with ``m = exp(eta)``, ``r = m / expm1(m)``, ``s = m / -expm1(-m)``:
+        ``w = y r (s - 1) + (n - y) m`` and ``dw = y r (s (1 - r) - (s - 1)^2) + (n - y) m``.
+        """
+        y = self.y
+        n = 1.0 if self.trials is None else self.trials
+        if self.family.link == "probit":
+            logphi = -0.5 * eta * eta - 0.5 * math.log(2.0 * math.pi)
+            l1 = np.exp(logphi - special.log_ndtr(eta))
+            l0 = np.exp(logphi - special.log_ndtr(-eta))
+            a1 = l1 * (eta + l1)
+            a0 = l0 * (l0 - eta)
+            da1 = -a1 * (eta + l1) + l1 * (1.0 - a1)
+            da0 = a0 * (l0 - eta) + l0 * (a0 - 1.0)
+            return y * a1 + (n - y) * a0, y * da1 + (n - y) * da0
+        m = np.exp(np.clip(eta, -700.0, 700.0))
+        my = np.minimum(m, 700.0)  # the y-terms vanish like m^3 exp(-m) beyond
+        r = my / np.expm1(my)
+        s = my / -np.expm1(-my)
+        w = y * r * (s - 1.0) + (n - y) * m
+        dw = y * r * (s * (1.0 - r) - (s - 1.0) ** 2) + (n - y) * m
+        return w, dw
 
     def curvature(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(observed information -d2 ll / d eta2, d Fisher weight / d eta)`` per row.
