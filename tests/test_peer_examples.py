@@ -247,3 +247,27 @@ def test_noncanonical_gradient_matches_differences(link, nagq):
     x = np.array([0.8, -0.9, 2.5])
     _, g = obj.deviance_grad(x, nagq)
     np.testing.assert_allclose(g, obj._fd_gradient(x, nagq), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("link", ["cloglog", "probit"])
+def test_observed_information_formulas(link):
+    """The analytic observed information of the binomial probit/cloglog log-likelihood
+    and its derivative equal differences of the log-likelihood (moderate eta)."""
+    from bayesglmm.families import get_family
+    from bayesglmm.inference.pirls import FamilyKernel
+
+    eta = np.linspace(-3.0, 1.0, 9)
+    y = np.array([0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 3.0, 2.0, 1.0])
+    fk = FamilyKernel(get_family("binomial", link), y, np.full(9, 3.0))
+    w, dw = fk.laplace_curvature(eta, *fk.score(eta))
+
+    def ll(e):
+        return fk.ll(e)
+
+    h = 1e-4
+    w_fd = -(ll(eta + h) - 2 * ll(eta) + ll(eta - h)) / h**2
+    np.testing.assert_allclose(w, w_fd, rtol=1e-5, atol=1e-8)
+    h = 1e-3
+    d3 = (ll(eta + 2 * h) - 2 * ll(eta + h) + 2 * ll(eta - h) - ll(eta - 2 * h)) / (2 * h**3)
+    np.testing.assert_allclose(dw, -d3, rtol=1e-4, atol=1e-6)
+    assert np.all(w > 0)  # log-concave: Newton steps are safe
