@@ -1,8 +1,9 @@
 """Laplace and adaptive Gauss-Hermite deviance, with analytic gradient, for one scalar term.
 
 For one random-effect block with one term (``eta_i = o_i + x_i' beta + theta z_i u_g``) the
-integral factorizes over groups.  With the conditional mode ``u_g`` and the Fisher curvature
-``H_g = 1 + theta^2 sum_i z_i^2 w_i`` (what lme4 keeps in ``L``), the per-group deviance is
+integral factorizes over groups.  With the conditional mode ``u_g`` and the curvature
+``H_g = 1 + theta^2 sum_i z_i^2 w_i`` (``w`` the observed information, which is the Fisher
+weight lme4 keeps in ``L`` for a canonical link), the per-group deviance is
 
     F_g = log H_g - 2 log sum_k w_k exp(z_k^2 / 2 - dev_g(u_g + z_k / sqrt(H_g)) / 2),
 
@@ -183,7 +184,8 @@ def scalar_deviance(
     """
     idx, L, z, th = st.index, st.L, st.z, st.theta
     u = mode.u
-    H = mode.factor.d  # Fisher curvature at the mode, 1 + theta^2 S
+    H = mode.factor.d  # observed curvature at the mode, 1 + theta^2 S (Fisher = observed
+    # for a canonical link)
     logH = np.log(H)
     laplace = nagq == 1 and not quadrature
     if laplace:
@@ -209,7 +211,8 @@ def scalar_deviance(
 
     # ---- sensitivities of the mode and of the curvature (shared by Laplace and AGQ)
     eta, d1, w = mode.eta, mode.d1, mode.w
-    w_obs, dw = fam.curvature_at(eta, d1, w)
+    # observed information and its derivative: H is built from them (pirls' factor)
+    w_obs, dw = fam.laplace_curvature(eta, d1, w)
     z2 = z * z
     c = z2 * dw
     Sobs = np.bincount(idx, weights=z2 * w_obs, minlength=L)
@@ -217,7 +220,7 @@ def scalar_deviance(
     du_dt, du_db, dH_dt, dH_db = curvature_terms(
         th,
         u,
-        np.bincount(idx, weights=z2 * w, minlength=L),
+        Sobs,
         Sobs,
         zd1,
         np.bincount(idx, weights=c * z, minlength=L),

@@ -11,7 +11,11 @@ Laplace deviance is
 
     -2 log L ~= -2 sum_i log f(y_i | eta_i*) + |u*|^2 + log det(A' W A + I),
 
-with ``A = Z Lambda`` and Fisher weights ``W`` (as lme4).  The structure is exploited
+with ``A = Z Lambda`` and ``W`` the observed information ``-d2 log f / d eta2`` at the mode
+(the Fisher weight for a canonical link; for probit and cloglog the observed one, as the
+``glmm`` package, where lme4 keeps the Fisher weight: the observed one is the Laplace
+approximation proper and the closer one to the integral, see
+``tests/test_peer_examples.py``).  The structure is exploited
 (:mod:`bayesglmm.inference.pirls`): a vector for one scalar term, a ``(levels, p, p)`` stack
 for one vector-valued term, a sparse LU for several blocks.
 
@@ -20,7 +24,10 @@ stage), is solved by L-BFGS-B with the analytic gradient (one scalar term, Lapla
 :mod:`bayesglmm.inference.agq`; for a canonical link the same formulas fused with the mode
 search in :mod:`bayesglmm.inference.scalar_laplace`) or central differences (other
 structures), then polished
-by bounded Newton steps on the finite-difference Hessian.  Standard errors come from that
+by bounded Newton steps on the finite-difference Hessian.  Where that ends with a variance
+of 0 or a correlation of +-1, it restarts off the boundary while an interior point is
+better (:mod:`bayesglmm.inference.boundary`: the deviance is even in each Cholesky
+diagonal, so a gradient method can stall there).  Standard errors come from that
 Hessian of the deviance over ``(theta, beta)``, as lme4 computes them
 (``vcov = 2 H^-1``, fixed-effect block).
 
@@ -52,6 +59,7 @@ from bayesglmm.errors import (
 )
 from bayesglmm.inference.agq import group_colsums, scalar_deviance
 from bayesglmm.inference.blas_threads import one_blas_thread
+from bayesglmm.inference.boundary import optimize_off_boundary, theta_scales
 from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import (
     FamilyKernel,
@@ -320,7 +328,8 @@ class LaplaceObjective:
         m = self.mode_at(theta, beta)
         th, st = float(theta[0]), self.st
         H = np.asarray(m.factor.d, dtype=float)
-        a = group_colsums(st.index, st.z * m.w, self.X, self.L)
+        w_obs = self.fam.laplace_curvature(m.eta, m.d1, m.w)[0]
+        a = group_colsums(st.index, st.z * w_obs, self.X, self.L)
         return m.u, H, m.u * (2.0 - H) / (th * H), -th * a / H[:, None]
 
     def deviance(self, params: np.ndarray, nagq: int = 1) -> float:
@@ -608,19 +617,29 @@ def fit_ml(
                 raise
             return np.inf, np.zeros_like(x)
 
-    # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
-    # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
-    with one_blas_thread():
+    def run(start_x: np.ndarray) -> tuple:
         res = optimize.minimize(
             fg,
-            x0,
+            start_x,
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
             options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
         )
         x, H, f, g = newton_polish(fg, lambda p, g0: obj.hessian(p, nagq, g0=g0), res.x, obj.lower)
-    return _finish(obj, design, x, H, f, g, nagq, int(res.nit), t0)
+        return x, f, H, g, int(res.nit)
+
+    def dev(x: np.ndarray) -> float:
+        return obj.deviance(x, nagq)
+
+    # L-BFGS-B can stall on a zero variance (the deviance is even in theta, so its
+    # derivative there is 0): restart off the boundary while an interior point is better
+    scales = np.concatenate([theta_scales(design.blocks, obj.n_theta), np.ones(obj.k)])
+    # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
+    # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
+    with one_blas_thread():
+        (x, f, H, g, nit), _ = optimize_off_boundary(run, dev, x0, obj.lower == 0.0, scales)
+    return _finish(obj, design, x, H, f, g, nagq, nit, t0)
 
 
 def _finish(

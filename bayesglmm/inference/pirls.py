@@ -241,6 +241,64 @@ class FamilyKernel:
             return w, w
         return self.curvature(eta)
 
+    def laplace_curvature(
+        self, eta: np.ndarray, d1: np.ndarray, w: np.ndarray, order: int = 2
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(observed information, its derivative d / d eta)`` per row, for the Laplace
+        determinant.
+
+        The Laplace approximation expands the log-integrand to second order at the mode, so
+        its determinant holds the observed information ``-d2 ll / d eta2``, which for a
+        non-canonical link (probit, cloglog) differs from the Fisher weight.  (lme4 puts
+        the Fisher weight there; glmm the observed one, whose approximation is the closer
+        one: issue 14, ``tests/test_peer_examples.py``.)  :func:`pirls` also steps with it
+        (Newton rather than Fisher scoring), so the mode it returns is exact.
+        Canonical links: ``curvature_at``; binomial probit and cloglog: analytic
+        (:meth:`_binomial_observed`).  Otherwise central differences of the score, first
+        (step ``1e-5``) and second (step ``1e-4``) order, ~1e-9 / ~1e-7 relative;
+        ``order=1`` skips the derivative (returns None for it).
+        """
+        if self.canonical:
+            return self.curvature_at(eta, d1, w)
+        if self.family.is_binomial and self.family.link in ("probit", "cloglog"):
+            return self._binomial_observed(np.asarray(eta, dtype=float))
+        h, h2 = 1e-5, 1e-4
+        d1p, _ = self.score(eta + h)
+        d1m, _ = self.score(eta - h)
+        if order == 1:
+            return -(d1p - d1m) / (2 * h), None
+        d1pp, _ = self.score(eta + h2)
+        d1mm, _ = self.score(eta - h2)
+        return -(d1p - d1m) / (2 * h), -(d1pp - 2.0 * d1 + d1mm) / (h2 * h2)
+
+    def _binomial_observed(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Observed information ``-d2 ll / d eta2`` and its ``eta``-derivative for the
+        binomial probit and cloglog links (``y`` successes of ``n``).
+
+        probit, with ``l1 = phi / Phi(eta)``, ``l0 = phi / Phi(-eta)``:
+        ``w = y l1 (eta + l1) + (n - y) l0 (l0 - eta)`` (both terms >= 0).
+        cloglog, with ``m = exp(eta)``, ``r = m / expm1(m)``, ``s = m / -expm1(-m)``:
+        ``w = y r (s - 1) + (n - y) m`` and ``dw = y r (s (1 - r) - (s - 1)^2) + (n - y) m``.
+        """
+        y = self.y
+        n = 1.0 if self.trials is None else self.trials
+        if self.family.link == "probit":
+            logphi = -0.5 * eta * eta - 0.5 * math.log(2.0 * math.pi)
+            l1 = np.exp(logphi - special.log_ndtr(eta))
+            l0 = np.exp(logphi - special.log_ndtr(-eta))
+            a1 = l1 * (eta + l1)
+            a0 = l0 * (l0 - eta)
+            da1 = -a1 * (eta + l1) + l1 * (1.0 - a1)
+            da0 = a0 * (l0 - eta) + l0 * (a0 - 1.0)
+            return y * a1 + (n - y) * a0, y * da1 + (n - y) * da0
+        m = np.exp(np.clip(eta, -700.0, 700.0))
+        my = np.minimum(m, 700.0)  # the y-terms vanish like m^3 exp(-m) beyond
+        r = my / np.expm1(my)
+        s = my / -np.expm1(-my)
+        w = y * r * (s - 1.0) + (n - y) * m
+        dw = y * r * (s * (1.0 - r) - (s - 1.0) ** 2) + (n - y) * m
+        return w, dw
+
     def curvature(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(observed information -d2 ll / d eta2, d Fisher weight / d eta)`` per row.
 
@@ -606,7 +664,10 @@ def pirls(
         Stop when every unit's Newton decrement ``g' M^-1 g`` is below ``tol`` (after
         taking that last step).
     quad_tol : float
-        The same for canonical links, where the step is an exact Newton step.
+        The same for canonical links.  (Every step is a Newton step on the observed
+        information; for a non-canonical link it comes from differences of the score, so
+        the looser ``tol`` applies.  The binomial probit and cloglog log-likelihoods are
+        concave in ``eta``, so the observed information is never negative.)
     """
     u = np.array(u0, dtype=float, copy=True)
     eta = eta_fixed + st.au(u)
@@ -616,7 +677,9 @@ def pirls(
     converged = False
     it = 0
     for it in range(1, maxit + 1):  # noqa: B007
-        F = st.factor(w)
+        # Newton steps (observed information; = Fisher for a canonical link): quadratic
+        # convergence, so the mode is exact for the Laplace determinant
+        F = st.factor(w if fam.canonical else fam.laplace_curvature(eta, d1, w, order=1)[0])
         g = st.atv(d1) - u
         delta = F.solve(g)
         dec = st.unit_sum_u(g * delta)
@@ -645,7 +708,9 @@ def pirls(
             step = np.where(bad, step * 0.5, step)
             active = bad
         u, eta, ll, obj, d1, w = u_new, eta_new, ll_new, obj_new, d1_new, w_new
-    F = st.factor(w)
+    # the factor kept at the mode, for the Laplace determinant and the conditional
+    # variances, holds the observed information
+    F = st.factor(w if fam.canonical else fam.laplace_curvature(eta, d1, w, order=1)[0])
     return ModeResult(u, eta, ll, d1, w, F, it, converged)
 
 
@@ -799,6 +864,8 @@ def weighted_lmm_fit(
     """
     from scipy import optimize
 
+    from bayesglmm.inference.boundary import optimize_off_boundary, theta_scales
+
     model = WeightedLMM(design, design.y if y is None else y, w, sigma)
     layout = model.layout
     lower = layout.lower_bounds()
@@ -809,13 +876,21 @@ def weighted_lmm_fit(
         t = np.maximum(t, lower)
         return model.deviance(t), _fd_grad(model.deviance, t)
 
-    res = optimize.minimize(
-        fg,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"ftol": 1e-14, "gtol": 1e-8, "maxiter": 500},
+    def run(t0: np.ndarray) -> tuple:
+        r = optimize.minimize(
+            fg,
+            t0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"ftol": 1e-14, "gtol": 1e-8, "maxiter": 500},
+        )
+        return r.x, r.fun, r
+
+    # restart off a zero variance while an interior point is better (L-BFGS-B stalls
+    # there: the deviance is even in theta); see bayesglmm.inference.boundary
+    (_, _, res), _ = optimize_off_boundary(
+        run, model.deviance, x0, lower == 0.0, theta_scales(design.blocks, layout.size)
     )
     theta = np.maximum(res.x, lower)
     g = _fd_grad(model.deviance, theta)
