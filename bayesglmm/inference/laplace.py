@@ -36,6 +36,7 @@ one to compare across ``nagq`` values or with other software.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -550,7 +551,7 @@ def newton_polish(
     return x, H, f, g
 
 
-@standardized_ml
+@standardized_ml(finish=lambda design, est: _separation_check(design, est))
 def fit_ml(
     design: Design,
     nagq: int = 1,
@@ -668,7 +669,6 @@ def _finish(
     if singular:
         messages.append(SINGULAR_MSG)
         warnings.warn(SINGULAR_MSG, ConvergenceWarning, stacklevel=3)
-    _check_separation(design, beta, vcov, messages)
     modes, cond_var = obj.conditional(beta, theta)
     loglik_norm = -0.5 * f
     loglik = loglik_norm
@@ -701,6 +701,18 @@ def _finish(
         hessian=H,
         n_obs=design.n,
     )
+
+
+def _separation_check(design: Design, est: MLEstimate) -> MLEstimate:
+    """:func:`_check_separation` on the user's design and scale (after the standardized fit),
+    its message added to the estimate's."""
+    if est.method != "ml":
+        return est
+    messages = list(est.messages)
+    _check_separation(design, est.beta, est.vcov_beta, messages)
+    if len(messages) == len(est.messages):
+        return est
+    return dataclasses.replace(est, messages=tuple(messages))
 
 
 def _check_separation(
@@ -758,7 +770,7 @@ def _check_separation(
     if msg is not None:
         messages.append(msg)
         if warn:
-            warnings.warn(msg, IdentifiabilityWarning, stacklevel=4)
+            warnings.warn(msg, IdentifiabilityWarning, stacklevel=5)
 
 
 def _fit_gaussian(design: Design, *, start: dict | None, t0: float) -> MLEstimate:

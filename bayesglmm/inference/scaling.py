@@ -161,21 +161,34 @@ def standardization(design: Design) -> Standardization:
     return Standardization(center=center, scale=scale, intercept=icpt)
 
 
-def standardized_ml(engine: F) -> F:
+def standardized_ml(
+    engine: F | None = None, *, finish: Callable[[Design, Any], Any] | None = None
+) -> Any:
     """Decorate a likelihood engine ``engine(design, ..., start=None, ...) -> MLEstimate``:
     it runs on the standardized design (user ``start["beta"]`` mapped in) and its estimate
-    is mapped back to the user's scale."""
+    is mapped back to the user's scale.
 
-    @functools.wraps(engine)
-    def wrapper(design: Design, *args: Any, **kwargs: Any) -> Any:
-        std = standardization(design)
-        if std.identity:
-            return engine(design, *args, **kwargs)
-        start = kwargs.get("start")
-        if start and "beta" in start:
-            start = dict(start)
-            start["beta"] = std.beta_to_std(np.asarray(start["beta"], dtype=float))
-            kwargs["start"] = start
-        return std.ml_to_user(engine(std.design(design), *args, **kwargs))
+    ``finish(design, estimate)``, if given, runs last on the user's design and the mapped
+    estimate and returns the estimate (checks whose messages name the user's columns, such as
+    the separation LP, whose sparsest direction depends on centring).  Use as
+    ``@standardized_ml`` or ``@standardized_ml(finish=...)``.
+    """
 
-    return wrapper  # type: ignore[return-value]
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(design: Design, *args: Any, **kwargs: Any) -> Any:
+            std = standardization(design)
+            if std.identity:
+                est = fn(design, *args, **kwargs)
+            else:
+                start = kwargs.get("start")
+                if start and "beta" in start:
+                    start = dict(start)
+                    start["beta"] = std.beta_to_std(np.asarray(start["beta"], dtype=float))
+                    kwargs["start"] = start
+                est = std.ml_to_user(fn(std.design(design), *args, **kwargs))
+            return finish(design, est) if finish is not None else est
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(engine) if engine is not None else decorate
