@@ -29,7 +29,7 @@ import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +37,6 @@ from bayesglmm.design_types import Design
 from bayesglmm.priors import PriorSet
 
 __all__ = ["Standardization", "column_scales", "standardization", "standardized_ml"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def column_scales(X: np.ndarray) -> np.ndarray:
@@ -162,7 +160,9 @@ def standardization(design: Design) -> Standardization:
 
 
 def standardized_ml(
-    engine: F | None = None, *, finish: Callable[[Design, Any], Any] | None = None
+    engine: Callable[..., Any] | None = None,
+    *,
+    finish: Callable[[Design, Any], Any] | None = None,
 ) -> Any:
     """Decorate a likelihood engine ``engine(design, ..., start=None, ...) -> MLEstimate``:
     it runs on the standardized design (user ``start["beta"]`` mapped in) and its estimate
@@ -174,7 +174,7 @@ def standardized_ml(
     ``@standardized_ml`` or ``@standardized_ml(finish=...)``.
     """
 
-    def decorate(fn: F) -> F:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(design: Design, *args: Any, **kwargs: Any) -> Any:
             std = standardization(design)
@@ -189,6 +189,6 @@ def standardized_ml(
                 est = std.ml_to_user(fn(std.design(design), *args, **kwargs))
             return finish(design, est) if finish is not None else est
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorate(engine) if engine is not None else decorate
