@@ -3,7 +3,8 @@
 No PyTensor compile step: the log density is :func:`bayesglmm.inference.nuts_kernel.logp_and_grad`
 (Numba, cached on disk after its first use on a machine), and the draws are expanded to the
 same variables, dims and coords as PyMC's NUTS on :func:`bayesglmm.pymc_model.build_pymc_model`
-(``Intercept``, ``Intercept_centered``, ``beta``, ``beta_scaled``, ``sd_L``, ``z_L``, ``r_L``, ``sigma``).
+(``Intercept``, ``Intercept_centered``, ``beta``, ``beta_scaled``, ``sd_L``, ``z_L``, ``r_L``,
+``sigma``).
 A refit with a new response only swaps the data, so the per-fit overhead beyond sampling
 is a few milliseconds (see ``benchmarks/run.py``, "refit overhead").
 """
