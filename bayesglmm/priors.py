@@ -101,6 +101,29 @@ class Prior:
         """Plain-dict form (for saving)."""
         return {"dist": self.dist, **self.params}
 
+    def scaled(self, factor: float) -> Prior:
+        """The prior of ``factor * b`` when ``b`` has this prior (location-scale families).
+
+        Used to put a slope prior on the slope per SD of its column
+        (:mod:`bayesglmm.inference.scaling`).
+
+        Raises
+        ------
+        DesignError
+            For a distribution that is not a location-scale family on the real line.
+        """
+        factor = float(factor)
+        if not (np.isfinite(factor) and factor > 0):
+            raise DesignError(f"a prior can only be scaled by a positive number, got {factor}")
+        p = self.params
+        if self.dist == "Normal":
+            return Prior("Normal", mu=p["mu"] * factor, sigma=p["sigma"] * factor)
+        if self.dist == "StudentT":
+            return Prior("StudentT", nu=p["nu"], mu=p["mu"] * factor, sigma=p["sigma"] * factor)
+        if self.dist == "Cauchy":
+            return Prior("Cauchy", alpha=p["alpha"] * factor, beta=p["beta"] * factor)
+        raise DesignError(f"prior {self.dist} is not a location-scale family on the real line")
+
     @property
     def positive(self) -> bool:
         """True for distributions on the positive half-line."""
@@ -254,7 +277,7 @@ def default_priors(design: Design) -> dict[str, Prior]:
             rate = float(np.mean(y) / np.mean(np.exp(design.offset)))
             loc = math.log(max(rate, 0.01))
     out = {
-        "intercept": Prior("Normal", mu=round(loc, 4), sigma=2.5 * s_y),
+        "intercept": Prior("Normal", mu=loc, sigma=2.5 * s_y),
         "sd": Prior("HalfStudentT", nu=3.0, sigma=2.5 * s_y),
         "cor": Prior("LKJ", eta=2.0),
     }
@@ -312,10 +335,12 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
         elif "fixed" in pri:
             fixed[name] = pri["fixed"]
         else:
+            # exact values: rounding made Normal(0, 0) of a column with SD > 5e4; printing
+            # rounds (``Prior.__str__``)
             col = X[:, design.x_names.index(name)]
             sd = float(np.std(col))
-            scale = 2.5 * s_y / sd if sd > 0 else 2.5 * s_y
-            fixed[name] = Prior("Normal", mu=0.0, sigma=round(scale, 4))
+            scale = 2.5 * s_y / sd if sd > 0 and np.isfinite(sd) else 2.5 * s_y
+            fixed[name] = Prior("Normal", mu=0.0, sigma=scale)
     dists = {p.dist for p in fixed.values()}
     if len(dists) > 1:
         raise DesignError(

@@ -43,6 +43,7 @@ one to compare across ``nagq`` values or with other software.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -72,6 +73,7 @@ from bayesglmm.inference.pirls import (
     weighted_lmm_fit,
 )
 from bayesglmm.inference.scalar_laplace import KIND_CODES, scalar_laplace
+from bayesglmm.inference.scaling import standardization, standardized_ml
 from bayesglmm.separation import ML_UNRELIABLE, detect_separation
 
 __all__ = ["AGQError", "LaplaceEval", "LaplaceObjective", "fit_ml", "saturated_loglik"]
@@ -558,6 +560,7 @@ def newton_polish(
     return x, H, f, g
 
 
+@standardized_ml(finish=lambda design, est: _separation_check(design, est))
 def fit_ml(
     design: Design,
     nagq: int = 1,
@@ -568,7 +571,9 @@ def fit_ml(
 ) -> MLEstimate:
     """Maximum-likelihood fit of a GLMM by Laplace (``nagq=1``) or AGQ (``nagq > 1``).
 
-    Gaussian designs are fitted exactly (profiled ML of the linear mixed model).
+    Gaussian designs are fitted exactly (profiled ML of the linear mixed model).  The fit
+    runs on standardized fixed-effect columns and is reported on the user's scale
+    (:func:`bayesglmm.inference.scaling.standardized_ml`).
 
     Parameters
     ----------
@@ -683,7 +688,6 @@ def _finish(
     if singular:
         messages.append(SINGULAR_MSG)
         warnings.warn(SINGULAR_MSG, ConvergenceWarning, stacklevel=3)
-    _check_separation(design, beta, vcov, messages)
     modes, cond_var = obj.conditional(beta, theta)
     loglik_norm = -0.5 * f
     loglik = loglik_norm
@@ -718,41 +722,74 @@ def _finish(
     )
 
 
+def _separation_check(design: Design, est: MLEstimate) -> MLEstimate:
+    """:func:`_check_separation` on the user's design and scale (after the standardized fit),
+    its message added to the estimate's."""
+    if est.method != "ml":
+        return est
+    messages = list(est.messages)
+    _check_separation(design, est.beta, est.vcov_beta, messages)
+    if len(messages) == len(est.messages):
+        return est
+    return dataclasses.replace(est, messages=tuple(messages))
+
+
 def _check_separation(
     design: Design, beta: np.ndarray, vcov: np.ndarray, messages: list[str]
 ) -> None:
     """Say that the estimates are unreliable under (quasi-)complete separation.
 
-    Binary and binomial designs get the LP test of :mod:`bayesglmm.separation` (which names
-    the columns); a huge estimate or SE (``|beta| > 15``, ``SE > 50``) is the fallback sign for
-    separation the fixed effects alone do not show, and for Poisson (an all-zero level).
+    Scale-free: the estimates are judged per SD of their column (the intercept at centred
+    predictors), so a predictor in other units changes nothing.  When they look separated
+    (a standardized ``|estimate| > 8`` or ``SE > 20``), the LP test of
+    :mod:`bayesglmm.separation` decides and names the columns: Konis' LP for binary and
+    binomial data, and for Poisson data the same LP with the zero counts as failures and the
+    positive counts on the boundary (a direction with ``x_i' b <= 0`` on every zero and
+    ``= 0`` on every positive count: an all-zero level, whose estimate is ``-inf``).  A huge
+    standardized estimate or SE (``> 15``, ``> 50``; for Poisson a log-rate intercept below
+    ``-15``) that the LP does not explain is the fallback sign, for separation the fixed
+    effects alone do not show.
     """
-    if not design.family.is_binomial and design.family.name != "poisson":
+    fam = design.family
+    if not fam.is_binomial and fam.name != "poisson":
         return
     msg = None
-    se = np.sqrt(np.diag(vcov)) if np.all(np.isfinite(vcov)) else np.full(beta.size, np.inf)
+    std = standardization(design)
+    bstd = std.beta_to_std(beta)
+    if np.all(np.isfinite(vcov)):
+        Ti = std.T_inv
+        se = np.sqrt(np.maximum(np.diag(Ti @ vcov @ Ti.T), 0.0))
+    else:
+        se = np.full(beta.size, np.inf)
+    big = np.abs(bstd)
+    if fam.name == "poisson" and std.intercept is not None:
+        big[std.intercept] = max(-bstd[std.intercept], 0.0)  # a large rate is no problem
     # separation found when the design was built was warned about then: say it once more
     # in the fit's messages, not as a second warning.  Otherwise (none found, or a response
     # swapped in by ``with_response``) the LP runs again only when the estimates look
     # separated: under separation they run off towards infinity, so |beta| or its SE is large
-    suspicious = bool(np.any(np.abs(beta) > 8.0) or np.any(se > 20.0))
+    suspicious = bool(np.any(big > 8.0) or np.any(se > 20.0))
     warn = design.separation is None
     sep = design.separation
-    if sep is None and design.family.is_binomial and suspicious:
-        sep = detect_separation(design.X, design.y, design.trials, design.x_names)
+    if sep is None and suspicious:
+        if fam.is_binomial:
+            sep = detect_separation(design.X, design.y, design.trials, design.x_names)
+        else:  # zero counts as failures, positive ones as both (0 < 0.5 < 1)
+            y01 = np.where(np.asarray(design.y) > 0, 0.5, 0.0)
+            sep = detect_separation(design.X, y01, np.ones(design.n), design.x_names)
     if sep is not None:
         cols = ", ".join(f"`{c}`" for c in sep.columns)
         msg = f"{_SEPARATION_MSG} (infinite): {sep.kind} separation in the fixed effects ({cols})"
     if msg is None:
-        if np.any(np.abs(beta) > 15.0) or np.any(se > 50.0):
+        if np.any(big > 15.0) or np.any(se > 50.0):
             msg = (
-                f"{_SEPARATION_MSG}: |estimate| > 15 or SE > 50, a sign of (quasi-)complete "
-                "separation"
+                f"{_SEPARATION_MSG}: an estimate above 15 or SE above 50 per SD of its "
+                "predictor, a sign of (quasi-)complete separation"
             )
     if msg is not None:
         messages.append(msg)
         if warn:
-            warnings.warn(msg, IdentifiabilityWarning, stacklevel=4)
+            warnings.warn(msg, IdentifiabilityWarning, stacklevel=5)
 
 
 def _fit_gaussian(design: Design, *, start: dict | None, t0: float) -> MLEstimate:
