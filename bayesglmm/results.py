@@ -109,7 +109,7 @@ def health_messages(h: dict[str, Any]) -> list[str]:
             f"{h['divergences']} divergent transitions after tuning: the posterior geometry is "
             "hard for NUTS. Raise target_accept (e.g. 0.95-0.99); if they persist, switch the "
             "random-effect parameterization (centered=True for groups with many observations, "
-            "the default non-centred one for few), or rescale the predictors"
+            "the default non-centred one for few), or use more informative SD priors"
         )
     r = h.get("max_rhat", float("nan"))
     if np.isfinite(r) and r > 1.01:
@@ -122,7 +122,7 @@ def health_messages(h: dict[str, Any]) -> list[str]:
     if np.isfinite(e) and e < min(400.0, 0.1 * max(n_chains_draws, 1) + 100):
         msgs.append(
             f"minimum bulk ESS is {e:.0f}: posterior means and intervals are noisy. Run more "
-            "draws, or rescale/centre the predictors"
+            "draws (predictors are standardized internally, so their scale is not the cause)"
         )
     b = h.get("ebfmi", float("nan"))
     if np.isfinite(b) and b < 0.3:
@@ -133,7 +133,7 @@ def health_messages(h: dict[str, Any]) -> list[str]:
     if h.get("treedepth_saturation", 0.0) > 0.01:
         msgs.append(
             f"{100 * h['treedepth_saturation']:.1f}% of transitions hit the maximum tree depth: "
-            "rescale predictors or raise max_treedepth"
+            "reparameterize (centered=) or raise max_treedepth"
         )
     return msgs
 
@@ -452,7 +452,7 @@ class GLMMFit:
                 h["min_ess_bulk"],
                 ">= 400",
                 None if not np.isfinite(h["min_ess_bulk"]) else h["min_ess_bulk"] < 400,
-                "run more draws; rescale or centre predictors",
+                "run more draws",
             )
             add(
                 "min_ess_tail",
@@ -473,7 +473,7 @@ class GLMMFit:
                 h["treedepth_saturation"],
                 "<= 1%",
                 h["treedepth_saturation"] > 0.01,
-                "rescale predictors or raise max_treedepth",
+                "reparameterize (centered=) or raise max_treedepth",
             )
         if self.ml is not None:
             ml = self.ml
@@ -482,14 +482,14 @@ class GLMMFit:
                 bool(ml.converged),
                 "True",
                 not ml.converged,
-                "rescale predictors; check for separation; try another start",
+                "check for separation; simplify the random effects; try another start",
             )
             add(
                 "gradient_norm",
                 float(ml.grad_norm),
                 "< 1e-3",
                 float(ml.grad_norm) > 1e-3,
-                "rescale predictors (lme4: 'Model failed to converge')",
+                "simplify the model or try another start (lme4: 'Model failed to converge')",
             )
             add(
                 "singular",
@@ -856,8 +856,8 @@ def warn_ml_health(ml: Any) -> None:
     """Warn about ML optimizer problems (as lme4 does)."""
     if not ml.converged:
         warnings.warn(
-            f"the optimizer did not converge (gradient norm {ml.grad_norm:.2g}): rescale "
-            "predictors or simplify the model",
+            f"the optimizer did not converge (gradient norm {ml.grad_norm:.2g}): "
+            "simplify the model or try another start",
             ConvergenceWarning,
             stacklevel=3,
         )
