@@ -146,6 +146,10 @@ class LaplaceObjective:
         self.lower = np.concatenate([self.layout.lower_bounds(), np.full(self.k, -np.inf)])
         self.st = make_structure(design)
         self.scalar = self.st.kind == "scalar"
+        # the analytic gradient of the blocked structure (several blocks or a vector term)
+        self.analytic = self.st.kind == "blocked"
+        if self.analytic:
+            self._theta_terms = _theta_terms(self.layout, self.st)
         self.q = self.st.q
         self.L = design.blocks[0].n_levels if self.scalar else None
         self.fam = FamilyKernel(design.family, design.y, design.trials, sigma)
@@ -202,7 +206,15 @@ class LaplaceObjective:
         self.st.set_factors(self.chol_factors(theta))
         eta_fixed = self.offset + self.X @ beta
         u0 = self._predicted_start(theta, beta)
-        m = pirls(self.st, self.fam, eta_fixed, u0)
+        try:
+            m = pirls(self.st, self.fam, eta_fixed, u0)
+        except InferenceError:
+            # a far-off warm start can put the weights out of floating-point range (exp of
+            # a huge eta): start again from zero
+            if not np.any(u0):
+                raise
+            self.reset()
+            m = pirls(self.st, self.fam, eta_fixed, self.u)
         if not (m.converged and np.all(np.isfinite(m.u))):
             # a far-off warm start (a long optimiser step with a log link) can need more
             # Newton steps than allowed: start again from zero
@@ -257,9 +269,11 @@ class LaplaceObjective:
             dev = float(-2.0 * (m.ll.sum() + self.fam.const) + m.u @ m.u + m.factor.logdet())
             grad = None
             if gradient:
-                grad = self._fd_gradient(np.concatenate([theta, beta]), nagq)
-                self.st.set_factors(self.chol_factors(theta))
-                self.u = m.u
+                grad = self._blocked_gradient(m, beta) if self.analytic else None
+                if grad is None:
+                    grad = self._fd_gradient(np.concatenate([theta, beta]), nagq)
+                    self.st.set_factors(self.chol_factors(theta))
+                    self.u = m.u
         if not np.isfinite(dev):
             raise InferenceError("the Laplace deviance is not finite at these parameters")
         return LaplaceEval(dev, grad, m.u, self._modes(theta, m.u), m, m.n_iter)
@@ -334,6 +348,55 @@ class LaplaceObjective:
         ev = self.evaluate(beta, theta, nagq, gradient=True)
         return ev.deviance, ev.gradient
 
+    def _blocked_gradient(self, m: ModeResult, beta: np.ndarray) -> np.ndarray | None:
+        """Analytic ``d deviance / d [theta, beta]`` at the mode, any blocked structure.
+
+        With ``M = A' W A + I`` (Fisher weights), ``H = A' W_o A + I`` (observed
+        information; ``H = M`` for a canonical link), ``h_i = a_i' M^-1 a_i`` and
+        ``w'_i = dW_i / d eta_i``, the deviance ``-2 sum ll + |u|^2 + log det M`` has, by
+        the mode condition ``A' d1 = u`` and the implicit-function theorem
+        ``du = H^-1 (dA' d1 - A' W_o dA u)``,
+
+            d dev = -2 d1' dA u + 2 tr(M^-1 A' W dA) + (w' h)' (dA u) + z' (dA' d1 - A' W_o dA u)
+            d dev / d beta = -2 X' d1 + X' (w' h) - X' W_o A z,     z = H^-1 A' (w' h).
+
+        ``tr(M^-1 A' W dA)`` and ``h`` need ``M^-1`` only on the pattern of ``M`` (the
+        selected inverse of the blocked factor).  Returns None when ``H`` is not positive
+        definite (a non-canonical link far from the mode); the caller then differences.
+        """
+        st, fam = self.st, self.fam
+        F = m.factor
+        u, d1, w = m.u, m.d1, m.w
+        w_obs, dw = fam.curvature_at(m.eta, d1, w)
+        if fam.canonical:
+            H = F
+        else:
+            if np.any(w_obs < 0):
+                return None
+            try:
+                H = st.factor(w_obs)
+            except InferenceError:
+                return None
+        sel = F.selected_inverse()
+        mv = sel[st.slots]  # (n, pairs): M^-1 at every row's term pairs
+        a = st.a
+        G = np.zeros_like(a)  # G[i, T] = sum_s a_is (M^-1)[col(i,T), col(i,s)]
+        for k, (T, U) in enumerate(zip(st.pair_t, st.pair_u, strict=True)):
+            G[:, T] += a[:, U] * mv[:, k]
+            if T != U:
+                G[:, U] += a[:, T] * mv[:, k]
+        h = np.einsum("ij,ij->i", a, G)
+        wh = dw * h
+        z = H.solve(st.atv(wh))
+        az = st.au(z)
+        uc = u[st.cols_ext]  # (n, P)
+        zc = z[st.cols_ext]
+        c_u = -2.0 * d1 + wh - az * w_obs  # multiplies u_T
+        R = c_u[:, None] * uc + 2.0 * w[:, None] * G + d1[:, None] * zc  # (n, P)
+        g_theta = np.array([zcol @ R[:, T] for zcol, T in self._theta_terms])
+        g_beta = self.X.T @ (-2.0 * d1 + wh - w_obs * az)
+        return np.concatenate([g_theta, g_beta])
+
     def _fd_gradient(self, x: np.ndarray, nagq: int, h: float = 1e-5) -> np.ndarray:
         u0 = self.u.copy()
         g = np.empty_like(x)
@@ -355,16 +418,16 @@ class LaplaceObjective:
     ) -> np.ndarray:
         """Finite-difference Hessian of the deviance over ``[theta, beta]``.
 
-        One scalar term: forward differences (step ``1e-5``) of the analytic gradient,
-        symmetrized, reusing ``g0`` (the gradient at ``params``) when given.  Otherwise
-        second differences of the deviance, as lme4's ``deriv12`` (step ``h = 1e-4``).
+        One scalar term or a blocked structure: forward differences (step ``1e-5``) of the
+        analytic gradient, symmetrized, reusing ``g0`` (the gradient at ``params``) when
+        given.  Otherwise second differences of the deviance, as lme4's ``deriv12`` (step ``h = 1e-4``).
         """
         x = np.asarray(params, dtype=float)
         n = x.size
         u0 = self.u.copy()
         steps = h * np.maximum(1.0, np.abs(x))
         H = np.empty((n, n))
-        if self.scalar:
+        if self.scalar or self.analytic:
             if g0 is None:
                 g0 = self.deviance_grad(x, nagq)[1]
             steps = 1e-5 * np.maximum(1.0, np.abs(x))
@@ -444,6 +507,26 @@ class LaplaceObjective:
 
 
 # ---------------------------------------------------------------------------- FD helpers
+def _theta_terms(layout: ThetaLayout, st) -> list[tuple[np.ndarray, int]]:
+    """Per ``theta`` element: the ``Z`` column it multiplies and the internal term it feeds.
+
+    ``theta`` element ``Lambda_b[r, c]`` changes column ``c`` of block ``b`` of ``A`` by
+    ``Z_b[:, r]`` (lme4's column-major lower triangle; the diagonal for ``||`` blocks).
+    """
+    term_of = {bt: T for T, bt in enumerate(st.terms)}
+    out = []
+    for b, (p, corr) in enumerate(zip(layout.n_terms, layout.correlated, strict=True)):
+        Z = st.Zraw[b]
+        if corr:
+            for c in range(p):
+                for r in range(c, p):
+                    out.append((Z[:, r], term_of[(b, c)]))
+        else:
+            for t in range(p):
+                out.append((Z[:, t], term_of[(b, t)]))
+    return out
+
+
 def _num_grad(f, x: np.ndarray, lower: np.ndarray, h: float = 1e-5) -> np.ndarray:
     """Central-difference gradient of a scalar function (one-sided at a lower bound)."""
     x = np.asarray(x, dtype=float)

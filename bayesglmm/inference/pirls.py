@@ -13,10 +13,10 @@ Three structures implement this, picked by :func:`make_structure`:
   ``M`` is diagonal, every per-group sum is one ``np.bincount``;
 * :class:`BlockDiagStructure` -- one block with ``p > 1`` terms: ``M`` is block diagonal,
   kept as a ``(levels, p, p)`` stack handled by batched ``np.linalg``;
-* :class:`SparseStructure` -- several blocks (crossed or nested factors): ``A`` is a SciPy
-  CSR matrix assembled from the integer indexes, ``M`` is factorized by SuperLU with
-  symmetric (diagonal) pivoting, which for an SPD matrix is a Cholesky factorization up
-  to a diagonal scaling (so ``log det M = sum log |diag U|``).
+* :class:`~bayesglmm.inference.blocked_cholesky.BlockedStructure` -- several blocks
+  (crossed or nested factors): the blocked Cholesky of MixedModels.jl (block-diagonal
+  block of the factor with most levels, sparse coupling, dense Schur complement of the
+  others), positive definite at every ``theta``; sparsity analysed once per model.
 
 No loop over rows or groups anywhere; loops run over terms, blocks or quadrature nodes.
 """
@@ -28,18 +28,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy import sparse, special
-from scipy.sparse import linalg as splinalg
+from scipy import special
 
 from bayesglmm.design_types import Design, RandomBlock
+from bayesglmm.inference.blocked_cholesky import BlockedStructure
 from bayesglmm.errors import InferenceError
 from bayesglmm.families import Family, log_choose, softplus
 
 __all__ = [
     "BlockDiagStructure",
+    "BlockedStructure",
     "FamilyKernel",
     "ScalarStructure",
-    "SparseStructure",
     "ThetaLayout",
     "glm_start",
     "make_structure",
@@ -451,104 +451,7 @@ class _BlockFactor:
         return [np.linalg.inv(self.M)]
 
 
-class SparseStructure:
-    """Several blocks: ``A`` is sparse CSR (n x q), ``M`` factorized by sparse LU."""
-
-    kind = "sparse"
-
-    def __init__(self, blocks: tuple[RandomBlock, ...], n: int) -> None:
-        self.blocks = blocks
-        self.n = n
-        self.ps = [b.n_terms for b in blocks]
-        self.P = int(sum(self.ps))
-        offs, off = [], 0
-        for b in blocks:
-            offs.append(off)
-            off += b.n_levels * b.n_terms
-        self.offsets = offs
-        self.q = off
-        self.n_units = 1
-        self.unit_of_u = np.zeros(self.q, dtype=np.intp)
-        cols = np.empty((n, self.P), dtype=np.int32 if self.q < 2**31 else np.int64)
-        c = 0
-        for b, o in zip(blocks, offs, strict=True):
-            for j in range(b.n_terms):
-                cols[:, c] = o + b.index * b.n_terms + j
-                c += 1
-        # sort each row's columns so the CSR is canonical
-        order = np.argsort(cols, axis=1, kind="stable")
-        self._order = order
-        self.indices = np.take_along_axis(cols, order, axis=1).ravel()
-        self.indptr = np.arange(0, n * self.P + 1, self.P)
-        self.A = None
-        self.set_factors([np.eye(p) for p in self.ps])
-
-    def set_factors(self, factors: list[np.ndarray]) -> None:
-        vals = np.concatenate(
-            [np.asarray(b.Z, dtype=float) @ F for b, F in zip(self.blocks, factors, strict=True)],
-            axis=1,
-        )
-        data = np.take_along_axis(vals, self._order, axis=1).ravel()
-        self.A = sparse.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.q))
-        self.At = self.A.T.tocsr()
-
-    def au(self, u: np.ndarray) -> np.ndarray:
-        return self.A @ u
-
-    def atv(self, v: np.ndarray) -> np.ndarray:
-        return self.At @ v
-
-    def unit_sum(self, rows: np.ndarray) -> np.ndarray:
-        return np.array([rows.sum()])
-
-    def unit_sum_u(self, uu: np.ndarray) -> np.ndarray:
-        return np.array([uu.sum()])
-
-    def factor(self, w: np.ndarray) -> _SparseFactor:
-        M = (self.At @ sparse.diags(w) @ self.A + sparse.identity(self.q, format="csr")).tocsc()
-        return _SparseFactor(M, self)
-
-
-class _SparseFactor:
-    def __init__(self, M: sparse.csc_matrix, st: SparseStructure) -> None:
-        self.M = M
-        self.st = st
-        self.lu = splinalg.splu(
-            M,
-            permc_spec="MMD_AT_PLUS_A",
-            diag_pivot_thresh=0.0,
-            options={"SymmetricMode": True},
-        )
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        return self.lu.solve(np.asarray(rhs, dtype=float))
-
-    def logdet(self) -> float:
-        return float(np.log(np.abs(self.lu.U.diagonal())).sum())
-
-    def unit_logdet(self) -> np.ndarray:
-        return np.array([self.logdet()])
-
-    def inv_blocks(self) -> list[np.ndarray]:
-        """Diagonal ``p x p`` blocks of ``M^-1`` per block and level (dense columns by chunk)."""
-        out = []
-        for b, o in zip(self.st.blocks, self.st.offsets, strict=True):
-            p, L = b.n_terms, b.n_levels
-            res = np.empty((L, p, p))
-            chunk = max(1, 4096 // p)
-            for start in range(0, L, chunk):
-                lv = np.arange(start, min(L, start + chunk))
-                cols = (o + lv[:, None] * p + np.arange(p)[None, :]).ravel()
-                E = np.zeros((self.st.q, cols.size))
-                E[cols, np.arange(cols.size)] = 1.0
-                S = self.lu.solve(E)[cols]  # (m, m)
-                m = lv.size
-                res[lv] = S.reshape(m, p, m, p)[np.arange(m), :, np.arange(m), :]
-            out.append(res)
-        return out
-
-
-Structure = ScalarStructure | BlockDiagStructure | SparseStructure
+Structure = ScalarStructure | BlockDiagStructure | BlockedStructure
 
 
 def make_structure(design: Design) -> Structure:
@@ -560,7 +463,7 @@ def make_structure(design: Design) -> Structure:
         if blocks[0].n_terms == 1:
             return ScalarStructure(blocks[0], design.n)
         return BlockDiagStructure(blocks[0], design.n)
-    return SparseStructure(blocks, design.n)
+    return BlockedStructure(blocks, design.n)
 
 
 # ---------------------------------------------------------------------------- PIRLS
@@ -701,7 +604,7 @@ class WeightedLMM:
     ``b = Lambda(theta) u`` with ``u ~ N(0, sigma^2 I)`` (relative factor, as lme4), so for
     given ``theta`` the penalized least squares give ``beta`` and ``u`` in closed form and
     ``sigma^2 = r^2 / n``; with ``sigma`` fixed, ``theta`` is the absolute factor divided by
-    ``sigma``.  Uses the same structures (vector / block stack / sparse LU) as the GLMM
+    ``sigma``.  Uses the same structures (vector / block stack / blocked Cholesky) as the GLMM
     engine.
     """
 
