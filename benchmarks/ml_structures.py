@@ -57,9 +57,7 @@ def crossed(n: int = 100_000, groups: int = 5000, h_levels: int = 50, seed: int 
     x = rng.normal(size=n)
     eta = -0.2 + 0.4 * x + 0.8 * rng.normal(size=groups)[g] + 0.5 * rng.normal(size=h_levels)[h]
     y = rng.binomial(1, expit(eta))
-    return pd.DataFrame(
-        {"y": y, "x1": x, "g": np.char.mod("g%d", g), "h": np.char.mod("h%d", h)}
-    )
+    return pd.DataFrame({"y": y, "x1": x, "g": np.char.mod("g%d", g), "h": np.char.mod("h%d", h)})
 
 
 def nested(n: int = 100_000, outer: int = 500, inner: int = 10, seed: int = 3) -> pd.DataFrame:
@@ -200,7 +198,9 @@ def structure_rows(quick: bool = False, reps: int = 1) -> list[dict]:
                 "peer": "glmm",
                 "peer_s": t_peer,
                 "ratio": t_peer / t_ours,
-                "max_fixef_diff": float(np.max(np.abs(fx - pb))) if fx.shape == pb.shape else np.nan,
+                "max_fixef_diff": float(np.max(np.abs(fx - pb)))
+                if fx.shape == pb.shape
+                else np.nan,
                 "loglik_diff": float(ours.loglik - peer.loglik),
             }
         )

@@ -381,15 +381,33 @@ class BlockedFactor:
             S = buf[st.offS :].reshape(q2, q2).copy()
             S[np.arange(q2), np.arange(q2)] += 1.0
             _schur(S, self.X, st.e_r2, st.e_ptr)
-            try:
-                self.L22 = linalg.cholesky(S, lower=True, overwrite_a=True, check_finite=True)
-            except (linalg.LinAlgError, ValueError) as err:
+            L22, info = (
+                linalg.lapack.dpotrf(S, lower=1, clean=1, overwrite_a=1)
+                if np.all(np.isfinite(S))
+                else (S, -1)
+            )
+            if info != 0:
                 raise InferenceError(
                     "the random-effect cross-product is numerically singular (weights or "
                     "variance parameters too large)"
-                ) from err
+                )
+            self.L22 = L22
         else:
             self.L22 = np.zeros((0, 0))
+            # one block: the (levels, p, p) stack M = C C', as _BlockFactor exposes it
+            self.C, self.L, self.p = self.L11, L1, p1
+
+    def solve_lt(self, rhs: np.ndarray) -> np.ndarray:
+        """``L^-T rhs`` (q,): maps standard normal draws to draws from ``N(0, M^-1)``."""
+        st = self.st
+        B = np.asarray(rhs, dtype=float)[st.perm].reshape(st.q, 1).copy()
+        B1, B2 = B[: st.q1], B[st.q1 :]
+        if st.q2:
+            B2[:] = linalg.solve_triangular(self.L22, B2, lower=True, trans="T")
+        _backward(self.L11, B1, self.X, st.e_lev, st.e_r2, B2)
+        out = np.empty(st.q)
+        out[st.perm] = B[:, 0]
+        return out
 
     # ------------------------------------------------------------------ solves
     def solve(self, rhs: np.ndarray) -> np.ndarray:
@@ -401,7 +419,7 @@ class BlockedFactor:
         B1, B2 = B[: st.q1], B[st.q1 :]
         _forward(self.L11, B1, self.X, st.e_lev, st.e_r2, B2)
         if st.q2:
-            B2[:] = linalg.cho_solve((self.L22, True), B2, check_finite=False)
+            B2[:] = linalg.lapack.dpotrs(self.L22, B2, lower=1)[0]
         _backward(self.L11, B1, self.X, st.e_lev, st.e_r2, B2)
         out = np.empty_like(B)
         out[st.perm] = B

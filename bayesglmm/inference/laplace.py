@@ -197,6 +197,8 @@ class LaplaceObjective:
         if last is None or last[0] is not self.u:
             return self.u
         _, th0, b0, du_dt, du_db = last
+        if du_dt.ndim == 2:  # blocked structure: (q, n_theta)
+            return self.u + du_dt @ (theta - th0) + du_db @ (beta - b0)
         return self.u + du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
 
     def mode_at(self, theta: np.ndarray, beta: np.ndarray) -> ModeResult:
@@ -270,6 +272,8 @@ class LaplaceObjective:
             grad = None
             if gradient:
                 grad = self._blocked_gradient(m, beta) if self.analytic else None
+                if grad is not None and np.all(np.isfinite(self._sens[0])):
+                    self._last = (self.u, theta.copy(), beta.copy(), *self._sens)
                 if grad is None:
                     grad = self._fd_gradient(np.concatenate([theta, beta]), nagq)
                     self.st.set_factors(self.chol_factors(theta))
@@ -395,6 +399,20 @@ class LaplaceObjective:
         R = c_u[:, None] * uc + 2.0 * w[:, None] * G + d1[:, None] * zc  # (n, P)
         g_theta = np.array([zcol @ R[:, T] for zcol, T in self._theta_terms])
         g_beta = self.X.T @ (-2.0 * d1 + wh - w_obs * az)
+        # mode sensitivities du/d[theta, beta] = H^-1 (dg/d[theta, beta]) for the next warm
+        # start (first-order prediction of the mode, as the scalar path does)
+        cols = st.cols_ext
+        V = np.empty((d1.size, len(self._theta_terms) + self.k))
+        direct = np.empty((self.q, len(self._theta_terms)))
+        for j, (zcol, T) in enumerate(self._theta_terms):
+            V[:, j] = -w_obs * zcol * uc[:, T]
+            direct[:, j] = np.bincount(cols[:, T], weights=zcol * d1, minlength=self.q)
+        V[:, len(self._theta_terms) :] = -w_obs[:, None] * self.X
+        rhs = st.atv(V)
+        rhs[:, : direct.shape[1]] += direct
+        du = H.solve(rhs)
+        nt = len(self._theta_terms)
+        self._sens = (du[:, :nt], du[:, nt:])
         return np.concatenate([g_theta, g_beta])
 
     def _fd_gradient(self, x: np.ndarray, nagq: int, h: float = 1e-5) -> np.ndarray:

@@ -462,7 +462,9 @@ def make_structure(design: Design) -> Structure:
     if len(blocks) == 1:
         if blocks[0].n_terms == 1:
             return ScalarStructure(blocks[0], design.n)
-        return BlockDiagStructure(blocks[0], design.n)
+    # one vector-valued term or several blocks: the blocked Cholesky (for one block it is
+    # the (levels, p, p) stack, built in one pass over the rows; faster than
+    # BlockDiagStructure's bincounts, and it has the analytic gradient)
     return BlockedStructure(blocks, design.n)
 
 
