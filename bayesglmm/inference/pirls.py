@@ -31,9 +31,9 @@ import numpy as np
 from scipy import special
 
 from bayesglmm.design_types import Design, RandomBlock
-from bayesglmm.inference.blocked_cholesky import BlockedStructure
 from bayesglmm.errors import InferenceError
 from bayesglmm.families import Family, log_choose, softplus
+from bayesglmm.inference.blocked_cholesky import BlockedStructure
 
 __all__ = [
     "BlockDiagStructure",
