@@ -183,6 +183,61 @@ def _selinv_12(L11, X, lev, r2, ptr, Sinv, selD, selV):  # pragma: no cover - nu
                     selD[j, a, b] -= Y[e, a] * selV[e, b]
 
 
+@njit(cache=True, nogil=True)
+def grad_pass1(a, cols, slots, pair_t, pair_u, sel, dw, G, wh, v):  # pragma: no cover - numba
+    """Per row: ``G[i, T] = sum_s a_is (M^-1)[col(i,T), col(i,s)]``,
+    ``wh_i = dw_i a_i' M^-1 a_i`` and ``v = A' wh`` (zeroed here)."""
+    n, P = a.shape
+    v[:] = 0.0
+    for i in range(n):
+        for T in range(P):
+            G[i, T] = 0.0
+        for k in range(pair_t.size):
+            T, U = pair_t[k], pair_u[k]
+            m = sel[slots[i, k]]
+            G[i, T] += a[i, U] * m
+            if T != U:
+                G[i, U] += a[i, T] * m
+        h = 0.0
+        for T in range(P):
+            h += a[i, T] * G[i, T]
+        wh[i] = dw[i] * h
+        for T in range(P):
+            v[cols[i, T]] += a[i, T] * wh[i]
+
+
+@njit(cache=True, nogil=True)
+def grad_pass2(
+    a, cols, u, z, d1, w, w_obs, wh, G, Zt, tt, X, c_u, g_theta, rhs
+):  # pragma: no cover
+    """Per row: the ``theta`` gradient, the ``beta`` multiplier ``c_u`` and the right-hand
+    sides ``dg/d[theta, beta]`` of the mode sensitivities (see ``LaplaceObjective``)."""
+    n, P = a.shape
+    nt = tt.size
+    k = X.shape[1]
+    g_theta[:] = 0.0
+    rhs[:] = 0.0
+    for i in range(n):
+        az = 0.0
+        for T in range(P):
+            az += a[i, T] * z[cols[i, T]]
+        c = -2.0 * d1[i] + wh[i] - az * w_obs[i]
+        c_u[i] = c
+        for j in range(nt):
+            T = tt[j]
+            cT = cols[i, T]
+            zj = Zt[i, j]
+            g_theta[j] += zj * (c * u[cT] + 2.0 * w[i] * G[i, T] + d1[i] * z[cT])
+            rhs[cT, j] += zj * d1[i]
+            s = -w_obs[i] * zj * u[cT]
+            for U in range(P):
+                rhs[cols[i, U], j] += a[i, U] * s
+        for jb in range(k):
+            s = -w_obs[i] * X[i, jb]
+            for U in range(P):
+                rhs[cols[i, U], nt + jb] += a[i, U] * s
+
+
 # ---------------------------------------------------------------------------- structure
 class BlockedStructure:
     """``A = Z Lambda`` for any number of random-effect blocks, with a blocked Cholesky.

@@ -52,6 +52,7 @@ from bayesglmm.errors import (
 )
 from bayesglmm.inference.agq import group_colsums, scalar_deviance
 from bayesglmm.inference.blas_threads import one_blas_thread
+from bayesglmm.inference.blocked_cholesky import BlockedStructure, grad_pass1, grad_pass2
 from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import (
     FamilyKernel,
@@ -382,36 +383,19 @@ class LaplaceObjective:
             except InferenceError:
                 return None
         sel = F.selected_inverse()
-        mv = sel[st.slots]  # (n, pairs): M^-1 at every row's term pairs
-        a = st.a
-        G = np.zeros_like(a)  # G[i, T] = sum_s a_is (M^-1)[col(i,T), col(i,s)]
-        for k, (T, U) in enumerate(zip(st.pair_t, st.pair_u, strict=True)):
-            G[:, T] += a[:, U] * mv[:, k]
-            if T != U:
-                G[:, U] += a[:, T] * mv[:, k]
-        h = np.einsum("ij,ij->i", a, G)
-        wh = dw * h
-        z = H.solve(st.atv(wh))
-        az = st.au(z)
-        uc = u[st.cols_ext]  # (n, P)
-        zc = z[st.cols_ext]
-        c_u = -2.0 * d1 + wh - az * w_obs  # multiplies u_T
-        R = c_u[:, None] * uc + 2.0 * w[:, None] * G + d1[:, None] * zc  # (n, P)
-        g_theta = np.array([zcol @ R[:, T] for zcol, T in self._theta_terms])
-        g_beta = self.X.T @ (-2.0 * d1 + wh - w_obs * az)
+        n, P = st.a.shape
+        G, wh, v = np.empty((n, P)), np.empty(n), np.empty(self.q)
+        grad_pass1(st.a, st.cols_ext, st.slots, st.pair_t, st.pair_u, sel, dw, G, wh, v)
+        z = H.solve(v)
+        Zt, tt = self._theta_terms
+        nt = tt.size
+        c_u, g_theta = np.empty(n), np.empty(nt)
+        rhs = np.empty((self.q, nt + self.k))
+        grad_pass2(st.a, st.cols_ext, u, z, d1, w, w_obs, wh, G, Zt, tt, self.X, c_u, g_theta, rhs)
+        g_beta = self.X.T @ c_u
         # mode sensitivities du/d[theta, beta] = H^-1 (dg/d[theta, beta]) for the next warm
         # start (first-order prediction of the mode, as the scalar path does)
-        cols = st.cols_ext
-        V = np.empty((d1.size, len(self._theta_terms) + self.k))
-        direct = np.empty((self.q, len(self._theta_terms)))
-        for j, (zcol, T) in enumerate(self._theta_terms):
-            V[:, j] = -w_obs * zcol * uc[:, T]
-            direct[:, j] = np.bincount(cols[:, T], weights=zcol * d1, minlength=self.q)
-        V[:, len(self._theta_terms) :] = -w_obs[:, None] * self.X
-        rhs = st.atv(V)
-        rhs[:, : direct.shape[1]] += direct
         du = H.solve(rhs)
-        nt = len(self._theta_terms)
         self._sens = (du[:, :nt], du[:, nt:])
         return np.concatenate([g_theta, g_beta])
 
@@ -525,24 +509,22 @@ class LaplaceObjective:
 
 
 # ---------------------------------------------------------------------------- FD helpers
-def _theta_terms(layout: ThetaLayout, st) -> list[tuple[np.ndarray, int]]:
-    """Per ``theta`` element: the ``Z`` column it multiplies and the internal term it feeds.
+def _theta_terms(layout: ThetaLayout, st: BlockedStructure) -> tuple[np.ndarray, np.ndarray]:
+    """Per ``theta`` element: the ``Z`` column it multiplies ``(n, n_theta)`` and the internal
+    term it feeds ``(n_theta,)``.
 
     ``theta`` element ``Lambda_b[r, c]`` changes column ``c`` of block ``b`` of ``A`` by
     ``Z_b[:, r]`` (lme4's column-major lower triangle; the diagonal for ``||`` blocks).
     """
     term_of = {bt: T for T, bt in enumerate(st.terms)}
-    out = []
+    zs, ts = [], []
     for b, (p, corr) in enumerate(zip(layout.n_terms, layout.correlated, strict=True)):
         Z = st.Zraw[b]
-        if corr:
-            for c in range(p):
-                for r in range(c, p):
-                    out.append((Z[:, r], term_of[(b, c)]))
-        else:
-            for t in range(p):
-                out.append((Z[:, t], term_of[(b, t)]))
-    return out
+        rc = [(r, c) for c in range(p) for r in range(c, p)] if corr else [(t, t) for t in range(p)]
+        for r, c in rc:
+            zs.append(Z[:, r])
+            ts.append(term_of[(b, c)])
+    return np.ascontiguousarray(np.column_stack(zs)), np.array(ts, dtype=np.intp)
 
 
 def _num_grad(f, x: np.ndarray, lower: np.ndarray, h: float = 1e-5) -> np.ndarray:
