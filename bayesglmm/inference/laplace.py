@@ -366,16 +366,24 @@ class LaplaceObjective:
             d dev / d beta = -2 X' d1 + X' (w' h) - X' W_o A z,     z = H^-1 A' (w' h).
 
         ``tr(M^-1 A' W dA)`` and ``h`` need ``M^-1`` only on the pattern of ``M`` (the
-        selected inverse of the blocked factor).  Returns None when ``H`` is not positive
-        definite (a non-canonical link far from the mode); the caller then differences.
+        selected inverse of the blocked factor).  Where the determinant holds the observed
+        information (``FamilyKernel.laplace_curvature``), ``M = H`` and ``W = W_o``.
+        Returns None when ``H`` is not positive definite (a non-canonical link far from the
+        mode); the caller then differences.
         """
         st, fam = self.st, self.fam
         F = m.factor
         u, d1, w = m.u, m.d1, m.w
-        w_obs, dw = fam.curvature_at(m.eta, d1, w)
         if fam.canonical:
+            w_obs, dw = fam.curvature_at(m.eta, d1, w)
             H = F
+        elif hasattr(fam, "laplace_curvature"):
+            # the determinant holds the observed information (the factor at the mode):
+            # M = H, its weight is w_obs and dw its derivative
+            w_obs, dw = fam.laplace_curvature(m.eta, d1, w)
+            w, H = w_obs, F
         else:
+            w_obs, dw = fam.curvature_at(m.eta, d1, w)
             if np.any(w_obs < 0):
                 return None
             try:
