@@ -12,15 +12,18 @@ Laplace deviance is
     -2 log L ~= -2 sum_i log f(y_i | eta_i*) + |u*|^2 + log det(A' W A + I),
 
 with ``A = Z Lambda`` and Fisher weights ``W`` (as lme4).  The structure is exploited
-(:mod:`bayesglmm.inference.pirls`): a vector for one scalar term, a ``(levels, p, p)`` stack
-for one vector-valued term, a sparse LU for several blocks.
+(:mod:`bayesglmm.inference.pirls`): a vector for one scalar term, the blocked Cholesky of
+:mod:`bayesglmm.inference.blocked_cholesky` for a vector-valued term or several blocks.
 
 The outer problem, minimizing the deviance over ``(theta, beta)`` jointly (lme4's second
 stage), is solved by L-BFGS-B with the analytic gradient (one scalar term, Laplace or AGQ:
 :mod:`bayesglmm.inference.agq`; for a canonical link the same formulas fused with the mode
-search in :mod:`bayesglmm.inference.scalar_laplace`) or central differences (other
-structures), then polished
-by bounded Newton steps on the finite-difference Hessian.  Standard errors come from that
+search in :mod:`bayesglmm.inference.scalar_laplace`; a vector term or several blocks:
+:meth:`LaplaceObjective._blocked_gradient`, from the selected inverse of the blocked
+Cholesky), then polished by bounded Newton steps on the finite-difference Hessian (of the
+gradient).  On the issue-14 bench shapes the analytic gradient needs 8-11x fewer deviance
+evaluations than central differences and 10-20x fewer than a derivative-free search
+(Powell), and is 3-10x faster than either.  Standard errors come from that
 Hessian of the deviance over ``(theta, beta)``, as lme4 computes them
 (``vcov = 2 H^-1``, fixed-effect block).
 

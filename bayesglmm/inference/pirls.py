@@ -7,18 +7,17 @@ The random effects are ``b = Lambda(theta) u`` with ``u ~ N(0, I)``.  Writing
 * a factorization of ``M = A' W A + I`` for diagonal row weights ``W``: solves, the log
   determinant and the diagonal blocks of ``M^-1``.
 
-Three structures implement this, picked by :func:`make_structure`:
+Two structures implement this, picked by :func:`make_structure`:
 
 * :class:`ScalarStructure` -- one block with one term (random intercept or a single slope):
   ``M`` is diagonal, every per-group sum is one ``np.bincount``;
-* :class:`BlockDiagStructure` -- one block with ``p > 1`` terms: ``M`` is block diagonal,
-  kept as a ``(levels, p, p)`` stack handled by batched ``np.linalg``;
-* :class:`~bayesglmm.inference.blocked_cholesky.BlockedStructure` -- several blocks
-  (crossed or nested factors): the blocked Cholesky of MixedModels.jl (block-diagonal
-  block of the factor with most levels, sparse coupling, dense Schur complement of the
-  others), positive definite at every ``theta``; sparsity analysed once per model.
+* :class:`~bayesglmm.inference.blocked_cholesky.BlockedStructure` -- a vector-valued term
+  or several blocks (crossed or nested factors): the blocked Cholesky of MixedModels.jl
+  (block-diagonal block of the factor with most levels -- the ``(levels, p, p)`` stack for
+  one block --, sparse coupling, dense Schur complement of the others), positive definite
+  at every ``theta``; sparsity analysed once per model, Numba passes over the rows.
 
-No loop over rows or groups anywhere; loops run over terms, blocks or quadrature nodes.
+No Python loop over rows or groups; loops run over terms, blocks or quadrature nodes.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from bayesglmm.families import Family, log_choose, softplus
 from bayesglmm.inference.blocked_cholesky import BlockedStructure
 
 __all__ = [
-    "BlockDiagStructure",
     "BlockedStructure",
     "FamilyKernel",
     "ScalarStructure",
@@ -374,84 +372,7 @@ class _DiagFactor:
         return [(1.0 / self.d)[:, None, None]]
 
 
-class BlockDiagStructure:
-    """One block with ``p > 1`` terms: ``M`` is a ``(levels, p, p)`` stack."""
-
-    kind = "blockdiag"
-
-    def __init__(self, block: RandomBlock, n: int) -> None:
-        self.index = np.ascontiguousarray(block.index, dtype=np.intp)
-        self.Z = np.asarray(block.Z, dtype=float)
-        self.p = block.n_terms
-        self.L = block.n_levels
-        self.q = self.L * self.p
-        self.n_units = self.L
-        self.unit_of_u = np.repeat(np.arange(self.L), self.p)
-        self.blocks = (block,)
-        self.Zl = self.Z.copy()
-        self._pairs = [(i, j) for i in range(self.p) for j in range(i, self.p)]
-
-    def set_factors(self, factors: list[np.ndarray]) -> None:
-        """Set ``Lambda`` for the block."""
-        self.Zl = self.Z @ factors[0]
-
-    def au(self, u: np.ndarray) -> np.ndarray:
-        U = u.reshape(self.L, self.p)
-        return np.einsum("ij,ij->i", self.Zl, U[self.index])
-
-    def atv(self, v: np.ndarray) -> np.ndarray:
-        if v.ndim == 1:
-            out = np.stack(
-                [
-                    np.bincount(self.index, weights=self.Zl[:, j] * v, minlength=self.L)
-                    for j in range(self.p)
-                ],
-                axis=1,
-            )
-            return out.ravel()
-        return np.stack([self.atv(v[:, m]) for m in range(v.shape[1])], axis=1)
-
-    def unit_sum(self, rows: np.ndarray) -> np.ndarray:
-        return np.bincount(self.index, weights=rows, minlength=self.L)
-
-    def unit_sum_u(self, uu: np.ndarray) -> np.ndarray:
-        return uu.reshape(self.L, self.p).sum(axis=1)
-
-    def factor(self, w: np.ndarray) -> _BlockFactor:
-        M = np.zeros((self.L, self.p, self.p))
-        for i, j in self._pairs:
-            s = np.bincount(self.index, weights=w * self.Zl[:, i] * self.Zl[:, j], minlength=self.L)
-            M[:, i, j] = s
-            M[:, j, i] = s
-        M += np.eye(self.p)
-        return _BlockFactor(M)
-
-
-class _BlockFactor:
-    def __init__(self, M: np.ndarray) -> None:
-        self.M = M
-        self.C = np.linalg.cholesky(M)
-        self.L, self.p = M.shape[0], M.shape[1]
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        if rhs.ndim == 1:
-            r = rhs.reshape(self.L, self.p, 1)
-            return np.linalg.solve(self.M, r).reshape(-1)
-        m = rhs.shape[1]
-        r = rhs.reshape(self.L, self.p, m)
-        return np.linalg.solve(self.M, r).reshape(self.L * self.p, m)
-
-    def unit_logdet(self) -> np.ndarray:
-        return 2.0 * np.log(np.diagonal(self.C, axis1=1, axis2=2)).sum(axis=1)
-
-    def logdet(self) -> float:
-        return float(self.unit_logdet().sum())
-
-    def inv_blocks(self) -> list[np.ndarray]:
-        return [np.linalg.inv(self.M)]
-
-
-Structure = ScalarStructure | BlockDiagStructure | BlockedStructure
+Structure = ScalarStructure | BlockedStructure
 
 
 def make_structure(design: Design) -> Structure:
@@ -463,8 +384,7 @@ def make_structure(design: Design) -> Structure:
         if blocks[0].n_terms == 1:
             return ScalarStructure(blocks[0], design.n)
     # one vector-valued term or several blocks: the blocked Cholesky (for one block it is
-    # the (levels, p, p) stack, built in one pass over the rows; faster than
-    # BlockDiagStructure's bincounts, and it has the analytic gradient)
+    # the (levels, p, p) stack, built in one pass over the rows, with the analytic gradient)
     return BlockedStructure(blocks, design.n)
 
 
