@@ -43,8 +43,8 @@ from bayesglmm.errors import InferenceError
 __all__ = ["MAX_DENSE_SCHUR", "BlockedFactor", "BlockedStructure"]
 
 #: largest Schur complement (sum of levels x terms of all but the largest factor) factored
-#: densely: 6000^2 doubles are 288 MB
-MAX_DENSE_SCHUR = 6000
+#: densely: 4000^2 doubles are 128 MB, and its Cholesky ~2e10 flops per PIRLS step
+MAX_DENSE_SCHUR = 4000
 
 
 # ---------------------------------------------------------------------------- kernels
