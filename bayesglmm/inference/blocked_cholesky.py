@@ -39,6 +39,7 @@ from scipy import linalg, sparse
 
 from bayesglmm.design_types import RandomBlock
 from bayesglmm.errors import InferenceError
+from bayesglmm.inference.scalar_laplace import KIND_CODES, _row
 
 __all__ = ["MAX_DENSE_SCHUR", "BlockedFactor", "BlockedStructure"]
 
@@ -184,6 +185,18 @@ def _selinv_12(L11, X, lev, r2, ptr, Sinv, selD, selV):  # pragma: no cover - nu
 
 
 @njit(cache=True, nogil=True)
+def _rows(kind, y, ntr, ef, a, cols, u, eta, ll, d1, w):  # pragma: no cover - numba
+    """``eta = ef + A u`` and the row log-likelihood, score and Fisher weight, in one pass."""
+    n, P = a.shape
+    for i in range(n):
+        e = ef[i]
+        for T in range(P):
+            e += a[i, T] * u[cols[i, T]]
+        eta[i] = e
+        ll[i], d1[i], w[i], _ = _row(kind, y[i], ntr[i], e)
+
+
+@njit(cache=True, nogil=True)
 def grad_pass1(a, cols, slots, pair_t, pair_u, sel, dw, G, wh, v):  # pragma: no cover - numba
     """Per row: ``G[i, T] = sum_s a_is (M^-1)[col(i,T), col(i,s)]``,
     ``wh_i = dw_i a_i' M^-1 a_i`` and ``v = A' wh`` (zeroed here)."""
@@ -306,7 +319,7 @@ class BlockedStructure:
         idx = [np.ascontiguousarray(blocks[b].index, dtype=np.intp) for b in range(nb)]
         self.Zraw = [np.asarray(b.Z, dtype=float) for b in blocks]
         # external u column of every row and term; internal remainder column (-1 in block 1)
-        cols_ext = np.empty((n, P), dtype=np.intp)
+        cols_ext = np.empty((n, P), dtype=np.int32 if self.q < 2**31 else np.int64)
         r2cols = np.full((n, P), -1, dtype=np.intp)
         for T, (b, t) in enumerate(terms):
             cols_ext[:, T] = ext_off[b] + idx[b] * ps[b] + t
@@ -346,7 +359,7 @@ class BlockedStructure:
             else:
                 r, c = r2cols[:, T], r2cols[:, U]
                 slots[:, k] = self.offS + np.maximum(r, c) * self.q2 + np.minimum(r, c)
-        self.slots = slots
+        self.slots = slots.astype(np.int32) if self.nbuf < 2**31 else slots  # less memory traffic
         # units for per-group step halving: the levels when there is one block
         if nb == 1:
             self.n_units = self.L1
@@ -380,6 +393,22 @@ class BlockedStructure:
                 self.cols_ext.ravel(), weights=(self.a * v[:, None]).ravel(), minlength=self.q
             )
         return np.stack([self.atv(v[:, j]) for j in range(v.shape[1])], axis=1)
+
+    def rows_at(self, fam, eta_fixed: np.ndarray, u: np.ndarray) -> tuple | None:  # noqa: ANN001
+        """``(eta, ll, d1, w)`` at ``eta_fixed + A u`` in one Numba pass over the rows, for
+        the canonical links of :data:`~bayesglmm.inference.scalar_laplace.KIND_CODES`
+        (the same values as ``fam.full``); None for other families."""
+        code = KIND_CODES.get(fam.kind)
+        if code is None:
+            return None
+        if getattr(fam, "_ntr", None) is None:
+            t = fam.trials
+            fam._ntr = np.ones(fam.y.size) if t is None else np.ascontiguousarray(t, float)
+        n = fam.y.size
+        eta, ll, d1, w = (np.empty(n) for _ in range(4))
+        ef = np.ascontiguousarray(eta_fixed, dtype=float)
+        _rows(code, fam.y, fam._ntr, ef, self.a, self.cols_ext, u, eta, ll, d1, w)
+        return eta, ll, d1, w
 
     def unit_sum(self, rows: np.ndarray) -> np.ndarray:
         """Per-unit sums of a per-row vector."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from scipy import special
@@ -32,10 +32,8 @@ from scipy import special
 from bayesglmm.design_types import Design, RandomBlock
 from bayesglmm.errors import InferenceError
 from bayesglmm.families import Family, log_choose, softplus
-from bayesglmm.inference.blocked_cholesky import BlockedStructure
 
 __all__ = [
-    "BlockedStructure",
     "FamilyKernel",
     "ScalarStructure",
     "ThetaLayout",
@@ -372,7 +370,10 @@ class _DiagFactor:
         return [(1.0 / self.d)[:, None, None]]
 
 
-Structure = ScalarStructure | BlockedStructure
+if TYPE_CHECKING:
+    from bayesglmm.inference.blocked_cholesky import BlockedStructure
+
+    Structure = ScalarStructure | BlockedStructure
 
 
 def make_structure(design: Design) -> Structure:
@@ -383,6 +384,10 @@ def make_structure(design: Design) -> Structure:
     if len(blocks) == 1:
         if blocks[0].n_terms == 1:
             return ScalarStructure(blocks[0], design.n)
+    # (imported here: blocked_cholesky uses the row kernels of scalar_laplace, which
+    # imports this module)
+    from bayesglmm.inference.blocked_cholesky import BlockedStructure
+
     # one vector-valued term or several blocks: the blocked Cholesky (for one block it is
     # the (levels, p, p) stack, built in one pass over the rows, with the analytic gradient)
     return BlockedStructure(blocks, design.n)
@@ -433,9 +438,19 @@ def pirls(
     quad_tol : float
         The same for canonical links, where the step is an exact Newton step.
     """
+    fused = getattr(st, "rows_at", None)
+
+    def rows(u: np.ndarray) -> tuple:
+        """``(eta, ll, d1, w)`` at ``u``: one Numba pass where the structure has one for
+        this family (blocked structure, canonical link), else ``au`` and ``fam.full``."""
+        r = None if fused is None else fused(fam, eta_fixed, u)
+        if r is not None:
+            return r
+        eta = eta_fixed + st.au(u)
+        return (eta, *fam.full(eta))
+
     u = np.array(u0, dtype=float, copy=True)
-    eta = eta_fixed + st.au(u)
-    ll, d1, w = fam.full(eta)
+    eta, ll, d1, w = rows(u)
     obj = -st.unit_sum(ll) + 0.5 * st.unit_sum_u(u * u)
     uou = st.unit_of_u
     converged = False
@@ -453,16 +468,14 @@ def pirls(
             # take the (tiny) final Newton step unchecked: the Laplace log-determinant is
             # first-order sensitive to u, so u must be exact, not just the objective
             u = u + delta
-            eta = eta_fixed + st.au(u)
-            ll, d1, w = fam.full(eta)
+            eta, ll, d1, w = rows(u)
             converged = True
             break
         step = np.ones(st.n_units)
         active = np.ones(st.n_units, dtype=bool)
         for _ in range(30):
             u_new = u + step[uou] * delta
-            eta_new = eta_fixed + st.au(u_new)
-            ll_new, d1_new, w_new = fam.full(eta_new)
+            eta_new, ll_new, d1_new, w_new = rows(u_new)
             obj_new = -st.unit_sum(ll_new) + 0.5 * st.unit_sum_u(u_new * u_new)
             bad = ~(obj_new <= obj[:] + 1e-10 * (1.0 + np.abs(obj))) & active
             if not bad.any():
