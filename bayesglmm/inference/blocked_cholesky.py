@@ -230,6 +230,7 @@ def grad_pass2(
     k = X.shape[1]
     g_theta[:] = 0.0
     rhs[:] = 0.0
+    s = np.empty(nt + k)
     for i in range(n):
         az = 0.0
         for T in range(P):
@@ -242,13 +243,14 @@ def grad_pass2(
             zj = Zt[i, j]
             g_theta[j] += zj * (c * u[cT] + 2.0 * w[i] * G[i, T] + d1[i] * z[cT])
             rhs[cT, j] += zj * d1[i]
-            s = -w_obs[i] * zj * u[cT]
-            for U in range(P):
-                rhs[cols[i, U], j] += a[i, U] * s
+            s[j] = -w_obs[i] * zj * u[cT]
         for jb in range(k):
-            s = -w_obs[i] * X[i, jb]
-            for U in range(P):
-                rhs[cols[i, U], nt + jb] += a[i, U] * s
+            s[nt + jb] = -w_obs[i] * X[i, jb]
+        for U in range(P):  # one row of rhs at a time (contiguous)
+            cU = cols[i, U]
+            aU = a[i, U]
+            for j in range(nt + k):
+                rhs[cU, j] += aU * s[j]
 
 
 # ---------------------------------------------------------------------------- structure
