@@ -64,20 +64,40 @@ def _small_blocks(n: int = 300, seed: int = 1) -> tuple[RandomBlock, ...]:
     )
 
 
+def _nested_blocks(p: int, n: int = 300, seed: int = 4) -> tuple[RandomBlock, ...]:
+    """``(x | a) + (x | a:c)`` (``p = 2``) or ``(1 | a) + (1 | a:c)``: two factors, the larger
+    nested in the other, so the Schur complement stays block diagonal."""
+    rng = np.random.default_rng(seed)
+    ga = rng.integers(0, 30, n)
+    gc = ga * 4 + rng.integers(0, 4, n)
+    Z = np.column_stack([np.ones(n), rng.normal(size=n)])[:, :p]
+    terms = ("(Intercept)", "x")[:p]
+    return (
+        RandomBlock("a", terms, Z, ga.astype(np.int64), tuple(map(str, range(30)))),
+        RandomBlock("a:c", terms, Z, gc.astype(np.int64), tuple(map(str, range(120)))),
+    )
+
+
+FACTORS = {1: np.array([[1.3]]), 2: np.array([[0.9, 0.0], [-0.5, 0.4]])}
+
+
 @pytest.mark.parametrize("scale", [0.0, 1e-3, 1.0, 30.0, 1e3])
-def test_blocked_factor_matches_dense(scale):
-    blocks = _small_blocks()
+@pytest.mark.parametrize("shape", ["crossed_nested", "nested_vector", "nested_scalar"])
+def test_blocked_factor_matches_dense(scale, shape):
+    if shape == "crossed_nested":
+        blocks = _small_blocks()
+    else:
+        blocks = _nested_blocks(2 if shape == "nested_vector" else 1)
     n = blocks[0].index.size
     st = BlockedStructure(blocks, n)
-    assert [blocks[b].group for b in st.order] == ["c", "a", "b"]  # most levels first
+    if shape == "crossed_nested":
+        assert [blocks[b].group for b in st.order] == ["c", "a", "b"]  # most levels first
+        assert st.bs == 0  # dense Schur complement
+    else:
+        assert [blocks[b].group for b in st.order] == ["a:c", "a"]
+        assert st.bs == blocks[0].n_terms  # block-diagonal Schur complement
     rng = np.random.default_rng(2)
-    st.set_factors(
-        [
-            scale * np.array([[1.0, 0.0], [0.3, 0.7]]),
-            scale * np.array([[1.3]]),
-            scale * np.array([[0.9, 0.0], [-0.5, 0.4]]),
-        ]
-    )
+    st.set_factors([scale * FACTORS[b.n_terms] for b in blocks])
     w = rng.uniform(0.1, 2.0, n)
     F = st.factor(w)
     A = st.sparse_a().toarray()
@@ -131,6 +151,9 @@ def test_schur_complement_limit_is_a_clear_error(monkeypatch):
     blocks = _small_blocks()
     with pytest.raises(InferenceError, match="dense Schur complement is limited to 10"):
         BlockedStructure(blocks, blocks[0].index.size)
+    # two nested factors keep a block-diagonal Schur complement: no limit
+    nested = _nested_blocks(2)
+    assert BlockedStructure(nested, nested[0].index.size).q2 == 60
 
 
 # ---------------------------------------------------------------------- gradient

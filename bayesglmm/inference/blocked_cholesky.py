@@ -74,8 +74,11 @@ def _l21(L11, lev, V, X):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _schur(S, X, r2, ptr):  # pragma: no cover - numba
-    """``S -= L21 L21'`` on the lower triangle; entries of a level sorted by row."""
+def _schur(S, X, r2, ptr, q2, bs):  # pragma: no cover - numba
+    """``S -= L21 L21'`` on the lower triangle; entries of a level sorted by row.
+
+    ``S`` is flat: dense ``(q2, q2)`` when ``bs == 0``, else ``(q2 / bs, bs, bs)`` blocks.
+    """
     nlev = ptr.size - 1
     p = X.shape[1]
     for j in range(nlev):
@@ -85,7 +88,10 @@ def _schur(S, X, r2, ptr):  # pragma: no cover - numba
                 s = 0.0
                 for k in range(p):
                     s += X[a, k] * X[b, k]
-                S[ra, r2[b]] -= s
+                if bs == 0:
+                    S[ra * q2 + r2[b]] -= s
+                else:
+                    S[ra * bs + r2[b] % bs] -= s
 
 
 @njit(cache=True, nogil=True)
@@ -135,11 +141,12 @@ def _backward(L11, Y1, X, lev, r2, X2):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _selinv_12(L11, X, lev, r2, ptr, Sinv, selD, selV):  # pragma: no cover - numba
+def _selinv_12(L11, X, lev, r2, ptr, Sinv, q2, bs, selD, selV):  # pragma: no cover - numba
     """Selected inverse on the factor-1 blocks and the ``M21`` pattern.
 
     With ``Y = M21 D^-1`` (entry-wise ``Y[e] = X[e] L11^-1``):
     ``(M^-1)21 = -S^-1 Y`` on the pattern and ``(M^-1)11_j = D_j^-1 - Y_j' (M^-1)21_j``.
+    ``Sinv`` is flat, dense or in blocks as in :func:`_schur`.
     """
     nlev, p, _ = L11.shape
     ne = X.shape[0]
@@ -176,7 +183,10 @@ def _selinv_12(L11, X, lev, r2, ptr, Sinv, selD, selV):  # pragma: no cover - nu
             for k in range(p):
                 s = 0.0
                 for f in range(ptr[j], ptr[j + 1]):
-                    s += Sinv[re, r2[f]] * Y[f, k]
+                    if bs == 0:
+                        s += Sinv[re * q2 + r2[f]] * Y[f, k]
+                    else:
+                        s += Sinv[re * bs + r2[f] % bs] * Y[f, k]
                 selV[e, k] = -s
         for e in range(ptr[j], ptr[j + 1]):
             for a in range(p):
@@ -296,14 +306,6 @@ class BlockedStructure:
         self.p1, self.L1 = ps[b1], Ls[b1]
         self.q1 = self.p1 * self.L1
         self.q2 = self.q - self.q1
-        if self.q2 > MAX_DENSE_SCHUR:
-            names = ", ".join(f"`{blocks[b].group}` ({Ls[b]} levels)" for b in order[1:])
-            raise InferenceError(
-                f"the random-effect structure couples {self.q2} random effects of {names} to "
-                f"those of the largest factor `{blocks[b1].group}`; the dense Schur complement "
-                f"is limited to {MAX_DENSE_SCHUR} (x terms). Use fewer levels in the smaller "
-                "grouping factors or another method (e.g. NUTS)"
-            )
         # internal -> external permutation of u
         perm = [ext_off[b1] + np.arange(self.q1)]
         int_off2 = {}
@@ -344,10 +346,30 @@ class BlockedStructure:
             self.e_r2 = np.zeros(0, dtype=np.intp)
         self.ne = self.e_lev.size
         self.e_ptr = np.searchsorted(self.e_lev, np.arange(self.L1 + 1)).astype(np.intp)
-        # slots of M in the buffer [D (L1 p1 p1) | V21 (ne p1) | S (q2 q2)]
+        # two factors, the largest nested in the other (every level of factor 1 meets one
+        # level of factor 2): the Schur complement stays block diagonal, (L2, p2, p2)
+        self.bs = 0
+        if len(order) == 2 and self.q2:
+            p2 = ps[order[1]]
+            lv2 = self.e_r2 // p2
+            lo = np.full(self.L1, np.iinfo(np.intp).max)
+            hi = np.full(self.L1, -1)
+            np.minimum.at(lo, self.e_lev, lv2)
+            np.maximum.at(hi, self.e_lev, lv2)
+            if np.array_equal(lo[self.e_lev], hi[self.e_lev]):
+                self.bs = p2
+        if self.q2 > MAX_DENSE_SCHUR and not self.bs:
+            names = ", ".join(f"`{blocks[b].group}` ({Ls[b]} levels)" for b in order[1:])
+            raise InferenceError(
+                f"the random-effect structure couples {self.q2} random effects of {names} to "
+                f"those of the largest factor `{blocks[b1].group}`; the dense Schur complement "
+                f"is limited to {MAX_DENSE_SCHUR} (x terms). Use fewer levels in the smaller "
+                "grouping factors or another method (e.g. NUTS)"
+            )
+        # slots of M in the buffer [D (L1 p1 p1) | V21 (ne p1) | S (q2 q2, or q2 bs)]
         self.offV = self.L1 * self.p1 * self.p1
         self.offS = self.offV + self.ne * self.p1
-        self.nbuf = self.offS + self.q2 * self.q2
+        self.nbuf = self.offS + self.q2 * (self.bs or self.q2)
         pairs = [(T, U) for T in range(P) for U in range(T + 1)]
         self.pair_t = np.array([t for t, _ in pairs], dtype=np.intp)
         self.pair_u = np.array([u for _, u in pairs], dtype=np.intp)
@@ -359,8 +381,14 @@ class BlockedStructure:
             elif U < p1:  # M21 entry: remainder term T, factor-1 term U
                 slots[:, k] = self.offV + ent_of[:, T - p1] * p1 + U
             else:
-                r, c = r2cols[:, T], r2cols[:, U]
-                slots[:, k] = self.offS + np.maximum(r, c) * self.q2 + np.minimum(r, c)
+                r, c = (
+                    np.maximum(r2cols[:, T], r2cols[:, U]),
+                    np.minimum(r2cols[:, T], r2cols[:, U]),
+                )
+                if self.bs:
+                    slots[:, k] = self.offS + r * self.bs + c % self.bs
+                else:
+                    slots[:, k] = self.offS + r * self.q2 + c
         self.slots = slots.astype(np.int32) if self.nbuf < 2**31 else slots  # less memory traffic
         # units for per-group step halving: the levels when there is one block
         if nb == 1:
@@ -464,9 +492,27 @@ class BlockedFactor:
         if q2:
             V = buf[st.offV : st.offS].reshape(st.ne, p1)
             _l21(self.L11, st.e_lev, V, self.X)
-            S = buf[st.offS :].reshape(q2, q2).copy()
+            Sf = buf[st.offS :].copy()
+            _schur(Sf, self.X, st.e_r2, st.e_ptr, q2, st.bs)
+        if q2 and st.bs:
+            bs = st.bs
+            Sb = Sf.reshape(q2 // bs, bs, bs)
+            Sb[:, np.arange(bs), np.arange(bs)] += 1.0
+            iu = np.triu_indices(bs, 1)
+            Sb[:, iu[0], iu[1]] = Sb[:, iu[1], iu[0]]
+            try:
+                if not np.all(np.isfinite(Sb)):
+                    raise np.linalg.LinAlgError
+                self.L22b = np.linalg.cholesky(Sb)
+            except np.linalg.LinAlgError as err:
+                raise InferenceError(
+                    "the random-effect cross-product is numerically singular (weights or "
+                    "variance parameters too large)"
+                ) from err
+            self.L22 = np.zeros((0, 0))
+        elif q2:
+            S = Sf.reshape(q2, q2)
             S[np.arange(q2), np.arange(q2)] += 1.0
-            _schur(S, self.X, st.e_r2, st.e_ptr)
             L22, info = (
                 linalg.lapack.dpotrf(S, lower=1, clean=1, overwrite_a=1)
                 if np.all(np.isfinite(S))
@@ -488,7 +534,12 @@ class BlockedFactor:
         st = self.st
         B = np.asarray(rhs, dtype=float)[st.perm].reshape(st.q, 1).copy()
         B1, B2 = B[: st.q1], B[st.q1 :]
-        if st.q2:
+        if st.bs:
+            Lb = self.L22b
+            B2[:] = np.linalg.solve(
+                np.swapaxes(Lb, 1, 2), B2.reshape(Lb.shape[0], st.bs, 1)
+            ).reshape(-1, 1)
+        elif st.q2:
             B2[:] = linalg.solve_triangular(self.L22, B2, lower=True, trans="T")
         _backward(self.L11, B1, self.X, st.e_lev, st.e_r2, B2)
         out = np.empty(st.q)
@@ -504,7 +555,11 @@ class BlockedFactor:
         B = rhs[st.perm].reshape(st.q, -1).copy()
         B1, B2 = B[: st.q1], B[st.q1 :]
         _forward(self.L11, B1, self.X, st.e_lev, st.e_r2, B2)
-        if st.q2:
+        if st.bs:
+            Lb = self.L22b
+            Y = np.linalg.solve(Lb, B2.reshape(Lb.shape[0], st.bs, -1))
+            B2[:] = np.linalg.solve(np.swapaxes(Lb, 1, 2), Y).reshape(B2.shape)
+        elif st.q2:
             B2[:] = linalg.lapack.dpotrs(self.L22, B2, lower=1)[0]
         _backward(self.L11, B1, self.X, st.e_lev, st.e_r2, B2)
         out = np.empty_like(B)
@@ -514,7 +569,9 @@ class BlockedFactor:
     def logdet(self) -> float:
         """``log det M``."""
         ld = 2.0 * float(np.log(np.diagonal(self.L11, axis1=1, axis2=2)).sum())
-        if self.st.q2:
+        if self.st.bs:
+            ld += 2.0 * float(np.log(np.diagonal(self.L22b, axis1=1, axis2=2)).sum())
+        elif self.st.q2:
             ld += 2.0 * float(np.log(np.diag(self.L22)).sum())
         return ld
 
@@ -526,26 +583,32 @@ class BlockedFactor:
 
     # ------------------------------------------------------------------ inverse
     def _sinv(self) -> np.ndarray:
-        q2 = self.st.q2
+        """``S^-1``, flat: dense (q2 x q2) or the (L2, bs, bs) blocks."""
+        q2, bs = self.st.q2, self.st.bs
         if not q2:
-            return np.zeros((0, 0))
+            return np.zeros(0)
+        if bs:
+            Lb = self.L22b
+            Linv = np.linalg.solve(Lb, np.broadcast_to(np.eye(bs), Lb.shape))
+            return np.einsum("gki,gkj->gij", Linv, Linv).ravel()
         inv, info = linalg.lapack.dpotri(self.L22, lower=1)
         if info != 0:
             raise InferenceError("could not invert the random-effect cross-product")
-        return np.tril(inv) + np.tril(inv, -1).T
+        return (np.tril(inv) + np.tril(inv, -1).T).ravel()
 
     def selected_inverse(self) -> np.ndarray:
         """``M^-1`` on the pattern of ``M``, in the slot buffer layout of the structure.
 
-        ``[diagonal p1 x p1 blocks of factor 1 | M21 pattern (entries x p1) | dense M22]``;
+        ``[diagonal p1 x p1 blocks of factor 1 | M21 pattern (entries x p1) | M22]`` (M22
+        dense, or its diagonal blocks when the Schur complement is block diagonal);
         ``buf[st.slots]`` gives, for every row and term pair, the matching element.
         """
         st = self.st
         Sinv = self._sinv()
         selD = np.empty((st.L1, st.p1, st.p1))
         selV = np.empty((st.ne, st.p1))
-        _selinv_12(self.L11, self.X, st.e_lev, st.e_r2, st.e_ptr, Sinv, selD, selV)
-        return np.concatenate([selD.ravel(), selV.ravel(), Sinv.ravel()])
+        _selinv_12(self.L11, self.X, st.e_lev, st.e_r2, st.e_ptr, Sinv, st.q2, st.bs, selD, selV)
+        return np.concatenate([selD.ravel(), selV.ravel(), Sinv])
 
     def inv_blocks(self) -> list[np.ndarray]:
         """Diagonal ``p x p`` blocks of ``M^-1``, per block (design order) and level."""
@@ -554,6 +617,10 @@ class BlockedFactor:
         out: list[np.ndarray | None] = [None] * len(st.blocks)
         b1 = st.order[0]
         out[b1] = sel[: st.offV].reshape(st.L1, st.p1, st.p1)
+        if st.bs:
+            b2 = st.order[1]
+            out[b2] = sel[st.offS :].reshape(-1, st.bs, st.bs)
+            return out  # type: ignore[return-value]
         Sinv = sel[st.offS :].reshape(st.q2, st.q2)
         pos = 0
         for b in st.order[1:]:
