@@ -17,7 +17,11 @@ factors are ordered by number of levels, largest first.  Writing ``1`` for the f
   that share a row with it.  Its pattern is stored by level of factor 1 (a short list of
   rows per level), and so is ``L21 = M21 L11^-T``, which has the same pattern;
 * the Schur complement ``M22 - L21 L21'`` is small (the other factors' levels) and dense;
-  LAPACK factors it (``L22``).
+  LAPACK factors it (``L22``).  With two factors, the larger nested in the other
+  (``(1 | a / b)``: every level of ``b:a`` meets one level of ``a``), it stays block
+  diagonal and is factored as a ``(levels, p2, p2)`` stack, whatever its size.  Beyond
+  :data:`MAX_DENSE_SCHUR` otherwise, a clear error (no sparse Cholesky of the Schur
+  complement yet: three or more factors with two large ones).
 
 The sparsity analysis (the pattern of ``M21``, and for each row of the data and each pair
 of random-effect terms the slot of ``M`` it adds to) runs once, when the structure is
