@@ -218,12 +218,80 @@ def structure_rows(quick: bool = False, reps: int = 1) -> list[dict]:
     return rows
 
 
+def optimizer_rows(quick: bool = True) -> list[dict]:
+    """Issue 14 item 3: the L-BFGS-B stage of the Laplace fit with the analytic gradient,
+    with central differences of the deviance, and a derivative-free search (SciPy's Powell,
+    bounded), from the same start: deviance evaluations, seconds, deviance reached."""
+    from scipy import optimize
+
+    from bayesglmm.design import build_design
+    from bayesglmm.errors import InferenceError
+    from bayesglmm.inference.blas_threads import one_blas_thread
+    from bayesglmm.inference.laplace import LaplaceObjective
+    from bayesglmm.inference.pirls import glm_start
+
+    rows = []
+    for name, df, formula, _, family in work_items(quick):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d = build_design(formula, df, family)
+        for how in ("analytic", "differences", "powell"):
+            obj = LaplaceObjective(d)
+            obj.analytic = how == "analytic"
+            x0 = np.concatenate([obj.layout.default(), glm_start(d)])
+            bounds = [(lo if np.isfinite(lo) else None, None) for lo in obj.lower]
+
+            def dev(x, obj=obj):  # noqa: ANN001, ANN202
+                try:
+                    return obj.deviance(x)
+                except InferenceError:
+                    return np.inf
+
+            t0 = time.perf_counter()
+            with one_blas_thread(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if how == "powell":
+                    opts = {"xtol": 1e-6, "ftol": 1e-10, "maxfev": 20000}
+                    r = optimize.minimize(dev, x0, method="Powell", bounds=bounds, options=opts)
+                else:
+                    opts = {"maxiter": 500, "ftol": 1e-10, "gtol": 1e-6, "maxcor": 20}
+                    r = optimize.minimize(
+                        obj.deviance_grad,
+                        x0,
+                        jac=True,
+                        method="L-BFGS-B",
+                        bounds=bounds,
+                        options=opts,
+                    )
+            rows.append(
+                {
+                    "work": name,
+                    "outer": how,
+                    "seconds": time.perf_counter() - t0,
+                    "deviance_evals": obj.n_evals,
+                    "deviance": float(r.fun),
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     """Print the table."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1/10 of the sizes")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument(
+        "--optimizers",
+        action="store_true",
+        help="compare the outer search (analytic gradient, differences, Powell) instead",
+    )
     args = ap.parse_args()
+    if args.optimizers:
+        table = pd.DataFrame(optimizer_rows(args.quick))
+        with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+            print(table.round(4).to_string(index=False))
+        return
     table = pd.DataFrame(structure_rows(args.quick, args.reps))
     with pd.option_context("display.width", 200, "display.max_colwidth", 80):
         print(table.round(5).to_string(index=False))

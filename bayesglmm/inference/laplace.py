@@ -21,10 +21,11 @@ stage), is solved by L-BFGS-B with the analytic gradient (one scalar term, Lapla
 search in :mod:`bayesglmm.inference.scalar_laplace`; a vector term or several blocks:
 :meth:`LaplaceObjective._blocked_gradient`, from the selected inverse of the blocked
 Cholesky), then polished by bounded Newton steps on the finite-difference Hessian (of the
-gradient).  Measured on the issue-14 bench shapes at 1e4 rows (L-BFGS-B stage): the
-analytic gradient needs 9-13x fewer deviance evaluations than central differences (1-5x
-less time: a difference evaluation is a warm-started mode search only) and 11-40x fewer
-than a derivative-free search (SciPy's Powell; 4-14x less time).  Standard errors come from that
+gradient).  Measured on the issue-14 bench shapes at 1e4 rows and grouseticks
+(``benchmarks/ml_structures.py --optimizers --quick``, L-BFGS-B stage): the analytic
+gradient needs 9-16x fewer deviance evaluations than central differences (1-15x less
+time: a difference evaluation is only a warm-started mode search) and 10-40x fewer than a
+derivative-free search (SciPy's bounded Powell; 4-18x less time).  Standard errors come from that
 Hessian of the deviance over ``(theta, beta)``, as lme4 computes them
 (``vcov = 2 H^-1``, fixed-effect block).
 
