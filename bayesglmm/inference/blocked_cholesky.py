@@ -491,7 +491,13 @@ class BlockedFactor:
         else:
             iu = np.triu_indices(p1, 1)
             D[:, iu[0], iu[1]] = D[:, iu[1], iu[0]]
-            self.L11 = np.linalg.cholesky(D)
+            try:
+                self.L11 = np.linalg.cholesky(D)
+            except np.linalg.LinAlgError as err:  # rounding at extreme trial parameters
+                raise InferenceError(
+                    "the random-effect cross-product is numerically singular (weights or "
+                    "variance parameters out of floating-point range)"
+                ) from err
         self.X = np.empty((st.ne, p1))
         if q2:
             V = buf[st.offV : st.offS].reshape(st.ne, p1)
