@@ -11,6 +11,7 @@ from bayesglmm import datasets
 from bayesglmm.compare import compare
 from bayesglmm.design import build_design
 from bayesglmm.errors import (
+    ArgumentError,
     BayesGLMMError,
     BayesGLMMWarning,
     ConvergenceWarning,
@@ -22,6 +23,7 @@ from bayesglmm.errors import (
     InferenceError,
     RankDeficiencyWarning,
     SamplerWarning,
+    SuspiciousDataWarning,
 )
 from bayesglmm.families import Family
 from bayesglmm.formula import parse_formula
@@ -57,6 +59,7 @@ __all__ = [
     "SBCResult",
     "build_design",
     "parse_formula",
+    "ArgumentError",
     "BayesGLMMError",
     "BayesGLMMWarning",
     "ConvergenceWarning",
@@ -68,5 +71,6 @@ __all__ = [
     "InferenceError",
     "RankDeficiencyWarning",
     "SamplerWarning",
+    "SuspiciousDataWarning",
     "__version__",
 ]

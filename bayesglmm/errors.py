@@ -58,3 +58,12 @@ class ConvergenceWarning(BayesGLMMWarning):
 
 class SamplerWarning(ConvergenceWarning):
     """NUTS diagnostics (divergences, R-hat, ESS) indicate a problem."""
+
+
+class ArgumentError(BayesGLMMError, ValueError):
+    """A function argument is unknown, of the wrong type or outside its valid range."""
+
+
+class SuspiciousDataWarning(BayesGLMMWarning):
+    """The data or formula look like a mistake (response among the predictors, a column
+    whose values mix types, a duplicated random-effect term)."""
