@@ -49,6 +49,7 @@ from bayesglmm.separation import detect_separation, separation_message
 
 __all__ = ["build_design", "encode_new_data", "NewData", "r_name"]
 
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _FUNCTIONS = frozenset(TRANSFORMS)
 """Names formulaic resolves to its own functions (``log``, ``C``, ``scale``, ``poly``...)."""
 
@@ -141,10 +142,21 @@ def _eval_expr(frame: pd.DataFrame, expr: str, what: str) -> tuple[np.ndarray, A
 
 
 def _required(expr: str) -> set[str]:
+    # formulaic reports `x.y` (backticked) as the variable `x`, though it evaluates it as
+    # the column `x.y`: such names go through a placeholder
+    quoted: dict[str, str] = {}
+
+    def hide(m: re.Match[str]) -> str:
+        key = f"_bg_quoted_{len(quoted)}_"
+        quoted[key] = m.group(1)
+        return key
+
+    text = re.sub(r"`([^`]*\.[^`]*)`", hide, expr)
     try:
-        return set(Formula(expr).required_variables)
+        names = set(Formula(text).required_variables)
     except Exception as exc:  # formulaic's own syntax errors
-        raise FormulaError(f"cannot parse `{expr}`: {exc}") from exc
+        raise FormulaError(f"cannot parse `{expr}`: {_first_line(exc)}") from exc
+    return {quoted.get(n, n) for n in names}
 
 
 def _is_column_ref(expr: str, data: pd.DataFrame) -> bool:
@@ -194,6 +206,17 @@ def _check_names(formula: str, parts: Sequence[str], needed: dict[str, str], dat
                 f"`{name}` is a formula function, not a column; call it, e.g. "
                 f"{name}(x){_caret(formula, name)}"
             )
+    for col in data.columns:
+        if not (isinstance(col, str) and "." in col and _IDENT_RE.match(col)):
+            continue
+        pat = rf"(?<![A-Za-z0-9_.`]){re.escape(col)}(?![A-Za-z0-9_.`]|\s*\()"
+        for part in parts:
+            if re.search(pat, part):
+                raise FormulaError(
+                    f"`{col}` is read as `{col.split('.')[0]}` followed by an attribute "
+                    f"(`.{col.split('.', 1)[1]}`); write the column name in backticks: "
+                    f"`{col}`{_caret(formula, col)}"
+                )
     for col in needed:
         count = int((data.columns == col).sum())
         if count > 1:
