@@ -105,7 +105,11 @@ def _raise_non_finite(frame: pd.DataFrame, name: str, vals: np.ndarray, what: st
     shown = ", ".join(_row(frame.index, int(r)) for r in rows[:5]) + (
         ", ..." if rows.size > 5 else ""
     )
-    hint = "log or sqrt of a negative or zero value?"
+    hint = (
+        "log or sqrt of a negative or zero value?"
+        if re.search(r"log|sqrt", name)
+        else "check the transform's input values."
+    )
     raise DataError(
         f"{what} `{r_name(name)}` is {vals[i]:g} at row {_row(frame.index, i)}"
         f"{f' ({given})' if given else ''}; {rows.size} row(s) give a non-finite value "

@@ -798,3 +798,16 @@ def test_one_observation_per_level_with_a_residual(df):
     with warnings.catch_warnings():  # an observation-level effect is fine for counts
         warnings.simplefilter("error")
         build_design("y ~ x + (1 | i)", df.assign(i=range(10)), "poisson")
+
+
+def test_dotted_column_name(df):
+    """R-style names such as `x.y` need backticks (formulaic reads `x.y` as an attribute)."""
+    data = df.rename(columns={"x": "x.y"})
+    with raises(
+        bg.FormulaError,
+        "`x.y` is read as `x` followed by an attribute (`.y`); write the column name in "
+        "backticks: `x.y`\n    y ~ x.y + (1 | g)\n        ^",
+    ):
+        build_design("y ~ x.y + (1 | g)", data, "poisson")
+    d = build_design("y ~ `x.y` + (1 + `x.y` | g)", data, "poisson")
+    assert d.x_names == ("(Intercept)", "x.y") and d.blocks[0].terms == ("(Intercept)", "x.y")
