@@ -194,22 +194,18 @@ def _check_names(formula: str, parts: Sequence[str], needed: dict[str, str], dat
     A bare ``log`` or ``C`` in a term is formulaic's function, never the column (backticks
     do not help), and a duplicated column name makes ``frame[c]`` a DataFrame.
     """
+    clashes = sorted(n for n in _FUNCTIONS if n in data.columns)
     for part in parts:
-        for name in sorted(_FUNCTIONS):
+        bare = re.sub(r"'[^']*'|\"[^\"]*\"", "", part).replace("`", "")
+        for name in clashes:
             pat = rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_.]|\s*\()"
-            if not re.search(pat, part.replace("`", "")):
-                continue
-            if name in data.columns:
+            if re.search(pat, bare):
                 raise FormulaError(
                     f"column `{name}` has the name of a formula function, so `{name}` in the "
                     "formula means the function, not the column (backticks do not change "
                     "that); rename the column, e.g. "
                     f"df.rename(columns={{{name!r}: {name + '_'!r}}}){_caret(formula, name)}"
                 )
-            raise FormulaError(
-                f"`{name}` is a formula function, not a column; call it, e.g. "
-                f"{name}(x){_caret(formula, name)}"
-            )
     for col in data.columns:
         if not (isinstance(col, str) and "." in col and _IDENT_RE.match(col)):
             continue
@@ -292,58 +288,75 @@ def _prepare_columns(
             continue
         if not (pd.api.types.is_object_dtype(dt) or pd.api.types.is_string_dtype(dt)):
             continue
-        values = col.to_numpy(dtype=object)
+        # one pass over the distinct values (a factor of 10^6 rows has a handful)
+        codes, uniq = pd.factorize(col, sort=False)
+        values = np.asarray(uniq, dtype=object)
+        first = np.unique(codes, return_index=True)[1]
+        counts = np.bincount(codes, minlength=values.size)
         kinds = np.array([_kind(v) for v in values], dtype=object)
         if c in term_cols and not _explicit_factor(c, parts):
-            _check_stray_strings(c, col, values, kinds)
+            _check_stray_strings(c, col.index, values, first, counts)
             if (kinds == "number").all():  # numbers stored as objects: a numeric column
                 frame[c] = col.astype(float)
                 continue
-        _check_mixed_types(c, col.index, values, kinds)
+        _check_mixed_types(c, col.index, values, first, counts, kinds)
 
 
-def _check_stray_strings(c: str, col: pd.Series, values: np.ndarray, kinds: np.ndarray) -> None:
-    parsed = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy()
-    bad = np.isnan(parsed.astype(float))
-    n_bad = int(bad.sum())
-    if n_bad == 0 or n_bad == len(values):
+def _check_stray_strings(
+    c: str, index: pd.Index, values: np.ndarray, first: np.ndarray, counts: np.ndarray
+) -> None:
+    """``values`` are the distinct values, ``first`` their first rows, ``counts`` their rows."""
+    parsed = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+    bad = np.isnan(parsed.to_numpy(dtype=float, na_value=np.nan))
+    n_bad, n = int(counts[bad].sum()), int(counts.sum())
+    if n_bad == 0 or n_bad == n:
         return
-    strays = list(dict.fromkeys(str(v) for v in values[bad]))
+    strays = [str(v) for v in values[bad]]
     markers = all(v.strip().lower() in _NA_MARKERS for v in strays)
-    numeric_levels = len(set(parsed[~bad].tolist()))
-    if not (markers or (n_bad <= 0.2 * len(values) and numeric_levels >= 5)):
+    numeric_levels = int((~bad).sum())
+    if not (markers or (n_bad <= 0.2 * n and numeric_levels >= 5)):
         return
-    first = {}
-    for i in np.flatnonzero(bad):
-        first.setdefault(str(values[i]), i)
-    shown = ", ".join(f"{v!r} (row {_row(col.index, int(first[v]))})" for v in strays[:5])
+    order = np.argsort(first[bad], kind="stable")
+    rows = first[bad][order]
+    shown = ", ".join(
+        f"{strays[k]!r} (row {_row(index, int(r))})"
+        for k, r in zip(order[:5], rows[:5], strict=False)
+    )
     more = f" and {len(strays) - 5} more" if len(strays) > 5 else ""
     raise DataError(
         f"column `{c}` looks numeric but holds {n_bad} non-numeric value(s): {shown}{more}; "
-        f"as it stands it would become a factor with {len(set(map(str, values)))} levels. "
+        f"as it stands it would become a factor with {values.size} levels. "
         f"Make them missing (df['{c}'] = pd.to_numeric(df['{c}'], errors='coerce'); those "
         f"rows are then dropped), or write C({c}) to treat `{c}` as categorical"
     )
 
 
-def _check_mixed_types(c: str, index: pd.Index, values: np.ndarray, kinds: np.ndarray) -> None:
-    present = list(dict.fromkeys(kinds.tolist()))
+def _check_mixed_types(
+    c: str,
+    index: pd.Index,
+    values: np.ndarray,
+    first: np.ndarray,
+    counts: np.ndarray,
+    kinds: np.ndarray,
+) -> None:
+    present = list(dict.fromkeys(kinds[np.argsort(first, kind="stable")].tolist()))
     if len(present) < 2:
         return
     by_text: dict[str, int] = {}
-    for i, v in enumerate(values):
-        j = by_text.setdefault(str(v), i)
-        if kinds[j] != kinds[i]:
-            a, b = values[j], values[i]
+    for k in np.argsort(first, kind="stable"):
+        j = by_text.setdefault(str(values[k]), int(k))
+        if kinds[j] != kinds[k]:
+            a, b = values[j], values[k]
             raise DataError(
-                f"column `{c}` mixes types: {a!r} ({type(a).__name__}, row {_row(index, j)}) "
-                f"and {b!r} ({type(b).__name__}, row {_row(index, i)}) would be two different "
-                f"levels that print the same; convert the column to one type, e.g. "
-                f"df['{c}'].astype(str) or pd.to_numeric(df['{c}'])"
+                f"column `{c}` mixes types: {a!r} ({type(a).__name__}, row "
+                f"{_row(index, int(first[j]))}) and {b!r} ({type(b).__name__}, row "
+                f"{_row(index, int(first[k]))}) would be two different levels that print the "
+                f"same; convert the column to one type, e.g. df['{c}'].astype(str) or "
+                f"pd.to_numeric(df['{c}'])"
             )
-    counts = ", ".join(f"{k}: {int((kinds == k).sum())}" for k in present)
+    tally = ", ".join(f"{k}: {int(counts[kinds == k].sum())}" for k in present)
     warnings.warn(
-        f"column `{c}` mixes value types ({counts}); each distinct value becomes its own "
+        f"column `{c}` mixes value types ({tally}); each distinct value becomes its own "
         "level. Convert the column to one type if that is not intended",
         SuspiciousDataWarning,
         stacklevel=4,
