@@ -16,7 +16,7 @@ from bayesglmm.errors import ArgumentError, BayesGLMMError
 from bayesglmm.families import Family
 from bayesglmm.priors import PriorSet, resolve_priors
 from bayesglmm.results import GLMMFit, attach_log_likelihood, check_health
-from bayesglmm.validate import check_fit_options
+from bayesglmm.validate import check_fit_options, engine_boundary
 
 Method = Literal["nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"]
 METHODS = ("nuts", "ml", "pql", "laplace", "advi", "fullrank_advi")
@@ -161,6 +161,7 @@ class GLMM:
         return sample_kernel_nuts(self.design, layout, **opts)
 
     # ------------------------------------------------------------------ fitting
+    @engine_boundary
     def fit(self, method: Method = "nuts", **kwargs: Any) -> GLMMFit:
         """Fit the model.
 

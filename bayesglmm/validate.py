@@ -11,17 +11,28 @@ table, so all three say the same thing about the same bad value.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import numbers
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bayesglmm.errors import ArgumentError
+from bayesglmm.errors import ArgumentError, BayesGLMMError, InferenceError
 
-__all__ = ["FIT_OPTIONS", "MAX_NAGQ", "MAX_SEED", "Option", "check_fit_options", "check_option"]
+__all__ = [
+    "FIT_OPTIONS",
+    "MAX_NAGQ",
+    "MAX_SEED",
+    "Option",
+    "check_fit_options",
+    "check_option",
+    "engine_boundary",
+]
 
 MAX_SEED = 2**63 - 1
 """Largest integer ``random_seed`` (nutpie takes a 64-bit seed; PyMC and NumPy take it too)."""
@@ -307,3 +318,36 @@ def check_fit_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]
                 f"not {sampler!r}"
             )
     return out
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def engine_boundary[F: Callable[..., Any]](fit: F) -> F:
+    """Decorate ``GLMM.fit``: an exception from inside an engine or a dependency that is not
+    a :class:`BayesGLMMError` (a singular sparse factor in SciPy, a shape error in NumPy)
+    becomes an :class:`InferenceError` naming the method, the error and where in bayesglmm it
+    came from, with the original chained as its cause.  Interrupts pass through.
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self: Any, method: str = "nuts", **kwargs: Any) -> Any:
+        try:
+            return fit(self, method, **kwargs)
+        except BayesGLMMError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: re-raised as ours, chained
+            where = ""
+            for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+                path = Path(frame.filename).resolve()
+                if path.is_relative_to(_PACKAGE) and path.name != "validate.py":
+                    where = f" (in bayesglmm/{path.relative_to(_PACKAGE)}:{frame.lineno})"
+                    break
+            text = str(exc).strip().splitlines()
+            raise InferenceError(
+                f"method={method!r} failed{where}: {type(exc).__name__}: "
+                f"{text[0] if text else ''}; the data or model may be degenerate (separation, "
+                "a singular design, extreme scales); if not, please report it"
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]

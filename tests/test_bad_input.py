@@ -811,3 +811,59 @@ def test_dotted_column_name(df):
         build_design("y ~ x.y + (1 | g)", data, "poisson")
     d = build_design("y ~ `x.y` + (1 + `x.y` | g)", data, "poisson")
     assert d.x_names == ("(Intercept)", "x.y") and d.blocks[0].terms == ("(Intercept)", "x.y")
+
+
+# --------------------------------------------------------------------------- engine boundary
+def test_foreign_engine_error_becomes_inference_error(model, monkeypatch):
+    """Anything but a package error from inside an engine is re-raised as an InferenceError
+    naming the method and where it came from, with the original chained."""
+    import bayesglmm.inference.pql as pql
+
+    def broken(design, **kwargs):
+        raise RuntimeError("Factor is exactly singular")
+
+    monkeypatch.setattr(pql, "fit_pql", broken)
+    with raises(
+        bg.InferenceError,
+        "method='pql' failed (in bayesglmm/model.py:",
+    ) as err:
+        model.fit(method="pql")
+    assert "RuntimeError: Factor is exactly singular; the data or model may be degenerate" in (
+        str(err.value)
+    )
+    assert isinstance(err.value.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize("method", ["ml", "pql", "laplace"])
+def test_fuzz_case_singular_sparse_factor(method):
+    """Found by tests/test_fuzz.py: PQL and the Bayesian Laplace raised SciPy's raw
+    "Factor is exactly singular" on this 8-row bernoulli model (predictor at scale 1e8, one
+    level per row).  Now: a finite fit or a package error."""
+    data = pd.DataFrame(
+        {
+            "y": [1, 0, 1, 1, 0, 1, 0, 0],
+            "x1": [
+                2.2534e8,
+                -5.0505e7,
+                -5.4480e7,
+                1.9457e8,
+                6.7626e7,
+                1.3147e8,
+                -9.3352e7,
+                1.4260e8,
+            ],
+            "x": [-0.34, 0.25, 0.68, 0.94, 0.48, -0.46, -0.84, 0.75],
+            "g0": range(8),
+            "g1": [2.0, 1.0, 1.0, 0.0, 3.0, 1.0, np.nan, np.nan],
+        }
+    )
+    kwargs = {"draws": 50, "random_seed": 1} if method == "laplace" else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            formula = "y ~ x1 + I(x ** 2) + (1 + x1 || g0) + (1 || g1)"
+            fit = bg.GLMM(formula, data, family="bernoulli").fit(method=method, **kwargs)
+    except bg.BayesGLMMError:
+        return
+    values = fit.fixef() if method != "laplace" else fit.idata["posterior"]["beta"].values
+    assert np.isfinite(np.asarray(values, dtype=float)).all()
