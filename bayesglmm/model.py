@@ -189,6 +189,15 @@ class GLMM:
         -------
         GLMMFit
             ``elapsed`` is the wall time of the whole fit, post-processing included.
+
+        Raises
+        ------
+        ArgumentError
+            Before any work, for an unknown method or option (with close matches) or a
+            value outside its range; the table is :data:`bayesglmm.validate.FIT_OPTIONS`.
+        InferenceError
+            When an engine fails; an exception from a dependency is re-raised as one, with
+            the original chained (:func:`bayesglmm.validate.engine_boundary`).
         """
         if not isinstance(method, str) or method not in METHODS:
             close = difflib.get_close_matches(str(method), METHODS, n=1)
