@@ -843,6 +843,14 @@ def build_design(
         for c, lv in _categorical_levels(zm.model_spec, frame).items():
             levels.setdefault(c, lv)
         index, labels, per_levels, combos = _group_codes(frame, term.factors)
+        q = len(labels) * Z.shape[1]
+        if q > len(frame):  # lme4's check.nobs.vs.nRE (as glmer, which allows q = n)
+            raise DesignError(
+                f"random-effect term `{term}` has {q} random effects ({len(labels)} levels x "
+                f"{Z.shape[1]} column(s)) for {len(frame)} observations: its variance "
+                "parameters are not identifiable; use fewer columns (e.g. (1 | "
+                f"{term.group})) or a grouping factor with fewer levels"
+            )
         if len(labels) < 2:
             raise DesignError(
                 f"grouping factor `{term.group}` in `{term}` has only one level "

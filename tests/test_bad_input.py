@@ -866,3 +866,14 @@ def test_fuzz_case_singular_sparse_factor(method):
     except bg.BayesGLMMError:
         return
     assert np.isfinite(np.asarray(fit.fixef(), dtype=float)).all()
+
+
+def test_more_random_effects_than_observations(df):
+    """lme4's check.nobs.vs.nRE; the fuzz found a 25-column term that took ML 70 s."""
+    with raises(
+        bg.DesignError,
+        "random-effect term `(1 + x | i)` has 20 random effects (10 levels x 2 column(s)) for "
+        "10 observations: its variance parameters are not identifiable; use fewer columns "
+        "(e.g. (1 | i)) or a grouping factor with fewer levels",
+    ):
+        build_design("y ~ x + (1 + x | i)", df.assign(i=range(10)), "poisson")
