@@ -126,7 +126,7 @@ class Option:
             )
 
         if value is None:
-            if self.none_ok or self.kind in ("seed", "start", "advi_start"):
+            if self.none_ok or self.kind == "seed":
                 return None
             raise bad()
         if self.kind == "seed":
@@ -217,7 +217,7 @@ FIT_OPTIONS: dict[str, tuple[Option, ...]] = {
     ),
     "ml": (
         _int("nagq", 1, 1, high=MAX_NAGQ),
-        Option("start", "start", default=None),
+        Option("start", "start", none_ok=True, default=None),
         _pos("tol", 1e-10),
         _int("maxiter", 1, 500),
         _LOGLIK,
@@ -245,7 +245,7 @@ _ADVI = (
     _SEED,
     _pos("tolerance", 1e-3),
     _int("every", 1, 500),
-    Option("start", "advi_start", default="ml"),
+    Option("start", "advi_start", none_ok=True, default="ml"),
     _PROGRESS,
     _LOGLIK,
 )
