@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from bayesglmm.errors import (
+    ArgumentError,
     BayesGLMMError,
     BayesGLMMWarning,
     ConvergenceWarning,
@@ -31,6 +32,7 @@ from bayesglmm.errors import (
     SavedFitMismatchError,
     SaveLoadError,
     SpecError,
+    SuspiciousDataWarning,
 )
 
 __version__ = "0.1.0"
@@ -108,6 +110,7 @@ __all__ = [
     "SBCResult",
     "build_design",
     "parse_formula",
+    "ArgumentError",
     "BayesGLMMError",
     "BayesGLMMWarning",
     "ConvergenceWarning",
@@ -124,5 +127,6 @@ __all__ = [
     "SavedFitExistsError",
     "SavedFitMismatchError",
     "SpecError",
+    "SuspiciousDataWarning",
     "__version__",
 ]

@@ -71,3 +71,12 @@ class SavedFitCorruptError(SaveLoadError):
 class SavedFitMismatchError(SaveLoadError):
     """A saved fit's files disagree: the rebuilt design differs from the saved one, or the
     posterior belongs to another fit."""
+
+
+class ArgumentError(BayesGLMMError, ValueError):
+    """A function argument is unknown, of the wrong type or outside its valid range."""
+
+
+class SuspiciousDataWarning(BayesGLMMWarning):
+    """The data or formula look like a mistake (response among the predictors, a column
+    whose values mix types, a duplicated random-effect term)."""

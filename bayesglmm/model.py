@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -11,10 +12,11 @@ import pandas as pd
 
 from bayesglmm.design import build_design
 from bayesglmm.design_types import Design
-from bayesglmm.errors import BayesGLMMError
+from bayesglmm.errors import ArgumentError, BayesGLMMError
 from bayesglmm.families import Family
 from bayesglmm.priors import PriorSet, resolve_priors
 from bayesglmm.results import GLMMFit, attach_log_likelihood, check_health
+from bayesglmm.validate import check_fit_options, engine_boundary
 
 Method = Literal["nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"]
 METHODS = ("nuts", "ml", "pql", "laplace", "advi", "fullrank_advi")
@@ -162,6 +164,7 @@ class GLMM:
         return sample_kernel_nuts(self.design, layout, **opts)
 
     # ------------------------------------------------------------------ fitting
+    @engine_boundary
     def fit(self, method: Method = "nuts", **kwargs: Any) -> GLMMFit:
         """Fit the model.
 
@@ -189,11 +192,31 @@ class GLMM:
         -------
         GLMMFit
             ``elapsed`` is the wall time of the whole fit, post-processing included.
+
+        Raises
+        ------
+        ArgumentError
+            Before any work, for an unknown method or option (with close matches) or a
+            value outside its range; the table is :data:`bayesglmm.validate.FIT_OPTIONS`.
+        InferenceError
+            When an engine fails; an exception from a dependency is re-raised as one, with
+            the original chained (:func:`bayesglmm.validate.engine_boundary`).
         """
-        if method not in METHODS:
-            raise BayesGLMMError(f"unknown method `{method}`; choose one of {', '.join(METHODS)}")
+        if not isinstance(method, str) or method not in METHODS:
+            close = difflib.get_close_matches(str(method), METHODS, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise ArgumentError(
+                f"unknown method `{method}`{hint} (choose one of {', '.join(METHODS)})"
+            )
+        # every argument checked before any work (bayesglmm.validate has the table)
+        kwargs = check_fit_options(method, kwargs)
+        if method == "nuts" and "max_treedepth" in kwargs:
+            from bayesglmm.inference.mcmc import resolve_sampler
+
+            sampler = resolve_sampler(kwargs.get("sampler", "auto"), bool(self.kernel_layout()))
+            if sampler == "kernel":  # nutpie's name for it
+                kwargs["maxdepth"] = kwargs.pop("max_treedepth")
         t0 = time.perf_counter()
-        kwargs = dict(kwargs)
         store_loglik = bool(kwargs.pop("log_likelihood", True))
         ml = idata = health = None
         options: dict[str, Any] = dict(kwargs)

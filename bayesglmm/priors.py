@@ -31,6 +31,7 @@ Users override priors per class (``"intercept"``, ``"fixed"``, ``"sd"``, ``"cor"
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,7 @@ class Prior:
                 f"got {', '.join(sorted(params)) or 'none'}"
             )
         object.__setattr__(self, "dist", dist)
-        object.__setattr__(self, "params", {k: float(v) for k, v in params.items()})
+        object.__setattr__(self, "params", check_prior_params(dist, params))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
@@ -177,22 +178,67 @@ class Prior:
         raise DesignError(f"cannot draw {d} as a scalar")
 
 
+_LOCATION = {("Normal", "mu"), ("StudentT", "mu"), ("Cauchy", "alpha")}
+"""Parameters that may be any finite number; every other one must be > 0."""
+
+
+def check_prior_params(dist: str, params: Mapping[str, Any]) -> dict[str, float]:
+    """Validate user-given prior parameters: finite numbers, scales and shapes > 0.
+
+    Returns
+    -------
+    dict
+        The parameters as floats, in the distribution's order.
+
+    Raises
+    ------
+    DesignError
+        Naming the distribution, the parameter and its valid range, e.g.
+        ``prior Normal: `sigma` must be a finite number > 0; got -1``.
+    """
+    out: dict[str, float] = {}
+    for name in _DISTS[dist]:
+        v = params[name]
+        location = (dist, name) in _LOCATION
+        need = "a finite number" if location else "a finite number > 0"
+        number = isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
+        if not number or not math.isfinite(float(v)) or (not location and float(v) <= 0):
+            raise DesignError(f"prior {dist}: `{name}` must be {need}; got {v!r}")
+        out[name] = float(v)
+    return out
+
+
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
+
+
+def _for_key(exc: DesignError, key: str, dist: str) -> DesignError:
+    """The same error, naming the prior key: ``prior for `fixed` (Normal): ...``."""
+    text = str(exc)
+    head = f"prior {dist}: "
+    if text.startswith(head):
+        return DesignError(f"prior for `{key}` ({dist}): {text[len(head) :]}")
+    return DesignError(f"prior for `{key}`: {text}")
 
 
 def as_prior(value: Prior | Mapping[str, Any] | float, key: str) -> Prior:
     """Turn a user value (Prior, dict or LKJ eta number) into a :class:`Prior`."""
     if isinstance(value, Prior):
         return value
-    if isinstance(value, int | float) and key.split(":")[0] == "cor":
-        return Prior("LKJ", eta=float(value))
+    if isinstance(value, numbers.Real) and key.split(":")[0] == "cor":
+        try:
+            return Prior("LKJ", eta=value)
+        except DesignError as exc:
+            raise _for_key(exc, key, "LKJ") from exc
     if isinstance(value, Mapping):
         d = dict(value)
         dist = d.pop("dist", None) or d.pop("distribution", None)
         if dist is None:
             raise DesignError(f"prior for `{key}` needs a 'dist' entry, e.g. {{'dist': 'Normal'}}")
-        return Prior(str(dist), **d)
+        try:
+            return Prior(str(dist), **d)
+        except DesignError as exc:
+            raise _for_key(exc, key, str(dist)) from exc
     raise DesignError(f"prior for `{key}` must be a Prior, a dict or (for cor) a number")
 
 
