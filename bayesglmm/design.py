@@ -227,6 +227,7 @@ def _check_names(formula: str, parts: Sequence[str], needed: dict[str, str], dat
             )
 
 
+_ZERO_PADDED = re.compile(r"[+-]?0\d+")
 _NA_MARKERS = frozenset(
     {"", ".", "-", "?", "na", "n/a", "nan", "null", "none", "missing", "#n/a", "n.a.", "nil"}
 )
@@ -311,6 +312,8 @@ def _check_stray_strings(
     n_bad, n = int(counts[bad].sum()), int(counts.sum())
     if n_bad == 0 or n_bad == n:
         return
+    if any(_ZERO_PADDED.fullmatch(str(v).strip()) for v in values[~bad]):
+        return  # "01", "002": codes, not numbers; the column is a factor as it stands
     strays = [str(v) for v in values[bad]]
     markers = all(v.strip().lower() in _NA_MARKERS for v in strays)
     numeric_levels = int((~bad).sum())

@@ -877,3 +877,18 @@ def test_more_random_effects_than_observations(df):
         "(e.g. (1 | i)) or a grouping factor with fewer levels",
     ):
         build_design("y ~ x + (1 + x | i)", df.assign(i=range(10)), "poisson")
+
+
+def test_zero_padded_codes_with_an_na_string_stay_a_factor():
+    """String codes such as "01" are not numbers: a column of "1", "01" and "NA" is a
+    factor as it stands (the stray-string check is for numeric columns with a stray '.')."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "y": rng.normal(size=24),
+            "f": rng.choice(["1", "01", "NA"], 24),
+            "g": np.repeat(["a", "b", "c", "d", "e", "f"], 4),
+        }
+    )
+    d = bg.build_design("y ~ f + (1 | g)", df, "gaussian")
+    assert d.X.shape[1] == 3
