@@ -317,9 +317,7 @@ class LaplaceObjective:
             if nagq > 1:  # one factor with 2-3 terms (check_nagq): tensor-product AGQ
                 dev = vector_deviance(self.st, self.fam, self.offset + self.X @ beta, m, nagq)[0]
             else:
-                dev = float(
-                    -2.0 * (m.ll.sum() + self.fam.const) + m.u @ m.u + m.factor.logdet()
-                )
+                dev = float(-2.0 * (m.ll.sum() + self.fam.const) + m.u @ m.u + m.factor.logdet())
             grad = None
             if gradient:
                 grad = self._blocked_gradient(m, beta) if self.analytic and nagq == 1 else None
