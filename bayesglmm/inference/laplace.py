@@ -24,7 +24,8 @@ stage), is solved by L-BFGS-B with the analytic gradient (one scalar term, Lapla
 :mod:`bayesglmm.inference.agq`; for a canonical link the same formulas fused with the mode
 search in :mod:`bayesglmm.inference.scalar_laplace`; a vector term or several blocks:
 :meth:`LaplaceObjective._blocked_gradient`, from the selected inverse of the blocked
-Cholesky), then polished by bounded Newton steps on the finite-difference Hessian (of the
+Cholesky; AGQ on one grouping factor with 2 or 3 terms,
+:func:`~bayesglmm.inference.agq.vector_deviance`: central differences), then polished by bounded Newton steps on the finite-difference Hessian (of the
 gradient).  Where that ends with a variance of 0 or a correlation of +-1, it restarts off
 the boundary while an interior point is better (:mod:`bayesglmm.inference.boundary`: the
 deviance is even in each Cholesky diagonal, so a gradient method can stall there).
