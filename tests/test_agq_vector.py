@@ -26,10 +26,10 @@ REF = json.loads((FIX / "glmm_references.json").read_text())["cases"]
 EPI_RS = "y ~ offset(log(weeks)) + followup * group + (1 + followup | subject)"
 
 
-def _design(formula: str, data: pd.DataFrame, family: str):
+def _design(formula: str, data: pd.DataFrame, family: str, link: str | None = None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bg.GLMM(formula, data, family).design
+        return bg.GLMM(formula, data, family, link=link).design
 
 
 def _fit(design, nagq: int):
@@ -70,16 +70,17 @@ def _data(name: str) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    ("data", "formula", "family"),
+    ("data", "formula", "family", "link"),
     [
-        ("bernoulli_rs", "y ~ x + (1 + x | g)", "bernoulli"),
-        ("bernoulli_rs", "y ~ x + (1 + x || g)", "bernoulli"),
-        ("poisson_q3", "y ~ x + z + (1 + x + z | g)", "poisson"),
-        ("epilepsy", EPI_RS, "poisson"),
+        ("bernoulli_rs", "y ~ x + (1 + x | g)", "bernoulli", None),
+        ("bernoulli_rs", "y ~ x + (1 + x || g)", "bernoulli", None),
+        ("bernoulli_rs", "y ~ x + (1 + x | g)", "bernoulli", "probit"),
+        ("poisson_q3", "y ~ x + z + (1 + x + z | g)", "poisson", None),
+        ("epilepsy", EPI_RS, "poisson", None),
     ],
 )
-def test_one_node_rule_is_the_laplace_deviance(data, formula, family):
-    design = _design(formula, _data(data), family)
+def test_one_node_rule_is_the_laplace_deviance(data, formula, family, link):
+    design = _design(formula, _data(data), family, link)
     obj = LaplaceObjective(design)
     rng = np.random.default_rng(3)
     for scale in (0.3, 1.0, 1.7):
@@ -94,6 +95,22 @@ def test_one_node_rule_is_the_laplace_deviance(data, formula, family):
         assert dev_g.shape == (design.blocks[0].n_levels,)
         # and the rule with more nodes is a different number (the path is really taken)
         assert abs(obj.deviance(x, 3) - lap) > 1e-3
+
+
+@pytest.mark.parametrize("nagq", [1, 5])
+def test_numba_and_numpy_node_sums_agree(bern, pois3, nagq, monkeypatch):
+    """The Numba pass (canonical links) and the NumPy chunks (any family) give one answer."""
+    from bayesglmm.inference import scalar_laplace
+
+    for design in (bern, pois3):
+        obj = LaplaceObjective(design)
+        x = np.concatenate([obj.layout.default() * 0.8, np.full(obj.k, 0.2)])
+        dev, dev_g = _agq(obj, x, nagq)
+        with monkeypatch.context() as mp:
+            mp.setattr(scalar_laplace, "KIND_CODES", {})  # vector_deviance's NumPy path
+            dev2, dev_g2 = _agq(obj, x, nagq)
+        np.testing.assert_allclose(dev2, dev, rtol=1e-12)
+        np.testing.assert_allclose(dev_g2, dev_g, rtol=1e-10, atol=1e-10)
 
 
 # ---------------------------------------------------------------------------- one level

@@ -297,8 +297,9 @@ def vector_deviance(
     :func:`scalar_deviance` with ``H`` a matrix.  One node (``z = 0``, ``w = 1``) gives
     the Laplace deviance ``dev_j(u_j) + log det H_j``.  With ``c_i = L_j^-1 a_i``
     (``a_i`` the row of ``A = Z Lambda``) the linear predictor at node ``k`` is
-    ``eta_i + c_i' z_k``: one matrix product per chunk of nodes, the per-level sums one
-    ``np.bincount``; the chunks keep rows x nodes below ``_CHUNK_ELEMS``.
+    ``eta_i + c_i' z_k``: for a canonical link one Numba pass over rows x nodes summing into
+    levels x nodes, otherwise one matrix product per chunk of nodes and one ``np.bincount``;
+    the chunks keep rows x nodes below ``_CHUNK_ELEMS``.
 
     Returns
     -------
@@ -318,12 +319,27 @@ def vector_deviance(
     nodes, logw = product_rule(nagq, q)
     K = nodes.shape[0]
     Lmat = np.empty((nlev, K))
+    # (imported here: scalar_laplace, which blocked_cholesky imports, imports this module)
+    from bayesglmm.inference.blocked_cholesky import _level_node_ll
+    from bayesglmm.inference.scalar_laplace import KIND_CODES
+
     eta = mode.eta
+    code = KIND_CODES.get(fam.kind)
+    if code is not None:
+        ntr = np.ones(eta.size) if fam.trials is None else np.asarray(fam.trials, dtype=float)
+        ntr = np.ascontiguousarray(ntr)
+        c = np.ascontiguousarray(c)
     for sl, flat in _node_chunks(K, idx, nlev):
         Zk = nodes[sl]  # (m, q)
         m = Zk.shape[0]
-        llk = fam.ll(eta[None, :] + Zk @ c.T)  # (m, n)
-        devk = -2.0 * np.bincount(flat, weights=llk.ravel(), minlength=m * nlev).reshape(m, nlev)
+        if code is not None:  # canonical link: one Numba pass over rows x nodes
+            devk = np.zeros((nlev, m))
+            _level_node_ll(code, fam.y, ntr, eta, c, idx, np.ascontiguousarray(Zk), devk)
+            devk = -2.0 * devk.T
+        else:
+            llk = fam.ll(eta[None, :] + Zk @ c.T)  # (m, n)
+            devk = -2.0 * np.bincount(flat, weights=llk.ravel(), minlength=m * nlev)
+            devk = devk.reshape(m, nlev)
         Uk = U[None, :, :] + np.einsum("lqp,mq->mlp", Linv, Zk)  # u_j + L_j^-T z_k
         devk += np.einsum("mlp,mlp->ml", Uk, Uk)
         zz = np.einsum("mq,mq->m", Zk, Zk)
