@@ -177,7 +177,9 @@ class GLMM:
             (non-centred, logit/log/identity link), else PyMC's NUTS;
             see :func:`bayesglmm.inference.mcmc.resolve_sampler`.
             ``ml``: maximum likelihood by Laplace (``nagq=1``) or adaptive Gauss-Hermite
-            quadrature (``nagq>1``, one scalar random-effect term only).
+            quadrature (``nagq>1``, one grouping factor only: one scalar term, or 2 or 3
+            correlated terms on the ``nagq^q`` tensor-product rule with ``nagq <= 25``
+            for 2 terms and ``nagq <= 11`` for 3, gradient by finite differences).
             ``pql``: penalized quasi-likelihood (``dispersion="estimate"|"fixed"``).
             ``laplace``: Bayesian fast path with the random effects integrated out.
             ``advi``/``fullrank_advi``: PyMC variational inference.

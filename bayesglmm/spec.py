@@ -266,16 +266,26 @@ def _method_problem(text: str, random: Any, family: str) -> str:
     that is not clear without the data)."""
     method, kw = parse_method(text)
     if method == "ml" and kw.get("nagq", 1) > 1:
+        from bayesglmm.inference.agq import MAX_NAGQ_VECTOR
+
+        nagq = kw["nagq"]
+        limits = f"nagq <= {MAX_NAGQ_VECTOR[2]} for 2 terms and nagq <= {MAX_NAGQ_VECTOR[3]} for 3"
         if len(random) != 1:
             return (
-                f"adaptive quadrature needs one scalar random-effect term, the formula has "
-                f"{len(random)}; use `ml` (Laplace)"
+                f"adaptive quadrature needs one grouping factor with at most 3 random-effect "
+                f"terms, the formula has {len(random)} random-effect terms; use `ml` (Laplace)"
             )
         n = _n_effects(random[0].expr)
-        if n is not None and n > 1:
+        term = f"({random[0].expr} | {random[0].group})"
+        if n is not None and n > 3:
             return (
-                f"adaptive quadrature needs one scalar random-effect term, "
-                f"({random[0].expr} | {random[0].group}) has {n}; use `ml` (Laplace)"
+                f"adaptive quadrature needs at most 3 random-effect terms per group, {term} "
+                f"has {n}; use `ml` (Laplace)"
+            )
+        if n is not None and n > 1 and nagq > MAX_NAGQ_VECTOR[n]:
+            return (
+                f"adaptive quadrature with {n} terms per group, {term}, uses nagq^{n} nodes per "
+                f"group: {limits}; use agq:{MAX_NAGQ_VECTOR[n]} or fewer"
             )
     if method == "laplace" and family == "gaussian":
         return "the integrated Laplace path is for non-gaussian families; use `nuts`"

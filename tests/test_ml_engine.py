@@ -241,10 +241,15 @@ def test_analytic_gradient_matches_differences(toenail, nagq):
     np.testing.assert_allclose(g, obj._fd_gradient(x, nagq), rtol=1e-5, atol=1e-4)
 
 
-def test_agq_needs_one_scalar_term():
-    design = _design(CASES["epilepsy_rs"][0], "epilepsy", "poisson")
-    with pytest.raises(AGQError, match="exactly one scalar random-effect term"):
+def test_agq_needs_one_grouping_factor():
+    """AGQ covers one grouping factor with up to 3 terms (tests/test_agq_vector.py), not
+    several blocks, and caps nagq for vector terms."""
+    design = _design(*CASES["rikz_olre"][:3])
+    with pytest.raises(AGQError, match="one grouping factor with at most 3"):
         fit_ml(design, nagq=5)
+    design = _design(CASES["epilepsy_rs"][0], "epilepsy", "poisson")
+    with pytest.raises(AGQError, match="nagq <= 25 for 2 terms"):
+        fit_ml(design, nagq=26)
 
 
 def _simulated(n: int, groups: int, sd: float, seed: int) -> Design:

@@ -267,6 +267,21 @@ def grad_pass2(
                 rhs[cU, j] += aU * s[j]
 
 
+@njit(cache=True, nogil=True)
+def _level_node_ll(kind, y, ntr, eta, c, lev, nodes, out):  # pragma: no cover - numba
+    """``out[lev_i, k] += ll(eta_i + c_i' z_k)`` for every row and node (canonical link,
+    :data:`~bayesglmm.inference.scalar_laplace.KIND_CODES`; ``out`` zeroed by the caller)."""
+    n, q = c.shape
+    K = nodes.shape[0]
+    for i in range(n):
+        j = lev[i]
+        for k in range(K):
+            e = eta[i]
+            for t in range(q):
+                e += c[i, t] * nodes[k, t]
+            out[j, k] += _row(kind, y[i], ntr[i], e)[0]
+
+
 # ---------------------------------------------------------------------------- structure
 class BlockedStructure:
     """``A = Z Lambda`` for any number of random-effect blocks, with a blocked Cholesky.

@@ -24,7 +24,8 @@ stage), is solved by L-BFGS-B with the analytic gradient (one scalar term, Lapla
 :mod:`bayesglmm.inference.agq`; for a canonical link the same formulas fused with the mode
 search in :mod:`bayesglmm.inference.scalar_laplace`; a vector term or several blocks:
 :meth:`LaplaceObjective._blocked_gradient`, from the selected inverse of the blocked
-Cholesky), then polished by bounded Newton steps on the finite-difference Hessian (of the
+Cholesky; AGQ on one grouping factor with 2 or 3 terms,
+:func:`~bayesglmm.inference.agq.vector_deviance`: central differences), then polished by bounded Newton steps on the finite-difference Hessian (of the
 gradient).  Where that ends with a variance of 0 or a correlation of +-1, it restarts off
 the boundary while an interior point is better (:mod:`bayesglmm.inference.boundary`: the
 deviance is even in each Cholesky diagonal, so a gradient method can stall there).
@@ -63,7 +64,12 @@ from bayesglmm.errors import (
     IdentifiabilityWarning,
     InferenceError,
 )
-from bayesglmm.inference.agq import group_colsums, scalar_deviance
+from bayesglmm.inference.agq import (
+    MAX_NAGQ_VECTOR,
+    group_colsums,
+    scalar_deviance,
+    vector_deviance,
+)
 from bayesglmm.inference.blas_threads import one_blas_thread
 from bayesglmm.inference.blocked_cholesky import BlockedStructure, grad_pass1, grad_pass2
 from bayesglmm.inference.boundary import optimize_off_boundary, theta_scales
@@ -88,7 +94,8 @@ _SEPARATION_MSG = ML_UNRELIABLE  # every separation message starts so
 
 
 class AGQError(InferenceError, ValueError):
-    """``nagq > 1`` was asked for a model that is not one scalar random-effect term."""
+    """``nagq > 1`` was asked for a model adaptive quadrature does not cover (see
+    :meth:`LaplaceObjective.check_nagq`)."""
 
 
 @dataclass
@@ -148,6 +155,9 @@ class LaplaceObjective:
         Lower bounds of the flat vector (0 for Cholesky diagonals, ``-inf`` elsewhere).
     scalar : bool
         One random-effect term with one column: analytic gradients and AGQ available.
+    vector_agq : bool
+        One grouping factor with 2 or 3 terms: AGQ on the tensor-product rule available
+        (gradient by central differences).
     """
 
     def __init__(self, design: Design, *, sigma: float = 1.0) -> None:
@@ -168,6 +178,7 @@ class LaplaceObjective:
             self._theta_terms = _theta_terms(self.layout, self.st)
         self.q = self.st.q
         self.L = design.blocks[0].n_levels if self.scalar else None
+        self.vector_agq = len(design.blocks) == 1 and design.blocks[0].n_terms in MAX_NAGQ_VECTOR
         self.fam = FamilyKernel(design.family, design.y, design.trials, sigma)
         self.u = np.zeros(self.q)
         self.n_evals = 0
@@ -194,14 +205,32 @@ class LaplaceObjective:
         return params[: self.n_theta], params[self.n_theta : self.n_theta + self.k]
 
     def check_nagq(self, nagq: int) -> None:
-        """Raise :class:`AGQError` unless AGQ is possible for this design."""
+        """Raise :class:`AGQError` unless AGQ is possible for this design.
+
+        ``nagq > 1`` needs one grouping factor: one scalar term (any ``nagq``), or 2 or 3
+        terms with ``nagq`` at most :data:`~bayesglmm.inference.agq.MAX_NAGQ_VECTOR`
+        (25 for 2 terms, 11 for 3: ``nagq^q`` nodes per level).
+        """
         if nagq < 1:
             raise AGQError(f"nagq must be >= 1, got {nagq}")
-        if nagq > 1 and not self.scalar:
-            desc = ", ".join(f"({b.name})" for b in self.design.blocks)
+        if nagq == 1 or self.scalar:
+            return
+        blocks = self.design.blocks
+        desc = ", ".join(f"({b.name})" for b in blocks)
+        if not self.vector_agq:
             raise AGQError(
-                "nagq > 1 needs exactly one scalar random-effect term; this model has "
-                f"{len(self.design.blocks)} block(s): {desc}"
+                "nagq > 1 needs one grouping factor with at most 3 random-effect terms "
+                f"(e.g. (1 | g), (1 + x | g), (1 + x + z | g)); this model has {len(blocks)} "
+                f"block(s): {desc}. Use nagq=1 (Laplace)"
+            )
+        q = blocks[0].n_terms
+        cap = MAX_NAGQ_VECTOR[q]
+        if nagq > cap:
+            raise AGQError(
+                f"nagq={nagq} with {q} random-effect terms in {desc} needs {nagq}^{q} = "
+                f"{nagq**q} quadrature nodes per level; the limits are nagq <= "
+                f"{MAX_NAGQ_VECTOR[2]} for 2 terms and nagq <= {MAX_NAGQ_VECTOR[3]} for 3 terms. "
+                f"Use nagq <= {cap}"
             )
 
     # ------------------------------------------------------------------ evaluation
@@ -260,10 +289,12 @@ class LaplaceObjective:
         beta : ndarray (k,)
         theta : ndarray (n_theta,)
         nagq : int
-            1 = Laplace; ``> 1`` = adaptive Gauss-Hermite (one scalar term only).
+            1 = Laplace; ``> 1`` = adaptive Gauss-Hermite (one grouping factor with up to
+            3 terms, see :meth:`check_nagq`).
         gradient : bool
-            Also compute ``d deviance / d [theta, beta]`` (analytic for one scalar term,
-            central differences otherwise: ``2 (n_theta + k)`` extra evaluations).
+            Also compute ``d deviance / d [theta, beta]`` (analytic for one scalar term and
+            for Laplace on a blocked structure; central differences for AGQ with a vector
+            term: ``2 (n_theta + k)`` extra evaluations).
         keep_mode : bool
             Return the inner solver's state (:attr:`LaplaceEval.mode`).  Otherwise one
             scalar term with a canonical link takes the fused Numba path
@@ -284,10 +315,13 @@ class LaplaceObjective:
             if m.sens is not None and np.all(np.isfinite(m.sens[0])):
                 self._last = (self.u, theta.copy(), beta.copy(), m.sens[0], m.sens[1])
         else:
-            dev = float(-2.0 * (m.ll.sum() + self.fam.const) + m.u @ m.u + m.factor.logdet())
+            if nagq > 1:  # one factor with 2-3 terms (check_nagq): tensor-product AGQ
+                dev = vector_deviance(self.st, self.fam, self.offset + self.X @ beta, m, nagq)[0]
+            else:
+                dev = float(-2.0 * (m.ll.sum() + self.fam.const) + m.u @ m.u + m.factor.logdet())
             grad = None
             if gradient:
-                grad = self._blocked_gradient(m, beta) if self.analytic else None
+                grad = self._blocked_gradient(m, beta) if self.analytic and nagq == 1 else None
                 if grad is not None and np.all(np.isfinite(self._sens[0])):
                     self._last = (self.u, theta.copy(), beta.copy(), *self._sens)
                 if grad is None:
@@ -444,16 +478,18 @@ class LaplaceObjective:
     ) -> np.ndarray:
         """Finite-difference Hessian of the deviance over ``[theta, beta]``.
 
-        One scalar term or a blocked structure: forward differences (step ``1e-5``) of the
-        analytic gradient, symmetrized, reusing ``g0`` (the gradient at ``params``) when
-        given.  Otherwise second differences of the deviance, as lme4's ``deriv12`` (step ``h = 1e-4``).
+        One scalar term or a blocked structure at ``nagq = 1``: forward differences (step
+        ``1e-5``) of the analytic gradient, symmetrized, reusing ``g0`` (the gradient at
+        ``params``) when given.  Otherwise (AGQ on a vector term, whose gradient is itself
+        differenced) second differences of the deviance, as lme4's ``deriv12`` (step
+        ``h = 1e-4``).
         """
         x = np.asarray(params, dtype=float)
         n = x.size
         u0 = self.u.copy()
         steps = h * np.maximum(1.0, np.abs(x))
         H = np.empty((n, n))
-        if self.scalar or self.analytic:
+        if self.scalar or (self.analytic and nagq == 1):
             if g0 is None:
                 g0 = self.deviance_grad(x, nagq)[1]
             steps = 1e-5 * np.maximum(1.0, np.abs(x))
@@ -675,7 +711,9 @@ def fit_ml(
     ----------
     design : Design
     nagq : int
-        Gauss-Hermite nodes per group; ``> 1`` only for one scalar random-effect term.
+        Gauss-Hermite nodes per group and dimension; ``> 1`` only for one grouping factor:
+        one scalar term, or 2 terms (``nagq <= 25``) or 3 (``nagq <= 11``), with
+        ``nagq^q`` nodes per level and the gradient by central differences.
     start : dict, optional
         ``{"beta": ..., "theta": ...}`` start values (default: GLM fit and ``theta = 1``).
     tol : float
@@ -690,7 +728,8 @@ def fit_ml(
     Raises
     ------
     AGQError
-        ``nagq > 1`` on a model that is not one scalar random-effect term.
+        ``nagq > 1`` on a model with several blocks or more than 3 terms, or ``nagq``
+        beyond the cap for 2 or 3 terms.
     InferenceError
         The deviance became non-finite.
     """
