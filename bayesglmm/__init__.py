@@ -20,8 +20,10 @@ from bayesglmm.errors import (
     FormulaError,
     IdentifiabilityWarning,
     InferenceError,
+    PartialFitWarning,
     RankDeficiencyWarning,
     SamplerWarning,
+    SBCFailureWarning,
 )
 from bayesglmm.families import Family
 from bayesglmm.formula import parse_formula
@@ -68,5 +70,7 @@ __all__ = [
     "InferenceError",
     "RankDeficiencyWarning",
     "SamplerWarning",
+    "PartialFitWarning",
+    "SBCFailureWarning",
     "__version__",
 ]

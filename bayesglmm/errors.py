@@ -58,3 +58,13 @@ class ConvergenceWarning(BayesGLMMWarning):
 
 class SamplerWarning(ConvergenceWarning):
     """NUTS diagnostics (divergences, R-hat, ESS) indicate a problem."""
+
+
+class PartialFitWarning(SamplerWarning):
+    """A fit was interrupted (Ctrl-C) and, as asked with ``allow_partial=True``, returns
+    only the draws or iterations made before the interrupt."""
+
+
+class SBCFailureWarning(BayesGLMMWarning):
+    """Some simulations of a simulation-based calibration run failed (an error, or a worker
+    that died); the finished ones are kept and the failures listed."""

@@ -369,11 +369,18 @@ def sbc(
 
 
 def _with_response(model: Any, y: np.ndarray) -> Any:
-    """A copy of ``model`` with a new response (same design otherwise; compiled model reused)."""
+    """A copy of ``model`` with a new response and no shared mutable state.
+
+    The design is replaced (its arrays other than ``y`` are shared and never written); the
+    fused kernel's layout is shared (read-only, the response is passed per fit); the PyMC
+    model is not shared: the copy clones its parent's on first use (``GLMM.build``), so
+    fits of the two in parallel threads cannot see each other's response.
+    """
     import copy
 
     new = copy.copy(model)
     # the design-time separation check was for the old response
     new.design = replace(model.design, y=np.asarray(y, dtype=float), separation=None)
-    # the PyMC model (if built) is shared; ``build()`` sets its data to the caller's y
+    new._pymc_template = model._pymc_model or getattr(model, "_pymc_template", None)
+    new._pymc_model = None
     return new
