@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -211,7 +212,10 @@ def sample_kernel_nuts(
         if not allow_partial:
             sampler.cancel()
             raise
-        tree, _ = keep_finished_draws(sampler.abort(), draws=draws, chains=chains)
+        with warnings.catch_warnings():  # ArviZ's dims check on a trace of 0 draws
+            warnings.filterwarnings("ignore", message="Found chain dimension to be longer")
+            aborted = sampler.abort()
+        tree, _ = keep_finished_draws(aborted, draws=draws, chains=chains)
     except BaseException:
         sampler.cancel()
         raise
