@@ -86,3 +86,45 @@ def test_with_response_shares_no_pymc_model(low_high):
     np.testing.assert_array_equal(ma["y_obs"].get_value(), y_low)
     np.testing.assert_array_equal(mb["y_obs"].get_value(), y_high)
     np.testing.assert_array_equal(base.build()["y_obs"].get_value(), base.design.y)
+
+
+def test_threaded_fits_leave_the_warning_filters_as_they_were(low_high):
+    """Fits silence some warnings inside; with ``catch_warnings`` in parallel threads one
+    fit put back another's "ignore everything", silencing every later warning."""
+    base, y_low, y_high = low_high
+    models = [base.with_response(y) for y in (y_low, y_high, y_low + 1, y_high + 1)]
+    kw = dict(method="laplace", draws=100, log_likelihood=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba / first-use warnings, before taking the state
+        models[0].fit(**kw)
+    before = list(warnings.filters)
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda m: m.fit(**kw), models))
+        assert warnings.filters == before
+
+
+def test_ignoring_warnings_sections_overlapping_in_threads():
+    import threading
+
+    from bayesglmm.quiet import ignoring_warnings
+
+    before = list(warnings.filters)
+    inside = threading.Barrier(3)
+    leave = [threading.Event() for _ in range(3)]
+    seen = []
+
+    def work(i):
+        with ignoring_warnings(message=f"m{i}"):
+            inside.wait()
+            leave[i].wait()
+            seen.append(len(warnings.filters) - len(before))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for i in (1, 0, 2):  # leave in another order than entered
+        leave[i].set()
+        threads[i].join()
+    assert seen == [3, 2, 1]  # every running section's filter, and only those
+    assert warnings.filters == before

@@ -26,6 +26,7 @@ from pymc.variational.callbacks import Callback
 
 from bayesglmm.errors import ConvergenceWarning, InferenceError, PartialFitWarning
 from bayesglmm.inference.mcmc import InterruptGuard, interactive
+from bayesglmm.quiet import ignoring_warnings
 
 
 class LossPlateau(Callback):
@@ -56,8 +57,7 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
     if any(b.correlated for b in d.blocks) or d.family.has_dispersion:
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with ignoring_warnings():
             est = fit_ml(d)
     except Exception:  # noqa: BLE001 - a start value is optional
         return None

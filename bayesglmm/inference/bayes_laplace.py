@@ -46,6 +46,7 @@ from bayesglmm.inference.cov_param import CovParam, log_density
 from bayesglmm.inference.inla_grid import Grid, explore_grid, sample_grid
 from bayesglmm.inference.laplace import LaplaceObjective, fit_ml, newton_polish
 from bayesglmm.priors import PriorSet
+from bayesglmm.quiet import ignoring_warnings
 
 __all__ = ["fit_bayes_laplace"]
 
@@ -433,8 +434,7 @@ def fit_bayes_laplace(
         raise InferenceError("method='laplace' is for non-gaussian families; use 'nuts'")
     t0 = time.perf_counter()
     obj = LaplaceObjective(design)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring_warnings():  # thread-safe (bayesglmm.quiet)
         if nagq is None:
             nagq, ml = _choose_nagq(design, obj)
         else:

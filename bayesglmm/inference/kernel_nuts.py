@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import xarray as xr
 from bayesglmm.design_types import Design
 from bayesglmm.inference.nuts_kernel import KernelLayout, logp_and_grad
 from bayesglmm.pymc_model import model_coords
+from bayesglmm.quiet import ignoring_warnings
 
 __all__ = ["sample_kernel_nuts"]
 
@@ -212,8 +212,8 @@ def sample_kernel_nuts(
         if not allow_partial:
             sampler.cancel()
             raise
-        with warnings.catch_warnings():  # ArviZ's dims check on a trace of 0 draws
-            warnings.filterwarnings("ignore", message="Found chain dimension to be longer")
+        # ArviZ's dims check on a trace of 0 draws
+        with ignoring_warnings(message="Found chain dimension to be longer"):
             aborted = sampler.abort()
         tree, _ = keep_finished_draws(aborted, draws=draws, chains=chains)
     except BaseException:

@@ -16,6 +16,7 @@ import pymc as pm
 import xarray as xr
 
 from bayesglmm.errors import BayesGLMMError, InferenceError, PartialFitWarning
+from bayesglmm.quiet import ignoring_warnings
 
 Sampler = Literal["auto", "kernel", "pymc", "nutpie", "numpyro"]
 _SAMPLER_MODULES = {
@@ -251,7 +252,12 @@ def sample_nuts(
         progressbar = interactive()
     if cores is None:
         cores = min(chains, os.cpu_count() or 1)
-    with InterruptGuard() as guard, warnings.catch_warnings():
+    # PyMC's own convergence messages are replaced by ours (see results.check_health)
+    with (
+        InterruptGuard() as guard,
+        ignoring_warnings(message=".*rhat.*|.*effective sample size.*"),
+        ignoring_warnings(message=".*We recommend running at least 4 chains.*"),
+    ):
         if sampler == "pymc":
             # PyMC swallows the KeyboardInterrupt of the running chain and, sampling chains
             # one after another, would start the next one: stop it at its first draw
@@ -263,9 +269,6 @@ def sample_nuts(
                     user_callback(trace=trace, draw=draw)
 
             kwargs["callback"] = callback
-        # PyMC's own convergence messages are replaced by ours (see results.check_health)
-        warnings.filterwarnings("ignore", message=".*rhat.*|.*effective sample size.*")
-        warnings.filterwarnings("ignore", message=".*We recommend running at least 4 chains.*")
         try:
             idata = pm.sample(
                 draws=draws,
