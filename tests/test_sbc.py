@@ -126,7 +126,8 @@ def test_sbc_keeps_finished_simulations_and_lists_failures(small_poisson, monkey
 
 def test_sbc_keeps_finished_simulations_when_a_worker_dies(small_poisson):
     """A worker process dies in simulation 2 (os._exit, as an out-of-memory kill would):
-    the other simulations finish and are kept; simulation 2 is listed as a dead worker."""
+    the simulations that finish are kept (``client.gather`` lost them all), and simulation
+    2 is listed as a dead worker."""
     import copy
     import os
 
@@ -153,23 +154,29 @@ def test_sbc_keeps_finished_simulations_when_a_worker_dies(small_poisson):
         with cluster, Client(cluster) as c:
             with pytest.warns(bg.SBCFailureWarning, match="simulation 2: the worker died"):
                 res = bg.sbc(model, n_sims=5, method="laplace", client=c, random_seed=8)
-    assert list(res.ranks.index) == [0, 1, 3, 4]
-    assert list(res.failures) == [2] and "KilledWorker" in res.failures[2]
+    # a simulation queued on the dying worker may die with it (no retries here)
+    assert sorted([*res.ranks.index, *res.failures]) == list(range(5))
+    assert 2 in res.failures and len(res.ranks) >= 2
+    assert all(
+        m.startswith("the worker died while running it (KilledWorker")
+        for m in res.failures.values()
+    )
 
 
+@pytest.mark.slow
 def test_sbc_threaded_client_gives_the_ranks_of_a_serial_run(small_poisson):
-    """PyMC's NUTS in three threads at once: the same ranks as one simulation at a time
+    """PyMC's NUTS in two threads at once: the same ranks as one simulation at a time
     (the with_response models once shared one PyMC model and swapped its data)."""
     from dask.distributed import Client
 
     kw = dict(
-        n_sims=6,
+        n_sims=4,
         method="nuts",
         random_seed=3,
         fit_kwargs=dict(draws=100, tune=100, chains=1, sampler="pymc"),
     )
     runs = []
-    for threads in (3, 1):
+    for threads in (2, 1):
         with Client(
             processes=False, n_workers=1, threads_per_worker=threads, dashboard_address=None
         ) as c:

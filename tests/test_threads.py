@@ -65,7 +65,8 @@ def test_pymc_nuts_fits_in_threads_fit_their_own_response(low_high):
     base, y_low, y_high = low_high
     kw = dict(draws=100, tune=100, chains=1, cores=1, sampler="pymc", random_seed=7)
     threaded, alone = _fits_in_threads(base, y_low, y_high, **kw)
-    _check(threaded, alone, y_low, y_high, exact=True)
+    # equal up to rounding: compiled PyTensor code may sum in another order under load
+    _check(threaded, alone, y_low, y_high, exact=False)
 
 
 def test_kernel_nuts_fits_in_threads_fit_their_own_response(low_high):
