@@ -453,6 +453,7 @@ def _with_response(model: Any, y: np.ndarray) -> Any:
     new = copy.copy(model)
     # the design-time separation check was for the old response
     new.design = replace(model.design, y=np.asarray(y, dtype=float), separation=None)
-    new._pymc_template = model._pymc_model or getattr(model, "_pymc_template", None)
+    built = model._pymc_model
+    new._pymc_template = built if built is not None else getattr(model, "_pymc_template", None)
     new._pymc_model = None
     return new

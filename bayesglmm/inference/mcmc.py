@@ -258,9 +258,10 @@ def sample_nuts(
         ignoring_warnings(message=".*rhat.*|.*effective sample size.*"),
         ignoring_warnings(message=".*We recommend running at least 4 chains.*"),
     ):
-        if sampler == "pymc":
+        if sampler == "pymc" and cores == 1 and chains > 1:
             # PyMC swallows the KeyboardInterrupt of the running chain and, sampling chains
-            # one after another, would start the next one: stop it at its first draw
+            # one after another, would start the next one: stop it at its first draw.
+            # (Only here: a callback changes PyMC's parallel draws for a given seed.)
             user_callback = kwargs.pop("callback", None)
 
             def callback(trace: Any, draw: Any) -> None:
