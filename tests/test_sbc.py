@@ -165,8 +165,9 @@ def test_sbc_keeps_finished_simulations_when_a_worker_dies(small_poisson):
 
 @pytest.mark.slow
 def test_sbc_threaded_client_gives_the_ranks_of_a_serial_run(small_poisson):
-    """PyMC's NUTS in two threads at once: the same ranks as one simulation at a time
-    (the with_response models once shared one PyMC model and swapped its data)."""
+    """PyMC's NUTS in two threads at once: the ranks of one simulation at a time, up to
+    rounding (the with_response models once shared one PyMC model and swapped its data).
+    The default (kernel) NUTS is bit-for-bit equal across threads."""
     from dask.distributed import Client
 
     kw = dict(
@@ -183,4 +184,8 @@ def test_sbc_threaded_client_gives_the_ranks_of_a_serial_run(small_poisson):
             runs.append(bg.sbc(small_poisson, client=c, **kw))
     threaded, serial = runs
     assert not threaded.failures and not serial.failures
-    pd.testing.assert_frame_equal(threaded.ranks, serial.ranks)
+    assert threaded.ranks.index.equals(serial.ranks.index)
+    # PyMC's compiled code in two threads at once may round differently and NUTS amplifies
+    # it, so ranks (0..99) may move by a few; another simulation's y moves them to 0 or 99
+    diff = (threaded.ranks - serial.ranks[threaded.ranks.columns]).abs().to_numpy()
+    assert diff.max() <= 5, diff

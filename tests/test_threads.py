@@ -49,7 +49,9 @@ def _check(threaded, alone, y_low, y_high, exact: bool):
         if exact:
             assert a == b
         else:
-            assert a == pytest.approx(b, abs=1e-6)
+            # PyTensor/BLAS code run in two threads at once may round differently, and NUTS
+            # trajectories amplify that; another fit's y would move it by ~5
+            assert a == pytest.approx(b, abs=0.02)
     # the fits are of their own data: log(0.2) ~ -1.6 vs log(50) ~ 3.9
     assert threaded[0].fixef()["(Intercept)"] < 0 < 3 < threaded[1].fixef()["(Intercept)"]
 
@@ -65,7 +67,6 @@ def test_pymc_nuts_fits_in_threads_fit_their_own_response(low_high):
     base, y_low, y_high = low_high
     kw = dict(draws=100, tune=100, chains=1, cores=1, sampler="pymc", random_seed=7)
     threaded, alone = _fits_in_threads(base, y_low, y_high, **kw)
-    # equal up to rounding: compiled PyTensor code may sum in another order under load
     _check(threaded, alone, y_low, y_high, exact=False)
 
 
@@ -80,8 +81,9 @@ def test_kernel_nuts_fits_in_threads_fit_their_own_response(low_high):
 
 def test_with_response_shares_no_pymc_model(low_high):
     base, y_low, y_high = low_high
+    layout = base.kernel_layout()
     a, b = base.with_response(y_low), base.with_response(y_high)
-    assert a.kernel_layout() is base.kernel_layout()  # read-only, shared: refits stay cheap
+    assert a.kernel_layout() is layout  # read-only, shared: refits stay cheap
     ma, mb = a.build(), b.build()
     assert ma is not mb and base.build() not in (ma, mb)
     np.testing.assert_array_equal(ma["y_obs"].get_value(), y_low)
