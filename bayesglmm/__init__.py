@@ -3,14 +3,19 @@
 >>> import bayesglmm as bg
 >>> df = bg.datasets.load("toenail")
 >>> model = bg.GLMM("outcome ~ treatment * time + (1 | patientID)", df, family="bernoulli")
+
+The public names load on first use (PEP 562), so ``import bayesglmm`` is fast and pulls in
+none of PyMC, ArviZ, matplotlib, SciPy, Dask or Numba; ``bg.GLMM`` loads the formula and
+design code, and the engines load when a fit asks for them (``tests/test_import.py``).
 """
 
 from __future__ import annotations
 
-from bayesglmm import datasets
-from bayesglmm.compare import compare
-from bayesglmm.design import build_design
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from bayesglmm.errors import (
+    ArgumentError,
     BayesGLMMError,
     BayesGLMMWarning,
     ConvergenceWarning,
@@ -23,23 +28,71 @@ from bayesglmm.errors import (
     PartialFitWarning,
     RankDeficiencyWarning,
     SamplerWarning,
+    SavedFitCorruptError,
+    SavedFitExistsError,
+    SavedFitMismatchError,
+    SaveLoadError,
     SBCFailureWarning,
+    SpecError,
+    SuspiciousDataWarning,
 )
-from bayesglmm.families import Family
-from bayesglmm.formula import parse_formula
-from bayesglmm.io import load_fit
-from bayesglmm.model import GLMM
-from bayesglmm.plots import (
-    plot_compare,
-    plot_marginal_vs_conditional,
-    simulate_marginal_vs_conditional,
-)
-from bayesglmm.priors import Prior
-from bayesglmm.results import GLMMFit
-from bayesglmm.sbc import SBCResult, sbc
-from bayesglmm.spec import ModelSpec, list_specs, load_spec
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it, imported on first attribute access
+_LAZY: dict[str, str] = {
+    "GLMM": "bayesglmm.model",
+    "GLMMFit": "bayesglmm.results",
+    "Prior": "bayesglmm.priors",
+    "Family": "bayesglmm.families",
+    "compare": "bayesglmm.compare",
+    "plot_compare": "bayesglmm.plots",
+    "plot_marginal_vs_conditional": "bayesglmm.plots",
+    "simulate_marginal_vs_conditional": "bayesglmm.plots",
+    "load_fit": "bayesglmm.io",
+    "sbc": "bayesglmm.sbc",
+    "SBCResult": "bayesglmm.sbc",
+    "load_spec": "bayesglmm.spec",
+    "list_specs": "bayesglmm.spec",
+    "ModelSpec": "bayesglmm.spec",
+    "build_design": "bayesglmm.design",
+    "parse_formula": "bayesglmm.formula",
+}
+_SUBMODULES = ("datasets",)
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
+    from bayesglmm import datasets
+    from bayesglmm.compare import compare
+    from bayesglmm.design import build_design
+    from bayesglmm.families import Family
+    from bayesglmm.formula import parse_formula
+    from bayesglmm.io import load_fit
+    from bayesglmm.model import GLMM
+    from bayesglmm.plots import (
+        plot_compare,
+        plot_marginal_vs_conditional,
+        simulate_marginal_vs_conditional,
+    )
+    from bayesglmm.priors import Prior
+    from bayesglmm.results import GLMMFit
+    from bayesglmm.sbc import SBCResult, sbc
+    from bayesglmm.spec import ModelSpec, list_specs, load_spec
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"bayesglmm.{name}")
+    else:
+        raise AttributeError(f"module 'bayesglmm' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "GLMM",
@@ -59,6 +112,7 @@ __all__ = [
     "SBCResult",
     "build_design",
     "parse_formula",
+    "ArgumentError",
     "BayesGLMMError",
     "BayesGLMMWarning",
     "ConvergenceWarning",
@@ -70,6 +124,12 @@ __all__ = [
     "InferenceError",
     "RankDeficiencyWarning",
     "SamplerWarning",
+    "SaveLoadError",
+    "SavedFitCorruptError",
+    "SavedFitExistsError",
+    "SavedFitMismatchError",
+    "SpecError",
+    "SuspiciousDataWarning",
     "PartialFitWarning",
     "SBCFailureWarning",
     "__version__",

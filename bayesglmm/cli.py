@@ -34,6 +34,7 @@ from typing import Any
 
 from bayesglmm.errors import BayesGLMMError, SpecError
 from bayesglmm.spec import ModelSpec, load_spec, method_label, parse_method
+from bayesglmm.validate import check_option
 
 PROG = "bayesglmm"
 DEMO_SPEC: dict[str, Any] = {
@@ -356,7 +357,11 @@ def _write_outputs(
         for fit, label in zip(fits, labels, strict=True):
             attempt(f"ppc_{label}.png", fit.plot_ppc)
             attempt(f"caterpillar_{label}.png", fit.plot_ranef)
-            attempt(f"fit_{label}", lambda fit=fit, label=label: fit.save(out / f"fit_{label}"))
+            # the report files are all rewritten, so is a fit saved here by an earlier run
+            attempt(
+                f"fit_{label}",
+                lambda fit=fit, label=label: fit.save(out / f"fit_{label}", overwrite=True),
+            )
     n_files = sum(1 for _ in out.iterdir())
     print(f"wrote {out}/ ({n_files} entries)", file=sys.stderr)
     return failed
@@ -406,13 +411,31 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_FLAG_OPTIONS = (
+    ("draws", "draws"),
+    ("tune", "tune"),
+    ("chains", "chains"),
+    ("seed", "random_seed"),
+)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """The ranges of ``GLMM.fit`` (:mod:`bayesglmm.validate`), checked before any work."""
+    for flag, option in _FLAG_OPTIONS:
+        value = getattr(args, flag, None)
+        if value is not None:
+            check_option("nuts", option, value, where=f"--{flag}: ")
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
+    _check_flags(args)
     spec = _spec_from_args(args)
     methods = _methods_arg(args.methods) if args.methods else list(spec.methods)
     return _run_spec(spec, methods, args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    _check_flags(args)
     spec = ModelSpec.from_dict(DEMO_SPEC, source="the demo")
     return _run_spec(spec, _methods_arg(args.methods), args)
 

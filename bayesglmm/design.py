@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
 import re
 import warnings
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ import pandas as pd
 from formulaic import Formula
 from formulaic.errors import FormulaicError, FormulaicWarning
 from formulaic.materializers import PandasMaterializer
+from formulaic.transforms import TRANSFORMS
 
 from bayesglmm.design_types import Design, RandomBlock
 from bayesglmm.errors import (
@@ -39,12 +41,17 @@ from bayesglmm.errors import (
     FormulaError,
     IdentifiabilityWarning,
     RankDeficiencyWarning,
+    SuspiciousDataWarning,
 )
 from bayesglmm.families import Family, get_family
 from bayesglmm.formula import ParsedFormula, RandomTerm, parse_formula
 from bayesglmm.separation import detect_separation, separation_message
 
 __all__ = ["build_design", "encode_new_data", "NewData", "r_name"]
+
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_FUNCTIONS = frozenset(TRANSFORMS)
+"""Names formulaic resolves to its own functions (``log``, ``C``, ``scale``, ``poly``...)."""
 
 
 # --------------------------------------------------------------------------- names
@@ -60,6 +67,61 @@ def _materialize(frame: pd.DataFrame, spec: str) -> Any:
     return PandasMaterializer(frame).get_model_matrix(Formula(spec), na_action="raise")
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _matrix(frame: pd.DataFrame, spec: str, what: str) -> tuple[Any, np.ndarray]:
+    """Materialize ``spec`` on the model frame as a float matrix, at the design boundary.
+
+    Rows with missing inputs are already dropped, so a NaN or an infinity here comes from a
+    transform (``log(x)`` with ``x <= 0``): the column and the rows are named.  Any other
+    failure inside formulaic, pandas or NumPy becomes a :class:`DesignError` with the cause
+    chained.
+    """
+    try:
+        with np.errstate(all="ignore"):  # log(-1) etc. are reported below, naming the rows
+            mm = PandasMaterializer(frame).get_model_matrix(Formula(spec), na_action="ignore")
+            X = mm.to_numpy(dtype=float)
+    except Exception as exc:  # noqa: BLE001 - a dependency's error, re-raised as ours
+        raise DesignError(f"cannot build {what} from `{spec}`: {_first_line(exc)}") from exc
+    bad = ~np.isfinite(X)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        _raise_non_finite(frame, str(mm.columns[j]), X[:, j], what)
+    return mm, X
+
+
+def _raise_non_finite(frame: pd.DataFrame, name: str, vals: np.ndarray, what: str) -> None:
+    """A transform gave NaN or +-inf: name the expression, the rows and the input values."""
+    rows = np.flatnonzero(~np.isfinite(vals))
+    i = int(rows[0])
+    try:
+        inputs = sorted(c for c in Formula(name).required_variables if c in frame.columns)
+    except Exception:  # noqa: BLE001 - a formulaic column name such as `f[T.b]`
+        inputs = []
+    given = ", ".join(f"{c} = {_value(frame[c].iloc[i])}" for c in inputs)
+    shown = ", ".join(_row(frame.index, int(r)) for r in rows[:5]) + (
+        ", ..." if rows.size > 5 else ""
+    )
+    hint = (
+        "log or sqrt of a negative or zero value?"
+        if re.search(r"log|sqrt", name)
+        else "check the transform's input values."
+    )
+    raise DataError(
+        f"{what} `{r_name(name)}` is {vals[i]:g} at row {_row(frame.index, i)}"
+        f"{f' ({given})' if given else ''}; {rows.size} row(s) give a non-finite value "
+        f"(rows {shown}); {hint} Fix or drop those rows, or change the transform"
+    )
+
+
+def _value(v: Any) -> str:
+    v = v.item() if isinstance(v, np.generic) else v
+    return f"{v:g}" if isinstance(v, float) else repr(v)
+
+
 def _expr_spec(expr: str) -> str:
     """Formulaic spec giving the value of one expression as a single column.
 
@@ -73,19 +135,32 @@ def _eval_expr(frame: pd.DataFrame, expr: str, what: str) -> tuple[np.ndarray, A
     """Evaluate ``expr`` on ``frame`` as one float column; also return its model spec."""
     try:
         with np.errstate(all="ignore"):  # log(0) etc. are reported below, naming the row
-            mm = _materialize(frame, _expr_spec(expr))
+            mm = PandasMaterializer(frame).get_model_matrix(
+                Formula(_expr_spec(expr)), na_action="ignore"
+            )
     except Exception as exc:
-        raise FormulaError(f"cannot evaluate {what} `{expr}`: {exc}") from exc
+        raise FormulaError(f"cannot evaluate {what} `{expr}`: {_first_line(exc)}") from exc
     if mm.shape[1] != 1:
         raise FormulaError(f"{what} `{expr}` must give one numeric column, not {mm.shape[1]}")
     return mm.to_numpy(dtype=float)[:, 0].copy(), mm.model_spec
 
 
 def _required(expr: str) -> set[str]:
+    # formulaic reports `x.y` (backticked) as the variable `x`, though it evaluates it as
+    # the column `x.y`: such names go through a placeholder
+    quoted: dict[str, str] = {}
+
+    def hide(m: re.Match[str]) -> str:
+        key = f"_bg_quoted_{len(quoted)}_"
+        quoted[key] = m.group(1)
+        return key
+
+    text = re.sub(r"`([^`]*\.[^`]*)`", hide, expr)
     try:
-        return set(Formula(expr).required_variables)
+        names = set(Formula(text).required_variables)
     except Exception as exc:  # formulaic's own syntax errors
-        raise FormulaError(f"cannot parse `{expr}`: {exc}") from exc
+        raise FormulaError(f"cannot parse `{expr}`: {_first_line(exc)}") from exc
+    return {quoted.get(n, n) for n in names}
 
 
 def _is_column_ref(expr: str, data: pd.DataFrame) -> bool:
@@ -106,6 +181,189 @@ def _check_columns(formula: str, needed: dict[str, str], data: pd.DataFrame) -> 
         pos = m.start() if m else formula.find(col)
         caret = f"\n    {formula}\n    {' ' * pos}^" if pos >= 0 else ""
         raise FormulaError(f"unknown column `{col}` in `{where}`{hint}{caret}")
+
+
+def _caret(formula: str, name: str) -> str:
+    m = re.search(rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_.])", formula)
+    return f"\n    {formula}\n    {' ' * m.start()}^" if m else ""
+
+
+def _check_names(formula: str, parts: Sequence[str], needed: dict[str, str], data: Any) -> None:
+    """Column names that formulaic would misread, and duplicated columns.
+
+    A bare ``log`` or ``C`` in a term is formulaic's function, never the column (backticks
+    do not help), and a duplicated column name makes ``frame[c]`` a DataFrame.
+    """
+    clashes = sorted(n for n in _FUNCTIONS if n in data.columns)
+    for part in parts:
+        bare = re.sub(r"'[^']*'|\"[^\"]*\"", "", part).replace("`", "")
+        for name in clashes:
+            pat = rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_.]|\s*\()"
+            if re.search(pat, bare):
+                raise FormulaError(
+                    f"column `{name}` has the name of a formula function, so `{name}` in the "
+                    "formula means the function, not the column (backticks do not change "
+                    "that); rename the column, e.g. "
+                    f"df.rename(columns={{{name!r}: {name + '_'!r}}}){_caret(formula, name)}"
+                )
+    for col in data.columns:
+        if not (isinstance(col, str) and "." in col and _IDENT_RE.match(col)):
+            continue
+        pat = rf"(?<![A-Za-z0-9_.`]){re.escape(col)}(?![A-Za-z0-9_.`]|\s*\()"
+        for part in parts:
+            if re.search(pat, part):
+                raise FormulaError(
+                    f"`{col}` is read as `{col.split('.')[0]}` followed by an attribute "
+                    f"(`.{col.split('.', 1)[1]}`); write the column name in backticks: "
+                    f"`{col}`{_caret(formula, col)}"
+                )
+    for col in needed:
+        count = int((data.columns == col).sum())
+        if count > 1:
+            where = ", ".join(str(i) for i in np.flatnonzero(data.columns == col))
+            raise DesignError(
+                f"column `{col}` appears {count} times in the data (positions {where}); "
+                "rename or drop the duplicates (df.loc[:, ~df.columns.duplicated()])"
+            )
+
+
+_ZERO_PADDED = re.compile(r"[+-]?0\d+")
+_NA_MARKERS = frozenset(
+    {"", ".", "-", "?", "na", "n/a", "nan", "null", "none", "missing", "#n/a", "n.a.", "nil"}
+)
+
+
+def _explicit_factor(col: str, parts: Sequence[str]) -> bool:
+    """True when the formula wraps ``col`` in ``C(...)``: the user asked for a factor."""
+    pat = rf"(?<![A-Za-z0-9_.])C\(\s*`?{re.escape(col)}`?\s*[,)]"
+    return any(re.search(pat, p) for p in parts)
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool | np.bool_):
+        return "bool"
+    if isinstance(v, numbers.Real):
+        return "number"
+    return "str" if isinstance(v, str) else type(v).__name__
+
+
+def _prepare_columns(
+    frame: pd.DataFrame, term_cols: set[str], group_cols: set[str], parts: Sequence[str]
+) -> None:
+    """Check and normalize the model frame's predictor and grouping columns (in place).
+
+    * ``string`` (pd.NA) columns become pandas' default ``str`` dtype, which formulaic
+      encodes as a factor (it passes the other one through as if it were numeric);
+    * datetime, timedelta, period and interval columns in a term raise (they are fine as
+      grouping factors: levels are matched by value);
+    * an object or string column that looks numeric but holds a few non-numeric strings
+      (``"."``, ``"n/a"``) raises, naming the values and rows, unless wrapped in ``C()``;
+      an object column of numbers only becomes float;
+    * an object column whose values mix numbers and strings that print the same (``1`` and
+      ``"1"``) raises; other mixes of types warn.
+    """
+    for c in dict.fromkeys([*term_cols, *group_cols]):
+        col = frame[c]
+        dt = col.dtype
+        if isinstance(dt, pd.StringDtype) and dt.na_value is pd.NA:
+            frame[c] = col = col.astype("str")
+            dt = col.dtype
+        if (
+            isinstance(dt, pd.CategoricalDtype)
+            or _is_numeric(col)
+            or pd.api.types.is_bool_dtype(col)
+        ):
+            continue
+        timeish = (
+            pd.api.types.is_datetime64_any_dtype(dt)
+            or pd.api.types.is_timedelta64_dtype(dt)
+            or isinstance(dt, pd.PeriodDtype | pd.IntervalDtype)
+        )
+        if timeish:
+            if c in term_cols:
+                raise DesignError(
+                    f"column `{c}` is {dt}: a formula term needs numbers or categories; convert "
+                    f"it, e.g. (df['{c}'] - df['{c}'].min()).dt.days for days since the first "
+                    f"date, or df['{c}'].astype(str) for one level per value"
+                )
+            continue
+        if not (pd.api.types.is_object_dtype(dt) or pd.api.types.is_string_dtype(dt)):
+            continue
+        # one pass over the distinct values (a factor of 10^6 rows has a handful)
+        codes, uniq = pd.factorize(col, sort=False)
+        values = np.asarray(uniq, dtype=object)
+        first = np.unique(codes, return_index=True)[1]
+        counts = np.bincount(codes, minlength=values.size)
+        kinds = np.array([_kind(v) for v in values], dtype=object)
+        if c in term_cols and not _explicit_factor(c, parts):
+            _check_stray_strings(c, col.index, values, first, counts)
+            if (kinds == "number").all():  # numbers stored as objects: a numeric column
+                frame[c] = col.astype(float)
+                continue
+        _check_mixed_types(c, col.index, values, first, counts, kinds)
+
+
+def _check_stray_strings(
+    c: str, index: pd.Index, values: np.ndarray, first: np.ndarray, counts: np.ndarray
+) -> None:
+    """``values`` are the distinct values, ``first`` their first rows, ``counts`` their rows."""
+    parsed = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+    bad = np.isnan(parsed.to_numpy(dtype=float, na_value=np.nan))
+    n_bad, n = int(counts[bad].sum()), int(counts.sum())
+    if n_bad == 0 or n_bad == n:
+        return
+    if any(_ZERO_PADDED.fullmatch(str(v).strip()) for v in values[~bad]):
+        return  # "01", "002": codes, not numbers; the column is a factor as it stands
+    strays = [str(v) for v in values[bad]]
+    markers = all(v.strip().lower() in _NA_MARKERS for v in strays)
+    numeric_levels = int((~bad).sum())
+    if not (markers or (n_bad <= 0.2 * n and numeric_levels >= 5)):
+        return
+    order = np.argsort(first[bad], kind="stable")
+    rows = first[bad][order]
+    shown = ", ".join(
+        f"{strays[k]!r} (row {_row(index, int(r))})"
+        for k, r in zip(order[:5], rows[:5], strict=False)
+    )
+    more = f" and {len(strays) - 5} more" if len(strays) > 5 else ""
+    raise DataError(
+        f"column `{c}` looks numeric but holds {n_bad} non-numeric value(s): {shown}{more}; "
+        f"as it stands it would become a factor with {values.size} levels. "
+        f"Make them missing (df['{c}'] = pd.to_numeric(df['{c}'], errors='coerce'); those "
+        f"rows are then dropped), or write C({c}) to treat `{c}` as categorical"
+    )
+
+
+def _check_mixed_types(
+    c: str,
+    index: pd.Index,
+    values: np.ndarray,
+    first: np.ndarray,
+    counts: np.ndarray,
+    kinds: np.ndarray,
+) -> None:
+    present = list(dict.fromkeys(kinds[np.argsort(first, kind="stable")].tolist()))
+    if len(present) < 2:
+        return
+    by_text: dict[str, int] = {}
+    for k in np.argsort(first, kind="stable"):
+        j = by_text.setdefault(str(values[k]), int(k))
+        if kinds[j] != kinds[k]:
+            a, b = values[j], values[k]
+            raise DataError(
+                f"column `{c}` mixes types: {a!r} ({type(a).__name__}, row "
+                f"{_row(index, int(first[j]))}) and {b!r} ({type(b).__name__}, row "
+                f"{_row(index, int(first[k]))}) would be two different levels that print the "
+                f"same; convert the column to one type, e.g. df['{c}'].astype(str) or "
+                f"pd.to_numeric(df['{c}'])"
+            )
+    tally = ", ".join(f"{k}: {int(counts[kinds == k].sum())}" for k in present)
+    warnings.warn(
+        f"column `{c}` mixes value types ({tally}); each distinct value becomes its own "
+        "level. Convert the column to one type if that is not intended",
+        SuspiciousDataWarning,
+        stacklevel=4,
+    )
 
 
 # --------------------------------------------------------------------------- levels
@@ -336,6 +594,22 @@ def _categorical_levels(spec: Any, frame: pd.DataFrame) -> dict[str, tuple[Any, 
     return out
 
 
+def _check_duplicate_terms(terms: Sequence[RandomTerm], blocks: Sequence[RandomBlock]) -> None:
+    """Two random-effect terms that give one grouping factor the same column (``(1 | g) +
+    (1 | g)``): only the sum of their variances is identified."""
+    for j, (tj, bj) in enumerate(zip(terms, blocks, strict=True)):
+        for ti, bi in zip(terms[:j], blocks[:j], strict=False):
+            shared = [t for t in bj.terms if t in bi.terms]
+            if bi.group == bj.group and shared:
+                warnings.warn(
+                    f"random-effect terms `{ti}` and `{tj}` both give `{bj.group}` "
+                    f"{', '.join(f'`{t}`' for t in shared)}: only the sum of their variances "
+                    "is identified; remove one of them",
+                    IdentifiabilityWarning,
+                    stacklevel=3,
+                )
+
+
 @dataclass(frozen=True)
 class _BlockEncoder:
     term: RandomTerm
@@ -428,16 +702,35 @@ def build_design(
     for off in parsed.offsets:
         for c in _required(_expr_spec(off)):
             needed.setdefault(c, f"offset({off})")
+    term_cols = set(_required(parsed.fixed))
+    for off in parsed.offsets:
+        term_cols |= _required(_expr_spec(off))
     group_cols: set[str] = set()
     for term in parsed.random:
         for c in _required(term.expr):
             needed.setdefault(c, str(term))
+            term_cols.add(c)
         for c in term.factors:
             needed.setdefault(c, str(term))
             group_cols.add(c)
     if isinstance(trials, str):
         needed.setdefault(trials, "trials=")
+    parts = [parsed.fixed, *parsed.offsets, *(t.expr for t in parsed.random)]
+    parts += [e for e in (parsed.response, parsed.failures) if e and not _is_column_ref(e, data)]
+    _check_names(text, parts, needed, data)
     _check_columns(text, needed, data)
+    main_response = (
+        {parsed.response.strip("`")}
+        if _is_column_ref(parsed.response, data)
+        else _required(_expr_spec(parsed.response))
+    )
+    for c in sorted(main_response & (term_cols | group_cols)):
+        warnings.warn(
+            f"the response `{c}` is also on the right-hand side of `{text}`: it predicts "
+            "itself; remove it from the predictors",
+            SuspiciousDataWarning,
+            stacklevel=2,
+        )
 
     # 2. the model frame: used columns, rows with missing / non-finite values dropped
     used = list(needed)
@@ -474,6 +767,8 @@ def build_design(
         if isinstance(dt, pd.api.extensions.ExtensionDtype) and _is_numeric(frame[c]):
             frame[c] = frame[c].to_numpy(dtype=bool if dt == "boolean" else float)
 
+    _prepare_columns(frame, term_cols - response_cols, group_cols, parts)
+
     # 3. response
     y, n_trials, success = _response(parsed, frame, fam, trials, row_index)
 
@@ -499,8 +794,7 @@ def build_design(
         for c in used
         if isinstance(frame[c].dtype, pd.CategoricalDtype)
     }
-    mm = _materialize(frame, parsed.fixed)
-    X_all = mm.to_numpy(dtype=float)
+    mm, X_all = _matrix(frame, parsed.fixed, "fixed-effect term")
     names_all = [r_name(str(c)) for c in mm.columns]
     drop = _aliased(X_all) if X_all.shape[1] else []
     if drop:
@@ -527,9 +821,16 @@ def build_design(
         vals, spec = _eval_expr(frame, off, "offset")
         if not np.isfinite(vals).all():
             i = int(np.flatnonzero(~np.isfinite(vals))[0])
+            hint = "log of a zero exposure?" if vals[i] == -np.inf else "log of a negative value?"
+            given = ", ".join(
+                f"{c} = {_value(frame[c].iloc[i])}"
+                for c in sorted(_required(_expr_spec(off)))
+                if c in frame.columns
+            )
             raise DataError(
-                f"offset({off}) is {vals[i]:g} at row {_row(frame.index, i)}; offsets must "
-                "be finite (log of a zero exposure?)"
+                f"offset({off}) is {vals[i]:g} at row {_row(frame.index, i)}"
+                f"{f' ({given})' if given and hint.endswith('value?') else ''}; offsets must "
+                f"be finite ({hint})"
             )
         offset += vals
         offset_specs.append(spec)
@@ -538,13 +839,21 @@ def build_design(
     blocks: list[RandomBlock] = []
     block_enc: list[_BlockEncoder] = []
     for term in parsed.random:
-        zm = _materialize(frame, term.expr)
-        Z = np.ascontiguousarray(zm.to_numpy(dtype=float))
+        zm, Z = _matrix(frame, term.expr, f"random-effect term in `{term}`:")
+        Z = np.ascontiguousarray(Z)
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term `{term}` has no columns")
         for c, lv in _categorical_levels(zm.model_spec, frame).items():
             levels.setdefault(c, lv)
         index, labels, per_levels, combos = _group_codes(frame, term.factors)
+        q = len(labels) * Z.shape[1]
+        if q > len(frame):  # lme4's check.nobs.vs.nRE (as glmer, which allows q = n)
+            raise DesignError(
+                f"random-effect term `{term}` has {q} random effects ({len(labels)} levels x "
+                f"{Z.shape[1]} column(s)) for {len(frame)} observations: its variance "
+                "parameters are not identifiable; use fewer columns (e.g. (1 | "
+                f"{term.group})) or a grouping factor with fewer levels"
+            )
         if len(labels) < 2:
             raise DesignError(
                 f"grouping factor `{term.group}` in `{term}` has only one level "
@@ -555,6 +864,15 @@ def build_design(
                 f"grouping factor `{term.group}` has as many levels as rows "
                 f"({len(labels)}) under a bernoulli response: the random-effect variance "
                 "is not identifiable",
+                IdentifiabilityWarning,
+                stacklevel=2,
+            )
+        elif fam.has_dispersion and len(labels) == len(frame):
+            warnings.warn(
+                f"grouping factor `{term.group}` has one observation per level ({len(labels)} "
+                f"levels, {len(frame)} rows) in a {fam.name} model: its variance cannot be "
+                "told apart from the residual variance; drop the term or use a grouping "
+                "factor with repeated observations",
                 IdentifiabilityWarning,
                 stacklevel=2,
             )
@@ -580,6 +898,7 @@ def build_design(
                 term, zm.model_spec, labels, tuple(tuple(lv) for lv in per_levels), combos
             )
         )
+    _check_duplicate_terms(parsed.random, blocks)
     for spec in offset_specs:
         for c, lv in _categorical_levels(spec, frame).items():
             levels.setdefault(c, lv)

@@ -60,6 +60,28 @@ class SamplerWarning(ConvergenceWarning):
     """NUTS diagnostics (divergences, R-hat, ESS) indicate a problem."""
 
 
+class SavedFitExistsError(SaveLoadError):
+    """``fit.save(path)`` would replace a different fit saved in ``path`` (pass overwrite=True)."""
+
+
+class SavedFitCorruptError(SaveLoadError):
+    """A file of a saved fit is unreadable, truncated, missing or changed after saving."""
+
+
+class SavedFitMismatchError(SaveLoadError):
+    """A saved fit's files disagree: the rebuilt design differs from the saved one, or the
+    posterior belongs to another fit."""
+
+
+class ArgumentError(BayesGLMMError, ValueError):
+    """A function argument is unknown, of the wrong type or outside its valid range."""
+
+
+class SuspiciousDataWarning(BayesGLMMWarning):
+    """The data or formula look like a mistake (response among the predictors, a column
+    whose values mix types, a duplicated random-effect term)."""
+
+
 class PartialFitWarning(SamplerWarning):
     """A fit was interrupted (Ctrl-C) and, as asked with ``allow_partial=True``, returns
     only the draws or iterations made before the interrupt."""

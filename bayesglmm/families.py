@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from bayesglmm.errors import DesignError
 
@@ -53,7 +53,7 @@ def _mu_eta(link: str, eta: np.ndarray) -> np.ndarray:
         p = special.expit(eta)
         return p * (1.0 - p)
     if link == "probit":
-        return stats.norm.pdf(eta)
+        return np.exp(-0.5 * eta * eta) / math.sqrt(2.0 * math.pi)
     if link == "cloglog":
         e = np.minimum(eta, 700.0)
         return np.exp(e - np.exp(e))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -11,10 +12,11 @@ import pandas as pd
 
 from bayesglmm.design import build_design
 from bayesglmm.design_types import Design
-from bayesglmm.errors import BayesGLMMError
+from bayesglmm.errors import ArgumentError, BayesGLMMError
 from bayesglmm.families import Family
 from bayesglmm.priors import PriorSet, resolve_priors
 from bayesglmm.results import GLMMFit, attach_log_likelihood, check_health
+from bayesglmm.validate import check_fit_options, engine_boundary
 
 Method = Literal["nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"]
 METHODS = ("nuts", "ml", "pql", "laplace", "advi", "fullrank_advi")
@@ -75,6 +77,9 @@ class GLMM:
         self.formula = formula
         self._data_frame = data
         self.design: Design = build_design(formula, data, family, link=link, trials=trials)
+        # the used columns as they are now (copy-on-write: later edits of `data` do not
+        # reach it), so `fit.save` stores the data the fit used
+        self._used_frame = data.loc[:, list(self.design.encoder.dtypes)]
         self.family = self.design.family
         self.prior_spec = dict(priors or {})
         self.priors: PriorSet = resolve_priors(self.design, self.prior_spec)
@@ -184,6 +189,7 @@ class GLMM:
         return idata
 
     # ------------------------------------------------------------------ fitting
+    @engine_boundary
     def fit(self, method: Method = "nuts", **kwargs: Any) -> GLMMFit:
         """Fit the model.
 
@@ -196,7 +202,9 @@ class GLMM:
             (non-centred, logit/log/identity link), else PyMC's NUTS;
             see :func:`bayesglmm.inference.mcmc.resolve_sampler`.
             ``ml``: maximum likelihood by Laplace (``nagq=1``) or adaptive Gauss-Hermite
-            quadrature (``nagq>1``, one scalar random-effect term only).
+            quadrature (``nagq>1``, one grouping factor only: one scalar term, or 2 or 3
+            correlated terms on the ``nagq^q`` tensor-product rule with ``nagq <= 25``
+            for 2 terms and ``nagq <= 11`` for 3, gradient by finite differences).
             ``pql``: penalized quasi-likelihood (``dispersion="estimate"|"fixed"``).
             ``laplace``: Bayesian fast path with the random effects integrated out.
             ``advi``/``fullrank_advi``: PyMC variational inference.
@@ -220,11 +228,31 @@ class GLMM:
         -------
         GLMMFit
             ``elapsed`` is the wall time of the whole fit, post-processing included.
+
+        Raises
+        ------
+        ArgumentError
+            Before any work, for an unknown method or option (with close matches) or a
+            value outside its range; the table is :data:`bayesglmm.validate.FIT_OPTIONS`.
+        InferenceError
+            When an engine fails; an exception from a dependency is re-raised as one, with
+            the original chained (:func:`bayesglmm.validate.engine_boundary`).
         """
-        if method not in METHODS:
-            raise BayesGLMMError(f"unknown method `{method}`; choose one of {', '.join(METHODS)}")
+        if not isinstance(method, str) or method not in METHODS:
+            close = difflib.get_close_matches(str(method), METHODS, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise ArgumentError(
+                f"unknown method `{method}`{hint} (choose one of {', '.join(METHODS)})"
+            )
+        # every argument checked before any work (bayesglmm.validate has the table)
+        kwargs = check_fit_options(method, kwargs)
+        if method == "nuts" and "max_treedepth" in kwargs:
+            from bayesglmm.inference.mcmc import resolve_sampler
+
+            sampler = resolve_sampler(kwargs.get("sampler", "auto"), bool(self.kernel_layout()))
+            if sampler == "kernel":  # nutpie's name for it
+                kwargs["maxdepth"] = kwargs.pop("max_treedepth")
         t0 = time.perf_counter()
-        kwargs = dict(kwargs)
         store_loglik = bool(kwargs.pop("log_likelihood", True))
         ml = idata = health = None
         options: dict[str, Any] = dict(kwargs)

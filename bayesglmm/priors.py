@@ -31,12 +31,12 @@ Users override priors per class (``"intercept"``, ``"fixed"``, ``"sd"``, ``"cor"
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from bayesglmm.design_types import Design
 from bayesglmm.errors import DesignError
@@ -89,7 +89,7 @@ class Prior:
                 f"got {', '.join(sorted(params)) or 'none'}"
             )
         object.__setattr__(self, "dist", dist)
-        object.__setattr__(self, "params", {k: float(v) for k, v in params.items()})
+        object.__setattr__(self, "params", check_prior_params(dist, params))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
@@ -102,6 +102,29 @@ class Prior:
         """Plain-dict form (for saving)."""
         return {"dist": self.dist, **self.params}
 
+    def scaled(self, factor: float) -> Prior:
+        """The prior of ``factor * b`` when ``b`` has this prior (location-scale families).
+
+        Used to put a slope prior on the slope per SD of its column
+        (:mod:`bayesglmm.inference.scaling`).
+
+        Raises
+        ------
+        DesignError
+            For a distribution that is not a location-scale family on the real line.
+        """
+        factor = float(factor)
+        if not (np.isfinite(factor) and factor > 0):
+            raise DesignError(f"a prior can only be scaled by a positive number, got {factor}")
+        p = self.params
+        if self.dist == "Normal":
+            return Prior("Normal", mu=p["mu"] * factor, sigma=p["sigma"] * factor)
+        if self.dist == "StudentT":
+            return Prior("StudentT", nu=p["nu"], mu=p["mu"] * factor, sigma=p["sigma"] * factor)
+        if self.dist == "Cauchy":
+            return Prior("Cauchy", alpha=p["alpha"] * factor, beta=p["beta"] * factor)
+        raise DesignError(f"prior {self.dist} is not a location-scale family on the real line")
+
     @property
     def positive(self) -> bool:
         """True for distributions on the positive half-line."""
@@ -109,6 +132,8 @@ class Prior:
 
     def logpdf(self, x: np.ndarray | float) -> np.ndarray:
         """Log density at ``x`` (SciPy), for the likelihood-based fast paths."""
+        from scipy import stats  # loaded on first use: keeps model building light
+
         p, x = self.params, np.asarray(x, dtype=float)
         d = self.dist
         if d == "Normal":
@@ -153,22 +178,67 @@ class Prior:
         raise DesignError(f"cannot draw {d} as a scalar")
 
 
+_LOCATION = {("Normal", "mu"), ("StudentT", "mu"), ("Cauchy", "alpha")}
+"""Parameters that may be any finite number; every other one must be > 0."""
+
+
+def check_prior_params(dist: str, params: Mapping[str, Any]) -> dict[str, float]:
+    """Validate user-given prior parameters: finite numbers, scales and shapes > 0.
+
+    Returns
+    -------
+    dict
+        The parameters as floats, in the distribution's order.
+
+    Raises
+    ------
+    DesignError
+        Naming the distribution, the parameter and its valid range, e.g.
+        ``prior Normal: `sigma` must be a finite number > 0; got -1``.
+    """
+    out: dict[str, float] = {}
+    for name in _DISTS[dist]:
+        v = params[name]
+        location = (dist, name) in _LOCATION
+        need = "a finite number" if location else "a finite number > 0"
+        number = isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
+        if not number or not math.isfinite(float(v)) or (not location and float(v) <= 0):
+            raise DesignError(f"prior {dist}: `{name}` must be {need}; got {v!r}")
+        out[name] = float(v)
+    return out
+
+
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
+
+
+def _for_key(exc: DesignError, key: str, dist: str) -> DesignError:
+    """The same error, naming the prior key: ``prior for `fixed` (Normal): ...``."""
+    text = str(exc)
+    head = f"prior {dist}: "
+    if text.startswith(head):
+        return DesignError(f"prior for `{key}` ({dist}): {text[len(head) :]}")
+    return DesignError(f"prior for `{key}`: {text}")
 
 
 def as_prior(value: Prior | Mapping[str, Any] | float, key: str) -> Prior:
     """Turn a user value (Prior, dict or LKJ eta number) into a :class:`Prior`."""
     if isinstance(value, Prior):
         return value
-    if isinstance(value, int | float) and key.split(":")[0] == "cor":
-        return Prior("LKJ", eta=float(value))
+    if isinstance(value, numbers.Real) and key.split(":")[0] == "cor":
+        try:
+            return Prior("LKJ", eta=value)
+        except DesignError as exc:
+            raise _for_key(exc, key, "LKJ") from exc
     if isinstance(value, Mapping):
         d = dict(value)
         dist = d.pop("dist", None) or d.pop("distribution", None)
         if dist is None:
             raise DesignError(f"prior for `{key}` needs a 'dist' entry, e.g. {{'dist': 'Normal'}}")
-        return Prior(str(dist), **d)
+        try:
+            return Prior(str(dist), **d)
+        except DesignError as exc:
+            raise _for_key(exc, key, str(dist)) from exc
     raise DesignError(f"prior for `{key}` must be a Prior, a dict or (for cor) a number")
 
 
@@ -253,7 +323,7 @@ def default_priors(design: Design) -> dict[str, Prior]:
             rate = float(np.mean(y) / np.mean(np.exp(design.offset)))
             loc = math.log(max(rate, 0.01))
     out = {
-        "intercept": Prior("Normal", mu=round(loc, 4), sigma=2.5 * s_y),
+        "intercept": Prior("Normal", mu=loc, sigma=2.5 * s_y),
         "sd": Prior("HalfStudentT", nu=3.0, sigma=2.5 * s_y),
         "cor": Prior("LKJ", eta=2.0),
     }
@@ -311,10 +381,12 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
         elif "fixed" in pri:
             fixed[name] = pri["fixed"]
         else:
+            # exact values: rounding made Normal(0, 0) of a column with SD > 5e4; printing
+            # rounds (``Prior.__str__``)
             col = X[:, design.x_names.index(name)]
             sd = float(np.std(col))
-            scale = 2.5 * s_y / sd if sd > 0 else 2.5 * s_y
-            fixed[name] = Prior("Normal", mu=0.0, sigma=round(scale, 4))
+            scale = 2.5 * s_y / sd if sd > 0 and np.isfinite(sd) else 2.5 * s_y
+            fixed[name] = Prior("Normal", mu=0.0, sigma=scale)
     dists = {p.dist for p in fixed.values()}
     if len(dists) > 1:
         raise DesignError(

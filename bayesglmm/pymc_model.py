@@ -7,7 +7,10 @@ Random effects are non-centred by default: ``r = z * sd`` (uncorrelated) or
 
 Variable names and coords (the contract every engine's draws follow):
 
-* ``Intercept`` (scalar) and ``beta`` (dim ``fixed``: slope names);
+* ``Intercept`` (scalar) and ``beta`` (dim ``fixed``: slope names), sampled as
+  ``Intercept_centered`` (the intercept at centred predictors) and ``beta_scaled`` (each
+  slope times the SD of its column, :func:`slope_scales`), whose priors are the user's mapped
+  exactly, so that NUTS and ADVI work alike on every scale of the predictors;
 * per random-effect block with label ``L`` (the group name, ``:`` -> ``_``):
   ``sd_L`` (dim ``L__term``), ``cor_L`` (dims ``L__term``, ``L__term_b``; correlated
   blocks only), ``z_L`` (standardized effects) and ``r_L`` (dims ``L__level``, ``L__term``:
@@ -25,9 +28,16 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesglmm.design_types import Design
+from bayesglmm.inference.scaling import column_scales
 from bayesglmm.priors import Prior, PriorSet, block_labels
 
-__all__ = ["build_pymc_model", "model_coords", "data_values"]
+__all__ = ["build_pymc_model", "model_coords", "data_values", "slope_scales"]
+
+
+def slope_scales(design: Design) -> np.ndarray:
+    """SD of each slope column (1 for a constant one): ``beta_scaled = beta * scale``."""
+    slope_cols = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
+    return column_scales(np.asarray(design.X, dtype=float)[:, slope_cols])
 
 
 def _dist(name: str, prior: Prior, **kwargs: Any) -> Any:
@@ -107,7 +117,12 @@ def build_pymc_model(
         slope_cols = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
         beta = None
         if priors.fixed:
-            beta = _dist_vector("beta", list(priors.fixed.values()), dims="fixed")
+            # sampled per SD of each column (scale-free NUTS starts, jitter and step sizes),
+            # with the user's prior mapped exactly; ``beta`` is on the user's scale
+            scales = slope_scales(design)
+            scaled = [p.scaled(s) for p, s in zip(priors.fixed.values(), scales, strict=True)]
+            beta_scaled = _dist_vector("beta_scaled", scaled, dims="fixed")
+            beta = pm.Deterministic("beta", beta_scaled / scales, dims="fixed")
             eta = eta + pt.dot(X[:, slope_cols], beta)
         if priors.intercept is not None:
             # As brms/rstanarm: sample the intercept at centred predictors (far less

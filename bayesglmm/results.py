@@ -12,11 +12,10 @@ import math
 import warnings
 from typing import Any
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy import special
 
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
@@ -76,9 +75,11 @@ def check_health(idata: Any, *, emit: bool = True) -> dict[str, Any]:
             bfmi = float(np.min(np.mean(np.diff(e, axis=1) ** 2, axis=1) / np.var(e, axis=1)))
     if nchain >= 2 and ndraw >= 4:
         tree = xr.DataTree.from_dict({"posterior": sub})
-        rhat = az.rhat(tree)
-        ess_b = az.ess(tree, method="bulk")
-        ess_t = az.ess(tree, method="tail")
+        import arviz_stats as azs
+
+        rhat = azs.rhat(tree)
+        ess_b = azs.ess(tree, method="bulk")
+        ess_t = azs.ess(tree, method="tail")
 
         def _agg(node: Any, fn: Any) -> float:
             ds = node.to_dataset() if hasattr(node, "to_dataset") else node
@@ -108,7 +109,7 @@ def health_messages(h: dict[str, Any]) -> list[str]:
             f"{h['divergences']} divergent transitions after tuning: the posterior geometry is "
             "hard for NUTS. Raise target_accept (e.g. 0.95-0.99); if they persist, switch the "
             "random-effect parameterization (centered=True for groups with many observations, "
-            "the default non-centred one for few), or rescale the predictors"
+            "the default non-centred one for few), or use more informative SD priors"
         )
     r = h.get("max_rhat", float("nan"))
     if np.isfinite(r) and r > 1.01:
@@ -121,7 +122,7 @@ def health_messages(h: dict[str, Any]) -> list[str]:
     if np.isfinite(e) and e < min(400.0, 0.1 * max(n_chains_draws, 1) + 100):
         msgs.append(
             f"minimum bulk ESS is {e:.0f}: posterior means and intervals are noisy. Run more "
-            "draws, or rescale/centre the predictors"
+            "draws (predictors are standardized internally, so their scale is not the cause)"
         )
     b = h.get("ebfmi", float("nan"))
     if np.isfinite(b) and b < 0.3:
@@ -132,7 +133,7 @@ def health_messages(h: dict[str, Any]) -> list[str]:
     if h.get("treedepth_saturation", 0.0) > 0.01:
         msgs.append(
             f"{100 * h['treedepth_saturation']:.1f}% of transitions hit the maximum tree depth: "
-            "rescale predictors or raise max_treedepth"
+            "reparameterize (centered=) or raise max_treedepth"
         )
     return msgs
 
@@ -401,12 +402,14 @@ class GLMMFit:
         if self.ml is None:
             ds = self._summary_dataset()
             kind = "all" if self.method == "nuts" else "stats"
-            table = az.summary(ds, kind=kind, ci_kind="hdi", ci_prob=ci_prob)
+            import arviz_stats as azs
+
+            table = azs.summary(ds, kind=kind, ci_kind="hdi", ci_prob=ci_prob)
             return pd.DataFrame(table)
         est = self.fixef()
         se = self.se()
         z = est / se
-        p = 2.0 * stats.norm.sf(np.abs(z))
+        p = special.erfc(np.abs(z) / math.sqrt(2.0))
         zname = "t value" if self.design.family.has_dispersion else "z value"
         return pd.DataFrame(
             {"Estimate": est, "Std. Error": se, zname: z, "Pr(>|z|)": p}, index=est.index
@@ -449,7 +452,7 @@ class GLMMFit:
                 h["min_ess_bulk"],
                 ">= 400",
                 None if not np.isfinite(h["min_ess_bulk"]) else h["min_ess_bulk"] < 400,
-                "run more draws; rescale or centre predictors",
+                "run more draws",
             )
             add(
                 "min_ess_tail",
@@ -470,7 +473,7 @@ class GLMMFit:
                 h["treedepth_saturation"],
                 "<= 1%",
                 h["treedepth_saturation"] > 0.01,
-                "rescale predictors or raise max_treedepth",
+                "reparameterize (centered=) or raise max_treedepth",
             )
         if self.ml is not None:
             ml = self.ml
@@ -479,14 +482,14 @@ class GLMMFit:
                 bool(ml.converged),
                 "True",
                 not ml.converged,
-                "rescale predictors; check for separation; try another start",
+                "check for separation; simplify the random effects; try another start",
             )
             add(
                 "gradient_norm",
                 float(ml.grad_norm),
                 "< 1e-3",
                 float(ml.grad_norm) > 1e-3,
-                "rescale predictors (lme4: 'Model failed to converge')",
+                "simplify the model or try another start (lme4: 'Model failed to converge')",
             )
             add(
                 "singular",
@@ -649,7 +652,9 @@ class GLMMFit:
             ll = ll.assign_coords(grp=("obs", np.asarray(blk.levels)[blk.index]))
             tree = tree.copy()
             tree["log_likelihood"] = xr.Dataset({"y": ll.groupby("grp").sum().rename(grp="obs")})
-        return az.loo(tree)
+        import arviz_stats as azs
+
+        return azs.loo(tree)
 
     def waic(self) -> pd.Series:
         """WAIC (Watanabe 2010), computed here since ArviZ 1 dropped it: ``elpd_waic``,
@@ -743,12 +748,14 @@ class GLMMFit:
             model=self._model,
         )
 
-    def save(self, path: Any) -> Any:
-        """Save to a directory (spec, encoding state, draws as netCDF or ML estimates,
-        package version); read back with :func:`bayesglmm.load_fit`."""
+    def save(self, path: Any, *, overwrite: bool = False) -> Any:
+        """Save to a directory (the typed data the fit used, the fitted response, spec,
+        checksums, draws as netCDF or ML estimates, package version); read back with
+        :func:`bayesglmm.load_fit`.  A different fit already saved in ``path`` is replaced
+        only with ``overwrite=True``; see :func:`bayesglmm.io.save_fit`."""
         from bayesglmm.io import save_fit
 
-        return save_fit(self, path)
+        return save_fit(self, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ printing
     def __repr__(self) -> str:
@@ -849,8 +856,8 @@ def warn_ml_health(ml: Any) -> None:
     """Warn about ML optimizer problems (as lme4 does)."""
     if not ml.converged:
         warnings.warn(
-            f"the optimizer did not converge (gradient norm {ml.grad_norm:.2g}): rescale "
-            "predictors or simplify the model",
+            f"the optimizer did not converge (gradient norm {ml.grad_norm:.2g}): "
+            "simplify the model or try another start",
             ConvergenceWarning,
             stacklevel=3,
         )

@@ -83,11 +83,12 @@ import numpy as np
 import pandas as pd
 
 from bayesglmm import datasets
-from bayesglmm.errors import BayesGLMMError, SpecError
+from bayesglmm.errors import ArgumentError, BayesGLMMError, SpecError
 from bayesglmm.families import get_family
 from bayesglmm.formula import parse_formula
 from bayesglmm.model import GLMM
 from bayesglmm.priors import as_prior
+from bayesglmm.validate import MAX_NAGQ, check_option
 
 __all__ = [
     "ModelSpec",
@@ -226,8 +227,10 @@ def parse_method(text: str) -> tuple[str, dict[str, Any]]:
     item = str(text).strip()
     if item.startswith("agq:"):
         q = item[4:]
-        if not q.isdigit() or int(q) < 1:
-            raise SpecError(f"bad method `{item}`: agq needs a positive node count, e.g. agq:25")
+        if not q.isdigit() or not 1 <= int(q) <= MAX_NAGQ:
+            raise SpecError(
+                f"bad method `{item}`: agq needs a node count from 1 to {MAX_NAGQ}, e.g. agq:25"
+            )
         return ("ml", {"nagq": int(q)})
     if item == "pql_phi1":
         return ("pql", {"dispersion": "fixed"})
@@ -263,16 +266,26 @@ def _method_problem(text: str, random: Any, family: str) -> str:
     that is not clear without the data)."""
     method, kw = parse_method(text)
     if method == "ml" and kw.get("nagq", 1) > 1:
+        from bayesglmm.inference.agq import MAX_NAGQ_VECTOR
+
+        nagq = kw["nagq"]
+        limits = f"nagq <= {MAX_NAGQ_VECTOR[2]} for 2 terms and nagq <= {MAX_NAGQ_VECTOR[3]} for 3"
         if len(random) != 1:
             return (
-                f"adaptive quadrature needs one scalar random-effect term, the formula has "
-                f"{len(random)}; use `ml` (Laplace)"
+                f"adaptive quadrature needs one grouping factor with at most 3 random-effect "
+                f"terms, the formula has {len(random)} random-effect terms; use `ml` (Laplace)"
             )
         n = _n_effects(random[0].expr)
-        if n is not None and n > 1:
+        term = f"({random[0].expr} | {random[0].group})"
+        if n is not None and n > 3:
             return (
-                f"adaptive quadrature needs one scalar random-effect term, "
-                f"({random[0].expr} | {random[0].group}) has {n}; use `ml` (Laplace)"
+                f"adaptive quadrature needs at most 3 random-effect terms per group, {term} "
+                f"has {n}; use `ml` (Laplace)"
+            )
+        if n is not None and n > 1 and nagq > MAX_NAGQ_VECTOR[n]:
+            return (
+                f"adaptive quadrature with {n} terms per group, {term}, uses nagq^{n} nodes per "
+                f"group: {limits}; use agq:{MAX_NAGQ_VECTOR[n]} or fewer"
             )
     if method == "laplace" and family == "gaussian":
         return "the integrated Laplace path is for non-gaussian families; use `nuts`"
@@ -652,10 +665,11 @@ class ModelSpec:
 
         nuts = d.get("nuts", {})
         c.table(nuts, _NUTS, "[nuts]")
-        c.positive(nuts, ("draws", "chains", "cores"), "[nuts]")
-        c.positive(nuts, ("tune",), "[nuts]", zero_ok=True)
-        if "target_accept" in nuts and not 0 < nuts["target_accept"] < 1:
-            raise c.fail("key `target_accept` in [nuts] must be between 0 and 1")
+        for key, value in nuts.items():  # the ranges of GLMM.fit (bayesglmm.validate)
+            try:
+                check_option("nuts", key, value, where="[nuts] ")
+            except ArgumentError as exc:
+                raise c.fail(str(exc)) from exc
 
         tolerance = _tolerance(c, d.get("tolerance", {}), "[tolerance]", Tolerance())
         reference = None
@@ -874,6 +888,12 @@ def load_spec(path: str | Path) -> ModelSpec:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read spec file `{p}`: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise SpecError(
+            f"{p}: not valid UTF-8 text: byte {exc.object[exc.start : exc.start + 1]!r} at "
+            f"line {line} (offset {exc.start}); save the file as UTF-8"
+        ) from exc
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from ml_structures import structure_rows
 from r_peers import glmer_row, rstanarm_row
 from scipy.special import expit
 
@@ -396,10 +397,15 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rows = ml_rows(sizes)
+    rows += structure_rows()  # crossed, nested, correlated slope, 3 factors (issue 14)
     rows.append(memory_row())
     print(rows[-1], flush=True)
     if not args.no_nuts:
         rows += nuts_rows()
+        from fresh_process import fresh_rows, import_row
+
+        rows.append(import_row())
+        rows += fresh_rows()
     table = pd.DataFrame(rows)
     print(table.round(4).to_string(index=False))
     import numpy

@@ -17,6 +17,7 @@ import pytest
 import bayesglmm as bg
 from bayesglmm.design import build_design, encode_new_data
 from bayesglmm.design_types import Design
+from bayesglmm.errors import SpecError
 
 # a warning that a test does not ask for is a failure, and so is a stray NumPy RuntimeWarning
 pytestmark = [
@@ -513,3 +514,381 @@ def test_no_warning_for_clean_data(df):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build_design("y ~ x + (1 | g)", df, "poisson")
+
+
+# --------------------------------------------------------------------------- fit arguments
+@pytest.fixture
+def model(df) -> bg.GLMM:
+    return bg.GLMM("y ~ x + (1 | g)", df, family="poisson")
+
+
+_SEED_RANGE = "None, an integer in [0, 2**63 - 1 = 9223372036854775807] or a numpy.random.Generator"
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "message"),
+    [
+        ("nuts", {"draws": 0}, "`draws` must be an integer >= 1; got 0 (int)"),
+        ("nuts", {"draws": 100.0}, "`draws` must be an integer >= 1; got 100.0 (float)"),
+        ("nuts", {"chains": 0}, "`chains` must be an integer >= 1; got 0 (int)"),
+        ("nuts", {"tune": -5}, "`tune` must be an integer >= 0; got -5 (int)"),
+        ("nuts", {"cores": 0}, "`cores` must be None or an integer >= 1; got 0 (int)"),
+        ("nuts", {"random_seed": -1}, f"`random_seed` must be {_SEED_RANGE}; got -1 (int)"),
+        ("nuts", {"random_seed": 2**70}, f"must be {_SEED_RANGE}; got {2**70} (int)"),
+        ("nuts", {"random_seed": 1.7}, f"must be {_SEED_RANGE}; got 1.7 (float)"),
+        ("nuts", {"random_seed": "abc"}, f"must be {_SEED_RANGE}; got 'abc' (str)"),
+        ("nuts", {"random_seed": True}, f"must be {_SEED_RANGE}; got True (bool)"),
+        ("nuts", {"target_accept": 1.5}, "`target_accept` must be None or a number in (0, 1); "),
+        ("nuts", {"target_accept": 0}, "`target_accept` must be None or a number in (0, 1); got 0"),
+        ("nuts", {"sampler": "kernal"}, "got 'kernal' (str); did you mean 'kernel'?"),
+        ("nuts", {"init": "adapt_diag"}, "`init` is PyMC's NUTS initialization: pass sampler="),
+        ("ml", {"nagq": 2.7}, "`nagq` must be an integer in [1, 100]; got 2.7 (float)"),
+        ("ml", {"nagq": 1000}, "`nagq` must be an integer in [1, 100]; got 1000 (int)"),
+        ("laplace", {"nagq": 0}, "`nagq` must be None or an integer in [1, 100]; got 0 (int)"),
+        ("laplace", {"strategy": "grd"}, "got 'grd' (str); did you mean 'grid'?"),
+        ("pql", {"dispersion": 1}, "`dispersion` must be one of 'estimate', 'fixed'; got 1"),
+        ("advi", {"learning_rate": -0.1}, "`learning_rate` must be a number > 0; got -0.1"),
+    ],
+)
+def test_fit_arguments_checked_before_any_work(model, method, kwargs, message):
+    with raises(bg.ArgumentError, message) as err:
+        model.fit(method=method, **kwargs)
+    assert str(err.value).startswith(f"fit(method={method!r}): ")
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "message"),
+    [
+        (
+            "nuts",
+            {"drws": 10},
+            "fit(method='nuts'): unknown option `drws` for method='nuts'; did you mean `draws`? "
+            "(valid: draws, tune, chains, cores, random_seed, sampler, target_accept, "
+            "progressbar, init, max_treedepth, log_likelihood)",
+        ),
+        (
+            "ml",
+            {"draws": 10},
+            "fit(method='ml'): unknown option `draws` for method='ml'; it is an option of "
+            "method 'nuts', 'laplace', 'advi', 'fullrank_advi' (valid: nagq, start, tol, "
+            "maxiter, log_likelihood)",
+        ),
+    ],
+)
+def test_fit_unknown_keyword_did_you_mean(model, method, kwargs, message):
+    with raises(bg.ArgumentError, message):
+        model.fit(method=method, **kwargs)
+
+
+def test_fit_unknown_method_did_you_mean(model):
+    with raises(bg.ArgumentError, "unknown method `nust`; did you mean `nuts`? (choose one of"):
+        model.fit(method="nust")
+
+
+def test_fit_seed_accepts_numpy_integers_and_generators():
+    from bayesglmm.validate import check_fit_options
+
+    out = check_fit_options("laplace", {"random_seed": np.int64(3), "draws": np.int32(50)})
+    assert out == {"random_seed": 3, "draws": 50} and type(out["draws"]) is int
+    a = check_fit_options("nuts", {"random_seed": np.random.default_rng(1)})["random_seed"]
+    b = check_fit_options("nuts", {"random_seed": np.random.default_rng(1)})["random_seed"]
+    assert a == b and 0 <= a < 2**63
+
+
+@pytest.mark.parametrize(
+    ("priors", "message"),
+    [
+        (
+            {"fixed": {"dist": "Normal", "mu": 0, "sigma": -1}},
+            "prior for `fixed` (Normal): `sigma` must be a finite number > 0; got -1",
+        ),
+        (
+            {"sd": {"dist": "HalfNormal", "sigma": 0}},
+            "prior for `sd` (HalfNormal): `sigma` must be a finite number > 0; got 0",
+        ),
+        (
+            {"intercept": {"dist": "Normal", "mu": 0, "sigma": float("nan")}},
+            "prior for `intercept` (Normal): `sigma` must be a finite number > 0; got nan",
+        ),
+        (
+            {"fixed": {"dist": "Normal", "mu": 0, "sigma": "wide"}},
+            "prior for `fixed` (Normal): `sigma` must be a finite number > 0; got 'wide'",
+        ),
+        ({"cor": 0}, "prior for `cor` (LKJ): `eta` must be a finite number > 0; got 0"),
+    ],
+)
+def test_prior_parameters_checked_at_construction(df, priors, message):
+    with raises(bg.DesignError, message):
+        bg.GLMM("y ~ x + (1 | g)", df, family="poisson", priors=priors)
+
+
+def test_prior_object_checks_its_parameters():
+    with raises(bg.DesignError, "prior Normal: `sigma` must be a finite number > 0; got -1"):
+        bg.Prior("Normal", mu=0, sigma=-1)
+    with raises(bg.DesignError, "prior Normal: `mu` must be a finite number; got inf"):
+        bg.Prior("Normal", mu=np.inf, sigma=1)
+
+
+def test_spec_nuts_table_uses_the_same_ranges(tmp_path):
+    from bayesglmm.spec import load_spec
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "s"\nformula = "Richness ~ NAP + (1 | Beach)"\nfamily = "poisson"\n'
+        'methods = ["nuts"]\n[data]\ndataset = "rikz"\n[nuts]\ndraws = 0\n'
+    )
+    with raises(SpecError, f"{path}: [nuts] `draws` must be an integer >= 1; got 0 (int)"):
+        load_spec(path)
+
+
+def test_spec_that_is_not_utf8(tmp_path):
+    from bayesglmm.spec import load_spec
+
+    path = tmp_path / "s.toml"
+    path.write_bytes(b'name = "s"\nformula = "y \xff ~ x"\n')
+    with raises(
+        SpecError,
+        f"{path}: not valid UTF-8 text: byte b'\\xff' at line 2 (offset 24); save the file as UTF-8",
+    ):
+        load_spec(path)
+
+
+# --------------------------------------------------------------------------- column types
+def test_string_dtype_predictor_is_a_factor(df):
+    """pandas' "string" (pd.NA) dtype encodes as the default str dtype does."""
+    f = list("ababababab")
+    a = build_design("y ~ x + f + (1 | g)", df.assign(f=f), "poisson")
+    b = build_design("y ~ x + f + (1 | g)", df.assign(f=pd.array(f, dtype="string")), "poisson")
+    assert a.x_names == b.x_names == ("(Intercept)", "x", "fb")
+    np.testing.assert_array_equal(a.X, b.X)
+
+
+def test_datetime_predictor(df):
+    with raises(
+        bg.DesignError,
+        "column `d` is datetime64[us]: a formula term needs numbers or categories; convert it, "
+        "e.g. (df['d'] - df['d'].min()).dt.days for days since the first date, or "
+        "df['d'].astype(str) for one level per value",
+    ):
+        build_design("y ~ d + (1 | g)", df.assign(d=pd.date_range("2020", periods=10)), "poisson")
+
+
+@pytest.mark.parametrize("name", ["log", "C"])
+def test_column_named_like_a_formula_function(df, name):
+    with raises(
+        bg.FormulaError,
+        f"column `{name}` has the name of a formula function, so `{name}` in the formula means "
+        "the function, not the column (backticks do not change that); rename the column, e.g. "
+        f"df.rename(columns={{'{name}': '{name}_'}})\n    y ~ {name} + (1 | g)\n        ^",
+    ):
+        build_design(f"y ~ {name} + (1 | g)", df.assign(**{name: df.x}), "poisson")
+
+
+def test_duplicate_column_names(df):
+    data = pd.concat([df, df[["x"]]], axis=1)
+    with raises(
+        bg.DesignError,
+        "column `x` appears 2 times in the data (positions 1, 3); rename or drop the duplicates",
+    ):
+        build_design("y ~ x + (1 | g)", data, "poisson")
+
+
+def test_transform_that_is_not_finite_names_rows(df):
+    with raises(
+        bg.DataError,
+        "fixed-effect term `np.log(x)` is nan at row 0 (x = -0.25); 3 row(s) give a "
+        "non-finite value (rows 0, 1, 2); log or sqrt of a negative or zero value? Fix or drop "
+        "those rows, or change the transform",
+    ):
+        build_design("y ~ np.log(x) + (1 | g)", df.assign(x=df.x - 0.25), "poisson")
+    with raises(bg.DataError, "fixed-effect term `log(x)` is -inf at row 0 (x = 0); 1 row(s)"):
+        build_design("y ~ log(x) + (1 | g)", df, "poisson")
+
+
+def test_offset_of_a_negative_value_names_the_row(df):
+    e = np.r_[1.0, 1.0, -2.0, np.ones(7)]
+    with raises(
+        bg.DataError,
+        "offset(log(e)) is nan at row 2 (e = -2); offsets must be finite (log of a negative "
+        "value?)",
+    ):
+        build_design("y ~ x + offset(log(e)) + (1 | g)", df.assign(e=e), "poisson")
+
+
+def test_stray_strings_in_a_numeric_column(df):
+    x = df.x.astype(object)
+    x[3], x[7] = ".", "n/a"
+    with raises(
+        bg.DataError,
+        "column `x` looks numeric but holds 2 non-numeric value(s): '.' (row 3), 'n/a' (row 7); "
+        "as it stands it would become a factor with 10 levels. Make them missing "
+        "(df['x'] = pd.to_numeric(df['x'], errors='coerce'); those rows are then dropped), or "
+        "write C(x) to treat `x` as categorical",
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(x=x), "poisson")
+
+
+def test_stray_string_accepted_inside_C(df):
+    v = ["1", "2", "3", ".", "1", "2", "3", "1", "2", "3"]
+    with raises(bg.DataError, "column `v` looks numeric but holds 1 non-numeric value(s)"):
+        build_design("y ~ v + (1 | g)", df.assign(v=v), "poisson")
+    d = build_design("y ~ C(v) + (1 | g)", df.assign(v=v), "poisson")
+    assert d.x_names == ("(Intercept)", "C(v)1", "C(v)2", "C(v)3")
+
+
+def test_object_column_of_numbers_is_numeric(df):
+    d = build_design("y ~ x + (1 | g)", df.assign(x=df.x.astype(object)), "poisson")
+    assert d.x_names == ("(Intercept)", "x")
+
+
+def test_values_of_mixed_types_that_print_the_same(df):
+    with raises(
+        bg.DataError,
+        "column `m` mixes types: 1 (int, row 0) and '1' (str, row 1) would be two different "
+        "levels that print the same; convert the column to one type",
+    ):
+        build_design(
+            "y ~ m + (1 | g)", df.assign(m=pd.Series([1, "1"] * 5, dtype=object)), "poisson"
+        )
+
+
+def test_values_of_mixed_types_warn(df):
+    g = pd.Series([1, 1, "b", "b", 3, 3, "d", "d", 5, 5], dtype=object)
+    with warns(
+        bg.SuspiciousDataWarning,
+        "column `g` mixes value types (number: 6, str: 4); each distinct value becomes its own "
+        "level",
+    ):
+        d = build_design("y ~ x + (1 | g)", df.assign(g=g), "poisson")
+    assert d.blocks[0].n_levels == 5
+
+
+# --------------------------------------------------------------------------- identifiability
+def test_response_among_the_predictors(df):
+    with warns(
+        bg.SuspiciousDataWarning,
+        "the response `y` is also on the right-hand side of `y ~ y + x + (1 | g)`: it predicts "
+        "itself; remove it from the predictors",
+    ):
+        build_design("y ~ y + x + (1 | g)", df, "poisson")
+
+
+def test_duplicated_random_effect_terms(df):
+    with warns(
+        bg.IdentifiabilityWarning,
+        "random-effect terms `(1 | g)` and `(1 | g)` both give `g` `(Intercept)`: only the sum "
+        "of their variances is identified; remove one of them",
+    ):
+        build_design("y ~ x + (1 | g) + (1 | g)", df, "poisson")
+
+
+def test_uncorrelated_terms_of_one_group_do_not_warn(df):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_design("y ~ x + (1 | g) + (0 + x | g)", df, "poisson")
+
+
+def test_one_observation_per_level_with_a_residual(df):
+    with warns(
+        bg.IdentifiabilityWarning,
+        "grouping factor `i` has one observation per level (10 levels, 10 rows) in a gaussian "
+        "model: its variance cannot be told apart from the residual variance",
+    ):
+        build_design("y ~ x + (1 | i)", df.assign(i=range(10)), "gaussian")
+    with warnings.catch_warnings():  # an observation-level effect is fine for counts
+        warnings.simplefilter("error")
+        build_design("y ~ x + (1 | i)", df.assign(i=range(10)), "poisson")
+
+
+def test_dotted_column_name(df):
+    """R-style names such as `x.y` need backticks (formulaic reads `x.y` as an attribute)."""
+    data = df.rename(columns={"x": "x.y"})
+    with raises(
+        bg.FormulaError,
+        "`x.y` is read as `x` followed by an attribute (`.y`); write the column name in "
+        "backticks: `x.y`\n    y ~ x.y + (1 | g)\n        ^",
+    ):
+        build_design("y ~ x.y + (1 | g)", data, "poisson")
+    d = build_design("y ~ `x.y` + (1 + `x.y` | g)", data, "poisson")
+    assert d.x_names == ("(Intercept)", "x.y") and d.blocks[0].terms == ("(Intercept)", "x.y")
+
+
+# --------------------------------------------------------------------------- engine boundary
+def test_foreign_engine_error_becomes_inference_error(model, monkeypatch):
+    """Anything but a package error from inside an engine is re-raised as an InferenceError
+    naming the method and where it came from, with the original chained."""
+    import bayesglmm.inference.pql as pql
+
+    def broken(design, **kwargs):
+        raise RuntimeError("Factor is exactly singular")
+
+    monkeypatch.setattr(pql, "fit_pql", broken)
+    with raises(
+        bg.InferenceError,
+        "method='pql' failed (in bayesglmm/model.py:",
+    ) as err:
+        model.fit(method="pql")
+    assert "RuntimeError: Factor is exactly singular; the data or model may be degenerate" in (
+        str(err.value)
+    )
+    assert isinstance(err.value.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize("method", ["pql"])
+def test_fuzz_case_singular_sparse_factor(method):
+    """Found by tests/test_fuzz.py: PQL (and the Bayesian Laplace, ~1 min here) raised SciPy's
+    raw "Factor is exactly singular" on this 8-row bernoulli model (predictor at scale 1e8,
+    one level per row).  Now: a finite fit or a package error."""
+    data = pd.DataFrame(
+        {
+            "y": [1, 0, 1, 1, 0, 1, 0, 0],
+            "x1": [
+                2.2534e8,
+                -5.0505e7,
+                -5.4480e7,
+                1.9457e8,
+                6.7626e7,
+                1.3147e8,
+                -9.3352e7,
+                1.4260e8,
+            ],
+            "x": [-0.34, 0.25, 0.68, 0.94, 0.48, -0.46, -0.84, 0.75],
+            "g0": range(8),
+            "g1": [2.0, 1.0, 1.0, 0.0, 3.0, 1.0, np.nan, np.nan],
+        }
+    )
+    kwargs: dict = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            formula = "y ~ scale(x1) + I(x ** 2) + (1 + x1 || g0) + (1 || g1)"
+            fit = bg.GLMM(formula, data, family="bernoulli").fit(method=method, **kwargs)
+    except bg.BayesGLMMError:
+        return
+    assert np.isfinite(np.asarray(fit.fixef(), dtype=float)).all()
+
+
+def test_more_random_effects_than_observations(df):
+    """lme4's check.nobs.vs.nRE; the fuzz found a 25-column term that took ML 70 s."""
+    with raises(
+        bg.DesignError,
+        "random-effect term `(1 + x | i)` has 20 random effects (10 levels x 2 column(s)) for "
+        "10 observations: its variance parameters are not identifiable; use fewer columns "
+        "(e.g. (1 | i)) or a grouping factor with fewer levels",
+    ):
+        build_design("y ~ x + (1 + x | i)", df.assign(i=range(10)), "poisson")
+
+
+def test_zero_padded_codes_with_an_na_string_stay_a_factor():
+    """String codes such as "01" are not numbers: a column of "1", "01" and "NA" is a
+    factor as it stands (the stray-string check is for numeric columns with a stray '.')."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "y": rng.normal(size=24),
+            "f": rng.choice(["1", "01", "NA"], 24),
+            "g": np.repeat(["a", "b", "c", "d", "e", "f"], 4),
+        }
+    )
+    d = bg.build_design("y ~ f + (1 | g)", df, "gaussian")
+    assert d.X.shape[1] == 3

@@ -140,6 +140,20 @@ def test_missing_column_exits_2_with_one_line(tmp_path, capsys):
         (["fit", "--formula", "y ~ x + (1 | g)"], "--formula and --data"),
         (["fit", "models/rikz_poisson_ri.toml", "--family", "gaussian"], "--family applies"),
         (["fit", "models/rikz_poisson_ri.toml", "--draws", "many"], "invalid int value"),
+        (
+            ["fit", "models/rikz_poisson_ri.toml", "--draws", "-5"],
+            "--draws: `draws` must be an integer >= 1; got -5 (int)",
+        ),
+        (["demo", "--tune", "-1"], "--tune: `tune` must be an integer >= 0; got -1 (int)"),
+        (["fit", "models/rikz_poisson_ri.toml", "--chains", "0"], "--chains: `chains` must be"),
+        (
+            ["fit", "models/rikz_poisson_ri.toml", "--seed", "-1", "--methods", "ml"],
+            "--seed: `random_seed` must be None, an integer in [0, 2**63 - 1",
+        ),
+        (
+            ["fit", "models/rikz_poisson_ri.toml", "--methods", "agq:1000"],
+            "bad method `agq:1000`: agq needs a node count from 1 to 100, e.g. agq:25",
+        ),
         (["fitt"], "invalid choice: 'fitt'"),
         ([], "required"),
     ],
@@ -195,3 +209,24 @@ def test_demo_fast_methods(capsys):
     table = captured.out
     assert "agq25" in table and "treatmentterbinafine:time" in table
     assert "modelling P(outcome = 'moderate or severe')" in captured.err
+
+
+def test_spec_that_is_not_utf8_exits_2(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_bytes(b'name = "s"\nformula = "y \xff ~ x"\n')
+    assert main(["fit", str(path)]) == 2
+    assert "not valid UTF-8 text: byte b'\\xff' at line 2" in _one_error_line(capsys)
+
+
+def test_stray_string_in_numeric_csv_column_exits_2(tmp_path, capsys):
+    """A "." in a numeric CSV column was a 161-level factor and a 200-row table (exit 0)."""
+    data = bg.datasets.load("rikz")
+    data["NAP"] = data["NAP"].astype(object)
+    data.loc[5, "NAP"] = "."
+    csv = tmp_path / "rikz.csv"
+    data.to_csv(csv, index=False)
+    args = ["fit", "--formula", "Richness ~ NAP + (1 | Beach)", "--data", str(csv)]
+    assert main([*args, "--family", "poisson", "--methods", "ml"]) == 2
+    assert "column `NAP` looks numeric but holds 1 non-numeric value(s): '.' (row 5)" in (
+        _one_error_line(capsys)
+    )

@@ -24,7 +24,7 @@ def test_save_load_round_trip(tmp_path, rikz_fit):
     new["Beach"] = [1, 2, 99, 99, 3, 100]
     before = rikz_fit.predict(new, random_seed=5)
     rikz_fit.save(tmp_path / "fit")
-    assert {"fit.json", "frame.csv", "posterior.nc"} <= {
+    assert {"fit.json", "data.npz", "posterior.nc"} <= {
         p.name for p in (tmp_path / "fit").iterdir()
     }
     loaded = bg.load_fit(tmp_path / "fit")

@@ -31,9 +31,9 @@ def test_ml_accessors_and_errors():
     assert fit.cond_var()["Beach"].shape == (9, 1, 1)
     assert "AIC" in str(fit)
     with pytest.raises(
-        bg.InferenceError, match="nagq > 1 needs exactly one scalar random-effect term"
+        bg.InferenceError, match="nagq > 1 needs one grouping factor with at most 3"
     ):
-        _fit("y ~ followup + (1 + followup | subject)", "epilepsy", "poisson", 5)
+        _fit("Richness ~ NAP + (1 | Beach) + (1 | Sample)", "rikz", "poisson", 5)
 
 
 def test_parametric_bootstrap_gives_intervals():

@@ -339,7 +339,9 @@ def test_invalid_spec_names_the_problem(tmp_path, old, new, messages):
 @pytest.mark.parametrize(
     ("formula", "method", "message"),
     [
-        ("Richness ~ NAP + (1 + NAP | Beach)", "agq:25", "adaptive quadrature needs one scalar"),
+        ("Richness ~ NAP + (1 + NAP | Beach)", "agq:27", "nagq <= 25 for 2 terms"),
+        ("Richness ~ NAP + (1 + NAP + exposure | Beach)", "agq:13", "nagq <= 11 for 3"),
+        ("Richness ~ NAP + (1 + NAP + a + b | Beach)", "agq:3", "at most 3 random-effect"),
         ("Richness ~ NAP + (1 | Beach) + (1 | Sample)", "agq:5", "the formula has 2"),
     ],
 )
@@ -347,6 +349,13 @@ def test_method_incompatible_with_formula(tmp_path, formula, method, message):
     text = GOOD.replace("Richness ~ NAP + (1 | Beach)", formula).replace('"nuts"', f'"{method}"')
     with pytest.raises(SpecError, match=message):
         load_spec(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("method", ["agq:25", "agq:3"])
+def test_vector_term_allows_agq(tmp_path, method):
+    """Adaptive quadrature covers one grouping factor with up to 3 terms (issue 14)."""
+    text = GOOD.replace("(1 | Beach)", "(1 + NAP | Beach)").replace('"nuts"', f'"{method}"')
+    assert load_spec(_write(tmp_path, text)).methods == ("ml", method)
 
 
 @pytest.mark.parametrize("term", ["(NAP || Beach)", "(1 + NAP | Beach)"])

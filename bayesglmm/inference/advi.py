@@ -67,7 +67,9 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
     start: dict[str, np.ndarray] = {}
     slope_idx = [i for i, n in enumerate(d.x_names) if n != "(Intercept)"]
     if slope_idx:
-        start["beta"] = beta[slope_idx]
+        from bayesglmm.pymc_model import slope_scales
+
+        start["beta_scaled"] = beta[slope_idx] * slope_scales(d)  # the model's free slopes
     if "(Intercept)" in d.x_names:
         means = d.X[:, slope_idx].mean(axis=0) if slope_idx else np.zeros(0)
         b0 = beta[d.x_names.index("(Intercept)")]

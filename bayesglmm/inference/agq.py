@@ -1,8 +1,10 @@
-"""Laplace and adaptive Gauss-Hermite deviance, with analytic gradient, for one scalar term.
+"""Laplace and adaptive Gauss-Hermite deviance: one scalar term (with analytic gradient) or
+one grouping factor with up to three correlated terms.
 
 For one random-effect block with one term (``eta_i = o_i + x_i' beta + theta z_i u_g``) the
-integral factorizes over groups.  With the conditional mode ``u_g`` and the Fisher curvature
-``H_g = 1 + theta^2 sum_i z_i^2 w_i`` (what lme4 keeps in ``L``), the per-group deviance is
+integral factorizes over groups.  With the conditional mode ``u_g`` and the curvature
+``H_g = 1 + theta^2 sum_i z_i^2 w_i`` (``w`` the observed information, which is the Fisher
+weight lme4 keeps in ``L`` for a canonical link), the per-group deviance is
 
     F_g = log H_g - 2 log sum_k w_k exp(z_k^2 / 2 - dev_g(u_g + z_k / sqrt(H_g)) / 2),
 
@@ -14,6 +16,12 @@ The gradient in ``(theta, beta)`` is analytic: the mode's sensitivity follows fr
 implicit-function theorem (per group a scalar, as the observed curvature is diagonal),
 and the curvature's derivative needs ``d w / d eta``.  Every sum over rows of a group is
 one ``np.bincount``; the only Python loops run over fixed-effect columns and nodes.
+
+One grouping factor with ``q = 2`` or ``3`` correlated terms (:func:`vector_deviance`):
+the same rule on the tensor product of the ``nagq``-point rule (``nagq^q`` nodes per
+level), shifted to each level's mode and scaled by the inverse transpose of the Cholesky
+factor of its curvature block (up to :data:`MAX_NAGQ_VECTOR`).  Its gradient is by central
+differences of the deviance (the analytic formulas here are for one scalar term).
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ __all__ = [
     "gh_rule",
     "group_colsums",
     "laplace_gradient",
+    "product_rule",
     "scalar_deviance",
+    "vector_deviance",
 ]
 
 
@@ -183,7 +193,8 @@ def scalar_deviance(
     """
     idx, L, z, th = st.index, st.L, st.z, st.theta
     u = mode.u
-    H = mode.factor.d  # Fisher curvature at the mode, 1 + theta^2 S
+    H = mode.factor.d  # observed curvature at the mode, 1 + theta^2 S (Fisher = observed
+    # for a canonical link)
     logH = np.log(H)
     laplace = nagq == 1 and not quadrature
     if laplace:
@@ -209,7 +220,8 @@ def scalar_deviance(
 
     # ---- sensitivities of the mode and of the curvature (shared by Laplace and AGQ)
     eta, d1, w = mode.eta, mode.d1, mode.w
-    w_obs, dw = fam.curvature_at(eta, d1, w)
+    # observed information and its derivative: H is built from them (pirls' factor)
+    w_obs, dw = fam.laplace_curvature(eta, d1, w)
     z2 = z * z
     c = z2 * dw
     Sobs = np.bincount(idx, weights=z2 * w_obs, minlength=L)
@@ -217,7 +229,7 @@ def scalar_deviance(
     du_dt, du_db, dH_dt, dH_db = curvature_terms(
         th,
         u,
-        np.bincount(idx, weights=z2 * w, minlength=L),
+        Sobs,
         Sobs,
         zd1,
         np.bincount(idx, weights=c * z, minlength=L),
@@ -240,3 +252,97 @@ def scalar_deviance(
         T[:, sl] = Tk.reshape(m, L).T
     grad = agq_gradient(th, H, U, T, pi, nodes, du_dt, du_db, dH_dt, dH_db, X.T @ r)
     return dev, grad, dev_g
+
+
+# ---------------------------------------------------------------------------- vector terms
+#: largest ``nagq`` per number of correlated terms ``q`` of the one grouping factor (the
+#: tensor-product rule has ``nagq ** q`` nodes per level: 625 for q = 2, 1331 for q = 3)
+MAX_NAGQ_VECTOR = {2: 25, 3: 11}
+
+
+@functools.lru_cache(maxsize=16)
+def _product_rule(nagq: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+    x, logw = gh_rule(nagq)
+    grids = np.meshgrid(*([x] * q), indexing="ij")
+    nodes = np.stack([g.ravel() for g in grids], axis=1)  # (nagq^q, q)
+    lw = sum(np.meshgrid(*([logw] * q), indexing="ij")).ravel()
+    nodes.setflags(write=False)
+    lw.setflags(write=False)
+    return nodes, lw
+
+
+def product_rule(nagq: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tensor-product Gauss-Hermite rule for ``N(0, I_q)``: nodes ``(nagq^q, q)`` and
+    log-weights ``(nagq^q,)`` (cached, read-only)."""
+    return _product_rule(int(nagq), int(q))
+
+
+def vector_deviance(
+    st,  # noqa: ANN001 - BlockedStructure with one block (imported lazily, see pirls)
+    fam: FamilyKernel,
+    eta_fixed: np.ndarray,
+    mode: ModeResult,
+    nagq: int,
+) -> tuple[float, np.ndarray]:
+    """AGQ deviance (normalized, ``-2 log L``) for one grouping factor with ``q`` terms.
+
+    Per level ``j``, with the conditional mode ``u_j`` and the Cholesky factor ``L_j`` of
+    the level's block ``H_j = L_j L_j'`` of ``A' W A + I`` (observed information, as the
+    Laplace determinant), the nodes are ``u_jk = u_j + L_j^-T z_k`` for the tensor-product
+    rule ``(z_k, w_k)`` of :func:`product_rule`, and
+
+        F_j = log det H_j - 2 log sum_k w_k exp(|z_k|^2 / 2 - dev_j(u_jk) / 2),
+
+    ``dev_j(u) = -2 sum_{i in j} log f(y_i | eta_i(u)) + |u|^2``: the scalar formula of
+    :func:`scalar_deviance` with ``H`` a matrix.  One node (``z = 0``, ``w = 1``) gives
+    the Laplace deviance ``dev_j(u_j) + log det H_j``.  With ``c_i = L_j^-1 a_i``
+    (``a_i`` the row of ``A = Z Lambda``) the linear predictor at node ``k`` is
+    ``eta_i + c_i' z_k``: for a canonical link one Numba pass over rows x nodes summing into
+    levels x nodes, otherwise one matrix product per chunk of nodes and one ``np.bincount``;
+    the chunks keep rows x nodes below ``_CHUNK_ELEMS``.
+
+    Returns
+    -------
+    deviance : float
+    group_deviance : ndarray (L,)
+        Per-level contributions ``F_j`` (without the data constants).
+    """
+    F = mode.factor
+    L11 = F.L11  # (L, q, q) lower
+    nlev, q, _ = L11.shape
+    idx = st.lev1
+    eye = np.broadcast_to(np.eye(q), L11.shape)
+    Linv = np.linalg.solve(L11, eye)  # L_j^-1
+    c = np.einsum("ipq,iq->ip", Linv[idx], st.a)  # (n, q): L_j^-1 a_i
+    U = mode.u.reshape(nlev, q)
+    logdet = F.unit_logdet()
+    nodes, logw = product_rule(nagq, q)
+    K = nodes.shape[0]
+    Lmat = np.empty((nlev, K))
+    # (imported here: scalar_laplace, which blocked_cholesky imports, imports this module)
+    from bayesglmm.inference.blocked_cholesky import _level_node_ll
+    from bayesglmm.inference.scalar_laplace import KIND_CODES
+
+    eta = mode.eta
+    code = KIND_CODES.get(fam.kind)
+    if code is not None:
+        ntr = np.ones(eta.size) if fam.trials is None else np.asarray(fam.trials, dtype=float)
+        ntr = np.ascontiguousarray(ntr)
+        c = np.ascontiguousarray(c)
+    for sl, flat in _node_chunks(K, idx, nlev):
+        Zk = nodes[sl]  # (m, q)
+        m = Zk.shape[0]
+        if code is not None:  # canonical link: one Numba pass over rows x nodes
+            devk = np.zeros((nlev, m))
+            _level_node_ll(code, fam.y, ntr, eta, c, idx, np.ascontiguousarray(Zk), devk)
+            devk = -2.0 * devk.T
+        else:
+            llk = fam.ll(eta[None, :] + Zk @ c.T)  # (m, n)
+            devk = -2.0 * np.bincount(flat, weights=llk.ravel(), minlength=m * nlev)
+            devk = devk.reshape(m, nlev)
+        Uk = U[None, :, :] + np.einsum("lqp,mq->mlp", Linv, Zk)  # u_j + L_j^-T z_k
+        devk += np.einsum("mlp,mlp->ml", Uk, Uk)
+        zz = np.einsum("mq,mq->m", Zk, Zk)
+        Lmat[:, sl] = (logw[sl, None] + 0.5 * zz[:, None] - 0.5 * devk).T
+    dev_g = logdet - 2.0 * logsumexp(Lmat, axis=1)
+    return float(dev_g.sum()) - 2.0 * fam.const, dev_g

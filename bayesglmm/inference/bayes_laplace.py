@@ -45,6 +45,7 @@ from bayesglmm.inference.blas_threads import one_blas_thread
 from bayesglmm.inference.cov_param import CovParam, log_density
 from bayesglmm.inference.inla_grid import Grid, explore_grid, sample_grid
 from bayesglmm.inference.laplace import LaplaceObjective, fit_ml, newton_polish
+from bayesglmm.inference.scaling import standardization
 from bayesglmm.priors import PriorSet
 from bayesglmm.quiet import ignoring_warnings
 
@@ -428,11 +429,18 @@ def fit_bayes_laplace(
         One chain of draws with the NUTS variable names.
     info : dict
         ``strategy``, ``n_hyper``, ``grid_points`` (and the grid settings), ``nagq``,
-        ``converged``, ``mode`` and timings.
+        ``converged``, ``mode`` (``[psi, beta]``, ``beta`` on the user's scale) and timings.
+
+    The approximation is computed on standardized fixed-effect columns
+    (:mod:`bayesglmm.inference.scaling`) and reported on the user's scale.
     """
     if design.family.has_dispersion:
         raise InferenceError("method='laplace' is for non-gaussian families; use 'nuts'")
     t0 = time.perf_counter()
+    # work on standardized fixed-effect columns (the slope priors mapped exactly), report on
+    # the user's scale: the mode search, Hessians and grid are then scale-free
+    std = standardization(design)
+    design, priors = std.design(design), std.priors(priors, design)
     obj = LaplaceObjective(design)
     with ignoring_warnings():  # thread-safe (bayesglmm.quiet)
         if nagq is None:
@@ -492,6 +500,8 @@ def fit_bayes_laplace(
         t_grid = time.perf_counter()
         r_draws = _draw_ranef(obj, post.cp, psis, betas, rng)
     covs = post.cp.covariances(psis)
+    betas = std.beta_to_user(betas)
+    mode = np.concatenate([mode[:m], std.beta_to_user(mode[m:])])
     tree = draws_to_tree(
         design,
         betas,

@@ -3,7 +3,8 @@
 No PyTensor compile step: the log density is :func:`bayesglmm.inference.nuts_kernel.logp_and_grad`
 (Numba, cached on disk after its first use on a machine), and the draws are expanded to the
 same variables, dims and coords as PyMC's NUTS on :func:`bayesglmm.pymc_model.build_pymc_model`
-(``Intercept``, ``Intercept_centered``, ``beta``, ``sd_L``, ``z_L``, ``r_L``, ``sigma``).
+(``Intercept``, ``Intercept_centered``, ``beta``, ``beta_scaled``, ``sd_L``, ``z_L``, ``r_L``,
+``sigma``).
 A refit with a new response only swaps the data, so the per-fit overhead beyond sampling
 is a few milliseconds (see ``benchmarks/run.py``, "refit overhead").
 """
@@ -31,8 +32,8 @@ def _expanded(layout: KernelLayout) -> list[tuple[str, tuple[int, ...], tuple[st
     """(name, shape, dims) of every stored variable, as PyMC stores them."""
     out: list[tuple[str, tuple[int, ...], tuple[str, ...]]] = []
     for name, shape in zip(layout.names, layout.shapes, strict=True):
-        if name == "beta":
-            out.append(("beta", shape, ("fixed",)))
+        if name == "beta_scaled":
+            out += [("beta_scaled", shape, ("fixed",)), ("beta", shape, ("fixed",))]
         elif name == "Intercept_centered":
             out += [("Intercept_centered", (), ()), ("Intercept", (), ())]
         elif name == "sigma_log__":
@@ -57,16 +58,18 @@ def _expanded(layout: KernelLayout) -> list[tuple[str, tuple[int, ...], tuple[st
 
 def _make_expand(layout: KernelLayout):  # noqa: ANN202
     """Unconstrained vector -> dict of stored variables (natural scale + deterministics)."""
-    xmean = layout.arrays["xmean"]
+    xmean = layout.arrays["xmean"]  # of the scaled columns: Intercept = b0c - xmean @ bs
+    scale = layout.arrays["scale"]
     pieces = dict(zip(layout.names, layout.slices, strict=True))
     shapes = dict(zip(layout.names, layout.shapes, strict=True))
     order = [name for name, _, _ in _expanded(layout)]  # nutpie wants the declared order
 
     def expand(x: np.ndarray, **_: Any) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        beta = x[pieces["beta"]] if "beta" in pieces else np.zeros(0)
-        if "beta" in pieces:
-            out["beta"] = beta.copy()
+        beta = x[pieces["beta_scaled"]] if "beta_scaled" in pieces else np.zeros(0)
+        if "beta_scaled" in pieces:
+            out["beta_scaled"] = beta.copy()
+            out["beta"] = beta / scale
         if "Intercept_centered" in pieces:
             b0c = float(x[pieces["Intercept_centered"]][0])
             out["Intercept_centered"] = np.asarray(b0c)
@@ -112,7 +115,10 @@ def _prior_scale(code: int, a: float, b: float) -> float:
 
 
 def _initial_point(layout: KernelLayout, seed: int) -> np.ndarray:
-    """As PyMC's ``jitter+adapt_diag``: prior locations, jittered by U(-1, 1)."""
+    """As PyMC's ``jitter+adapt_diag``: prior locations, jittered by U(-1, 1).
+
+    The slopes are ``beta_scaled`` (per SD of their column), so the jitter is in standardized
+    units whatever the scale of the predictors."""
     x = np.zeros(layout.ndim)
     a = layout.arrays
     for pos, code, pa, pb, log in zip(

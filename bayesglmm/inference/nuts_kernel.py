@@ -28,6 +28,7 @@ import numpy as np
 from scipy import special
 
 from bayesglmm.design_types import Design
+from bayesglmm.inference.scaling import column_scales
 from bayesglmm.priors import Prior, PriorSet, block_labels
 
 __all__ = ["KernelLayout", "kernel_layout", "logp_and_grad"]
@@ -144,7 +145,7 @@ def kernel_layout(
 ) -> KernelLayout | None:
     """The kernel's layout for this model, or None when the model is outside its scope.
 
-    The flat vector follows PyMC's value variables in model order: ``beta``,
+    The flat vector follows PyMC's value variables in model order: ``beta_scaled``,
     ``Intercept_centered``, then per block ``sd_<L>_log__`` and ``z_<L>``, then
     ``sigma_log__``.
     """
@@ -163,7 +164,10 @@ def kernel_layout(
         return None
 
     slope_cols = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
-    X = np.ascontiguousarray(design.X[:, slope_cols], dtype=float)
+    # the sampled slopes are ``beta_scaled = beta * scale`` (as the PyMC model), so the
+    # kernel holds the columns divided by their SDs
+    scales = column_scales(design.X[:, slope_cols])
+    X = np.ascontiguousarray(design.X[:, slope_cols] / scales, dtype=float)
     names, slices, shapes = [], [], []
     pr_rows: list[tuple[int, int, float, float, float, int]] = []
     pos = 0
@@ -179,9 +183,9 @@ def kernel_layout(
 
     beta_off = ic_off = sigma_off = -1
     if priors.fixed:
-        beta_off = add("beta", (len(priors.fixed),))
+        beta_off = add("beta_scaled", (len(priors.fixed),))
         for j, p in enumerate(priors.fixed.values()):
-            pr_rows.append((beta_off + j, *_prior_row(p, False)))
+            pr_rows.append((beta_off + j, *_prior_row(p.scaled(float(scales[j])), False)))
     if priors.intercept is not None:
         ic_off = add("Intercept_centered", ())
         pr_rows.append((ic_off, *_prior_row(priors.intercept, False)))
@@ -233,6 +237,7 @@ def kernel_layout(
     arrays = {
         "X": X,
         "xmean": X.mean(axis=0) if priors.intercept is not None else np.zeros(X.shape[1]),
+        "scale": np.ascontiguousarray(scales, dtype=float),
         "offset": np.ascontiguousarray(design.offset, dtype=float),
         "y": np.ascontiguousarray(design.y, dtype=float),
         "trials": np.ascontiguousarray(trials, dtype=float),

@@ -7,39 +7,35 @@ The random effects are ``b = Lambda(theta) u`` with ``u ~ N(0, I)``.  Writing
 * a factorization of ``M = A' W A + I`` for diagonal row weights ``W``: solves, the log
   determinant and the diagonal blocks of ``M^-1``.
 
-Three structures implement this, picked by :func:`make_structure`:
+Two structures implement this, picked by :func:`make_structure`:
 
 * :class:`ScalarStructure` -- one block with one term (random intercept or a single slope):
   ``M`` is diagonal, every per-group sum is one ``np.bincount``;
-* :class:`BlockDiagStructure` -- one block with ``p > 1`` terms: ``M`` is block diagonal,
-  kept as a ``(levels, p, p)`` stack handled by batched ``np.linalg``;
-* :class:`SparseStructure` -- several blocks (crossed or nested factors): ``A`` is a SciPy
-  CSR matrix assembled from the integer indexes, ``M`` is factorized by SuperLU with
-  symmetric (diagonal) pivoting, which for an SPD matrix is a Cholesky factorization up
-  to a diagonal scaling (so ``log det M = sum log |diag U|``).
+* :class:`~bayesglmm.inference.blocked_cholesky.BlockedStructure` -- a vector-valued term
+  or several blocks (crossed or nested factors): the blocked Cholesky of MixedModels.jl
+  (block-diagonal block of the factor with most levels -- the ``(levels, p, p)`` stack for
+  one block --, sparse coupling, dense Schur complement of the others), positive definite
+  at every ``theta``; sparsity analysed once per model, Numba passes over the rows.
 
-No loop over rows or groups anywhere; loops run over terms, blocks or quadrature nodes.
+No Python loop over rows or groups; loops run over terms, blocks or quadrature nodes.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from scipy import sparse, special
-from scipy.sparse import linalg as splinalg
+from scipy import special
 
 from bayesglmm.design_types import Design, RandomBlock
 from bayesglmm.errors import InferenceError
 from bayesglmm.families import Family, log_choose, softplus
 
 __all__ = [
-    "BlockDiagStructure",
     "FamilyKernel",
     "ScalarStructure",
-    "SparseStructure",
     "ThetaLayout",
     "glm_start",
     "make_structure",
@@ -241,6 +237,64 @@ class FamilyKernel:
             return w, w
         return self.curvature(eta)
 
+    def laplace_curvature(
+        self, eta: np.ndarray, d1: np.ndarray, w: np.ndarray, order: int = 2
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(observed information, its derivative d / d eta)`` per row, for the Laplace
+        determinant.
+
+        The Laplace approximation expands the log-integrand to second order at the mode, so
+        its determinant holds the observed information ``-d2 ll / d eta2``, which for a
+        non-canonical link (probit, cloglog) differs from the Fisher weight.  (lme4 puts
+        the Fisher weight there; glmm the observed one, whose approximation is the closer
+        one: issue 14, ``tests/test_peer_examples.py``.)  :func:`pirls` also steps with it
+        (Newton rather than Fisher scoring), so the mode it returns is exact.
+        Canonical links: ``curvature_at``; binomial probit and cloglog: analytic
+        (:meth:`_binomial_observed`).  Otherwise central differences of the score, first
+        (step ``1e-5``) and second (step ``1e-4``) order, ~1e-9 / ~1e-7 relative;
+        ``order=1`` skips the derivative (returns None for it).
+        """
+        if self.canonical:
+            return self.curvature_at(eta, d1, w)
+        if self.family.is_binomial and self.family.link in ("probit", "cloglog"):
+            return self._binomial_observed(np.asarray(eta, dtype=float))
+        h, h2 = 1e-5, 1e-4
+        d1p, _ = self.score(eta + h)
+        d1m, _ = self.score(eta - h)
+        if order == 1:
+            return -(d1p - d1m) / (2 * h), None
+        d1pp, _ = self.score(eta + h2)
+        d1mm, _ = self.score(eta - h2)
+        return -(d1p - d1m) / (2 * h), -(d1pp - 2.0 * d1 + d1mm) / (h2 * h2)
+
+    def _binomial_observed(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Observed information ``-d2 ll / d eta2`` and its ``eta``-derivative for the
+        binomial probit and cloglog links (``y`` successes of ``n``).
+
+        probit, with ``l1 = phi / Phi(eta)``, ``l0 = phi / Phi(-eta)``:
+        ``w = y l1 (eta + l1) + (n - y) l0 (l0 - eta)`` (both terms >= 0).
+        cloglog, with ``m = exp(eta)``, ``r = m / expm1(m)``, ``s = m / -expm1(-m)``:
+        ``w = y r (s - 1) + (n - y) m`` and ``dw = y r (s (1 - r) - (s - 1)^2) + (n - y) m``.
+        """
+        y = self.y
+        n = 1.0 if self.trials is None else self.trials
+        if self.family.link == "probit":
+            logphi = -0.5 * eta * eta - 0.5 * math.log(2.0 * math.pi)
+            l1 = np.exp(logphi - special.log_ndtr(eta))
+            l0 = np.exp(logphi - special.log_ndtr(-eta))
+            a1 = l1 * (eta + l1)
+            a0 = l0 * (l0 - eta)
+            da1 = -a1 * (eta + l1) + l1 * (1.0 - a1)
+            da0 = a0 * (l0 - eta) + l0 * (a0 - 1.0)
+            return y * a1 + (n - y) * a0, y * da1 + (n - y) * da0
+        m = np.exp(np.clip(eta, -700.0, 700.0))
+        my = np.minimum(m, 700.0)  # the y-terms vanish like m^3 exp(-m) beyond
+        r = my / np.expm1(my)
+        s = my / -np.expm1(-my)
+        w = y * r * (s - 1.0) + (n - y) * m
+        dw = y * r * (s * (1.0 - r) - (s - 1.0) ** 2) + (n - y) * m
+        return w, dw
+
     def curvature(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(observed information -d2 ll / d eta2, d Fisher weight / d eta)`` per row.
 
@@ -374,181 +428,10 @@ class _DiagFactor:
         return [(1.0 / self.d)[:, None, None]]
 
 
-class BlockDiagStructure:
-    """One block with ``p > 1`` terms: ``M`` is a ``(levels, p, p)`` stack."""
+if TYPE_CHECKING:
+    from bayesglmm.inference.blocked_cholesky import BlockedStructure
 
-    kind = "blockdiag"
-
-    def __init__(self, block: RandomBlock, n: int) -> None:
-        self.index = np.ascontiguousarray(block.index, dtype=np.intp)
-        self.Z = np.asarray(block.Z, dtype=float)
-        self.p = block.n_terms
-        self.L = block.n_levels
-        self.q = self.L * self.p
-        self.n_units = self.L
-        self.unit_of_u = np.repeat(np.arange(self.L), self.p)
-        self.blocks = (block,)
-        self.Zl = self.Z.copy()
-        self._pairs = [(i, j) for i in range(self.p) for j in range(i, self.p)]
-
-    def set_factors(self, factors: list[np.ndarray]) -> None:
-        """Set ``Lambda`` for the block."""
-        self.Zl = self.Z @ factors[0]
-
-    def au(self, u: np.ndarray) -> np.ndarray:
-        U = u.reshape(self.L, self.p)
-        return np.einsum("ij,ij->i", self.Zl, U[self.index])
-
-    def atv(self, v: np.ndarray) -> np.ndarray:
-        if v.ndim == 1:
-            out = np.stack(
-                [
-                    np.bincount(self.index, weights=self.Zl[:, j] * v, minlength=self.L)
-                    for j in range(self.p)
-                ],
-                axis=1,
-            )
-            return out.ravel()
-        return np.stack([self.atv(v[:, m]) for m in range(v.shape[1])], axis=1)
-
-    def unit_sum(self, rows: np.ndarray) -> np.ndarray:
-        return np.bincount(self.index, weights=rows, minlength=self.L)
-
-    def unit_sum_u(self, uu: np.ndarray) -> np.ndarray:
-        return uu.reshape(self.L, self.p).sum(axis=1)
-
-    def factor(self, w: np.ndarray) -> _BlockFactor:
-        M = np.zeros((self.L, self.p, self.p))
-        for i, j in self._pairs:
-            s = np.bincount(self.index, weights=w * self.Zl[:, i] * self.Zl[:, j], minlength=self.L)
-            M[:, i, j] = s
-            M[:, j, i] = s
-        M += np.eye(self.p)
-        return _BlockFactor(M)
-
-
-class _BlockFactor:
-    def __init__(self, M: np.ndarray) -> None:
-        self.M = M
-        self.C = np.linalg.cholesky(M)
-        self.L, self.p = M.shape[0], M.shape[1]
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        if rhs.ndim == 1:
-            r = rhs.reshape(self.L, self.p, 1)
-            return np.linalg.solve(self.M, r).reshape(-1)
-        m = rhs.shape[1]
-        r = rhs.reshape(self.L, self.p, m)
-        return np.linalg.solve(self.M, r).reshape(self.L * self.p, m)
-
-    def unit_logdet(self) -> np.ndarray:
-        return 2.0 * np.log(np.diagonal(self.C, axis1=1, axis2=2)).sum(axis=1)
-
-    def logdet(self) -> float:
-        return float(self.unit_logdet().sum())
-
-    def inv_blocks(self) -> list[np.ndarray]:
-        return [np.linalg.inv(self.M)]
-
-
-class SparseStructure:
-    """Several blocks: ``A`` is sparse CSR (n x q), ``M`` factorized by sparse LU."""
-
-    kind = "sparse"
-
-    def __init__(self, blocks: tuple[RandomBlock, ...], n: int) -> None:
-        self.blocks = blocks
-        self.n = n
-        self.ps = [b.n_terms for b in blocks]
-        self.P = int(sum(self.ps))
-        offs, off = [], 0
-        for b in blocks:
-            offs.append(off)
-            off += b.n_levels * b.n_terms
-        self.offsets = offs
-        self.q = off
-        self.n_units = 1
-        self.unit_of_u = np.zeros(self.q, dtype=np.intp)
-        cols = np.empty((n, self.P), dtype=np.int32 if self.q < 2**31 else np.int64)
-        c = 0
-        for b, o in zip(blocks, offs, strict=True):
-            for j in range(b.n_terms):
-                cols[:, c] = o + b.index * b.n_terms + j
-                c += 1
-        # sort each row's columns so the CSR is canonical
-        order = np.argsort(cols, axis=1, kind="stable")
-        self._order = order
-        self.indices = np.take_along_axis(cols, order, axis=1).ravel()
-        self.indptr = np.arange(0, n * self.P + 1, self.P)
-        self.A = None
-        self.set_factors([np.eye(p) for p in self.ps])
-
-    def set_factors(self, factors: list[np.ndarray]) -> None:
-        vals = np.concatenate(
-            [np.asarray(b.Z, dtype=float) @ F for b, F in zip(self.blocks, factors, strict=True)],
-            axis=1,
-        )
-        data = np.take_along_axis(vals, self._order, axis=1).ravel()
-        self.A = sparse.csr_matrix((data, self.indices, self.indptr), shape=(self.n, self.q))
-        self.At = self.A.T.tocsr()
-
-    def au(self, u: np.ndarray) -> np.ndarray:
-        return self.A @ u
-
-    def atv(self, v: np.ndarray) -> np.ndarray:
-        return self.At @ v
-
-    def unit_sum(self, rows: np.ndarray) -> np.ndarray:
-        return np.array([rows.sum()])
-
-    def unit_sum_u(self, uu: np.ndarray) -> np.ndarray:
-        return np.array([uu.sum()])
-
-    def factor(self, w: np.ndarray) -> _SparseFactor:
-        M = (self.At @ sparse.diags(w) @ self.A + sparse.identity(self.q, format="csr")).tocsc()
-        return _SparseFactor(M, self)
-
-
-class _SparseFactor:
-    def __init__(self, M: sparse.csc_matrix, st: SparseStructure) -> None:
-        self.M = M
-        self.st = st
-        self.lu = splinalg.splu(
-            M,
-            permc_spec="MMD_AT_PLUS_A",
-            diag_pivot_thresh=0.0,
-            options={"SymmetricMode": True},
-        )
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        return self.lu.solve(np.asarray(rhs, dtype=float))
-
-    def logdet(self) -> float:
-        return float(np.log(np.abs(self.lu.U.diagonal())).sum())
-
-    def unit_logdet(self) -> np.ndarray:
-        return np.array([self.logdet()])
-
-    def inv_blocks(self) -> list[np.ndarray]:
-        """Diagonal ``p x p`` blocks of ``M^-1`` per block and level (dense columns by chunk)."""
-        out = []
-        for b, o in zip(self.st.blocks, self.st.offsets, strict=True):
-            p, L = b.n_terms, b.n_levels
-            res = np.empty((L, p, p))
-            chunk = max(1, 4096 // p)
-            for start in range(0, L, chunk):
-                lv = np.arange(start, min(L, start + chunk))
-                cols = (o + lv[:, None] * p + np.arange(p)[None, :]).ravel()
-                E = np.zeros((self.st.q, cols.size))
-                E[cols, np.arange(cols.size)] = 1.0
-                S = self.lu.solve(E)[cols]  # (m, m)
-                m = lv.size
-                res[lv] = S.reshape(m, p, m, p)[np.arange(m), :, np.arange(m), :]
-            out.append(res)
-        return out
-
-
-Structure = ScalarStructure | BlockDiagStructure | SparseStructure
+    Structure = ScalarStructure | BlockedStructure
 
 
 def make_structure(design: Design) -> Structure:
@@ -559,8 +442,13 @@ def make_structure(design: Design) -> Structure:
     if len(blocks) == 1:
         if blocks[0].n_terms == 1:
             return ScalarStructure(blocks[0], design.n)
-        return BlockDiagStructure(blocks[0], design.n)
-    return SparseStructure(blocks, design.n)
+    # (imported here: blocked_cholesky uses the row kernels of scalar_laplace, which
+    # imports this module)
+    from bayesglmm.inference.blocked_cholesky import BlockedStructure
+
+    # one vector-valued term or several blocks: the blocked Cholesky (for one block it is
+    # the (levels, p, p) stack, built in one pass over the rows, with the analytic gradient)
+    return BlockedStructure(blocks, design.n)
 
 
 # ---------------------------------------------------------------------------- PIRLS
@@ -606,17 +494,32 @@ def pirls(
         Stop when every unit's Newton decrement ``g' M^-1 g`` is below ``tol`` (after
         taking that last step).
     quad_tol : float
-        The same for canonical links, where the step is an exact Newton step.
+        The same for canonical links.  (Every step is a Newton step on the observed
+        information; for a non-canonical link it comes from differences of the score, so
+        the looser ``tol`` applies.  The binomial probit and cloglog log-likelihoods are
+        concave in ``eta``, so the observed information is never negative.)
     """
+    fused = getattr(st, "rows_at", None)
+
+    def rows(u: np.ndarray) -> tuple:
+        """``(eta, ll, d1, w)`` at ``u``: one Numba pass where the structure has one for
+        this family (blocked structure, canonical link), else ``au`` and ``fam.full``."""
+        r = None if fused is None else fused(fam, eta_fixed, u)
+        if r is not None:
+            return r
+        eta = eta_fixed + st.au(u)
+        return (eta, *fam.full(eta))
+
     u = np.array(u0, dtype=float, copy=True)
-    eta = eta_fixed + st.au(u)
-    ll, d1, w = fam.full(eta)
+    eta, ll, d1, w = rows(u)
     obj = -st.unit_sum(ll) + 0.5 * st.unit_sum_u(u * u)
     uou = st.unit_of_u
     converged = False
     it = 0
     for it in range(1, maxit + 1):  # noqa: B007
-        F = st.factor(w)
+        # Newton steps (observed information; = Fisher for a canonical link): quadratic
+        # convergence, so the mode is exact for the Laplace determinant
+        F = st.factor(w if fam.canonical else fam.laplace_curvature(eta, d1, w, order=1)[0])
         g = st.atv(d1) - u
         delta = F.solve(g)
         dec = st.unit_sum_u(g * delta)
@@ -628,16 +531,14 @@ def pirls(
             # take the (tiny) final Newton step unchecked: the Laplace log-determinant is
             # first-order sensitive to u, so u must be exact, not just the objective
             u = u + delta
-            eta = eta_fixed + st.au(u)
-            ll, d1, w = fam.full(eta)
+            eta, ll, d1, w = rows(u)
             converged = True
             break
         step = np.ones(st.n_units)
         active = np.ones(st.n_units, dtype=bool)
         for _ in range(30):
             u_new = u + step[uou] * delta
-            eta_new = eta_fixed + st.au(u_new)
-            ll_new, d1_new, w_new = fam.full(eta_new)
+            eta_new, ll_new, d1_new, w_new = rows(u_new)
             obj_new = -st.unit_sum(ll_new) + 0.5 * st.unit_sum_u(u_new * u_new)
             bad = ~(obj_new <= obj[:] + 1e-10 * (1.0 + np.abs(obj))) & active
             if not bad.any():
@@ -645,7 +546,9 @@ def pirls(
             step = np.where(bad, step * 0.5, step)
             active = bad
         u, eta, ll, obj, d1, w = u_new, eta_new, ll_new, obj_new, d1_new, w_new
-    F = st.factor(w)
+    # the factor kept at the mode, for the Laplace determinant and the conditional
+    # variances, holds the observed information
+    F = st.factor(w if fam.canonical else fam.laplace_curvature(eta, d1, w, order=1)[0])
     return ModeResult(u, eta, ll, d1, w, F, it, converged)
 
 
@@ -701,7 +604,7 @@ class WeightedLMM:
     ``b = Lambda(theta) u`` with ``u ~ N(0, sigma^2 I)`` (relative factor, as lme4), so for
     given ``theta`` the penalized least squares give ``beta`` and ``u`` in closed form and
     ``sigma^2 = r^2 / n``; with ``sigma`` fixed, ``theta`` is the absolute factor divided by
-    ``sigma``.  Uses the same structures (vector / block stack / sparse LU) as the GLMM
+    ``sigma``.  Uses the same structures (vector / block stack / blocked Cholesky) as the GLMM
     engine.
     """
 
@@ -799,6 +702,8 @@ def weighted_lmm_fit(
     """
     from scipy import optimize
 
+    from bayesglmm.inference.boundary import optimize_off_boundary, theta_scales
+
     model = WeightedLMM(design, design.y if y is None else y, w, sigma)
     layout = model.layout
     lower = layout.lower_bounds()
@@ -809,13 +714,21 @@ def weighted_lmm_fit(
         t = np.maximum(t, lower)
         return model.deviance(t), _fd_grad(model.deviance, t)
 
-    res = optimize.minimize(
-        fg,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"ftol": 1e-14, "gtol": 1e-8, "maxiter": 500},
+    def run(t0: np.ndarray) -> tuple:
+        r = optimize.minimize(
+            fg,
+            t0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"ftol": 1e-14, "gtol": 1e-8, "maxiter": 500},
+        )
+        return r.x, r.fun, r
+
+    # restart off a zero variance while an interior point is better (L-BFGS-B stalls
+    # there: the deviance is even in theta); see bayesglmm.inference.boundary
+    (_, _, res), _ = optimize_off_boundary(
+        run, model.deviance, x0, lower == 0.0, theta_scales(design.blocks, layout.size)
     )
     theta = np.maximum(res.x, lower)
     g = _fd_grad(model.deviance, theta)

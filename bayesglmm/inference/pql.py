@@ -28,6 +28,7 @@ from bayesglmm.design_types import Design
 from bayesglmm.errors import ConvergenceWarning, InferenceError
 from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import ThetaLayout, glm_start, weighted_lmm_fit
+from bayesglmm.inference.scaling import standardized_ml
 
 __all__ = ["fit_pql"]
 
@@ -52,6 +53,7 @@ def _working(design: Design, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z, w
 
 
+@standardized_ml
 def fit_pql(
     design: Design,
     *,
@@ -59,7 +61,8 @@ def fit_pql(
     maxiter: int = 10,
     tol: float = 1e-6,
 ) -> MLEstimate:
-    """Penalized quasi-likelihood fit, as ``MASS::glmmPQL``.
+    """Penalized quasi-likelihood fit, as ``MASS::glmmPQL``, on standardized fixed-effect
+    columns, reported on the user's scale.
 
     Parameters
     ----------

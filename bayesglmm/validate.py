@@ -1,0 +1,356 @@
+"""Argument checks for :meth:`bayesglmm.GLMM.fit` and the command line, before any work.
+
+One table of options per method (:data:`FIT_OPTIONS`): name, kind, valid range and
+default.  :func:`check_fit_options` checks the keyword arguments of one ``fit`` call against
+it and raises :class:`~bayesglmm.errors.ArgumentError` naming the argument, the value and
+the valid range; an unknown keyword gets a "did you mean" (or the methods that take it).
+The CLI (:mod:`bayesglmm.cli`) and the TOML specs (:mod:`bayesglmm.spec`) use the same
+table, so all three say the same thing about the same bad value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import math
+import numbers
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayesglmm.errors import ArgumentError, BayesGLMMError, InferenceError
+
+__all__ = [
+    "FIT_OPTIONS",
+    "MAX_NAGQ",
+    "MAX_SEED",
+    "Option",
+    "check_fit_options",
+    "check_option",
+    "engine_boundary",
+]
+
+MAX_SEED = 2**63 - 1
+"""Largest integer ``random_seed`` (nutpie takes a 64-bit seed; PyMC and NumPy take it too)."""
+
+MAX_NAGQ = 100
+"""Most Gauss-Hermite nodes per group.  Beyond ~100 the smallest weights underflow toward
+1e-300 and the deviance stops changing (toenail: identical to 8 digits at 100, 150 and 200
+nodes); from ~400 NumPy's rule itself is NaN.  lme4 also caps ``nAGQ`` (at 25)."""
+
+_SAMPLERS = ("auto", "kernel", "pymc", "nutpie", "numpyro")
+_PYMC_INITS = (
+    "auto",
+    "adapt_diag",
+    "jitter+adapt_diag",
+    "jitter+adapt_diag_grad",
+    "adapt_full",
+    "jitter+adapt_full",
+    "advi",
+    "advi+adapt_diag",
+    "advi_map",
+    "map",
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword argument of a fitting method and what it accepts.
+
+    Attributes
+    ----------
+    name : str
+        The keyword.
+    kind : {"int", "real", "bool", "choice", "seed", "start", "advi_start"}
+        ``int`` and ``real`` exclude bools; ``real`` must be finite; ``seed`` is None, an
+        integer in ``[0, MAX_SEED]`` or a :class:`numpy.random.Generator`; ``start`` is
+        None or a mapping; ``advi_start`` is also ``"ml"``.
+    low, high : float, optional
+        Range bounds (inclusive unless ``open_low``/``open_high``).
+    choices : tuple
+        Valid values of a ``choice``.
+    none_ok : bool
+        Whether None is accepted (it means the default).
+    default : Any
+        The default, for documentation and the CLI.
+    """
+
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple[Any, ...] = ()
+    none_ok: bool = False
+    default: Any = None
+
+    def describe(self) -> str:
+        """The valid values in words, e.g. ``"an integer >= 1"``."""
+        if self.kind == "seed":
+            return f"None, an integer in [0, 2**63 - 1 = {MAX_SEED}] or a numpy.random.Generator"
+        if self.kind == "bool":
+            text = "True or False"
+        elif self.kind == "choice":
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.kind == "start":
+            text = "a dict of start values"
+        elif self.kind == "advi_start":
+            text = "'ml' or a dict of start values"
+        else:
+            noun = "an integer" if self.kind == "int" else "a number"
+            if self.low is not None and self.high is not None:
+                lo = "(" if self.open_low else "["
+                hi = ")" if self.open_high else "]"
+                text = f"{noun} in {lo}{_num(self.low)}, {_num(self.high)}{hi}"
+            elif self.low is not None:
+                text = f"{noun} {'>' if self.open_low else '>='} {_num(self.low)}"
+            else:
+                text = noun
+        return f"None or {text}" if self.none_ok and self.kind not in ("seed",) else text
+
+    def check(self, value: Any, where: str) -> Any:
+        """Return the value (a Generator seed becomes an int) or raise :class:`ArgumentError`."""
+
+        given = value
+
+        def bad(extra: str = "") -> ArgumentError:
+            shown = repr(given) if not isinstance(given, np.random.Generator) else "a Generator"
+            kind = type(given).__name__
+            return ArgumentError(
+                f"{where}`{self.name}` must be {self.describe()}; got {shown} ({kind}){extra}"
+            )
+
+        if value is None:
+            if self.none_ok or self.kind == "seed":
+                return None
+            raise bad()
+        if self.kind == "seed":
+            if isinstance(value, np.random.Generator):
+                return int(value.integers(MAX_SEED, dtype=np.int64, endpoint=True))
+            if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+                raise bad()
+            if not 0 <= int(value) <= MAX_SEED:
+                raise bad()
+            return int(value)
+        if self.kind == "bool":
+            if not isinstance(value, bool | np.bool_):
+                raise bad()
+            return bool(value)
+        if self.kind == "choice":
+            if not isinstance(value, str) or value not in self.choices:
+                close = (
+                    difflib.get_close_matches(value, [str(c) for c in self.choices], n=1)
+                    if isinstance(value, str)
+                    else []
+                )
+                raise bad(f"; did you mean {close[0]!r}?" if close else "")
+            return value
+        if self.kind == "start":
+            if not isinstance(value, Mapping):
+                raise bad()
+            return value
+        if self.kind == "advi_start":
+            if not (value == "ml" if isinstance(value, str) else isinstance(value, Mapping)):
+                raise bad()
+            return value
+        # int / real
+        if isinstance(value, bool | np.bool_):
+            raise bad()
+        if self.kind == "int":
+            if not isinstance(value, numbers.Integral):
+                raise bad()
+            value = int(value)
+        else:
+            if not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+                raise bad()
+            value = float(value)
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            raise bad()
+        if self.high is not None and (value >= self.high if self.open_high else value > self.high):
+            raise bad()
+        return value
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _int(name: str, low: int, default: Any, *, high: int | None = None, none_ok: bool = False):
+    return Option(name, "int", low=low, high=high, default=default, none_ok=none_ok)
+
+
+def _pos(name: str, default: Any, *, none_ok: bool = False) -> Option:
+    return Option(name, "real", low=0.0, open_low=True, default=default, none_ok=none_ok)
+
+
+_SEED = Option("random_seed", "seed", default=None)
+_LOGLIK = Option("log_likelihood", "bool", default=True)
+_PROGRESS = Option("progressbar", "bool", none_ok=True, default=None)
+_PARTIAL = Option("allow_partial", "bool", default=False)  # Ctrl-C: keep the draws so far
+
+FIT_OPTIONS: dict[str, tuple[Option, ...]] = {
+    "nuts": (
+        _int("draws", 1, 1000),
+        _int("tune", 0, 1000),
+        _int("chains", 1, 4),
+        _int("cores", 1, None, none_ok=True),
+        _SEED,
+        Option("sampler", "choice", choices=_SAMPLERS, default="auto"),
+        Option(
+            "target_accept",
+            "real",
+            low=0.0,
+            high=1.0,
+            open_low=True,
+            open_high=True,
+            none_ok=True,
+            default=None,
+        ),
+        _PROGRESS,
+        Option("init", "choice", choices=_PYMC_INITS, default="auto"),
+        _int("max_treedepth", 1, 10, high=30),
+        _PARTIAL,
+        _LOGLIK,
+    ),
+    "ml": (
+        _int("nagq", 1, 1, high=MAX_NAGQ),
+        Option("start", "start", none_ok=True, default=None),
+        _pos("tol", 1e-10),
+        _int("maxiter", 1, 500),
+        _LOGLIK,
+    ),
+    "pql": (
+        Option("dispersion", "choice", choices=("estimate", "fixed"), default="estimate"),
+        _int("maxiter", 1, 10),
+        _pos("tol", 1e-6),
+        _LOGLIK,
+    ),
+    "laplace": (
+        _int("draws", 1, 1000),
+        _SEED,
+        _int("nagq", 1, None, high=MAX_NAGQ, none_ok=True),
+        Option("strategy", "choice", choices=("auto", "grid", "gaussian"), default="auto"),
+        _pos("grid_step", None, none_ok=True),
+        _pos("grid_threshold", None, none_ok=True),
+        _LOGLIK,
+    ),
+}
+_ADVI = (
+    _int("n", 1, 30_000),
+    _pos("learning_rate", 0.01),
+    _int("draws", 1, 1000),
+    _SEED,
+    _pos("tolerance", 1e-3),
+    _int("every", 1, 500),
+    Option("start", "advi_start", none_ok=True, default="ml"),
+    _PROGRESS,
+    _PARTIAL,
+    _LOGLIK,
+)
+FIT_OPTIONS["advi"] = _ADVI
+FIT_OPTIONS["fullrank_advi"] = _ADVI
+
+
+def check_option(method: str, name: str, value: Any, where: str = "") -> Any:
+    """Check one option of ``method``; returns the (normalized) value.
+
+    Raises
+    ------
+    ArgumentError
+        If ``name`` is not an option of ``method`` or ``value`` is out of range.
+    """
+    table = {o.name: o for o in FIT_OPTIONS[method]}
+    if name not in table:
+        raise ArgumentError(_unknown(method, name, where))
+    return table[name].check(value, where)
+
+
+def _unknown(method: str, name: str, where: str) -> str:
+    names = [o.name for o in FIT_OPTIONS[method]]
+    close = difflib.get_close_matches(str(name), names, n=2, cutoff=0.6)
+    others = [m for m, opts in FIT_OPTIONS.items() if any(o.name == name for o in opts)]
+    if close:
+        hint = f"; did you mean {' or '.join(f'`{c}`' for c in close)}?"
+    elif others:
+        hint = f"; it is an option of method {', '.join(repr(m) for m in others)}"
+    else:
+        hint = ""
+    return f"{where}unknown option `{name}` for method={method!r}{hint} (valid: {', '.join(names)})"
+
+
+def check_fit_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every keyword argument of ``GLMM.fit(method=method, **options)``.
+
+    Parameters
+    ----------
+    method : str
+        A known method (``nuts``, ``ml``, ``pql``, ``laplace``, ``advi``,
+        ``fullrank_advi``).
+    options : mapping
+        The keyword arguments.
+
+    Returns
+    -------
+    dict
+        The options with normalized values: NumPy integers become ``int``, a
+        :class:`numpy.random.Generator` seed becomes an integer drawn from it.
+
+    Raises
+    ------
+    ArgumentError
+        Naming the first bad argument, its value and the valid range (with close matches
+        for an unknown keyword).
+    """
+    where = f"fit(method={method!r}): "
+    out = {name: check_option(method, name, value, where) for name, value in options.items()}
+    if method == "nuts":
+        sampler = out.get("sampler") or "auto"
+        if out.get("init") is not None and sampler not in ("pymc", "nutpie", "numpyro"):
+            raise ArgumentError(
+                f"{where}`init` is PyMC's NUTS initialization: pass sampler='pymc' with it "
+                f"(sampler={sampler!r} does not use it)"
+            )
+        if "max_treedepth" in out and sampler not in ("auto", "kernel", "pymc"):
+            raise ArgumentError(
+                f"{where}`max_treedepth` works with sampler 'auto', 'kernel' or 'pymc', "
+                f"not {sampler!r}"
+            )
+    return out
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def engine_boundary[F: Callable[..., Any]](fit: F) -> F:
+    """Decorate ``GLMM.fit``: an exception from inside an engine or a dependency that is not
+    a :class:`BayesGLMMError` (a singular sparse factor in SciPy, a shape error in NumPy)
+    becomes an :class:`InferenceError` naming the method, the error and where in bayesglmm it
+    came from, with the original chained as its cause.  Interrupts pass through.
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self: Any, method: str = "nuts", **kwargs: Any) -> Any:
+        try:
+            return fit(self, method, **kwargs)
+        except BayesGLMMError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: re-raised as ours, chained
+            where = ""
+            for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+                path = Path(frame.filename).resolve()
+                if path.is_relative_to(_PACKAGE) and path.name != "validate.py":
+                    where = f" (in bayesglmm/{path.relative_to(_PACKAGE)}:{frame.lineno})"
+                    break
+            text = str(exc).strip().splitlines()
+            raise InferenceError(
+                f"method={method!r} failed{where}: {type(exc).__name__}: "
+                f"{text[0] if text else ''}; the data or model may be degenerate (separation, "
+                "a singular design, extreme scales); if not, please report it"
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]
