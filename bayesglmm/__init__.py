@@ -25,12 +25,14 @@ from bayesglmm.errors import (
     FormulaError,
     IdentifiabilityWarning,
     InferenceError,
+    PartialFitWarning,
     RankDeficiencyWarning,
     SamplerWarning,
     SavedFitCorruptError,
     SavedFitExistsError,
     SavedFitMismatchError,
     SaveLoadError,
+    SBCFailureWarning,
     SpecError,
     SuspiciousDataWarning,
 )
@@ -128,5 +130,7 @@ __all__ = [
     "SavedFitMismatchError",
     "SpecError",
     "SuspiciousDataWarning",
+    "PartialFitWarning",
+    "SBCFailureWarning",
     "__version__",
 ]

@@ -80,3 +80,13 @@ class ArgumentError(BayesGLMMError, ValueError):
 class SuspiciousDataWarning(BayesGLMMWarning):
     """The data or formula look like a mistake (response among the predictors, a column
     whose values mix types, a duplicated random-effect term)."""
+
+
+class PartialFitWarning(SamplerWarning):
+    """A fit was interrupted (Ctrl-C) and, as asked with ``allow_partial=True``, returns
+    only the draws or iterations made before the interrupt."""
+
+
+class SBCFailureWarning(BayesGLMMWarning):
+    """Some simulations of a simulation-based calibration run failed (an error, or a worker
+    that died); the finished ones are kept and the failures listed."""

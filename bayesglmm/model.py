@@ -86,6 +86,7 @@ class GLMM:
         self.centered = bool(centered)
         self.trials = trials
         self._pymc_model: Any = None
+        self._pymc_template: Any = None  # a parent's PyMC model to clone (with_response)
         self._kernel: Any = None
 
     def __repr__(self) -> str:
@@ -99,8 +100,11 @@ class GLMM:
     def with_response(self, y: np.ndarray) -> GLMM:
         """The same model with a new response vector (same rows, design and priors).
 
-        The PyMC model, if built, is reused with ``pm.set_data`` (no rebuild), so refits in
-        simulation studies and SBC skip graph construction.
+        The new model shares nothing mutable with this one, so both may be fitted at the
+        same time in different threads.  Refits stay cheap: the fused NUTS kernel's layout
+        (read-only arrays; the response is passed per fit) is shared, and the PyMC model,
+        if this model has built one, is cloned with the new response when first needed
+        (milliseconds) rather than rebuilt.
         """
         from bayesglmm.sbc import _with_response
 
@@ -113,21 +117,26 @@ class GLMM:
 
     # ------------------------------------------------------------------ PyMC
     def build(self) -> Any:
-        """The PyMC model (built once and cached), for users who want to extend it.
+        """This model's PyMC model (built once and cached), for users who want to extend it.
 
-        Models made by :meth:`with_response` share one PyMC model; each call here first
-        points its observed data at this model's response, so a fit never sees another
-        model's ``y``.
+        Every ``GLMM`` has its own PyMC model: one made by :meth:`with_response` gets a
+        clone of its parent's (extensions included) holding its own response, so fits of
+        different models never see each other's data.
         """
         if self._pymc_model is None:
-            from bayesglmm.pymc_model import build_pymc_model
+            template = getattr(self, "_pymc_template", None)
+            if template is not None:
+                import pymc as pm
+                from pymc.model.fgraph import clone_model
 
-            self._pymc_model = build_pymc_model(self.design, self.priors, centered=self.centered)
-        elif getattr(self._pymc_model, "_bg_y_owner", None) is not self.design.y:
-            import pymc as pm
+                built = clone_model(template)
+                pm.set_data({"y_obs": self.design.y}, model=built)
+            else:
+                from bayesglmm.pymc_model import build_pymc_model
 
-            pm.set_data({"y_obs": self.design.y}, model=self._pymc_model)
-        self._pymc_model._bg_y_owner = self.design.y
+                built = build_pymc_model(self.design, self.priors, centered=self.centered)
+            self._pymc_model = built
+            self._pymc_template = None
         return self._pymc_model
 
     def sample_prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> Any:
@@ -147,21 +156,37 @@ class GLMM:
         return self._kernel or None
 
     def _sample_nuts(self, options: dict[str, Any]) -> Any:
-        from bayesglmm.inference.mcmc import interactive, resolve_sampler, sample_nuts
+        """NUTS draws; ``options`` records the sampler used and, after an interrupted run
+        kept by ``allow_partial=True``, the draws and chains actually kept."""
+        from bayesglmm.inference.mcmc import (
+            check_cores,
+            interactive,
+            partial_info,
+            resolve_sampler,
+            sample_nuts,
+        )
 
+        check_cores(options.get("cores"))
         layout = self.kernel_layout()
         sampler = resolve_sampler(options.get("sampler", "auto"), layout is not None)
         options["sampler"] = sampler
         if options.get("target_accept") is None:
             options["target_accept"] = default_target_accept(self.design)
         if sampler != "kernel":
-            return sample_nuts(self.build(), **options)
-        from bayesglmm.inference.kernel_nuts import sample_kernel_nuts
+            idata = sample_nuts(self.build(), **options)
+        else:
+            from bayesglmm.inference.kernel_nuts import sample_kernel_nuts
 
-        opts = {k: v for k, v in options.items() if k != "sampler"}
-        if opts.get("progressbar") is None:
-            opts["progressbar"] = interactive()
-        return sample_kernel_nuts(self.design, layout, **opts)
+            opts = {k: v for k, v in options.items() if k != "sampler"}
+            if opts.get("progressbar") is None:
+                opts["progressbar"] = interactive()
+            idata = sample_kernel_nuts(self.design, layout, **opts)
+        info = partial_info(idata)
+        if info:
+            options["partial"] = info
+            options["draws"] = info["draws_kept"]
+            options["chains"] = info["chains_kept"]
+        return idata
 
     # ------------------------------------------------------------------ fitting
     @engine_boundary
@@ -189,6 +214,15 @@ class GLMM:
             WAIC.  Refit loops that do not need it (SBC, bootstraps) can pass False: it
             costs one pass over rows x draws (~0.3 s for 8,525 rows x 2,000 draws), and
             :meth:`GLMMFit.loo` computes it on demand anyway.
+
+            Ctrl-C during a ``nuts``, ``advi`` or ``fullrank_advi`` fit raises
+            KeyboardInterrupt.  With ``allow_partial=True`` it instead returns a fit of the
+            draws made so far (NUTS: equal-length chains, truncated to keep the most draws,
+            never NaN padding; ADVI: the approximation at that iteration) with a
+            :class:`~bayesglmm.errors.PartialFitWarning`; ``fit.options["partial"]`` then
+            records what was asked for and what was kept, and ``options["draws"]`` /
+            ``options["chains"]`` give what the fit holds.  An interrupt before the first
+            posterior draw (during tuning) raises :class:`~bayesglmm.errors.InferenceError`.
 
         Returns
         -------

@@ -5,22 +5,31 @@ model (same covariates and groups as the given model), refit by the chosen metho
 record the rank of each true parameter among the (thinned) posterior draws.  With a
 calibrated method the ranks are uniform.  Work runs on ``dask.distributed``: a
 :class:`~dask.distributed.LocalCluster` by default, or any ``Client`` the user passes.
-Results come back in simulation order; a failed simulation is counted and reported, never
-lost.
+Results come back in simulation order.  A simulation that raises, or whose worker dies, is
+listed with the reason in :attr:`SBCResult.failures` and in an
+:class:`~bayesglmm.errors.SBCFailureWarning`; the simulations that finished are kept.
+Fits share no mutable state (``GLMM.with_response``), so a threaded client
+(``Client(processes=False)``) gives the same ranks as worker processes for the same seeds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import sys
+import traceback
+import types
 import warnings
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayesglmm.errors import BayesGLMMError
+from bayesglmm.errors import BayesGLMMError, SBCFailureWarning
+from bayesglmm.quiet import ignoring_warnings
 from bayesglmm.uniformity import (
     bin_counts,
     bin_edges,
@@ -44,7 +53,9 @@ class SBCResult:
     method : str
         The fitting method.
     failures : dict
-        Simulation id -> error message.
+        Simulation id -> why it failed: the error (type, message and where it was raised),
+        or that its worker died.  The simulation is reproduced by ``sbc(..., n_sims=id + 1,
+        random_seed=same)``: simulation ``i`` always uses the ``i``-th spawned seed.
     diagnostics : DataFrame
         Per successful simulation: ``elapsed_s`` and the fit's health (NUTS: divergences,
         ``max_rhat``, ``min_ess_bulk``, ...; Laplace/ADVI: ``converged``).
@@ -60,6 +71,34 @@ class SBCResult:
     def n_ranks(self) -> int:
         """Number of possible rank values, ``n_draws + 1``."""
         return self.n_draws + 1
+
+    @property
+    def n_sims(self) -> int:
+        """Simulations run: the finished ones (rows of ``ranks``) and the failed ones."""
+        return len(self.ranks) + len(self.failures)
+
+    def failure_report(self, limit: int | None = 10) -> str:
+        """One line per failed simulation (at most ``limit``; None for all): id and reason."""
+        if not self.failures:
+            return f"all {self.n_sims} simulations finished"
+        items = sorted(self.failures.items())
+        shown = items if limit is None else items[:limit]
+        lines = [
+            f"{len(self.failures)} of {self.n_sims} SBC simulations failed "
+            f"({len(self.ranks)} finished, kept):"
+        ]
+        lines += [f"  simulation {i}: {msg}" for i, msg in shown]
+        if len(shown) < len(items):
+            lines.append(f"  ... and {len(items) - len(shown)} more (see SBCResult.failures)")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        failed = f"; {self.failure_report(limit=5)}" if self.failures else ""
+        return (
+            f"SBCResult(method={self.method!r}, {len(self.ranks)} of {self.n_sims} "
+            f"simulations finished, n_draws={self.n_draws}, parameters="
+            f"{list(self.ranks.columns)}{failed})"
+        )
 
     def _bins(self, bins: int | None) -> int:
         return bins or max(2, min(20, len(self.ranks) // 5))
@@ -251,8 +290,7 @@ def _one(
     kwargs.setdefault("random_seed", int(rng.integers(2**31 - 1)))
     if method in ("nuts", "laplace", "advi", "fullrank_advi"):
         kwargs.setdefault("log_likelihood", False)  # ranks need no pointwise log-likelihood
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring_warnings():  # thread-safe: a threaded client runs several at once
         fit = sim_model.fit(method=method, **kwargs)
     draws = param_draws(fit, extras=False)
     ranks = {}
@@ -273,11 +311,44 @@ def _one(
     return {"ranks": ranks, "diagnostics": diag}
 
 
+def _reason(exc: BaseException) -> str:
+    """``Type: message (at file:line in function)``, the innermost frame of the traceback."""
+    msg = f"{type(exc).__name__}: {exc}".strip()
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        f = frames[-1]
+        msg += f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
+    return msg
+
+
 def _safe(model: Any, seed: Any, method: str, fit_kwargs: dict[str, Any], n_draws: int) -> Any:
     try:
         return _one(model, seed, method, fit_kwargs, n_draws)
-    except Exception as exc:  # noqa: BLE001 - a failed simulation is counted, not lost
-        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a failed simulation is listed, not lost
+        return _reason(exc)
+
+
+def _collect(futures: list[Any]) -> dict[int, Any]:
+    """Each simulation's result, or why it has none, as soon as it is done.
+
+    ``client.gather`` raises on the first task whose worker died (``KilledWorker``) and so
+    loses every finished simulation; here each future is read on its own.
+    """
+    from dask.distributed import as_completed
+
+    index = {f.key: i for i, f in enumerate(futures)}
+    results: dict[int, Any] = {}
+    for fut in as_completed(futures):
+        i = index[fut.key]
+        try:
+            results[i] = fut.result()
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001
+            name = type(exc).__name__
+            if name == "KilledWorker":
+                results[i] = f"the worker died while running it ({name}: {exc})"
+            else:
+                results[i] = f"it did not run to the end on the cluster ({_reason(exc)})"
+    return results
 
 
 def sbc(
@@ -341,39 +412,66 @@ def sbc(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
         client = Client(cluster)
+    if method == "nuts":
+        model.kernel_layout()  # computed once here, shipped with the model, shared by refits
     try:
         shipped = client.scatter(model, broadcast=True)
         futures = [
             client.submit(_safe, shipped, s, method, fit_kwargs, n_draws, pure=False) for s in seeds
         ]
-        results = client.gather(futures)
+        results = _collect(futures)
     finally:
         if own:
             client.close()
             cluster.close()
-    ok = {i: r for i, r in enumerate(results) if isinstance(r, dict)}
-    failures = {i: r for i, r in enumerate(results) if not isinstance(r, dict)}
-    if failures:
-        warnings.warn(f"{len(failures)} of {n_sims} SBC simulations failed", stacklevel=2)
+    ok = {i: r for i, r in sorted(results.items()) if isinstance(r, dict)}
+    failures = {i: str(r) for i, r in sorted(results.items()) if not isinstance(r, dict)}
     ranks = pd.DataFrame.from_dict({i: r["ranks"] for i, r in ok.items()}, orient="index")
     diagnostics = pd.DataFrame.from_dict(
         {i: r["diagnostics"] for i, r in ok.items()}, orient="index"
     )
-    return SBCResult(
+    result = SBCResult(
         ranks=ranks.sort_index(),
         n_draws=n_draws,
         method=method,
         failures=failures,
         diagnostics=diagnostics.sort_index(),
     )
+    if failures:
+        warnings.warn(result.failure_report(), SBCFailureWarning, stacklevel=2)
+    return result
 
 
 def _with_response(model: Any, y: np.ndarray) -> Any:
-    """A copy of ``model`` with a new response (same design otherwise; compiled model reused)."""
+    """A copy of ``model`` with a new response and no shared mutable state.
+
+    The design is replaced (its arrays other than ``y`` are shared and never written); the
+    fused kernel's layout is shared (read-only, the response is passed per fit); the PyMC
+    model is not shared: the copy clones its parent's on first use (``GLMM.build``), so
+    fits of the two in parallel threads cannot see each other's response.
+    """
     import copy
 
     new = copy.copy(model)
     # the design-time separation check was for the old response
     new.design = replace(model.design, y=np.asarray(y, dtype=float), separation=None)
-    # the PyMC model (if built) is shared; ``build()`` sets its data to the caller's y
+    built = model._pymc_model
+    new._pymc_template = built if built is not None else getattr(model, "_pymc_template", None)
+    new._pymc_model = None
     return new
+
+
+class _CallableModule(types.ModuleType):
+    """``bayesglmm.sbc`` names both this module and the function :func:`sbc`.
+
+    The package loads ``sbc`` lazily (PEP 562), but importing this module (``with_response``
+    does, as do users' ``from bayesglmm.sbc import ...``) makes Python bind the package's
+    ``sbc`` attribute to the module, and ``bg.sbc(model)`` then failed with "'module' object
+    is not callable".  Calling the module calls the function.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SBCResult:
+        return sbc(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -191,6 +191,7 @@ def _pos(name: str, default: Any, *, none_ok: bool = False) -> Option:
 _SEED = Option("random_seed", "seed", default=None)
 _LOGLIK = Option("log_likelihood", "bool", default=True)
 _PROGRESS = Option("progressbar", "bool", none_ok=True, default=None)
+_PARTIAL = Option("allow_partial", "bool", default=False)  # Ctrl-C: keep the draws so far
 
 FIT_OPTIONS: dict[str, tuple[Option, ...]] = {
     "nuts": (
@@ -213,6 +214,7 @@ FIT_OPTIONS: dict[str, tuple[Option, ...]] = {
         _PROGRESS,
         Option("init", "choice", choices=_PYMC_INITS, default="auto"),
         _int("max_treedepth", 1, 10, high=30),
+        _PARTIAL,
         _LOGLIK,
     ),
     "ml": (
@@ -247,6 +249,7 @@ _ADVI = (
     _int("every", 1, 500),
     Option("start", "advi_start", none_ok=True, default="ml"),
     _PROGRESS,
+    _PARTIAL,
     _LOGLIK,
 )
 FIT_OPTIONS["advi"] = _ADVI

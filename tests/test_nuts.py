@@ -156,20 +156,28 @@ def test_gaussian_matches_statsmodels_mixedlm():
 
 
 def test_with_response_refit_does_not_change_the_original_models_data():
-    """Models made by ``with_response`` share one PyMC model, but each fits its own y."""
+    """A ``with_response`` model gets its own PyMC model (a clone of the built one, with
+    its own y), so neither model's data can change under the other's fit (issue 13)."""
     m = bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
-    shared = m.build()
+    own = m.build()
     y_old = np.asarray(m.design.y, dtype=float)
     y_new = y_old[::-1].copy()
     refit = m.with_response(y_new)
-    assert refit.build() is shared  # reused, not rebuilt
-    np.testing.assert_array_equal(shared["y_obs"].get_value(), y_new)
-    m.build()  # the original model points the data back at its own response
-    np.testing.assert_array_equal(shared["y_obs"].get_value(), y_old)
+    cloned = refit.build()
+    assert cloned is not own and refit.build() is cloned  # own model, cached
+    assert set(cloned.named_vars) == set(own.named_vars)
+    np.testing.assert_array_equal(cloned["y_obs"].get_value(), y_new)
+    np.testing.assert_array_equal(own["y_obs"].get_value(), y_old)
+    # a model made from a with_response model that was never built clones the built one
+    third = m.with_response(y_old + 2).with_response(y_old + 1)
+    np.testing.assert_array_equal(third.build()["y_obs"].get_value(), y_old + 1)
+    np.testing.assert_array_equal(own["y_obs"].get_value(), y_old)
+    np.testing.assert_array_equal(cloned["y_obs"].get_value(), y_new)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bg.SamplerWarning)
-        a = m.fit(draws=50, tune=50, chains=1, random_seed=3, sampler="pymc")
-    np.testing.assert_array_equal(shared["y_obs"].get_value(), y_old)
+        a = refit.fit(draws=50, tune=50, chains=1, random_seed=3, sampler="pymc")
+    np.testing.assert_array_equal(own["y_obs"].get_value(), y_old)
+    np.testing.assert_array_equal(a.idata["observed_data"]["y"].values, y_new)
     assert a.options["sampler"] == "pymc"
 
 

@@ -83,3 +83,109 @@ def test_result_plot_without_dask(tmp_path):
     assert len(fig.axes) == 4
     assert "p(ECDF)" in fig.axes[0].get_title()
     fig.savefig(tmp_path / "r.png")
+
+
+# ------------------------------------------------------------------ failures and threads (#13)
+def _sim_seed(i: int, random_seed: int, n_sims: int):
+    return np.random.SeedSequence(random_seed).spawn(n_sims)[i]
+
+
+def test_sbc_keeps_finished_simulations_and_lists_failures(small_poisson, monkeypatch):
+    """Simulations 1 and 3 raise inside the fit: the other four are kept, and the two are
+    listed with the error and where it was raised (in the result and the warning)."""
+    from dask.distributed import Client
+
+    from bayesglmm.model import GLMM
+    from bayesglmm.sbc import simulate_from_prior
+
+    original_fit = GLMM.fit
+    bad_y = {
+        tuple(simulate_from_prior(small_poisson, np.random.default_rng(_sim_seed(i, 4, 6)))[0])
+        for i in (1, 3)
+    }
+
+    def failing_fit(self, *args, **kwargs):
+        if tuple(self.design.y) in bad_y:
+            raise bg.InferenceError("injected failure")
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(GLMM, "fit", failing_fit)
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c:
+        with pytest.warns(bg.SBCFailureWarning) as rec:
+            res = bg.sbc(small_poisson, n_sims=6, method="laplace", client=c, random_seed=4)
+    assert list(res.ranks.index) == [0, 2, 4, 5] == list(res.diagnostics.index)
+    assert sorted(res.failures) == [1, 3] and res.n_sims == 6
+    for msg in res.failures.values():
+        assert msg.startswith("InferenceError: injected failure (at test_sbc.py:")
+    text = str(rec[0].message)
+    assert text.startswith("2 of 6 SBC simulations failed (4 finished, kept):")
+    assert "simulation 1: InferenceError: injected failure" in text
+    assert "simulation 3: InferenceError: injected failure" in text
+    assert "2 of 6 SBC simulations failed" in repr(res)
+
+
+def test_sbc_keeps_finished_simulations_when_a_worker_dies(small_poisson):
+    """A worker process dies in simulation 2 (os._exit, as an out-of-memory kill would):
+    the simulations that finish are kept (``client.gather`` lost them all), and simulation
+    2 is listed as a dead worker."""
+    import copy
+    import os
+
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    from bayesglmm.model import GLMM
+    from bayesglmm.sbc import simulate_from_prior
+
+    y_kill = simulate_from_prior(small_poisson, np.random.default_rng(_sim_seed(2, 8, 5)))[0]
+
+    class DyingGLMM(GLMM):  # local class: pickled by value, so the workers get it
+        def with_response(self, y):
+            if np.array_equal(y, y_kill):
+                os._exit(1)
+            return super().with_response(y)
+
+    model = copy.copy(small_poisson)
+    model.__class__ = DyingGLMM
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        with cluster, Client(cluster) as c:
+            with pytest.warns(bg.SBCFailureWarning, match="simulation 2: the worker died"):
+                res = bg.sbc(model, n_sims=5, method="laplace", client=c, random_seed=8)
+    # a simulation queued on the dying worker may die with it (no retries here)
+    assert sorted([*res.ranks.index, *res.failures]) == list(range(5))
+    assert 2 in res.failures and len(res.ranks) >= 2
+    assert all(
+        m.startswith("the worker died while running it (KilledWorker")
+        for m in res.failures.values()
+    )
+
+
+@pytest.mark.slow
+def test_sbc_threaded_client_gives_the_ranks_of_a_serial_run(small_poisson):
+    """PyMC's NUTS in two threads at once: the ranks of one simulation at a time, up to
+    rounding (the with_response models once shared one PyMC model and swapped its data).
+    The default (kernel) NUTS is bit-for-bit equal across threads."""
+    from dask.distributed import Client
+
+    kw = dict(
+        n_sims=4,
+        method="nuts",
+        random_seed=3,
+        fit_kwargs=dict(draws=100, tune=100, chains=1, sampler="pymc"),
+    )
+    runs = []
+    for threads in (2, 1):
+        with Client(
+            processes=False, n_workers=1, threads_per_worker=threads, dashboard_address=None
+        ) as c:
+            runs.append(bg.sbc(small_poisson, client=c, **kw))
+    threaded, serial = runs
+    assert not threaded.failures and not serial.failures
+    assert threaded.ranks.index.equals(serial.ranks.index)
+    # PyMC's compiled code in two threads at once may round differently and NUTS amplifies
+    # it, so ranks (0..99) may move by a few; another simulation's y moves them to 0 or 99
+    diff = (threaded.ranks - serial.ranks[threaded.ranks.columns]).abs().to_numpy()
+    assert diff.max() <= 5, diff

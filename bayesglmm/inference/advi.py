@@ -24,8 +24,9 @@ import numpy as np
 import pymc as pm
 from pymc.variational.callbacks import Callback
 
-from bayesglmm.errors import ConvergenceWarning, InferenceError
-from bayesglmm.inference.mcmc import interactive
+from bayesglmm.errors import ConvergenceWarning, InferenceError, PartialFitWarning
+from bayesglmm.inference.mcmc import InterruptGuard, interactive
+from bayesglmm.quiet import ignoring_warnings
 
 
 class LossPlateau(Callback):
@@ -56,8 +57,7 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
     if any(b.correlated for b in d.blocks) or d.family.has_dispersion:
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with ignoring_warnings():
             est = fit_ml(d)
     except Exception:  # noqa: BLE001 - a start value is optional
         return None
@@ -95,6 +95,7 @@ def fit_advi(
     every: int = 500,
     start: str | dict[str, Any] | None = "ml",
     progressbar: bool | None = None,
+    allow_partial: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Fit by ADVI and return (DataTree with one chain of draws, info dict).
 
@@ -115,6 +116,10 @@ def fit_advi(
         (relative) on the previous window.
     start : "ml", dict or None
         Start at the Laplace ML mode (default), at a user point, or at PyMC's initial point.
+    allow_partial : bool
+        Ctrl-C raises KeyboardInterrupt (PyMC's ``fit`` would swallow it and return the
+        approximation so far); with True, that approximation is returned instead, with a
+        :class:`~bayesglmm.errors.PartialFitWarning` and ``interrupted=True`` in the info.
     """
     if method not in ("advi", "fullrank_advi"):
         raise InferenceError(f"method must be 'advi' or 'fullrank_advi', not {method!r}")
@@ -123,26 +128,46 @@ def fit_advi(
     conv = LossPlateau(every=every, tolerance=tolerance)
     if progressbar is None:
         progressbar = interactive()
-    with pm_model:
-        approx = pm.fit(
-            n=n,
-            method=method,
-            start=start_point,
-            obj_optimizer=pm.adam(learning_rate=learning_rate),
-            total_grad_norm_constraint=100.0,
-            callbacks=[conv],
-            random_seed=random_seed,
-            progressbar=progressbar,
-        )
+    with InterruptGuard() as guard, pm_model:
+        try:
+            approx = pm.fit(
+                n=n,
+                method=method,
+                start=start_point,
+                obj_optimizer=pm.adam(learning_rate=learning_rate),
+                total_grad_norm_constraint=100.0,
+                callbacks=[conv],
+                random_seed=random_seed,
+                progressbar=progressbar,
+            )
+        except Exception as exc:
+            if guard.interrupted:
+                raise KeyboardInterrupt from exc
+            raise
     hist = np.asarray(approx.hist, dtype=float)
     iters = int(hist.size)
+    if guard.interrupted and not allow_partial:
+        raise KeyboardInterrupt
+    if guard.interrupted and iters == 0:
+        raise InferenceError(
+            f"{method} was interrupted before its first iteration: there is nothing to "
+            "return; run the fit again"
+        )
     if hist.size == 0 or not np.isfinite(hist[-min(every, hist.size) :]).all():
         raise InferenceError(
             f"{method} diverged (non-finite loss after {iters} iterations); lower "
             "learning_rate, or rescale the predictors"
         )
     converged = conv.converged
-    if not converged:
+    if guard.interrupted:
+        converged = False
+        warnings.warn(
+            f"{method} was interrupted after {iters} of at most {n} iterations: returning "
+            "the approximation at that point, which has not converged",
+            PartialFitWarning,
+            stacklevel=3,
+        )
+    elif not converged:
         warnings.warn(
             f"{method} did not converge in {n} iterations (relative tolerance {tolerance}); "
             "raise n or lower learning_rate",
@@ -161,4 +186,6 @@ def fit_advi(
         "learning_rate": learning_rate,
         "started_at": "ml" if isinstance(start_point, dict) and start == "ml" else "initial point",
     }
+    if guard.interrupted:
+        info["partial"] = {"interrupted": True, "iterations_requested": n, "iterations_kept": iters}
     return idata, info

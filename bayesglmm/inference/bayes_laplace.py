@@ -47,6 +47,7 @@ from bayesglmm.inference.inla_grid import Grid, explore_grid, sample_grid
 from bayesglmm.inference.laplace import LaplaceObjective, fit_ml, newton_polish
 from bayesglmm.inference.scaling import standardization
 from bayesglmm.priors import PriorSet
+from bayesglmm.quiet import ignoring_warnings
 
 __all__ = ["fit_bayes_laplace"]
 
@@ -441,8 +442,7 @@ def fit_bayes_laplace(
     std = standardization(design)
     design, priors = std.design(design), std.priors(priors, design)
     obj = LaplaceObjective(design)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignoring_warnings():  # thread-safe (bayesglmm.quiet)
         if nagq is None:
             nagq, ml = _choose_nagq(design, obj)
         else:

@@ -21,6 +21,7 @@ import xarray as xr
 from bayesglmm.design_types import Design
 from bayesglmm.inference.nuts_kernel import KernelLayout, logp_and_grad
 from bayesglmm.pymc_model import model_coords
+from bayesglmm.quiet import ignoring_warnings
 
 __all__ = ["sample_kernel_nuts"]
 
@@ -155,15 +156,26 @@ def sample_kernel_nuts(
     random_seed: int | None = None,
     target_accept: float = 0.95,
     progressbar: bool = False,
+    allow_partial: bool = False,
     **kwargs: Any,
 ) -> xr.DataTree:
     """Sample the posterior with nutpie's NUTS on the fused kernel.
 
     Returns a DataTree with ``posterior``, ``sample_stats`` (nutpie's names: ``diverging``,
     ``depth``, ``maxdepth_reached``, ``energy``, ``logp``, ...) and ``observed_data``.
+
+    Ctrl-C stops the chains and raises KeyboardInterrupt; with ``allow_partial=True`` it
+    returns the finished draws instead (:func:`bayesglmm.inference.mcmc.keep_finished_draws`:
+    equal-length chains, no NaN padding, a :class:`~bayesglmm.errors.PartialFitWarning`).
+    Every call builds its own sampler state; the layout's arrays are only read, so fits of
+    models that share a layout (``GLMM.with_response``) may run in parallel threads.
     """
     import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
+
+    from bayesglmm.inference.mcmc import check_cores, keep_finished_draws
+
+    check_cores(cores)
 
     args = layout.args(y=np.ascontiguousarray(design.y, dtype=float))
 
@@ -197,7 +209,7 @@ def sample_kernel_nuts(
     if random_seed is None:
         random_seed = int(np.random.SeedSequence().entropy % (2**63))
     t0 = time.perf_counter()
-    tree = nutpie.sample(
+    sampler = nutpie.sample(
         compiled,
         draws=draws,
         tune=tune,
@@ -207,8 +219,24 @@ def sample_kernel_nuts(
         target_accept=target_accept,
         progress_bar=progressbar,
         save_warmup=False,
+        blocking=False,
         **{"adaptation": _ADAPTATION, **kwargs},
     )
+    # nutpie's blocking call turns Ctrl-C into a NaN-padded trace of uneven chains; wait
+    # here instead, and either stop (default) or keep only the finished draws
+    try:
+        tree = sampler.wait()
+    except KeyboardInterrupt:
+        if not allow_partial:
+            sampler.cancel()
+            raise
+        # ArviZ's dims check on a trace of 0 draws
+        with ignoring_warnings(message="Found chain dimension to be longer"):
+            aborted = sampler.abort()
+        tree, _ = keep_finished_draws(aborted, draws=draws, chains=chains)
+    except BaseException:
+        sampler.cancel()
+        raise
     # as PyMC's attribute: the time spent in the sampler itself (refit overhead = rest)
     tree["sample_stats"].attrs["sampling_time"] = time.perf_counter() - t0
     # nutpie takes string coords only; PyMC numbers the packed Cholesky entries 0, 1, ...

@@ -1,0 +1,133 @@
+"""Fits of models made by ``with_response`` may run in parallel threads (issue 13).
+
+The models once shared one PyMC model whose observed data ``pm.set_data`` swapped: two ADVI
+fits in a thread pool, on y ~ Poisson(0.2) and y ~ Poisson(50), gave the low one the high
+one's response.  Each fit in a thread must equal the same fit run alone.
+"""
+
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesglmm as bg
+
+
+@pytest.fixture(scope="module")
+def low_high():
+    """A built base model, and two with_response models on very different responses."""
+    rng = np.random.default_rng(13)
+    g = np.repeat(np.arange(10), 6)
+    df = pd.DataFrame({"y": rng.poisson(3.0, g.size), "g": g})
+    priors = {"intercept": bg.Prior("Normal", mu=0, sigma=5), "sd": bg.Prior("HalfNormal", sigma=1)}
+    base = bg.GLMM("y ~ 1 + (1 | g)", df, "poisson", priors=priors)
+    base.build()  # as in a refit loop after a first fit: the PyMC model exists
+    y_low = rng.poisson(0.2, g.size).astype(float)
+    y_low[0] = 1.0  # not all zero
+    y_high = rng.poisson(50.0, g.size).astype(float)
+    return base, y_low, y_high
+
+
+def _fits_in_threads(base, y_low, y_high, **kw):
+    models = [base.with_response(y_low), base.with_response(y_high)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bg.BayesGLMMWarning)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            threaded = list(pool.map(lambda m: m.fit(**kw), models))
+        alone = [base.with_response(y).fit(**kw) for y in (y_low, y_high)]
+    return threaded, alone
+
+
+def _check(threaded, alone, y_low, y_high, exact: bool):
+    for fit, solo, y in zip(threaded, alone, (y_low, y_high), strict=True):
+        np.testing.assert_array_equal(fit.idata["observed_data"]["y"].values, y)
+        a, b = fit.fixef()["(Intercept)"], solo.fixef()["(Intercept)"]
+        if exact:
+            assert a == b
+        else:
+            # PyTensor/BLAS code run in two threads at once may round differently, and NUTS
+            # trajectories amplify that; another fit's y would move it by ~5
+            assert a == pytest.approx(b, abs=0.02)
+    # the fits are of their own data: log(0.2) ~ -1.6 vs log(50) ~ 3.9
+    assert threaded[0].fixef()["(Intercept)"] < 0 < 3 < threaded[1].fixef()["(Intercept)"]
+
+
+def test_advi_fits_in_threads_fit_their_own_response(low_high):
+    base, y_low, y_high = low_high
+    kw = dict(method="advi", n=3000, every=200, draws=200, random_seed=7, log_likelihood=False)
+    threaded, alone = _fits_in_threads(base, y_low, y_high, **kw)
+    _check(threaded, alone, y_low, y_high, exact=False)
+
+
+def test_pymc_nuts_fits_in_threads_fit_their_own_response(low_high):
+    base, y_low, y_high = low_high
+    kw = dict(draws=100, tune=100, chains=1, cores=1, sampler="pymc", random_seed=7)
+    threaded, alone = _fits_in_threads(base, y_low, y_high, **kw)
+    _check(threaded, alone, y_low, y_high, exact=False)
+
+
+def test_kernel_nuts_fits_in_threads_fit_their_own_response(low_high):
+    base, y_low, y_high = low_high
+    assert base.kernel_layout() is not None
+    kw = dict(draws=100, tune=100, chains=2, cores=1, random_seed=7)
+    threaded, alone = _fits_in_threads(base, y_low, y_high, **kw)
+    assert threaded[0].options["sampler"] == "kernel"
+    _check(threaded, alone, y_low, y_high, exact=True)
+
+
+def test_with_response_shares_no_pymc_model(low_high):
+    base, y_low, y_high = low_high
+    layout = base.kernel_layout()
+    a, b = base.with_response(y_low), base.with_response(y_high)
+    assert a.kernel_layout() is layout  # read-only, shared: refits stay cheap
+    ma, mb = a.build(), b.build()
+    assert ma is not mb and base.build() not in (ma, mb)
+    np.testing.assert_array_equal(ma["y_obs"].get_value(), y_low)
+    np.testing.assert_array_equal(mb["y_obs"].get_value(), y_high)
+    np.testing.assert_array_equal(base.build()["y_obs"].get_value(), base.design.y)
+
+
+def test_threaded_fits_leave_the_warning_filters_as_they_were(low_high):
+    """Fits silence some warnings inside; with ``catch_warnings`` in parallel threads one
+    fit put back another's "ignore everything", silencing every later warning."""
+    base, y_low, y_high = low_high
+    models = [base.with_response(y) for y in (y_low, y_high, y_low + 1, y_high + 1)]
+    kw = dict(method="laplace", draws=100, log_likelihood=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba / first-use warnings, before taking the state
+        models[0].fit(**kw)
+    before = list(warnings.filters)
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda m: m.fit(**kw), models))
+        assert warnings.filters == before
+
+
+def test_ignoring_warnings_sections_overlapping_in_threads():
+    import threading
+
+    from bayesglmm.quiet import ignoring_warnings
+
+    before = list(warnings.filters)
+    inside = threading.Barrier(3)
+    leave = [threading.Event() for _ in range(3)]
+    seen = []
+
+    def work(i):
+        with ignoring_warnings(message=f"m{i}"):
+            inside.wait()
+            leave[i].wait()
+            seen.append(len(warnings.filters) - len(before))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for i in (1, 0, 2):  # leave in another order than entered
+        leave[i].set()
+        threads[i].join()
+    assert seen == [3, 2, 1]  # every running section's filter, and only those
+    assert warnings.filters == before
