@@ -36,7 +36,12 @@ from hypothesis import strategies as st
 import bayesglmm as bg
 from bayesglmm.errors import BayesGLMMError
 
-glmm = pytest.importorskip("glmm", reason="the peer package `glmm` (test extra) is not installed")
+try:
+    import glmm
+except ImportError:  # pragma: no cover - depends on the environment
+    glmm = None
+
+needs_glmm = pytest.mark.skipif(glmm is None, reason="the peer package `glmm` is not installed")
 
 SDS = (0.0, 0.05, 0.3, 1.0, 2.0)
 CORRS = (-0.9, -0.5, 0.0, 0.5, 0.9)
@@ -322,6 +327,7 @@ def _run(max_examples: int, derandomize: bool, max_n: int = 2000) -> tuple[Count
     return tally, problems
 
 
+@needs_glmm
 def test_ml_structures_fixed_profile():
     """12 derandomized examples (the normal suite)."""
     tally, problems = _run(12, derandomize=True, max_n=600)
@@ -331,8 +337,83 @@ def test_ml_structures_fixed_profile():
 
 
 @pytest.mark.slow
+@needs_glmm
 def test_ml_structures_property():
     """100 random structures; prints the tally (higher / equal / lower / skipped)."""
     tally, problems = _run(100, derandomize=False)
     print(dict(tally))
     assert not problems, "\n\n".join(problems)
+
+
+# ------------------------------------------------------------------ cases the property found
+# Each with the data generator's seed (via its Case) and glmm 0.6's answer stored.
+
+
+def _ours(case: Case):
+    df, formula, _, _ = simulate(case)
+    family = {"poisson_offset": "poisson"}.get(case.family, case.family)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bg.GLMM(formula, df, family, link=case.link).fit(method="ml").ml
+
+
+def test_pinned_probit_slope_on_small_scale():
+    """``cbind(s, f) ~ x1 + (1 + x1 | g0)``, probit, x1 on the scale 0.01: from lme4's raw
+    start theta = (1, 0, 1) the slope started at an SD of 0.01 effect units and L-BFGS-B ended
+    on the boundary L11 = 0 at logLik -313.2470, 2.91 below glmm's.  Fixed by starting theta
+    in units of 1 / rms of each term's column (laplace.fit_ml)."""
+    case = Case(
+        seed=124642731,
+        family="binomial",
+        link="probit",
+        n=192,
+        factors=(Factor(42, None, 2, (0.05, 2.0), 0.0, ""),),
+        predictors=(("normal", 0.01, 0.0),),
+        sigma=1.0,
+    )
+    fit = _ours(case)
+    assert fit.loglik >= -310.3361558615559 - LOGLIK_TOL  # glmm 0.6
+    np.testing.assert_allclose(fit.beta, [-0.0454411899034043, 37.20190759203438], atol=1e-3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="random slope on an uncentred predictor (mean ~1000, sd ~100): the intercept and "
+    "slope columns of Z are nearly collinear, theta is badly conditioned and L-BFGS-B stops "
+    "with max|grad| ~1 (converged=False) 0.003 below glmm; needs theta on centred/scaled Z",
+)
+def test_pinned_uncentred_slope_not_converged():
+    case = Case(
+        seed=7754,
+        family="binomial",
+        link="cloglog",
+        n=318,
+        factors=(
+            Factor(27, None, 2, (0.3, 0.3), -0.9, ""),
+            Factor(3, 0, 1, (0.05,), 0.5, "label"),
+        ),
+        predictors=(("normal", 100.0, 10.0),),
+        sigma=3.0,
+    )
+    fit = _ours(case)
+    assert fit.loglik >= -545.9722429854176 - LOGLIK_TOL  # glmm 0.6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="2x2 covariance from 3 groups: two local optima (intercept variance ~0 with a "
+    "large slope variance, logLik -67.8367; glmm's correlation +1, -67.7720); ours ends in "
+    "the worse one from every start tried but glmm's; needs a multi-start",
+)
+def test_pinned_few_groups_local_optimum():
+    case = Case(
+        seed=17,
+        family="bernoulli",
+        link="logit",
+        n=100,
+        factors=(Factor(3, None, 2, (0.0, 0.0), -0.9, ""),),
+        predictors=(("normal", 0.01, 0.0),),
+        sigma=0.3,
+    )
+    fit = _ours(case)
+    assert fit.loglik >= -67.77197041339616 - LOGLIK_TOL  # glmm 0.6
