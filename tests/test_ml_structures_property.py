@@ -128,7 +128,8 @@ def _inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
 
 def _group_covariance(f: Factor) -> np.ndarray:
     sd = np.asarray(f.sds)
-    C = np.full((f.n_terms, f.n_terms), f.corr)
+    # every pair at f.corr (halved for 3 terms, so -0.9 stays positive definite)
+    C = np.full((f.n_terms, f.n_terms), f.corr if f.n_terms < 3 else f.corr / 2)
     np.fill_diagonal(C, 1.0)
     return C * np.outer(sd, sd)
 
