@@ -677,7 +677,8 @@ def fit_ml(
     nagq : int
         Gauss-Hermite nodes per group; ``> 1`` only for one scalar random-effect term.
     start : dict, optional
-        ``{"beta": ..., "theta": ...}`` start values (default: GLM fit and ``theta = 1``).
+        ``{"beta": ..., "theta": ...}`` start values (default: GLM fit and lme4's
+        ``theta = 1``, in units of ``1 / rms`` of each term's column of ``Z``).
     tol : float
         Relative function tolerance of the L-BFGS-B stage.
     maxiter : int
