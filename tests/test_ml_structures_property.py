@@ -284,7 +284,7 @@ def check_case(case: Case, tally: Counter | None = None, problems: list | None =
     """
     r = fit_both(case)
     if "peer_error" in r:
-        outcome = "skipped (glmm failed)"
+        outcome = f"skipped (glmm: {r['peer_error'][:70]})"
     elif "ours_error" in r:
         outcome = "ours raised BayesGLMMError"
     else:
