@@ -14,8 +14,11 @@ same optimum (|d logLik| < 1e-4) the fixed effects agree within 1e-3 on the scal
 standardized predictors (``beta_j * sd(x_j)``, intercept at the predictors' means).  Raw
 coefficients of a column on the scale 1e-2 are ~100 times larger and their optimizer noise
 with them, so raw 1e-3 would test the column's units, not the optimum.  glmm 0.6 fits
-neither ``(x || g)`` nor ``(0 + x | g)`` nor a vector term over ``a/b``; structures glmm
-rejects or fails on are skipped (``assume``) and counted.
+neither ``(x || g)`` nor ``(0 + x | g)`` nor a vector term over ``a:b`` (its formula parser
+fails); structures glmm rejects or fails on are skipped (``assume``) and counted.
+
+Known limitations (vector terms on non-standardized slope columns, or on <= 5 groups; see
+:func:`known_limitation`) are counted, not failed, and pinned as strict ``xfail`` tests.
 
 The full property test is ``slow`` (100 examples); a derandomized 12-example profile runs in
 the normal suite.
