@@ -715,7 +715,8 @@ def fit_ml(
         one scalar term, or 2 terms (``nagq <= 25``) or 3 (``nagq <= 11``), with
         ``nagq^q`` nodes per level and the gradient by central differences.
     start : dict, optional
-        ``{"beta": ..., "theta": ...}`` start values (default: GLM fit and ``theta = 1``).
+        ``{"beta": ..., "theta": ...}`` start values (default: GLM fit and lme4's
+        ``theta = 1``, in units of ``1 / rms`` of each term's column of ``Z``).
     tol : float
         Relative function tolerance of the L-BFGS-B stage.
     maxiter : int
@@ -742,7 +743,14 @@ def fit_ml(
     obj = LaplaceObjective(design)
     obj.check_nagq(nagq)
     start = start or {}
-    theta0 = np.asarray(start.get("theta", obj.layout.default()), dtype=float)
+    scales = np.concatenate([theta_scales(design.blocks, obj.n_theta), np.ones(obj.k)])
+    # default start: lme4's theta = 1 (identity), but in units of 1 / rms of each term's
+    # column, so a random slope on a covariate in large or small units starts at an effect
+    # size of 1 as an intercept does (from raw theta = 1 such a slope starts at a tiny or
+    # huge SD, and L-BFGS-B can end in a worse local optimum: a probit slope on a column of
+    # scale 0.01 ended 2.9 log-likelihood units below glmm's, tests/test_ml_structures_property)
+    default = obj.layout.default() * scales[: obj.n_theta]
+    theta0 = np.asarray(start.get("theta", default), dtype=float)
     beta0 = np.asarray(start["beta"], dtype=float) if "beta" in start else glm_start(design)
     x0 = np.concatenate([theta0, beta0])
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in obj.lower]
@@ -774,7 +782,6 @@ def fit_ml(
 
     # L-BFGS-B can stall on a zero variance (the deviance is even in theta, so its
     # derivative there is 0): restart off the boundary while an interior point is better
-    scales = np.concatenate([theta_scales(design.blocks, obj.n_theta), np.ones(obj.k)])
     # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
     # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
     with one_blas_thread():

@@ -1,0 +1,501 @@
+"""Property test of the ML Laplace engine against the `glmm` package (Rust, lme4's Laplace
+deviance) on randomly drawn GLMM structures (issue 14, "no optimum missed").
+
+Hypothesis draws a structure: 1-3 grouping factors, each crossed with the others or nested in
+an earlier one (written ``a/b``, ``a:b`` or as an explicit ``a_b`` label column), scalar or
+correlated vector terms ``(1 + x1 | g)``, true SDs from {0, 0.05, 0.3, 1, 2}, every family and
+link (bernoulli and binomial ``cbind(s, f)`` with logit/probit/cloglog, poisson with and
+without ``offset()``, gaussian identity), 100-2000 rows, 3-60 levels per factor and
+predictors on mixed scales.  The data are simulated with a NumPy Generator seeded by a drawn
+integer, so every example is reproducible from its :class:`Case`.
+
+The check: our ML log-likelihood is at least glmm's - 1e-4 (higher wins); where both reach the
+same optimum (|d logLik| < 1e-4) the fixed effects agree within 1e-3 on the scale of the
+standardized predictors (``beta_j * sd(x_j)``, intercept at the predictors' means).  Raw
+coefficients of a column on the scale 1e-2 are ~100 times larger and their optimizer noise
+with them, so raw 1e-3 would test the column's units, not the optimum.  glmm 0.6 fits
+neither ``(x || g)`` nor ``(0 + x | g)`` nor a vector term over ``a:b`` (its formula parser
+fails); structures glmm rejects or fails on are skipped (``assume``) and counted.
+
+Known limitations (vector terms on non-standardized slope columns, or on <= 5 groups; see
+:func:`known_limitation`) are counted, not failed, and pinned as strict ``xfail`` tests.
+
+The full property test is ``slow`` (100 examples); a derandomized 12-example profile runs in
+the normal suite.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import bayesglmm as bg
+from bayesglmm.errors import BayesGLMMError
+
+try:
+    import glmm
+except ImportError:  # pragma: no cover - depends on the environment
+    glmm = None
+
+needs_glmm = pytest.mark.skipif(glmm is None, reason="the peer package `glmm` is not installed")
+
+SDS = (0.0, 0.05, 0.3, 1.0, 2.0)
+CORRS = (-0.9, -0.5, 0.0, 0.5, 0.9)
+FAMILIES = {
+    "bernoulli": ("logit", "probit", "cloglog"),
+    "binomial": ("logit", "probit", "cloglog"),
+    "poisson": ("log",),
+    "poisson_offset": ("log",),
+    "gaussian": ("identity",),
+}
+LOGLIK_TOL = 1e-4
+BETA_TOL = 1e-3
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One grouping factor: ``levels`` (crossed) or ``per_parent`` levels inside ``parent``."""
+
+    levels: int
+    parent: int | None  # index of an earlier factor it is nested in
+    n_terms: int  # 1: (1 | g); 2: (1 + x1 | g); 3: (1 + x1 + x2 | g)
+    sds: tuple[float, ...]
+    corr: float
+    syntax: str  # nested only: "slash" (a/b), "colon" (a:b) or "label" (a_b column)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A drawn structure; :func:`simulate` turns it into data and formulas."""
+
+    seed: int
+    family: str
+    link: str
+    n: int
+    factors: tuple[Factor, ...]
+    predictors: tuple[tuple[str, float, float], ...]  # (kind, scale, location)
+    sigma: float  # gaussian residual SD
+
+
+@st.composite
+def cases(draw, max_n: int = 2000) -> Case:
+    family = draw(st.sampled_from(sorted(FAMILIES)))
+    link = draw(st.sampled_from(FAMILIES[family]))
+    kinds = st.sampled_from(["normal", "uniform", "binary"])
+    predictors = tuple(
+        (draw(kinds), draw(st.sampled_from([1e-2, 1.0, 1e2])), draw(st.sampled_from([0.0, 10.0])))
+        for _ in range(draw(st.integers(1, 3)))
+    )
+    factors: list[Factor] = []
+    for k in range(draw(st.integers(1, 3))):
+        nested = k > 0 and draw(st.booleans())
+        max_terms = 1 + min(len(predictors), 2)
+        n_terms = min(draw(st.sampled_from([1, 1, 2, 2, 3])), max_terms)
+        factors.append(
+            Factor(
+                levels=draw(st.integers(2, 6) if nested else st.integers(3, 60)),
+                parent=draw(st.integers(0, k - 1)) if nested else None,
+                n_terms=n_terms,
+                sds=tuple(draw(st.sampled_from(SDS)) for _ in range(n_terms)),
+                corr=draw(st.sampled_from(CORRS)),
+                syntax=draw(st.sampled_from(["slash", "colon", "label"])) if nested else "",
+            )
+        )
+    return Case(
+        seed=draw(st.integers(0, 2**32 - 1)),
+        family=family,
+        link=link,
+        n=draw(st.integers(100, max_n)),
+        factors=tuple(factors),
+        predictors=predictors,
+        sigma=draw(st.sampled_from([0.3, 1.0, 3.0])),
+    )
+
+
+def _inverse_link(link: str, eta: np.ndarray) -> np.ndarray:
+    from scipy.special import expit, ndtr
+
+    if link == "logit":
+        return expit(eta)
+    if link == "probit":
+        return ndtr(eta)
+    return -np.expm1(-np.exp(np.minimum(eta, 30.0)))  # cloglog
+
+
+def _group_covariance(f: Factor) -> np.ndarray:
+    sd = np.asarray(f.sds)
+    # every pair at f.corr (halved for 3 terms, so -0.9 stays positive definite)
+    C = np.full((f.n_terms, f.n_terms), f.corr if f.n_terms < 3 else f.corr / 2)
+    np.fill_diagonal(C, 1.0)
+    return C * np.outer(sd, sd)
+
+
+def simulate(case: Case) -> tuple[pd.DataFrame, str, str, dict]:
+    """Data frame, our formula, glmm's formula and the standardization of the predictors."""
+    rng = np.random.default_rng(case.seed)
+    n = case.n
+    df = pd.DataFrame(index=range(n))
+    cols, std = [], {}
+    for j, (kind, scale, loc) in enumerate(case.predictors, start=1):
+        if kind == "normal":
+            x = rng.normal(size=n)
+        elif kind == "uniform":
+            x = rng.uniform(0.0, 1.0, size=n)
+        else:
+            x = rng.integers(0, 2, size=n).astype(float)
+        x = loc * scale + scale * x
+        df[f"x{j}"] = x
+        cols.append(f"x{j}")
+        std[f"x{j}"] = (float(x.mean()), float(x.std()) or 1.0)
+    Xs = np.column_stack([(df[c] - std[c][0]) / std[c][1] for c in cols])
+    intercept = {"poisson": 0.7, "poisson_offset": 0.2, "gaussian": 1.0}.get(case.family, 0.0)
+    eta = intercept + Xs @ rng.normal(0.0, 0.5, size=len(cols))
+    index: list[np.ndarray] = []
+    ours_terms, peer_terms = [], []
+    written = set()
+    for k, f in enumerate(case.factors):
+        if f.parent is None:
+            idx = rng.integers(0, f.levels, n)
+            labels = np.char.mod(f"f{k}_%d", idx)
+            n_levels = f.levels
+        else:
+            child = rng.integers(0, f.levels, n)
+            idx = index[f.parent] * f.levels + child
+            n_levels = int(idx.max()) + 1
+            labels = np.char.mod(f"c{k}_%d", child)
+        index.append(idx)
+        df[f"g{k}"] = labels
+        # random effects in units of the standardized predictors
+        b = rng.multivariate_normal(np.zeros(f.n_terms), _group_covariance(f), n_levels)
+        Zs = np.column_stack([np.ones(n), Xs[:, : f.n_terms - 1]])
+        eta += np.einsum("ij,ij->i", Zs, b[idx])
+        lhs = " + ".join(["1", *cols[: f.n_terms - 1]])
+        if f.parent is None:
+            term = f"({lhs} | g{k})"
+            ours_terms.append(term)
+            peer_terms.append(term)
+            continue
+        p = f.parent
+        if f.syntax == "label":
+            df[f"g{p}_g{k}"] = df[f"g{p}"] + "_" + df[f"g{k}"]
+            group = f"g{p}_g{k}"
+        else:
+            group = f"g{p}:g{k}"
+        peer_terms.append(f"({lhs} | {group})")
+        parent = case.factors[p]
+        same = parent.n_terms == f.n_terms and parent.parent is None and p not in written
+        if f.syntax == "slash" and same:
+            # (lhs | gp/gk) stands for the parent's term and this one
+            ours_terms[p] = f"({lhs} | g{p}/g{k})"
+            written.add(p)
+        else:
+            ours_terms.append(f"({lhs} | {group})")
+    fixed = " + ".join(cols)
+    if case.family == "poisson_offset":
+        df["expo"] = rng.uniform(0.2, 5.0, n)
+        fixed += " + offset(log(expo))"
+        eta += np.log(df["expo"].to_numpy())
+    if case.family in ("poisson", "poisson_offset"):
+        y = rng.poisson(np.exp(np.minimum(eta, 12.0)))
+        resp = "y"
+    elif case.family == "gaussian":
+        y = eta + case.sigma * rng.normal(size=n)
+        resp = "y"
+    else:
+        mu = _inverse_link(case.link, eta)
+        trials = np.ones(n, int) if case.family == "bernoulli" else rng.integers(1, 21, n)
+        y = rng.binomial(trials, mu)
+        df["s"], df["f"] = y, trials - y
+        resp = "y" if case.family == "bernoulli" else "cbind(s, f)"
+    df["y"] = y
+    ours = f"{resp} ~ {fixed} + {' + '.join(ours_terms)}"
+    peer = f"{resp} ~ {fixed} + {' + '.join(peer_terms)}"
+    return df, ours, peer, std
+
+
+def _standardized(beta: np.ndarray, std: dict) -> np.ndarray:
+    """Coefficients of the standardized predictors, intercept at the predictors' means."""
+    beta = np.asarray(beta, dtype=float)
+    means = np.array([m for m, _ in std.values()])
+    sds = np.array([s for _, s in std.values()])
+    return np.concatenate([[beta[0] + beta[1:] @ means], beta[1:] * sds])
+
+
+def known_limitation(case: Case) -> str | None:
+    """Why a lower logLik than glmm's is a known limitation of the engine, not a new bug
+    (each has pinned ``xfail`` tests below); None if there is no such reason.
+
+    Both concern vector terms; scalar terms (any number of factors, nested or crossed, any
+    family, link, scale) and vector terms over centred unit-scale predictors with more than
+    5 groups have no exemption.
+    """
+    for f in case.factors:
+        if f.n_terms < 2:
+            continue
+        if f.levels <= 5 and f.parent is None:
+            # a 2x2 or 3x3 covariance from <= 5 groups: several local optima, L-BFGS-B from
+            # the default start can end in a worse one (test_pinned_few_groups_local_optimum)
+            return "vector term on <= 5 groups"
+        for kind, scale, loc in case.predictors[: f.n_terms - 1]:
+            if (kind, scale, loc) != ("normal", 1.0, 0.0):
+                # theta is the Cholesky factor on the raw columns of Z: a slope column that is
+                # off-centre (nearly collinear with the intercept column) or on a scale far
+                # from 1 makes theta badly conditioned; L-BFGS-B stops unconverged, up to
+                # 180 log-likelihood units low (test_pinned_slope_*)
+                return "random slope on a non-standardized predictor"
+    return None
+
+
+def fit_both(case: Case) -> dict:
+    """Both fits of one case: logLik, fixed effects (raw and standardized), or glmm's error."""
+    df, ours_formula, peer_formula, std = simulate(case)
+    family = {"poisson_offset": "poisson"}.get(case.family, case.family)
+    peer_family = "binomial" if family == "bernoulli" else family
+    kw = {"reml": False} if family == "gaussian" else {}
+    out: dict = {"ours_formula": ours_formula, "peer_formula": peer_formula}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            peer = glmm.fit(df, peer_formula, peer_family, link=case.link, **kw)
+            out["peer_loglik"] = float(peer.loglik)
+            out["peer_beta"] = np.asarray(peer.beta, dtype=float)
+        except Exception as e:  # glmm rejects or fails: the example is skipped
+            out["peer_error"] = f"{type(e).__name__}: {e}"
+        try:
+            ours = bg.GLMM(ours_formula, df, family, link=case.link).fit(method="ml").ml
+        except BayesGLMMError as e:
+            out["ours_error"] = f"{type(e).__name__}: {e}"
+            return out
+    out["ours_loglik"] = float(ours.loglik)
+    out["ours_beta"] = np.asarray(ours.beta, dtype=float)
+    out["std"] = std
+    return out
+
+
+def check_case(case: Case, tally: Counter | None = None, problems: list | None = None) -> str:
+    """Check the property on one case and return its outcome (counted in ``tally``).
+
+    A missed optimum or a fixed-effect mismatch is appended to ``problems`` when given (so a
+    run reports every one with its counts), else raised.
+    """
+    r = fit_both(case)
+    if "peer_error" in r:
+        outcome = f"skipped (glmm: {r['peer_error'][:70]})"
+    elif "ours_error" in r:
+        outcome = "ours raised BayesGLMMError"
+    else:
+        d = r["ours_loglik"] - r["peer_loglik"]
+        outcome = "equal" if abs(d) < LOGLIK_TOL else ("higher" if d > 0 else "lower")
+    if tally is not None:
+        tally[outcome] += 1
+    failure = None
+    if "ours_error" in r and "peer_error" not in r:
+        why = known_limitation(case)
+        if why is None:
+            failure = f"ours raised where glmm fitted: {case}\n{r}"
+        elif tally is not None:
+            tally[f"raised, known limitation: {why}"] += 1
+    elif outcome == "lower":
+        d = r["peer_loglik"] - r["ours_loglik"]
+        why = known_limitation(case)
+        if why is None:
+            failure = f"missed optimum by {d:.3g}: {case}\n{r}"
+        elif tally is not None:
+            tally[f"lower, known limitation: {why}"] += 1
+    elif outcome == "equal":
+        ours_b = _standardized(r["ours_beta"], r["std"])
+        peer_b = _standardized(r["peer_beta"], r["std"])
+        if np.max(np.abs(ours_b - peer_b)) > BETA_TOL:
+            failure = f"fixed effects differ at the same optimum: {ours_b} vs {peer_b}: {case}"
+    if failure is not None:
+        if problems is None:
+            raise AssertionError(failure)
+        problems.append(failure)
+    assume("peer_error" not in r)
+    return outcome
+
+
+def _run(max_examples: int, derandomize: bool, max_n: int = 2000) -> tuple[Counter, list]:
+    tally: Counter = Counter()
+    problems: list = []
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=derandomize,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    @given(cases(max_n=max_n))
+    def prop(case: Case) -> None:
+        check_case(case, tally, problems)
+
+    prop()
+    return tally, problems
+
+
+@needs_glmm
+def test_ml_structures_fixed_profile():
+    """12 derandomized examples (the normal suite)."""
+    tally, problems = _run(12, derandomize=True, max_n=600)
+    print(dict(tally))
+    assert not problems, "\n\n".join(problems)
+    assert sum(tally.values()) >= 12
+
+
+@pytest.mark.slow
+@needs_glmm
+def test_ml_structures_property():
+    """100 random structures; prints the tally (higher / equal / lower / skipped)."""
+    tally, problems = _run(100, derandomize=False)
+    print(dict(tally))
+    assert not problems, "\n\n".join(problems)
+
+
+# ------------------------------------------------------------------ cases the property found
+# Each with the data generator's seed (via its Case) and glmm 0.6's answer stored.
+
+
+def _ours(case: Case):
+    df, formula, _, _ = simulate(case)
+    family = {"poisson_offset": "poisson"}.get(case.family, case.family)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bg.GLMM(formula, df, family, link=case.link).fit(method="ml").ml
+
+
+def test_pinned_probit_slope_on_small_scale():
+    """``cbind(s, f) ~ x1 + (1 + x1 | g0)``, probit, x1 on the scale 0.01: from lme4's raw
+    start theta = (1, 0, 1) the slope started at an SD of 0.01 effect units and L-BFGS-B ended
+    on the boundary L11 = 0 at logLik -313.2470, 2.91 below glmm's.  Fixed by starting theta
+    in units of 1 / rms of each term's column (laplace.fit_ml)."""
+    case = Case(
+        seed=124642731,
+        family="binomial",
+        link="probit",
+        n=192,
+        factors=(Factor(42, None, 2, (0.05, 2.0), 0.0, ""),),
+        predictors=(("normal", 0.01, 0.0),),
+        sigma=1.0,
+    )
+    fit = _ours(case)
+    assert fit.loglik >= -310.3361558615559 - LOGLIK_TOL  # glmm 0.6
+    np.testing.assert_allclose(fit.beta, [-0.0454411899034043, 37.20190759203438], atol=1e-3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="random slope on an uncentred predictor (mean ~1000, sd ~100): the intercept and "
+    "slope columns of Z are nearly collinear, theta is badly conditioned and L-BFGS-B stops "
+    "with max|grad| ~1 (converged=False) 0.003 below glmm; needs theta on centred/scaled Z",
+)
+def test_pinned_uncentred_slope_not_converged():
+    case = Case(
+        seed=7754,
+        family="binomial",
+        link="cloglog",
+        n=318,
+        factors=(
+            Factor(27, None, 2, (0.3, 0.3), -0.9, ""),
+            Factor(3, 0, 1, (0.05,), 0.5, "label"),
+        ),
+        predictors=(("normal", 100.0, 10.0),),
+        sigma=3.0,
+    )
+    fit = _ours(case)
+    assert fit.loglik >= -545.9722429854176 - LOGLIK_TOL  # glmm 0.6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="2x2 covariance from 3 groups: two local optima (intercept variance ~0 with a "
+    "large slope variance, logLik -67.8367; glmm's correlation +1, -67.7720); ours ends in "
+    "the worse one from every start tried but glmm's; needs a multi-start",
+)
+def test_pinned_few_groups_local_optimum():
+    case = Case(
+        seed=17,
+        family="bernoulli",
+        link="logit",
+        n=100,
+        factors=(Factor(3, None, 2, (0.0, 0.0), -0.9, ""),),
+        predictors=(("normal", 0.01, 0.0),),
+        sigma=0.3,
+    )
+    fit = _ours(case)
+    assert fit.loglik >= -67.77197041339616 - LOGLIK_TOL  # glmm 0.6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="(1 + x1 + x2 | g) on two columns of scale 0.01: theta on the raw Z columns is badly "
+    "conditioned, L-BFGS-B stops with max|grad| 1.3, 138 below glmm; on standardized columns "
+    "it converges but to a boundary face (L11 = 0, L21, L31 != 0) 1.0 below glmm",
+)
+def test_pinned_slope_small_scale_three_terms():
+    case = Case(
+        seed=27193,
+        family="binomial",
+        link="cloglog",
+        n=2000,
+        factors=(Factor(60, None, 3, (0.05, 0.0, 0.05), 0.5, ""),),
+        predictors=(("uniform", 0.01, 0.0), ("uniform", 0.01, 0.0)),
+        sigma=0.3,
+    )
+    fit = _ours(case)
+    assert fit.loglik >= -3418.9229539220764 - LOGLIK_TOL  # glmm 0.6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="three crossed factors, two (1 + x1 + x2 | g) terms on off-centre binary columns "
+    "(values 10/11 and 0.10/0.11): L-BFGS-B stops with max|grad| 15.7, 180 below glmm",
+)
+def test_pinned_slope_uncentred_three_factors():
+    case = Case(
+        seed=820362,
+        family="bernoulli",
+        link="probit",
+        n=123,
+        factors=(
+            Factor(52, None, 1, (0.05,), 0.9, ""),
+            Factor(58, None, 3, (0.05, 0.3, 2.0), -0.5, ""),
+            Factor(15, None, 3, (1.0, 0.0, 0.0), 0.5, ""),
+        ),
+        predictors=(("binary", 0.01, 10.0), ("binary", 1.0, 10.0), ("binary", 1.0, 10.0)),
+        sigma=3.0,
+    )
+    fit = _ours(case)
+    assert fit.loglik >= -51.896627936493225 - LOGLIK_TOL  # glmm 0.6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=bg.BayesGLMMError,
+    reason="three crossed (1 + x1 + x2 | g) terms on 100 rows, slope columns off-centre "
+    "(x1 ~ 1000 +- 100, binary 10/11): the engine raises 'random-effect cross-product is "
+    "numerically singular' where glmm fits (logLik -39.3014)",
+)
+def test_pinned_slopes_uncentred_singular_error():
+    case = Case(
+        seed=4,
+        family="bernoulli",
+        link="cloglog",
+        n=100,
+        factors=(
+            Factor(54, None, 3, (0.05, 0.0, 1.0), 0.9, ""),
+            Factor(31, None, 3, (0.0, 2.0, 2.0), 0.9, ""),
+            Factor(6, None, 3, (0.0, 0.05, 2.0), -0.9, ""),
+        ),
+        predictors=(("normal", 100.0, 10.0), ("binary", 1.0, 10.0), ("binary", 1.0, 10.0)),
+        sigma=0.3,
+    )
+    fit = _ours(case)
+    assert fit.loglik >= -39.301387070273876 - LOGLIK_TOL  # glmm 0.6
