@@ -50,8 +50,8 @@ _LAZY: dict[str, str] = {
     "plot_marginal_vs_conditional": "bayesglmm.plots",
     "simulate_marginal_vs_conditional": "bayesglmm.plots",
     "load_fit": "bayesglmm.io",
-    "sbc": "bayesglmm.sbc",
-    "SBCResult": "bayesglmm.sbc",
+    "sbc": "bayesglmm.calibration",
+    "SBCResult": "bayesglmm.calibration",
     "load_spec": "bayesglmm.spec",
     "list_specs": "bayesglmm.spec",
     "ModelSpec": "bayesglmm.spec",
@@ -62,6 +62,7 @@ _SUBMODULES = ("datasets",)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     from bayesglmm import datasets
+    from bayesglmm.calibration import SBCResult, sbc
     from bayesglmm.compare import compare
     from bayesglmm.design import build_design
     from bayesglmm.families import Family
@@ -75,7 +76,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     )
     from bayesglmm.priors import Prior
     from bayesglmm.results import GLMMFit
-    from bayesglmm.sbc import SBCResult, sbc
     from bayesglmm.spec import ModelSpec, list_specs, load_spec
 
 

@@ -106,7 +106,7 @@ class GLMM:
         if this model has built one, is cloned with the new response when first needed
         (milliseconds) rather than rebuilt.
         """
-        from bayesglmm.sbc import _with_response
+        from bayesglmm.calibration import _with_response
 
         y = np.asarray(y, dtype=float)
         if y.shape != self.design.y.shape:
@@ -246,12 +246,18 @@ class GLMM:
             )
         # every argument checked before any work (bayesglmm.validate has the table)
         kwargs = check_fit_options(method, kwargs)
-        if method == "nuts" and "max_treedepth" in kwargs:
+        if method == "nuts" and ("max_treedepth" in kwargs or "adaptation" in kwargs):
             from bayesglmm.inference.mcmc import resolve_sampler
 
             sampler = resolve_sampler(kwargs.get("sampler", "auto"), bool(self.kernel_layout()))
-            if sampler == "kernel":  # nutpie's name for it
+            if sampler == "kernel" and "max_treedepth" in kwargs:  # nutpie's name for it
                 kwargs["maxdepth"] = kwargs.pop("max_treedepth")
+            if sampler != "kernel" and "adaptation" in kwargs:
+                raise ArgumentError(
+                    "fit(method='nuts'): `adaptation` sets the default sampler's mass matrix, "
+                    f"but this model is sampled by {sampler!r} (probit/cloglog links and "
+                    "centered=True use PyMC's NUTS)"
+                )
         t0 = time.perf_counter()
         store_loglik = bool(kwargs.pop("log_likelihood", True))
         ml = idata = health = None

@@ -214,6 +214,8 @@ FIT_OPTIONS: dict[str, tuple[Option, ...]] = {
         _PROGRESS,
         Option("init", "choice", choices=_PYMC_INITS, default="auto"),
         _int("max_treedepth", 1, 10, high=30),
+        # the default sampler's mass-matrix adaptation (nutpie); see kernel_nuts._ADAPTATION
+        Option("adaptation", "choice", choices=("draw_diag", "diag", "low_rank"), default=None),
         _PARTIAL,
         _LOGLIK,
     ),
@@ -314,6 +316,11 @@ def check_fit_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]
             raise ArgumentError(
                 f"{where}`init` is PyMC's NUTS initialization: pass sampler='pymc' with it "
                 f"(sampler={sampler!r} does not use it)"
+            )
+        if "adaptation" in out and sampler not in ("auto", "kernel"):
+            raise ArgumentError(
+                f"{where}`adaptation` sets the default sampler's mass matrix: it works with "
+                f"sampler 'auto' or 'kernel', not {sampler!r}"
             )
         if "max_treedepth" in out and sampler not in ("auto", "kernel", "pymc"):
             raise ArgumentError(

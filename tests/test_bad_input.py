@@ -892,3 +892,14 @@ def test_zero_padded_codes_with_an_na_string_stay_a_factor():
     )
     d = bg.build_design("y ~ f + (1 | g)", df, "gaussian")
     assert d.X.shape[1] == 3
+
+
+def test_adaptation_option_is_checked():
+    """The default sampler's mass-matrix adaptation is a checked choice, refused where the
+    model is sampled by PyMC's NUTS."""
+    df = bg.datasets.load("rikz")
+    m = bg.GLMM("Richness ~ NAP + (1 | Beach)", df, "poisson")
+    with pytest.raises(bg.ArgumentError, match="`adaptation` must be one of 'draw_diag'"):
+        m.fit(adaptation="dense")
+    with pytest.raises(bg.ArgumentError, match="works with sampler 'auto' or 'kernel'"):
+        m.fit(adaptation="diag", sampler="pymc")

@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 import bayesglmm as bg
+from bayesglmm.calibration import simulate_from_prior
 from bayesglmm.inference.cov_param import CovParam, corr_cholesky
 from bayesglmm.inference.inla_grid import explore_grid, sample_grid
-from bayesglmm.sbc import simulate_from_prior
 
 TOENAIL = "outcome ~ treatment * time + (1 | patientID)"
 EPI_RS = "y ~ offset(log(weeks)) + followup * group + (1 + followup | subject)"
@@ -134,7 +134,8 @@ def test_strategy_info_and_correlated_draws():
     assert np.all(np.abs(cor) < 1) and 0.0 < cor.mean() < 0.35
     gauss = m.fit(method="laplace", random_seed=2, draws=200, strategy="gaussian")
     assert gauss.options["strategy"] == "gaussian" and "grid_points" not in gauss.options
-    with pytest.raises(bg.InferenceError, match="unknown strategy"):
+    # checked before any work, with the valid choices (bayesglmm.validate)
+    with pytest.raises(bg.ArgumentError, match="`strategy` must be one of"):
         m.fit(method="laplace", strategy="ccd")
 
 

@@ -68,3 +68,12 @@ def test_lazy_names_resolve_and_unknown_names_raise():
     assert "GLMM" in dir(bg)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         bg.nope  # noqa: B018
+
+
+def test_sbc_stays_the_function_after_its_module_loads():
+    """``bg.sbc`` is the function: its module is ``bayesglmm.calibration``, so importing
+    it (``with_response`` does) cannot rebind the package attribute to a module."""
+    import bayesglmm as bg
+    import bayesglmm.calibration  # noqa: F401
+
+    assert callable(bg.sbc) and bg.sbc.__module__ == "bayesglmm.calibration"

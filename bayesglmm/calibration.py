@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sys
 import traceback
-import types
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -459,19 +457,3 @@ def _with_response(model: Any, y: np.ndarray) -> Any:
     new._pymc_template = built if built is not None else getattr(model, "_pymc_template", None)
     new._pymc_model = None
     return new
-
-
-class _CallableModule(types.ModuleType):
-    """``bayesglmm.sbc`` names both this module and the function :func:`sbc`.
-
-    The package loads ``sbc`` lazily (PEP 562), but importing this module (``with_response``
-    does, as do users' ``from bayesglmm.sbc import ...``) makes Python bind the package's
-    ``sbc`` attribute to the module, and ``bg.sbc(model)`` then failed with "'module' object
-    is not callable".  Calling the module calls the function.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> SBCResult:
-        return sbc(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
