@@ -209,6 +209,20 @@ class Family:
         if self.link == "logit":
             p = special.expit(eta)
             return y - n * p, n * p * (1.0 - p)
+        if self.link == "probit":
+            # l1 = phi / Phi(eta), l0 = phi / Phi(-eta) on the log scale: exact in both tails
+            # (clipping p made the score vanish at |eta| > ~8, so optimizers stalled there)
+            logphi = -0.5 * eta * eta - 0.5 * math.log(2.0 * math.pi)
+            l1 = np.exp(logphi - special.log_ndtr(eta))
+            l0 = np.exp(logphi - special.log_ndtr(-eta))
+            return y * l1 - (n - y) * l0, n * l1 * l0
+        if self.link == "cloglog":
+            # m = exp(eta): d ll / d eta = y m / expm1(m) - (n - y) m, exact in both tails
+            m = np.exp(np.clip(eta, -700.0, 700.0))
+            my = np.minimum(m, 700.0)
+            r = np.where(my > 1e-300, my / np.expm1(np.maximum(my, 1e-300)), 1.0)
+            w = n * m * np.exp(-my) * (my / -np.expm1(-np.maximum(my, 1e-300)))
+            return y * r - (n - y) * m, w
         p = np.clip(self.linkinv(eta), _EPS, 1.0 - _EPS)
         me = self.mu_eta(eta)
         var = p * (1.0 - p)

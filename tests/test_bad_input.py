@@ -564,7 +564,7 @@ def test_fit_arguments_checked_before_any_work(model, method, kwargs, message):
             {"drws": 10},
             "fit(method='nuts'): unknown option `drws` for method='nuts'; did you mean `draws`? "
             "(valid: draws, tune, chains, cores, random_seed, sampler, target_accept, "
-            "progressbar, init, max_treedepth, log_likelihood)",
+            "progressbar, init, max_treedepth, adaptation, allow_partial, log_likelihood)",
         ),
         (
             "ml",

@@ -499,3 +499,28 @@ def test_pinned_slopes_uncentred_singular_error():
     )
     fit = _ours(case)
     assert fit.loglik >= -39.301387070273876 - LOGLIK_TOL  # glmm 0.6
+
+
+def test_pinned_cloglog_score_in_the_tail():
+    """``cbind(s, f) ~ x1 + x2 + (1 | g0/g1) + (1 | g2)``, cloglog, x1 on the scale 100 (found
+    by the slow property run): the binomial probit/cloglog score clipped ``p`` to
+    ``[eps, 1 - eps]``, so at large ``eta`` it vanished, the optimizer stalled in that flat
+    region and ended at logLik -875503.47 (with a convergence warning).  The score is now
+    exact in both tails (families.score_weights).  glmm 0.6.2: -83.43546183574415."""
+    case = Case(
+        seed=0,
+        family="binomial",
+        link="cloglog",
+        n=100,
+        factors=(
+            Factor(33, None, 1, (0.3,), 0.0, ""),
+            Factor(2, 0, 1, (2.0,), -0.9, "slash"),
+            Factor(3, None, 1, (2.0,), -0.5, ""),
+        ),
+        predictors=(("uniform", 100.0, 0.0), ("uniform", 1.0, 10.0)),
+        sigma=0.3,
+    )
+    ml = _ours(case)
+    assert ml.converged
+    assert ml.loglik >= -83.43546183574415 - 1e-4
+    np.testing.assert_allclose(ml.beta, [11.509367, -0.01278107, -0.71311467], atol=1e-3)

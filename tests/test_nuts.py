@@ -67,20 +67,33 @@ def test_prior_override_and_prior_predictive(rikz_model):
 
 
 def test_divergences_reported_on_bad_model():
-    """A centred parameterization with a tiny tune: the diagnostics table shows divergences."""
+    """A centred parameterization with a tiny tune: the diagnostics table shows divergences.
+
+    One binary observation per group under a centred parameterization is a deep funnel.
+    Whether a given seed diverges depends on the PyMC/PyTensor version (seed 0 stopped
+    diverging twice: PyTensor 3.3.8, then PyMC's per-chain callback), so the test takes the
+    first of a few seeds whose run diverges (0-5 all diverged when written) and checks how
+    that run reports it."""
     import pandas as pd
 
     rng = np.random.default_rng(0)
-    # one binary observation per group under a centred parameterization: a deep funnel that
-    # diverges at every seed tried (0-5: 1-213 divergences). Two observations per group
-    # diverged at only some seeds, so the test broke when PyTensor 3.3.8 changed the draws.
     g = np.arange(100)
     df = pd.DataFrame({"y": rng.binomial(1, 0.5, g.size), "g": g})
     wide = {"sd": {"dist": "HalfCauchy", "beta": 5}}
     with pytest.warns(bg.IdentifiabilityWarning, match="as many levels as rows"):
         m = bg.GLMM("y ~ 1 + (1 | g)", df, "bernoulli", centered=True, priors=wide)
-    with pytest.warns(bg.SamplerWarning, match="divergent transitions"):
-        fit = m.fit(draws=300, tune=50, chains=2, random_seed=0, target_accept=0.6)
+    for seed in range(6):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = m.fit(draws=300, tune=50, chains=2, random_seed=seed, target_accept=0.6)
+        if fit.health["divergences"] > 0:
+            break
+    else:
+        pytest.fail("no seed in 0-5 diverged on a deep funnel")
+    assert any(
+        issubclass(w.category, bg.SamplerWarning) and "divergent transitions" in str(w.message)
+        for w in caught
+    )
     diag = fit.diagnostics().set_index("check")
     assert diag.loc["divergences", "value"] > 0
     assert diag.loc["divergences", "status"] == "warn"
