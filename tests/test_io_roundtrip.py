@@ -395,6 +395,7 @@ def frames(draw):
 @settings(
     max_examples=25,
     deadline=None,
+    derandomize=True,  # the same examples in CI every run (200 random ones passed when written)
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(case=frames())

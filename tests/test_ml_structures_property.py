@@ -26,6 +26,7 @@ the normal suite.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -354,7 +355,10 @@ def test_ml_structures_fixed_profile():
 @needs_glmm
 def test_ml_structures_property():
     """100 random structures; prints the tally (higher / equal / lower / skipped)."""
-    tally, problems = _run(100, derandomize=False)
+    # derandomized, so CI runs the same 100 structures every time; BAYESGLMM_EXPLORE=1
+    # draws new ones (how the pinned cases above were found)
+    explore = os.environ.get("BAYESGLMM_EXPLORE") == "1"
+    tally, problems = _run(100, derandomize=not explore)
     print(dict(tally))
     assert not problems, "\n\n".join(problems)
 

@@ -165,16 +165,18 @@ def test_sbc_keeps_finished_simulations_when_a_worker_dies(small_poisson):
 
 @pytest.mark.slow
 def test_sbc_threaded_client_gives_the_ranks_of_a_serial_run(small_poisson):
-    """PyMC's NUTS in two threads at once: the ranks of one simulation at a time, up to
-    rounding (the with_response models once shared one PyMC model and swapped its data).
-    The default (kernel) NUTS is bit-for-bit equal across threads."""
+    """The default NUTS in two threads at once gives, simulation by simulation, exactly the
+    ranks of a one-thread run (the with_response models once shared one PyMC model and
+    swapped its data, so threaded fits saw each other's y).  PyMC's NUTS in threads agrees
+    only up to rounding (about 3e-4 on an intercept; cause not found, see
+    tests/test_threads.py), so this test pins the default sampler, bit for bit."""
     from dask.distributed import Client
 
     kw = dict(
         n_sims=4,
         method="nuts",
         random_seed=3,
-        fit_kwargs=dict(draws=100, tune=100, chains=1, sampler="pymc"),
+        fit_kwargs=dict(draws=100, tune=100, chains=1),
     )
     runs = []
     for threads in (2, 1):
@@ -185,7 +187,4 @@ def test_sbc_threaded_client_gives_the_ranks_of_a_serial_run(small_poisson):
     threaded, serial = runs
     assert not threaded.failures and not serial.failures
     assert threaded.ranks.index.equals(serial.ranks.index)
-    # PyMC's compiled code in two threads at once may round differently and NUTS amplifies
-    # it, so ranks (0..99) may move by a few; another simulation's y moves them to 0 or 99
-    diff = (threaded.ranks - serial.ranks[threaded.ranks.columns]).abs().to_numpy()
-    assert diff.max() <= 5, diff
+    pd.testing.assert_frame_equal(threaded.ranks, serial.ranks[threaded.ranks.columns])
