@@ -31,6 +31,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 
+import hypothesis
 import numpy as np
 import pandas as pd
 import pytest
@@ -275,6 +276,7 @@ def fit_both(case: Case) -> dict:
             out["ours_error"] = f"{type(e).__name__}: {e}"
             return out
     out["ours_loglik"] = float(ours.loglik)
+    out["ours_converged"] = bool(ours.converged)
     out["ours_beta"] = np.asarray(ours.beta, dtype=float)
     out["std"] = std
     return out
@@ -299,6 +301,10 @@ def check_case(case: Case, tally: Counter | None = None, problems: list | None =
     failure = None
     if "ours_error" in r and "peer_error" not in r:
         why = known_limitation(case)
+        if "random effects" in r["ours_error"] and "observations" in r["ours_error"]:
+            # more random effects than observations: lme4 refuses these too
+            # (check.nobs.vs.nRE = "stop"); glmm fits them
+            why = "more random effects than observations (lme4 refuses too)"
         if why is None:
             failure = f"ours raised where glmm fitted: {case}\n{r}"
         elif tally is not None:
@@ -306,6 +312,10 @@ def check_case(case: Case, tally: Counter | None = None, problems: list | None =
     elif outcome == "lower":
         d = r["peer_loglik"] - r["ours_loglik"]
         why = known_limitation(case)
+        if why is None and not r["ours_converged"]:
+            # loud, not silent: the fit says it did not converge (ConvergenceWarning); the
+            # property fails on a *silent* miss (reported converged but below glmm)
+            why = "not converged, and the fit says so"
         if why is None:
             failure = f"missed optimum by {d:.3g}: {case}\n{r}"
         elif tally is not None:
@@ -330,7 +340,6 @@ def _run(max_examples: int, derandomize: bool, max_n: int = 2000) -> tuple[Count
     @settings(
         max_examples=max_examples,
         deadline=None,
-        derandomize=derandomize,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
@@ -338,7 +347,9 @@ def _run(max_examples: int, derandomize: bool, max_n: int = 2000) -> tuple[Count
     def prop(case: Case) -> None:
         check_case(case, tally, problems)
 
-    prop()
+    # a fixed seed, not ``derandomize``: derandomized examples differed between this work
+    # tree and a fresh clone in another folder, so CI ran other structures than a developer
+    (hypothesis.seed(20261201)(prop) if derandomize else prop)()
     return tally, problems
 
 
@@ -528,3 +539,28 @@ def test_pinned_cloglog_score_in_the_tail():
     assert ml.converged
     assert ml.loglik >= -83.43546183574415 - 1e-4
     np.testing.assert_allclose(ml.beta, [11.509367, -0.01278107, -0.71311467], atol=1e-3)
+
+
+@needs_glmm
+@pytest.mark.xfail(
+    strict=True,
+    reason="(1 + x1 | g0) with a true intercept SD of 0 beside (1 | g0:g1) + (1 | g2), Poisson "
+    "with offset: L-BFGS-B stops with max|grad| 49.5 (reported, not converged) 0.868 below "
+    "glmm's -828.4817; found by the seeded slow property run",
+)
+def test_pinned_vector_term_at_zero_intercept_sd_not_converged():
+    case = Case(
+        seed=0,
+        family="poisson_offset",
+        link="log",
+        n=533,
+        factors=(
+            Factor(49, None, 2, (0.0, 0.3), 0.5, ""),
+            Factor(3, 0, 1, (0.3,), -0.9, "slash"),
+            Factor(3, None, 1, (1.0,), 0.0, ""),
+        ),
+        predictors=(("normal", 1.0, 0.0), ("normal", 1.0, 10.0), ("uniform", 100.0, 0.0)),
+        sigma=0.3,
+    )
+    ml = _ours(case)
+    assert ml.loglik >= -828.4817020292933 - 1e-4
