@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from bayesglmm.errors import BayesGLMMError
+from bayesglmm.quiet import ignoring_warnings
 
 
 def _unique_labels(fits: Sequence) -> list[str]:  # noqa: ANN001
@@ -50,8 +50,7 @@ def param_draws(fit, *, extras: bool = True) -> dict[str, np.ndarray]:  # noqa: 
     if fit.design.blocks:
         from bayesglmm.icc import icc_draws
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with ignoring_warnings():
             for k, v in icc_draws(fit).items():
                 if k != "conditional":
                     out[f"ICC({k})"] = v

@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from bayesglmm.errors import (
     SavedFitMismatchError,
     SaveLoadError,
 )
+from bayesglmm.quiet import ignoring_warnings
 
 FORMAT_VERSION = 2
 FIT_FILE = "fit.json"
@@ -447,8 +447,7 @@ def _rebuild_model(meta: dict[str, Any], frame: pd.DataFrame, arrays: Any) -> An
     trials: Any = meta["trials"]
     if trials is None and "trials" in arrays:
         trials = np.asarray(arrays["trials"], dtype=float)  # an array given at fit time
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BayesGLMMWarning)
+    with ignoring_warnings(category=BayesGLMMWarning):
         model = GLMM(
             meta["formula"],
             frame,

@@ -21,6 +21,7 @@ from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
 from bayesglmm.errors import BayesGLMMError, ConvergenceWarning, SamplerWarning
 from bayesglmm.priors import PriorSet, block_labels
+from bayesglmm.quiet import ignoring_warnings
 from bayesglmm.separation import ML_UNRELIABLE
 
 BAYESIAN_METHODS = ("nuts", "laplace", "advi", "fullrank_advi")
@@ -726,8 +727,7 @@ class GLMMFit:
                 eta += np.einsum("np,np->n", b.Z, r[b.index])
             y = simulate_response(self, eta[None, :], rng)[0]
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
+                with ignoring_warnings():
                     f = self._model.with_response(y).fit(method=self.method, **opts)
             except BayesGLMMError:
                 failed += 1
