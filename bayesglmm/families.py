@@ -209,20 +209,12 @@ class Family:
         if self.link == "logit":
             p = special.expit(eta)
             return y - n * p, n * p * (1.0 - p)
-        if self.link == "probit":
-            # l1 = phi / Phi(eta), l0 = phi / Phi(-eta) on the log scale: exact in both tails
-            # (clipping p made the score vanish at |eta| > ~8, so optimizers stalled there)
-            logphi = -0.5 * eta * eta - 0.5 * math.log(2.0 * math.pi)
-            l1 = np.exp(logphi - special.log_ndtr(eta))
-            l0 = np.exp(logphi - special.log_ndtr(-eta))
+        if self.link == "probit":  # exact in both tails (clipping p made the score vanish)
+            l1, l0 = probit_ratios(eta)
             return y * l1 - (n - y) * l0, n * l1 * l0
-        if self.link == "cloglog":
-            # m = exp(eta): d ll / d eta = y m / expm1(m) - (n - y) m, exact in both tails
-            m = np.exp(np.clip(eta, -700.0, 700.0))
-            my = np.minimum(m, 700.0)
-            r = np.where(my > 1e-300, my / np.expm1(np.maximum(my, 1e-300)), 1.0)
-            w = n * m * np.exp(-my) * (my / -np.expm1(-np.maximum(my, 1e-300)))
-            return y * r - (n - y) * m, w
+        if self.link == "cloglog":  # d ll / d eta = y m / expm1(m) - (n - y) m
+            m, r, s = cloglog_ratios(eta)
+            return y * r - (n - y) * m, n * m * np.exp(-np.minimum(m, 700.0)) * s
         p = np.clip(self.linkinv(eta), _EPS, 1.0 - _EPS)
         me = self.mu_eta(eta)
         var = p * (1.0 - p)
@@ -238,6 +230,20 @@ class Family:
             return np.ones_like(mu, dtype=float)
         n = 1.0 if trials is None else trials
         return n * mu * (1.0 - mu)
+
+
+def probit_ratios(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(phi / Phi(eta), phi / Phi(-eta))`` on the log scale: exact in both tails."""
+    logphi = -0.5 * eta * eta - 0.5 * math.log(2.0 * math.pi)
+    return np.exp(logphi - special.log_ndtr(eta)), np.exp(logphi - special.log_ndtr(-eta))
+
+
+def cloglog_ratios(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(m, m / expm1(m), m / -expm1(-m))`` with ``m = exp(eta)``, overflow-safe: the
+    pieces of the cloglog score and information."""
+    m = np.exp(np.clip(eta, -700.0, 700.0))
+    my = np.minimum(m, 700.0)  # the y-terms vanish like m exp(-m) beyond
+    return m, my / np.expm1(my), my / -np.expm1(-my)
 
 
 def log_choose(n: np.ndarray, k: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from scipy import special
 
 from bayesglmm.design_types import Design, RandomBlock
 from bayesglmm.errors import InferenceError
-from bayesglmm.families import Family, log_choose, softplus
+from bayesglmm.families import Family, cloglog_ratios, log_choose, probit_ratios, softplus
 
 __all__ = [
     "FamilyKernel",
@@ -279,18 +279,13 @@ class FamilyKernel:
         y = self.y
         n = 1.0 if self.trials is None else self.trials
         if self.family.link == "probit":
-            logphi = -0.5 * eta * eta - 0.5 * math.log(2.0 * math.pi)
-            l1 = np.exp(logphi - special.log_ndtr(eta))
-            l0 = np.exp(logphi - special.log_ndtr(-eta))
+            l1, l0 = probit_ratios(eta)
             a1 = l1 * (eta + l1)
             a0 = l0 * (l0 - eta)
             da1 = -a1 * (eta + l1) + l1 * (1.0 - a1)
             da0 = a0 * (l0 - eta) + l0 * (a0 - 1.0)
             return y * a1 + (n - y) * a0, y * da1 + (n - y) * da0
-        m = np.exp(np.clip(eta, -700.0, 700.0))
-        my = np.minimum(m, 700.0)  # the y-terms vanish like m^3 exp(-m) beyond
-        r = my / np.expm1(my)
-        s = my / -np.expm1(-my)
+        m, r, s = cloglog_ratios(eta)
         w = y * r * (s - 1.0) + (n - y) * m
         dw = y * r * (s * (1.0 - r) - (s - 1.0) ** 2) + (n - y) * m
         return w, dw
