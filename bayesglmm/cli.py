@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -119,12 +120,20 @@ def _label(text: str, method: str, kw: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- the parser
+def _package_version() -> str:
+    """The installed version (``bayesglmm.__version__``), without importing the engines."""
+    from bayesglmm import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation tools)."""
     parser = _Parser(
         prog=PROG,
         description="Bayesian and maximum-likelihood GLMMs with lme4-style formulas.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_package_version()}")
     sub = parser.add_subparsers(dest="cmd", metavar="{list,fit,demo}")
     sub.required = True
     p_list = sub.add_parser("list", help="list the model specs and the packaged datasets")
@@ -468,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
     except _Failed as exc:
         _err(str(exc))
         return 1
+    except BrokenPipeError:
+        # the reader went away (`bayesglmm list | head`): stop quietly, as Unix tools do.
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (BayesGLMMError, OSError) as exc:
         _err(str(exc))
         return 2

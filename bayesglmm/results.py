@@ -115,7 +115,7 @@ def health_messages(h: dict[str, Any]) -> list[str]:
     r = h.get("max_rhat", float("nan"))
     if np.isfinite(r) and r > 1.01:
         msgs.append(
-            f"max R-hat is {r:.3f} (> 1.01): chains disagree. Run longer (more tune and draws) "
+            f"max R-hat is {r:.4f} (> 1.01): chains disagree. Run longer (more tune and draws) "
             "and check the trace plots"
         )
     e = h.get("min_ess_bulk", float("nan"))
@@ -762,13 +762,22 @@ class GLMMFit:
         return self.format()
 
     def format(self, digits: int = 4) -> str:
-        """lme4-style text block."""
+        """The printed fit: lme4's layout for ML and PQL fits, brms's for Bayesian ones.
+
+        Parameters
+        ----------
+        digits : int
+            Significant digits of the variance components (lme4 prints 5 by default; so do
+            we at ``digits=4``, one more than the estimates).
+
+        Notes
+        -----
+        Bayesian intervals are equal-tailed 95% intervals of the draws, as brms prints
+        them; ML standard errors are Wald (``Estimate +- 1.96 SE`` is the matching 95%
+        interval).
+        """
         d = self.design
-        lines = []
-        lines.append(
-            f"Generalized linear mixed model fit by {METHOD_LABELS.get(self.method, self.method)}"
-            + (f" [nAGQ = {self.ml.nagq}]" if self.method == "ml" and self.ml.nagq > 1 else "")
-        )
+        lines = [self._title()]
         lines.append(f" Family: {d.family.name} ( {d.family.link} )")
         lines.append(f"Formula: {d.formula}")
         if d.success_level is not None:
@@ -787,58 +796,121 @@ class GLMMFit:
                 else " (quasi-likelihood: no log-likelihood)"
             )
         lines.append("")
-        lines.append("Random effects:")
+        lines.append(
+            "Random effects:" if self.ml is not None else "Random effects (posterior means):"
+        )
         vc = self.varcorr()
         lines.append(f" {'Groups':<12} {'Name':<20} {'Variance':>10} {'Std.Dev.':>10}")
         for _, r in vc[vc.term2.isna()].iterrows():
+            name = "" if r.term1 is None or pd.isna(r.term1) else str(r.term1)
             lines.append(
-                f" {r.group:<12} {str(r.term1 or ''):<20} {r.variance:10.{digits}g} {r.sd_cor:10.{digits}g}"
+                f" {r.group:<12} {name:<20} {_sig(r.variance, digits + 1):>10} "
+                f"{_sig(r.sd_cor, digits):>10}"
             )
         cors = vc[vc.term2.notna()]
         for _, r in cors.iterrows():
             lines.append(f" {r.group:<12} cor({r.term1}, {r.term2}) = {r.sd_cor:.3f}")
         lines.append("")
-        lines.append("Fixed effects:")
         if self.ml is None:
-            tab = self.summary()
-            fx = self.fixef()
-            sd = self.se()
-            lines.append(f" {'':<28} {'mean':>9} {'sd':>8} {'r_hat':>6} {'ess_bulk':>9}")
-            for name in d.x_names:
-                key = "Intercept" if name == "(Intercept)" else f"beta[{name}]"
-                rh = (
-                    tab.loc[key, "r_hat"]
-                    if "r_hat" in tab.columns and key in tab.index
-                    else float("nan")
-                )
-                es = (
-                    tab.loc[key, "ess_bulk"]
-                    if "ess_bulk" in tab.columns and key in tab.index
-                    else float("nan")
-                )
-                lines.append(f" {name:<28} {fx[name]:9.4f} {sd[name]:8.4f} {rh:6.3f} {es:9.0f}")
-            sd_rows = [i for i in tab.index if str(i).startswith(("sd_", "cor_", "sigma"))]
-            if sd_rows and "r_hat" in tab.columns:
-                lines.append("")
-                lines.append("Group-level SDs / correlations (posterior):")
-                for i in sd_rows:
-                    lines.append(
-                        f" {str(i):<40} {tab.loc[i, 'mean']:9.4f} {tab.loc[i, 'sd']:8.4f} "
-                        f"{tab.loc[i, 'r_hat']:6.3f} {tab.loc[i, 'ess_bulk']:9.0f}"
-                    )
-            if self.method == "nuts" and self.health:
-                h = self.health
-                lines.append("")
-                lines.append(
-                    f"Sampler: {h['n_draws']} draws, {h['divergences']} divergences, max R-hat "
-                    f"{h['max_rhat']:.3f}, min bulk ESS {h['min_ess_bulk']:.0f}"
-                )
+            lines.extend(self._bayes_fixed_lines())
         else:
-            lines.append(self.summary().to_string(float_format=lambda v: f"{v:.4g}"))
+            lines.append("Fixed effects:")
+            lines.append(_ml_table(self.summary()))
             for m in getattr(self.ml, "messages", ()):
                 lines.append(m)
         lines.append(f"({self.elapsed:.2f} s)")
         return "\n".join(lines)
+
+    def _title(self) -> str:
+        """lme4's first line: what kind of model, fitted how."""
+        fam = self.design.family
+        linear = fam.name == "gaussian" and fam.link == "identity"
+        kind = "Linear mixed model" if linear else "Generalized linear mixed model"
+        if self.method == "ml":
+            nagq = getattr(self.ml, "nagq", 1)
+            if linear:
+                how = "maximum likelihood"  # exact: no Laplace approximation in an LMM
+            elif nagq > 1:
+                how = f"maximum likelihood (Adaptive Gauss-Hermite Quadrature, nAGQ = {nagq})"
+            else:
+                how = "maximum likelihood (Laplace Approximation)"
+            return f"{kind} fit by {how}"
+        return f"{kind} fit by {METHOD_LABELS.get(self.method, self.method)}"
+
+    def _bayes_fixed_lines(self) -> list[str]:
+        """brms-style blocks: estimate, error, 95% interval; R-hat and ESS for MCMC."""
+        d = self.design
+        mcmc = self.method == "nuts"
+        tab = self.summary() if mcmc else None
+        ds = self._summary_dataset()
+        w = max([20, *(len(str(n)) for n in d.x_names)])
+        for v in ds.data_vars:
+            if str(v).startswith(("sd_", "cor_")):
+                w = max(w, *(len(f"{v}[{lab}]") for lab in ds[v][ds[v].dims[-1]].values))
+
+        def row(label: str, draws: np.ndarray, key: str) -> str:
+            lo, hi = np.quantile(draws, [0.025, 0.975])
+            out = f" {label:<{w}} {np.mean(draws):9.4f} {np.std(draws, ddof=1):9.4f} {lo:9.4f} {hi:9.4f}"
+            if mcmc and tab is not None and key in tab.index:
+                out += (
+                    f" {tab.loc[key, 'r_hat']:6.3f} {tab.loc[key, 'ess_bulk']:8.0f}"
+                    f" {tab.loc[key, 'ess_tail']:8.0f}"
+                )
+            return out
+
+        head = f" {'':<{w}} {'Estimate':>9} {'Est.Error':>9} {'l-95% CI':>9} {'u-95% CI':>9}"
+        if mcmc:
+            head += f" {'Rhat':>6} {'Bulk_ESS':>8} {'Tail_ESS':>8}"
+        lines = ["Fixed effects (posterior; 95% equal-tailed intervals):", head]
+        beta = self.draws_fixed()
+        for j, name in enumerate(d.x_names):
+            key = "Intercept" if name == "(Intercept)" else f"beta[{name}]"
+            lines.append(row(name, beta[:, j], key))
+        sd_vars = [v for v in ds.data_vars if str(v).startswith(("sd_", "cor_", "sigma"))]
+        if sd_vars:
+            lines.append("")
+            lines.append("Group-level SDs and correlations, residual SD (posterior):")
+            lines.append(head)
+            for v in sd_vars:
+                da = ds[v]
+                flat = _stack(da)
+                if flat.ndim == 1:
+                    lines.append(row(str(v), flat, str(v)))
+                    continue
+                for j, lab in enumerate(da[da.dims[-1]].values):
+                    key = f"{v}[{lab}]"  # the summary() row name
+                    lines.append(row(key, flat[:, j], key))
+        if mcmc and self.health:
+            h = self.health
+            lines.append("")
+            lines.append(
+                f"Sampler: {h['n_draws']} draws, {h['divergences']} divergences, max R-hat "
+                f"{h['max_rhat']:.3f}, min bulk ESS {h['min_ess_bulk']:.0f}"
+            )
+        return lines
+
+
+def _sig(v: float, digits: int) -> str:
+    """``v`` to ``digits`` significant digits, keeping trailing zeros (16.003 -> '16.003')."""
+    if v is None or not np.isfinite(v):
+        return "NA"
+    return f"{v:#.{digits}g}".rstrip(".") if abs(v) >= 1e-4 or v == 0 else f"{v:.{digits - 1}e}"
+
+
+def _pval(p: float) -> str:
+    """R's ``format.pval``: values below 2e-16 print as ``<2e-16``."""
+    return "<2e-16" if p < 2e-16 else f"{p:.3g}"
+
+
+def _ml_table(tab: pd.DataFrame) -> str:
+    """glmer's coefficient table: estimates and SEs to 4 significant digits, R-style p-values."""
+    out = tab.copy().astype(object)
+    for c in tab.columns:
+        if c.startswith("Pr("):
+            out[c] = [_pval(float(p)) for p in tab[c]]
+        else:
+            out[c] = [_sig(float(v), 4) for v in tab[c]]
+    return out.to_string()
 
 
 def attach_log_likelihood(fit: GLMMFit) -> None:

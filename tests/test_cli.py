@@ -230,3 +230,23 @@ def test_stray_string_in_numeric_csv_column_exits_2(tmp_path, capsys):
     assert "column `NAP` looks numeric but holds 1 non-numeric value(s): '.' (row 5)" in (
         _one_error_line(capsys)
     )
+
+
+def test_version_prints_the_package_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"bayesglmm {bg.__version__}"
+
+
+def test_closed_pipe_is_quiet():
+    """`bayesglmm list | head -1` must not end in a BrokenPipeError traceback (issue 18)."""
+    proc = subprocess.run(
+        f"{sys.executable} -m bayesglmm list | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+    )
+    assert proc.stdout.count("\n") == 1
+    assert "Broken pipe" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "error" not in proc.stderr, proc.stderr
