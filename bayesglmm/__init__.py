@@ -33,6 +33,7 @@ from bayesglmm.errors import (
     SavedFitMismatchError,
     SaveLoadError,
     SBCFailureWarning,
+    SBCNote,
     SpecError,
     SuspiciousDataWarning,
 )
@@ -132,5 +133,6 @@ __all__ = [
     "SuspiciousDataWarning",
     "PartialFitWarning",
     "SBCFailureWarning",
+    "SBCNote",
     "__version__",
 ]

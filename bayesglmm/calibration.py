@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
+import time
 import traceback
 import warnings
 from dataclasses import dataclass, field, replace
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayesglmm.errors import BayesGLMMError, SBCFailureWarning
+from bayesglmm.errors import BayesGLMMError, SBCFailureWarning, SBCNote
 from bayesglmm.quiet import ignoring_warnings
 from bayesglmm.uniformity import (
     bin_counts,
@@ -326,7 +328,39 @@ def _safe(model: Any, seed: Any, method: str, fit_kwargs: dict[str, Any], n_draw
         return _reason(exc)
 
 
-def _collect(futures: list[Any]) -> dict[int, Any]:
+class _Progress:
+    """A plain progress line on stderr: done/total, failures, elapsed and time left.
+
+    On a terminal the line is rewritten in place; otherwise (a log file, a notebook's
+    captured stream) a line is written at every tenth of the run.
+    """
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled and total > 0
+        self.start = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.shown = -1
+
+    def update(self, done: int, failed: int) -> None:
+        if not self.enabled:
+            return
+        tenth = 10 * done // self.total
+        if not self.tty and tenth == self.shown:
+            return
+        self.shown = tenth
+        el = time.perf_counter() - self.start
+        left = el / done * (self.total - done) if done else float("nan")
+        msg = (
+            f"SBC: {done}/{self.total} simulations done"
+            + (f" ({failed} failed)" if failed else "")
+            + f", {el:.0f} s"
+            + (f", about {left:.0f} s left" if done < self.total else "")
+        )
+        end = "\n" if (not self.tty or done == self.total) else ""
+        print(("\r" if self.tty else "") + msg, end=end, file=sys.stderr, flush=True)
+
+
+def _collect(futures: list[Any], progress: _Progress | None = None) -> dict[int, Any]:
     """Each simulation's result, or why it has none, as soon as it is done.
 
     ``client.gather`` raises on the first task whose worker died (``KilledWorker``) and so
@@ -336,6 +370,7 @@ def _collect(futures: list[Any]) -> dict[int, Any]:
 
     index = {f.key: i for i, f in enumerate(futures)}
     results: dict[int, Any] = {}
+    failed = 0
     for fut in as_completed(futures):
         i = index[fut.key]
         try:
@@ -346,7 +381,55 @@ def _collect(futures: list[Any]) -> dict[int, Any]:
                 results[i] = f"the worker died while running it ({name}: {exc})"
             else:
                 results[i] = f"it did not run to the end on the cluster ({_reason(exc)})"
+        failed += not isinstance(results[i], dict)
+        if progress is not None:
+            progress.update(len(results), failed)
     return results
+
+
+def unguarded_script_call() -> str | None:
+    """The script that calls us at its top level outside ``if __name__ == "__main__":``.
+
+    Dask starts worker processes with ``spawn``, which imports the main script again in each
+    worker; an unguarded ``sbc()`` there starts a cluster inside every worker and fails with
+    "Nanny failed to start".  Returns the script's path when that would happen, else None
+    (a guarded call, a notebook or an interactive session, or a call from a function).
+    """
+    import ast
+    import inspect
+
+    frame = inspect.currentframe()
+    while frame is not None:
+        g = frame.f_globals
+        if g.get("__name__") == "__main__" and frame.f_code.co_name == "<module>":
+            path = g.get("__file__")
+            if not path or not Path(path).is_file():
+                return None  # interactive: nothing is re-imported
+            try:
+                tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+            except (OSError, SyntaxError, UnicodeDecodeError):
+                return None
+            line = frame.f_lineno
+            for node in ast.walk(tree):
+                if isinstance(node, ast.If) and _is_main_guard(node.test):
+                    end = node.end_lineno or node.lineno
+                    if node.lineno <= line <= end:
+                        return None
+            return str(path)
+        frame = frame.f_back
+    return None
+
+
+def _is_main_guard(test: Any) -> bool:
+    """``__name__ == "__main__"`` (either order)."""
+    import ast
+
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return isinstance(test.ops[0], ast.Eq) and bool(names) and bool(consts)
 
 
 def sbc(
@@ -359,6 +442,7 @@ def sbc(
     random_seed: int = 0,
     fit_kwargs: dict[str, Any] | None = None,
     n_workers: int = 2,
+    progressbar: bool = True,
 ) -> SBCResult:
     """Simulation-based calibration of a fitting method.
 
@@ -384,7 +468,12 @@ def sbc(
     fit_kwargs : dict, optional
         Options for ``fit`` (e.g. ``draws``, ``tune``, ``chains``).
     n_workers : int
-        Workers of the default LocalCluster.
+        Workers of the default LocalCluster.  Called at the top level of a script without
+        ``if __name__ == "__main__":`` (where worker processes would re-run the script), the
+        default cluster uses threads instead, with an :class:`SBCNote` saying so: the ranks
+        are the same.
+    progressbar : bool
+        Print a progress line (simulations done, failed, time left) on stderr.
 
     Returns
     -------
@@ -406,8 +495,21 @@ def sbc(
 
     own = client is None
     if own:
+        script = unguarded_script_call()
+        if script is not None:
+            warnings.warn(
+                f"sbc() is called at the top level of {script} without "
+                '`if __name__ == "__main__":`; worker processes would run the script again, '
+                "so the simulations run in threads of this process instead (the same ranks). "
+                'Put the call under `if __name__ == "__main__":` to run them in processes.',
+                SBCNote,
+                stacklevel=2,
+            )
         cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=script is None,
+            dashboard_address=None,
         )
         client = Client(cluster)
     if method == "nuts":
@@ -417,7 +519,7 @@ def sbc(
         futures = [
             client.submit(_safe, shipped, s, method, fit_kwargs, n_draws, pure=False) for s in seeds
         ]
-        results = _collect(futures)
+        results = _collect(futures, _Progress(n_sims, progressbar))
     finally:
         if own:
             client.close()

@@ -87,6 +87,10 @@ class PartialFitWarning(SamplerWarning):
     only the draws or iterations made before the interrupt."""
 
 
+class SBCNote(BayesGLMMWarning):
+    """How an SBC run was set up differently from what was asked, and why."""
+
+
 class SBCFailureWarning(BayesGLMMWarning):
     """Some simulations of a simulation-based calibration run failed (an error, or a worker
     that died); the finished ones are kept and the failures listed."""

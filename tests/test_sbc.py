@@ -188,3 +188,66 @@ def test_sbc_threaded_client_gives_the_ranks_of_a_serial_run(small_poisson):
     assert not threaded.failures and not serial.failures
     assert threaded.ranks.index.equals(serial.ranks.index)
     pd.testing.assert_frame_equal(threaded.ranks, serial.ranks[threaded.ranks.columns])
+
+
+_SCRIPT = """
+import numpy as np, pandas as pd, warnings
+import bayesglmm as bg
+rng = np.random.default_rng(1)
+g = np.repeat(np.arange(8), 5)
+df = pd.DataFrame({"y": rng.poisson(2, g.size), "g": g})
+m = bg.GLMM("y ~ 1 + (1 | g)", df, "poisson", priors={"sd": {"dist": "HalfNormal", "sigma": 1}})
+with warnings.catch_warnings(record=True) as seen:
+    warnings.simplefilter("always")
+    {call}
+print("RANKS", len(res.ranks), len(res.failures))
+print("NOTES", sum(issubclass(w.category, bg.SBCNote) for w in seen))
+"""
+_CALL = 'res = bg.sbc(m, n_sims=4, method="laplace", random_seed=2, fit_kwargs={"draws": 100})'
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_sbc_in_a_plain_script(tmp_path, guarded):
+    """A plain script without ``if __name__ == "__main__":`` used to die with "Nanny failed
+    to start" and pages of Dask tracebacks (issue 18): the spawned workers re-ran it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    call = f'if __name__ == "__main__":\n        {_CALL}' if guarded else _CALL
+    body = textwrap.dedent(_SCRIPT).replace("{call}", call)
+    if guarded:  # the whole tail belongs under the guard
+        head, tail = body.split("with warnings", 1)
+        tail = "with warnings" + tail
+        body = head + 'if __name__ == "__main__":\n' + textwrap.indent(tail, "    ")
+        body = body.replace(f'if __name__ == "__main__":\n            {_CALL}', _CALL)
+    script = tmp_path / "run_sbc.py"
+    script.write_text(body)
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's bayesglmm
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "RANKS 4 0" in out.stdout
+    assert f"NOTES {0 if guarded else 1}" in out.stdout
+    assert "Nanny failed" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "SBC: 4/4 simulations done" in out.stderr  # the progress line
+
+
+def test_unguarded_call_detection(tmp_path):
+    import ast
+
+    from bayesglmm.calibration import _is_main_guard
+
+    assert _is_main_guard(ast.parse('__name__ == "__main__"', mode="eval").body)
+    assert _is_main_guard(ast.parse('"__main__" == __name__', mode="eval").body)
+    assert not _is_main_guard(ast.parse('__name__ != "__main__"', mode="eval").body)
