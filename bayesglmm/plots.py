@@ -80,31 +80,111 @@ def plot_compare(fits: Sequence, prob: float = 0.94, figsize: tuple[float, float
     return fig
 
 
-def plot_ranef(fit, block: int = 0, term: int = 0, prob: float = 0.94, max_levels: int = 400):  # noqa: ANN001, ANN201
-    """Caterpillar plot of one block's random effects, sorted, with intervals.
-
-    Bayesian fits: posterior mean and HDI; ML fits: conditional mode +- 1.96 conditional SD
-    (what sjPlot's ``plot_model(type="re")`` shows).
-    """
-    b = fit.design.blocks[block]
+def _ranef_intervals(fit, block: int, term: int, prob: float) -> tuple[np.ndarray, ...]:  # noqa: ANN001
+    """Per level: centre, lower, upper.  Bayesian: mean and equal-tailed ``prob`` interval of
+    the draws; ML: conditional mode +- z * conditional SD."""
     r = fit.draws_ranef(block)[:, :, term]  # (S, L)
     if fit.is_bayesian:
-        m = r.mean(axis=0)
-        iv = np.array([hdi(r[:, j], prob) for j in range(r.shape[1])])
-        lo, hi = iv[:, 0], iv[:, 1]
+        tail = (1.0 - prob) / 2.0
+        lo, hi = np.quantile(r, [tail, 1.0 - tail], axis=0)
+        return r.mean(axis=0), lo, hi
+    z = special.ndtri(0.5 + prob / 2.0)
+    m = r[0]
+    sd = np.sqrt(np.asarray(fit.ml.cond_var[block])[:, term, term])
+    return m, m - z * sd, m + z * sd
+
+
+def plot_ranef(  # noqa: ANN201
+    fit,  # noqa: ANN001
+    block: int | str | None = None,
+    term: int | str | None = None,
+    prob: float = 0.95,
+    max_labels: int = 60,
+):
+    """Caterpillar plots of the random effects: every grouping factor and term by default.
+
+    One panel per (grouping factor, term), levels sorted by their effect, each with its name
+    on the axis (lme4's ``dotplot(ranef(fit, condVar = TRUE))``).  With more than
+    ``max_labels`` levels only the ``max_labels // 2`` lowest and highest are named, and the
+    intervals are drawn thin so the panel does not turn into a band.
+
+    Parameters
+    ----------
+    fit : GLMMFit
+    block : int or str, optional
+        One grouping factor (index or its label, e.g. ``"Beach"``); default all.
+    term : int or str, optional
+        One term of the factor (index or name, e.g. ``"(Intercept)"``); default all.
+    prob : float
+        Interval mass: Bayesian fits show the posterior mean and the equal-tailed ``prob``
+        interval; ML fits the conditional mode +- z * conditional SD (what sjPlot's
+        ``plot_model(type="re")`` shows).  95% by default, as everywhere in bayesglmm.
+    max_labels : int
+        Most level names written on one panel.
+    """
+    d = fit.design
+    labels = list(fit.labels)
+    if block is None:
+        blocks = list(range(len(d.blocks)))
+    elif isinstance(block, str):
+        if block not in labels and block not in [b.group for b in d.blocks]:
+            from bayesglmm.errors import BayesGLMMError
+
+            raise BayesGLMMError(f"plot_ranef: no grouping factor {block!r}; the fit has {labels}")
+        blocks = [i for i, b in enumerate(d.blocks) if block in (labels[i], b.group)]
     else:
-        m = r[0]
-        sd = np.sqrt(np.asarray(fit.ml.cond_var[block])[:, term, term])
-        lo, hi = m - 1.96 * sd, m + 1.96 * sd
-    order = np.argsort(m)[-max_levels:] if m.size > max_levels else np.argsort(m)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    x = np.arange(order.size)
-    ax.vlines(x, lo[order], hi[order], color="0.6", lw=0.8)
-    ax.plot(x, m[order], "o", ms=2.5, color=_COLORS[0])
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xlabel(f"{b.group} levels (sorted)")
-    ax.set_ylabel(f"random effect: {b.terms[term]}")
-    ax.set_title(f"Caterpillar plot ({fit.label})")
+        blocks = [int(block)]
+    panels = []
+    for i in blocks:
+        terms = list(d.blocks[i].terms)
+        if term is None:
+            ts = range(len(terms))
+        elif isinstance(term, str):
+            ts = [terms.index(term)] if term in terms else []
+        else:
+            ts = [int(term)]
+        panels += [(i, t) for t in ts]
+    if not panels:
+        from bayesglmm.errors import BayesGLMMError
+
+        raise BayesGLMMError(f"plot_ranef: no term {term!r} in the chosen grouping factors")
+    heights = [min(max(2.2, 0.16 * min(d.blocks[i].n_levels, 60)), 9.0) for i, _ in panels]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(6.5, sum(heights) + 0.6 * len(panels)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    kind = (
+        f"posterior mean, {prob:.0%} equal-tailed interval"
+        if fit.is_bayesian
+        else f"conditional mode, {prob:.0%} interval (+- z conditional SD)"
+    )
+    for ax, (i, t) in zip(axes[:, 0], panels, strict=True):
+        b = d.blocks[i]
+        m, lo, hi = _ranef_intervals(fit, i, t, prob)
+        order = np.argsort(m, kind="stable")
+        names = np.asarray([str(v) for v in b.levels])[order]
+        y = np.arange(order.size)
+        many = order.size > max_labels
+        ax.hlines(y, lo[order], hi[order], color="0.55", lw=0.4 if many else 1.0)
+        ax.plot(m[order], y, "o", ms=1.5 if many else 3.5, color=_COLORS[0])
+        ax.axvline(0, color="k", lw=0.8)
+        if many:
+            k = max_labels // 2
+            shown = np.r_[np.arange(k), np.arange(order.size - k, order.size)]
+        else:
+            shown = y
+        ax.set_yticks(shown)
+        ax.set_yticklabels(names[shown], fontsize="x-small" if many else "small")
+        ax.set_ylim(-1, order.size)
+        ax.set_ylabel(
+            f"{b.group} ({b.n_levels} levels"
+            + (f"; lowest and highest {max_labels // 2} named)" if many else ")")
+        )
+        ax.set_xlabel(f"random effect: {b.terms[t]}")
+    axes[0, 0].set_title(f"Random effects ({fit.label}): {kind}", fontsize="medium")
     fig.tight_layout()
     return fig
 

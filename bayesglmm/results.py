@@ -688,11 +688,18 @@ class GLMMFit:
 
         return plot_ppc(self, n_draws=n_draws, random_seed=random_seed)
 
-    def plot_ranef(self, block: int = 0, term: int = 0) -> Any:
-        """Caterpillar plot of the random effects with intervals."""
+    def plot_ranef(
+        self,
+        block: int | str | None = None,
+        term: int | str | None = None,
+        prob: float = 0.95,
+        max_labels: int = 60,
+    ) -> Any:
+        """Caterpillar plots of the random effects, every factor and term, levels by name;
+        see :func:`bayesglmm.plots.plot_ranef`."""
         from bayesglmm.plots import plot_ranef
 
-        return plot_ranef(self, block=block, term=term)
+        return plot_ranef(self, block=block, term=term, prob=prob, max_labels=max_labels)
 
     def plot_residuals(self, type: str = "deviance") -> Any:  # noqa: A002
         """Residuals-vs-fitted figure."""

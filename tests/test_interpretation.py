@@ -154,3 +154,44 @@ def test_marginal_vs_conditional_simulation_seeded():
     assert a["clusters"].shape == (30, a["x"].size)
     # population average is flatter than the b = 0 curve: closer to 1/2 in the tails
     assert abs(a["marginal"][0] - 0.5) < abs(a["typical"][0] - 0.5)
+
+
+def test_caterpillar_names_levels_and_draws_every_factor_and_term():
+    """Caterpillar plots name the levels (they were ranks 0..L-1), show every factor and
+    term, and name only the extremes when there are many levels (issue 18)."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(3)
+    n = 600
+    g = rng.integers(0, 100, n)
+    h = rng.integers(0, 6, n)
+    x = rng.normal(size=n)
+    eta = 0.5 + 0.3 * x + rng.normal(0, 0.5, 100)[g] + rng.normal(0, 0.4, 6)[h]
+    df = pd.DataFrame(
+        {
+            "y": rng.poisson(np.exp(eta)),
+            "x": x,
+            "g": [f"site{k:03d}" for k in g],
+            "h": [f"beach_{k}" for k in h],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bg.GLMM("y ~ x + (1 + x | g) + (1 | h)", df, "poisson").fit(method="ml")
+    fig = fit.plot_ranef(max_labels=20)
+    assert len(fig.axes) == 3  # g: (Intercept), x; h: (Intercept)
+    names = [[t.get_text() for t in ax.get_yticklabels()] for ax in fig.axes]
+    assert len(names[0]) == 20 and all(s.startswith("site") for s in names[0])
+    # the named extremes are the lowest and highest conditional modes
+    modes = fit.ranef()["g"]["(Intercept)"].sort_values()
+    assert names[0][0] == modes.index[0] and names[0][-1] == modes.index[-1]
+    assert sorted(names[2]) == [f"beach_{k}" for k in range(6)]  # few levels: all named
+    assert "95%" in fig.axes[0].get_title()
+    plt.close(fig)
+    one = fit.plot_ranef(block="h")
+    assert len(one.axes) == 1 and one.axes[0].get_ylabel().startswith("h (6 levels")
+    plt.close(one)
+    with pytest.raises(bg.BayesGLMMError, match="no grouping factor 'nope'"):
+        fit.plot_ranef(block="nope")
