@@ -14,17 +14,17 @@ import numpy as np  # noqa: E402
 from scipy import special  # noqa: E402
 
 from bayesglmm.compare import param_draws  # noqa: E402
-from bayesglmm.icc import hdi  # noqa: E402
+from bayesglmm.intervals import CI_PROB, describe, eti  # noqa: E402
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def _interval(draws: np.ndarray, prob: float = 0.94) -> tuple[float, float, float]:
+def _interval(draws: np.ndarray, prob: float = CI_PROB) -> tuple[float, float, float]:
     if draws.size == 1:
         v = float(draws.ravel()[0])
         return v, v, v
-    lo, hi = hdi(draws, prob)
-    return float(np.mean(draws)), lo, hi
+    lo, hi = eti(draws, prob)
+    return float(np.mean(draws)), float(lo), float(hi)
 
 
 def _forest_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
@@ -34,15 +34,17 @@ def _forest_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
         est = fit.draws_fixed()[0]
         se = np.sqrt(np.diag(np.asarray(fit.ml.vcov_beta)))
         for j, name in enumerate(fit.design.x_names):
-            out[name] = np.array([est[j], est[j] - 1.96 * se[j], est[j] + 1.96 * se[j]])
+            z = float(special.ndtri(0.5 + CI_PROB / 2.0))
+            out[name] = np.array([est[j], est[j] - z * se[j], est[j] + z * se[j]])
     return out
 
 
-def plot_compare(fits: Sequence, prob: float = 0.94, figsize: tuple[float, float] | None = None):  # noqa: ANN001, ANN201
+def plot_compare(fits: Sequence, prob: float = CI_PROB, figsize: tuple[float, float] | None = None):  # noqa: ANN001, ANN201
     """Forest plot overlaying the methods: fixed effects and group SDs.
 
-    Bayesian fits show the posterior mean and a ``prob`` HDI; ML fits the estimate with a
-    Wald 95% interval for fixed effects (point only for SDs).
+    Bayesian fits show the posterior mean and the equal-tailed ``prob`` interval (95% by
+    default); ML fits the estimate with a Wald 95% interval for fixed effects (point only
+    for SDs).
     """
     per = [_forest_draws(f) for f in fits]
     names = list(dict.fromkeys(k for p in per for k in p))
@@ -67,7 +69,7 @@ def plot_compare(fits: Sequence, prob: float = 0.94, figsize: tuple[float, float
     ax.axvline(0, color="0.7", lw=0.8, ls="--")
     ax.set_xlabel("estimate (link scale; SDs on the SD scale)")
     ax.set_ylabel("parameter")
-    ax.set_title("Comparison of approximations")
+    ax.set_title(f"Comparison of approximations (mean or estimate, {describe(prob)})")
     handles, labels = ax.get_legend_handles_labels()
     if not handles:  # parameter missing in the first row: build the legend by hand
         handles = [
@@ -85,8 +87,7 @@ def _ranef_intervals(fit, block: int, term: int, prob: float) -> tuple[np.ndarra
     the draws; ML: conditional mode +- z * conditional SD."""
     r = fit.draws_ranef(block)[:, :, term]  # (S, L)
     if fit.is_bayesian:
-        tail = (1.0 - prob) / 2.0
-        lo, hi = np.quantile(r, [tail, 1.0 - tail], axis=0)
+        lo, hi = eti(r, prob)
         return r.mean(axis=0), lo, hi
     z = special.ndtri(0.5 + prob / 2.0)
     m = r[0]
@@ -98,7 +99,7 @@ def plot_ranef(  # noqa: ANN201
     fit,  # noqa: ANN001
     block: int | str | None = None,
     term: int | str | None = None,
-    prob: float = 0.95,
+    prob: float = CI_PROB,
     max_labels: int = 60,
 ):
     """Caterpillar plots of the random effects: every grouping factor and term by default.
@@ -230,12 +231,12 @@ def plot_ppc(fit, n_draws: int = 200, random_seed: int | None = 0):  # noqa: ANN
             np.stack([np.bincount(blk.index, weights=r, minlength=blk.n_levels) for r in yrep])
             / tot
         )
-        lo, hi = np.percentile(rep, [5.5, 94.5], axis=0)
+        lo, hi = eti(rep, CI_PROB)
         ax.vlines(obs, lo, hi, color="0.7", lw=0.8)
         ax.plot(obs, rep.mean(axis=0), "o", ms=3, color=_COLORS[0])
         ax.plot([0, 1], [0, 1], color="k", lw=0.8)
         ax.set_xlabel(f"observed proportion per {blk.group}")
-        ax.set_ylabel("replicated proportion (mean, 89% interval)")
+        ax.set_ylabel(f"replicated proportion (mean, {describe()})")
         ax.set_title(f"Per-group PPC ({fit.label})")
     else:
         ax.hist(d.y, bins=30, density=True, alpha=0.5, label="observed", color="0.5")
