@@ -320,3 +320,75 @@ def plot_marginal_vs_conditional(
     axes[0].legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def _prior_stats(d, y: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Summary statistics of responses ``y`` (R, n) that a prior predictive check compares."""
+    y = np.asarray(y, dtype=float)
+    if d.family.is_binomial:
+        n = d.trials if d.trials is not None else np.ones(d.n)
+        out = {"proportion of successes": y.sum(axis=1) / n.sum()}
+        if d.blocks:
+            b = d.blocks[0]
+            tot = np.bincount(b.index, weights=n, minlength=b.n_levels)
+            per = np.stack([np.bincount(b.index, weights=r, minlength=b.n_levels) for r in y])
+            out[f"SD of the proportions per {b.group}"] = (per / np.maximum(tot, 1)).std(axis=1)
+        return out
+    out = {"mean": y.mean(axis=1), "SD": y.std(axis=1)}
+    if d.family.name == "poisson":
+        out["share of zeros"] = (y == 0).mean(axis=1)
+        out["maximum"] = y.max(axis=1)
+    else:
+        out["minimum"] = y.min(axis=1)
+        out["maximum"] = y.max(axis=1)
+    return out
+
+
+def plot_prior_predictive(model, draws: int = 500, random_seed: int | None = 0):  # noqa: ANN001, ANN201
+    """Prior predictive check: what the priors say the data could look like.
+
+    Simulates ``draws`` data sets from the priors (:meth:`GLMM.sample_prior_predictive`)
+    and shows, per summary statistic (counts: mean, SD, share of zeros, maximum; binary and
+    binomial: the proportion of successes and its SD across the first grouping factor;
+    gaussian: mean, SD, minimum, maximum), the distribution over the simulated data sets
+    with the observed value marked, and where the observed value falls (the share of
+    simulated statistics below it).  Priors that put the observed data in a far tail, or
+    that spread over absurd values, show up at once.  ``model.prior_summary()`` lists the
+    priors themselves.
+    """
+    d = model.design
+    pp = model.sample_prior_predictive(draws=draws, random_seed=random_seed)
+    y = np.asarray(pp["prior_predictive"]["y"].values, dtype=float)
+    y = y.reshape(-1, y.shape[-1])
+    if d.family.name == "poisson":
+        # a rate beyond ~9e18 overflows the int64 count draw to a negative number
+        y = np.where(y < 0, np.inf, y)
+    sims = _prior_stats(d, y)
+    obs = {k: float(v[0]) for k, v in _prior_stats(d, d.y[None, :]).items()}
+    fig, axes = plt.subplots(1, len(sims), figsize=(3.2 * len(sims), 3.2), squeeze=False)
+    for ax, (name, v) in zip(axes[0], sims.items(), strict=True):
+        v = np.where(np.isnan(v), np.inf, v)  # overflowed counts lie beyond every finite value
+        o = obs[name]
+        fin = v[np.isfinite(v)]
+        heavy = (
+            fin.size and fin.min() >= 0 and np.percentile(fin, 99) > 100 * max(np.median(fin), 1e-9)
+        )
+        if heavy:  # counts from wide priors reach 1e6+: a log axis keeps the observed in view
+            v, o, fin = np.log10(v + 1.0), np.log10(o + 1.0), np.log10(fin + 1.0)
+            ax.set_xlabel(f"log10({name} + 1)")
+        else:
+            ax.set_xlabel(name)
+        hi = max(float(np.quantile(fin, 0.98)) if fin.size else o, o)
+        beyond = float(np.mean(v > hi))
+        ax.hist(np.minimum(v, hi), bins=40, color="0.7")
+        ax.axvline(o, color=_COLORS[1], lw=2, label="observed")
+        ax.set_title(
+            f"observed at {np.mean(v < o):.0%} of the prior"
+            + (f"\n{beyond:.0%} in the last bin and beyond" if beyond else ""),
+            fontsize="small",
+        )
+        ax.set_ylabel("simulated data sets")
+    axes[0, 0].legend(fontsize="small")
+    fig.suptitle(f"Prior predictive check ({draws} data sets from the priors)")
+    fig.tight_layout()
+    return fig

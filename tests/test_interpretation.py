@@ -195,3 +195,35 @@ def test_caterpillar_names_levels_and_draws_every_factor_and_term():
     plt.close(one)
     with pytest.raises(bg.BayesGLMMError, match="no grouping factor 'nope'"):
         fit.plot_ranef(block="nope")
+
+
+def test_prior_predictive_plot_and_prior_summary_before_fitting():
+    """Issue 18: sample_prior_predictive had no plot; prior_summary only existed on fits."""
+    import matplotlib.pyplot as plt
+
+    m = bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
+    ps = m.prior_summary()
+    assert list(ps.columns) == ["class", "term", "prior"]
+    assert list(ps["term"]) == ["(Intercept)", "NAP", "Beach"]
+    fig = m.plot_prior_predictive(draws=100, random_seed=1)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 4 and all(t.startswith("observed at ") for t in titles)
+    assert [ax.get_xlabel() for ax in fig.axes][2] == "share of zeros"
+    # the observed share of zeros is drawn where it is
+    line = fig.axes[2].get_lines()[0]
+    obs_zeros = float(np.mean(bg.datasets.load("rikz")["Richness"] == 0))
+    assert line.get_xdata()[0] == pytest.approx(obs_zeros)
+    plt.close(fig)
+    mb = bg.GLMM("yb ~ x + (1 | g)", _binary_frame(), "bernoulli")
+    fig = mb.plot_prior_predictive(draws=50, random_seed=1)
+    assert [ax.get_xlabel() for ax in fig.axes] == [
+        "proportion of successes",
+        "SD of the proportions per g",
+    ]
+    plt.close(fig)
+
+
+def _binary_frame():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(8), 5)
+    return pd.DataFrame({"yb": rng.integers(0, 2, g.size), "x": rng.normal(size=g.size), "g": g})
