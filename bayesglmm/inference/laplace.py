@@ -72,7 +72,11 @@ from bayesglmm.inference.agq import (
 )
 from bayesglmm.inference.blas_threads import one_blas_thread
 from bayesglmm.inference.blocked_cholesky import BlockedStructure, grad_pass1, grad_pass2
-from bayesglmm.inference.boundary import optimize_off_boundary, theta_scales
+from bayesglmm.inference.boundary import (
+    optimize_off_boundary,
+    theta_scales,
+    vector_multistart,
+)
 from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import (
     FamilyKernel,
@@ -91,6 +95,18 @@ from bayesglmm.separation import ML_UNRELIABLE, detect_separation
 __all__ = ["AGQError", "LaplaceEval", "LaplaceObjective", "fit_ml", "saturated_loglik"]
 
 _SEPARATION_MSG = ML_UNRELIABLE  # every separation message starts so
+
+
+_MAX_CYCLES = 4
+"""L-BFGS-B + Newton polish cycles at most per local optimization (:func:`fit_ml`)."""
+
+_CYCLE_GTOL = 1e-3
+"""A polished point with a larger projected gradient goes back to L-BFGS-B (half lme4's
+``check.conv.grad`` tolerance of 2e-3, below which a fit counts as converged)."""
+
+
+_SCREEN_ITER = 15
+"""L-BFGS-B iterations of the short search that screens each multi-start point."""
 
 
 class AGQError(InferenceError, ValueError):
@@ -766,16 +782,29 @@ def fit_ml(
             return np.inf, np.zeros_like(x)
 
     def run(start_x: np.ndarray) -> tuple:
-        res = optimize.minimize(
-            fg,
-            start_x,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
-        )
-        x, H, f, g = newton_polish(fg, lambda p, g0: obj.hessian(p, nagq, g0=g0), res.x, obj.lower)
-        return x, f, H, g, int(res.nit)
+        x, nit, f_prev = start_x, 0, np.inf
+        for _ in range(_MAX_CYCLES):
+            res = optimize.minimize(
+                fg,
+                x,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
+            )
+            nit += int(res.nit)
+            x, H, f, g = newton_polish(
+                fg, lambda p, g0: obj.hessian(p, nagq, g0=g0), res.x, obj.lower
+            )
+            # the polish can leave a boundary face L-BFGS-B stopped on (a Levenberg step
+            # along negative curvature: the deviance is even in a Cholesky diagonal, so
+            # its derivative there is 0) and then run out of Newton rounds far from the
+            # optimum: hand back to L-BFGS-B while that still improves the fit
+            pg = _projected_grad(x, g, obj.lower)
+            if not pg.size or np.max(np.abs(pg)) < _CYCLE_GTOL or not f < f_prev - 1e-9:
+                break
+            f_prev = f
+        return x, f, H, g, nit
 
     def dev(x: np.ndarray) -> float:
         return obj.deviance(x, nagq)
@@ -784,9 +813,40 @@ def fit_ml(
     # derivative there is 0): restart off the boundary while an interior point is better
     # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
     # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
+    def screen(start_x: np.ndarray) -> tuple:
+        res = optimize.minimize(
+            fg,
+            start_x,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": _SCREEN_ITER, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
+        )
+        return res.x, float(res.fun)
+
+    def optimize_from(start_x: np.ndarray) -> tuple:
+        return optimize_off_boundary(run, dev, start_x, obj.lower == 0.0, scales)[0]
+
     with one_blas_thread():
-        (x, f, H, g, nit), _ = optimize_off_boundary(run, dev, x0, obj.lower == 0.0, scales)
-    return _finish(obj, design, x, H, f, g, nagq, nit, t0)
+        first = optimize_from(x0)
+        # a vector term on few groups or on a boundary face: its covariance can sit in a
+        # local optimum; restart from correlations near +-1 and keep the best
+        lay = obj.layout
+        (x, f, H, g, nit), ms = vector_multistart(
+            screen,
+            optimize_from,
+            first,
+            design.blocks,
+            lay.factors,
+            lay.from_factors,
+            lay.correlated,
+            obj.n_theta,
+        )
+    est = _finish(obj, design, x, H, f, g, nagq, nit, t0)
+    msg = ms.message()
+    if msg is None:
+        return est
+    return dataclasses.replace(est, messages=(*est.messages, msg))
 
 
 def _finish(
