@@ -771,15 +771,22 @@ def fit_ml(
     x0 = np.concatenate([theta0, beta0])
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in obj.lower]
 
+    last: list = [None, 0.0, None]  # the last point evaluated, its deviance and gradient
+
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        # the polish starts where L-BFGS-B stopped, which it has just evaluated
+        if last[0] is not None and np.array_equal(x, last[0]):
+            return last[1], last[2].copy()
         # a trial point where the mode search fails (a long step with a log link) is
         # infinitely bad: the line searches back off it; the start itself still raises
         try:
-            return obj.deviance_grad(x, nagq)
+            f, g = obj.deviance_grad(x, nagq)
         except InferenceError:
             if np.array_equal(x, x0):
                 raise
             return np.inf, np.zeros_like(x)
+        last[:] = [np.array(x, dtype=float, copy=True), f, np.array(g, copy=True)]
+        return f, g
 
     def run(start_x: np.ndarray) -> tuple:
         x, nit, f_prev = start_x, 0, np.inf
