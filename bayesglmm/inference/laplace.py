@@ -26,9 +26,14 @@ search in :mod:`bayesglmm.inference.scalar_laplace`; a vector term or several bl
 :meth:`LaplaceObjective._blocked_gradient`, from the selected inverse of the blocked
 Cholesky; AGQ on one grouping factor with 2 or 3 terms,
 :func:`~bayesglmm.inference.agq.vector_deviance`: central differences), then polished by bounded Newton steps on the finite-difference Hessian (of the
-gradient).  Where that ends with a variance of 0 or a correlation of +-1, it restarts off
+gradient); a polish that ends with a projected gradient above 1e-3 (it can leave a
+boundary face along negative curvature and run out of Newton rounds) hands back to L-BFGS-B.
+Where that ends with a variance of 0 or a correlation of +-1, it restarts off
 the boundary while an interior point is better (:mod:`bayesglmm.inference.boundary`: the
-deviance is even in each Cholesky diagonal, so a gradient method can stall there).
+deviance is even in each Cholesky diagonal, so a gradient method can stall there).  A
+correlated vector term on few groups or on a boundary face gets a screened multi-start from
+correlations +-0.9 (:func:`~bayesglmm.inference.boundary.vector_multistart`), reported in
+the fit's messages.
 Measured on the issue-14 bench shapes at 1e4 rows and grouseticks
 (``benchmarks/ml_structures.py --optimizers --quick``, L-BFGS-B stage): the analytic
 gradient needs 9-16x fewer deviance evaluations than central differences (1-15x less
