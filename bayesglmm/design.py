@@ -396,7 +396,17 @@ def _factor_levels(col: pd.Series) -> list[Any]:
 
 def _codes(values: pd.Series, levels: Sequence[Any]) -> np.ndarray:
     """Position of each value in ``levels``; -1 where it is not a level."""
-    vals = values.to_numpy()
+    # look up each distinct value once (a factor of 10^5 rows has a few thousand): hashing
+    # every row into an object Index cost 40 ms at 1e5 rows, factorizing 5 ms
+    try:
+        rows, uniq = pd.factorize(values, use_na_sentinel=False)
+    except TypeError:  # unhashable values: row by row
+        return _value_codes(values.to_numpy(), levels)
+    return _value_codes(np.asarray(uniq, dtype=object), levels)[rows]
+
+
+def _value_codes(vals: np.ndarray, levels: Sequence[Any]) -> np.ndarray:
+    """:func:`_codes` of an array of values."""
     # hash lookup of the values themselves (vectorised), then of their string forms for the
     # rest: "3" finds the integer level 3 (new data read from a CSV)
     try:

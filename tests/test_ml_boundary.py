@@ -25,9 +25,15 @@ from scipy import optimize
 
 from bayesglmm import datasets
 from bayesglmm.design import build_design
-from bayesglmm.design_types import Design
+from bayesglmm.design_types import Design, RandomBlock
 from bayesglmm.errors import ConvergenceWarning
-from bayesglmm.inference.boundary import GRID, optimize_off_boundary, theta_scales
+from bayesglmm.inference.boundary import (
+    GRID,
+    optimize_off_boundary,
+    suspect_vector_terms,
+    theta_scales,
+    vector_starts,
+)
 from bayesglmm.inference.laplace import LaplaceObjective, fit_ml
 from bayesglmm.inference.pirls import WeightedLMM, weighted_lmm_fit
 from bayesglmm.inference.pql import _working, fit_pql
@@ -350,3 +356,64 @@ def test_small_variance_seeds_vs_glmm(family, nagq):
             np.testing.assert_allclose(fit.beta, peer.beta, atol=1e-3)
         peer_sd = float(np.sqrt(np.ravel(peer.varcorr[0])[0]))
         assert fit.singular == (peer_sd < 1e-4), (seed, fit.theta, peer_sd)
+
+
+# ------------------------------------------------------------------ vector-term multi-start
+def _slope_block(levels: int, scale: float = 1.0) -> RandomBlock:
+    rng = np.random.default_rng(0)
+    n = 40 * levels
+    z = np.column_stack([np.ones(n), scale * rng.normal(size=n)])
+    idx = np.arange(n) % levels
+    return RandomBlock("g", ("(Intercept)", "x"), z, idx, tuple(map(str, range(levels))))
+
+
+def test_suspect_vector_terms_reasons():
+    """Few groups per covariance parameter, or a boundary face, and nothing else."""
+    interior = [np.array([[1.0, 0.0], [0.3, 0.8]])]
+    face = [np.array([[1.0, 0.0], [0.3, 0.0]])]
+    assert suspect_vector_terms((_slope_block(50),), interior, (True,)) == []
+    assert suspect_vector_terms((_slope_block(50),), interior, (False,)) == []
+    ((i, why),) = suspect_vector_terms((_slope_block(5),), interior, (True,))
+    assert i == 0 and why == "((Intercept) + x | g) on 5 groups for 3 covariance parameters"
+    ((_, why),) = suspect_vector_terms((_slope_block(50),), face, (True,))
+    assert why.endswith("on a boundary fit")
+
+
+def test_vector_starts_correlations_and_sds():
+    """One start per sign of the correlation between the two columns, with the fitted SDs
+    floored at 0.1 / rms(z); the other blocks keep their fitted factors."""
+    b = _slope_block(4, scale=0.01)
+    other = np.array([[0.7]])
+    fitted = [np.array([[1e-6, 0.0], [0.5, 0.0]]), other]  # SDs ~(0, 0.5)
+
+    def theta_of(fs: list) -> list:
+        return fs
+
+    starts = vector_starts((b, _slope_block(3)), fitted, [0], theta_of)
+    assert [lab for lab, _ in starts] == [
+        "correlation +0.9 between `(Intercept)` and `x`",
+        "correlation -0.9 between `(Intercept)` and `x`",
+    ]
+    rms = np.sqrt(np.mean(b.Z**2, axis=0))
+    for (_, fs), r in zip(starts, (0.9, -0.9), strict=True):
+        C = fs[0] @ fs[0].T
+        sd = np.sqrt(np.diag(C))
+        np.testing.assert_allclose(sd, np.maximum([1e-6, 0.5], 0.1 / rms), rtol=1e-12)
+        np.testing.assert_allclose(C[0, 1] / (sd[0] * sd[1]), r, rtol=1e-12)
+        assert fs[1] is other
+
+
+def test_no_multistart_on_an_interior_fit_from_many_groups():
+    """The common case costs nothing: no extra starts, no message."""
+    rng = np.random.default_rng(3)
+    n, groups = 3000, 150
+    g = rng.integers(0, groups, n)
+    x = rng.normal(size=n)
+    b = rng.multivariate_normal([0, 0], [[0.64, 0.1], [0.1, 0.25]], groups)
+    eta = -0.2 + 0.5 * x + b[g, 0] + b[g, 1] * x
+    df = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "x": x, "g": g})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = fit_ml(build_design("y ~ x + (1 + x | g)", df, "bernoulli"))
+    assert est.converged and not est.singular
+    assert not any(m.startswith("multi-start") for m in est.messages)

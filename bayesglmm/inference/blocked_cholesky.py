@@ -211,6 +211,56 @@ def _rows(kind, y, ntr, ef, a, cols, u, eta, ll, d1, w):  # pragma: no cover - n
 
 
 @njit(cache=True, nogil=True)
+def _rows_accumulate(
+    kind, y, ntr, ef, a, cols, u, slots, pair_t, pair_u, eta, ll, d1, w, buf, atd
+):  # pragma: no cover - numba
+    """:func:`_rows` fused with :func:`_accumulate` (at the new weights) and ``A' d1``:
+    one pass over the rows gives everything a Newton step of PIRLS needs."""
+    buf[:] = 0.0
+    atd[:] = 0.0
+    n, P = a.shape
+    npair = pair_t.size
+    for i in range(n):
+        e = ef[i]
+        for T in range(P):
+            e += a[i, T] * u[cols[i, T]]
+        eta[i] = e
+        lli, di, wi, _ = _row(kind, y[i], ntr[i], e)
+        ll[i] = lli
+        d1[i] = di
+        w[i] = wi
+        for k in range(npair):
+            buf[slots[i, k]] += wi * a[i, pair_t[k]] * a[i, pair_u[k]]
+        for T in range(P):
+            atd[cols[i, T]] += a[i, T] * di
+
+
+@njit(cache=True, nogil=True)
+def _chol_blocks(buf, L1, p, out):  # pragma: no cover - numba
+    """Per level ``j``: ``out[j] = chol(D_j + I)``, ``D_j``'s lower triangle read from
+    ``buf[j p p : (j + 1) p p]`` (row-major).  Returns False at a non-positive pivot or a
+    non-finite value (``out`` then undefined)."""
+    for j in range(L1):
+        o = j * p * p
+        for c in range(p):
+            s = buf[o + c * p + c] + 1.0
+            for k in range(c):
+                s -= out[j, c, k] * out[j, c, k]
+            if not (s > 0.0) or not np.isfinite(s):
+                return False
+            d = np.sqrt(s)
+            out[j, c, c] = d
+            for r in range(c + 1, p):
+                t = buf[o + r * p + c]
+                for k in range(c):
+                    t -= out[j, r, k] * out[j, c, k]
+                out[j, r, c] = t / d
+            for r in range(c):
+                out[j, r, c] = 0.0
+    return True
+
+
+@njit(cache=True, nogil=True)
 def grad_pass1(a, cols, slots, pair_t, pair_u, sel, dw, G, wh, v):  # pragma: no cover - numba
     """Per row: ``G[i, T] = sum_s a_is (M^-1)[col(i,T), col(i,s)]``,
     ``wh_i = dw_i a_i' M^-1 a_i`` and ``v = A' wh`` (zeroed here)."""
@@ -418,12 +468,18 @@ class BlockedStructure:
             self.unit_of_u = np.zeros(self.q, dtype=np.intp)
         self._buf = np.empty(self.nbuf)
         self.a = np.empty((n, P))
+        # rows_at accumulates M's slots in its pass over the rows when the slot buffer is
+        # small next to that pass (zeroing a large dense Schur buffer at every step-halving
+        # trial would cost more than the separate pass it saves)
+        self._fuse = self.nbuf <= 4 * n * P
+        self._fused: tuple | None = None
         self.set_factors([np.eye(p) for p in ps])
 
     # ------------------------------------------------------------------ A products
     def set_factors(self, factors: list[np.ndarray]) -> None:
         """Set the per-block relative Cholesky factors ``Lambda_b``; recomputes ``A``'s rows."""
         self.factors = [np.asarray(F, dtype=float) for F in factors]
+        self._fused = None  # A changes: the slots accumulated by rows_at are stale
         T = 0
         for b in self.order:
             Zl = self.Zraw[b] @ self.factors[b]
@@ -437,6 +493,9 @@ class BlockedStructure:
 
     def atv(self, v: np.ndarray) -> np.ndarray:
         """``A' v`` for ``v`` of shape (n,) or (n, m)."""
+        fz = self._fused
+        if fz is not None and v is fz[1]:  # A' d1, computed by rows_at
+            return fz[2]
         if v.ndim == 1:
             return np.bincount(
                 self.cols_ext.ravel(), weights=(self.a * v[:, None]).ravel(), minlength=self.q
@@ -456,7 +515,32 @@ class BlockedStructure:
         n = fam.y.size
         eta, ll, d1, w = (np.empty(n) for _ in range(4))
         ef = np.ascontiguousarray(eta_fixed, dtype=float)
-        _rows(code, fam.y, fam._ntr, ef, self.a, self.cols_ext, u, eta, ll, d1, w)
+        u = np.ascontiguousarray(u, dtype=float)
+        if not self._fuse:
+            _rows(code, fam.y, fam._ntr, ef, self.a, self.cols_ext, u, eta, ll, d1, w)
+            return eta, ll, d1, w
+        # one pass: the rows, M's slots at the new weights and A' d1, which factor(w) and
+        # atv(d1) then reuse (PIRLS asks for both at every accepted point)
+        atd = np.empty(self.q)
+        _rows_accumulate(
+            code,
+            fam.y,
+            fam._ntr,
+            ef,
+            self.a,
+            self.cols_ext,
+            u,
+            self.slots,
+            self.pair_t,
+            self.pair_u,
+            eta,
+            ll,
+            d1,
+            w,
+            self._buf,
+            atd,
+        )
+        self._fused = (w, d1, atd)
         return eta, ll, d1, w
 
     def unit_sum(self, rows: np.ndarray) -> np.ndarray:
@@ -482,9 +566,12 @@ class BlockedStructure:
     # ------------------------------------------------------------------ factorization
     def factor(self, w: np.ndarray) -> BlockedFactor:
         """Factor ``M = A' W A + I`` for row weights ``w >= 0``."""
-        w = np.ascontiguousarray(w, dtype=float)
+        fz = self._fused
         buf = self._buf
-        _accumulate(self.slots, self.pair_t, self.pair_u, self.a, w, buf)
+        if fz is None or w is not fz[0]:  # else rows_at accumulated these very weights
+            w = np.ascontiguousarray(w, dtype=float)
+            _accumulate(self.slots, self.pair_t, self.pair_u, self.a, w, buf)
+            self._fused = None
         return BlockedFactor(self, buf, w)
 
 
@@ -497,13 +584,22 @@ class BlockedFactor:
         self.st = st
         self.w = w
         p1, L1, q2 = st.p1, st.L1, st.q2
-        D = buf[: st.offV].reshape(L1, p1, p1).copy()
-        D[:, np.arange(p1), np.arange(p1)] += 1.0
-        if not np.all(np.isfinite(D)):
-            raise InferenceError("penalized IRLS produced non-finite values")
-        if p1 == 1:
-            self.L11 = np.sqrt(D)
+        if p1 <= 4:
+            # small blocks: a Numba loop, not LAPACK's per-matrix call overhead
+            self.L11 = np.empty((L1, p1, p1))
+            if not _chol_blocks(buf, L1, p1, self.L11):
+                D = buf[: st.offV]
+                if not np.all(np.isfinite(D)):
+                    raise InferenceError("penalized IRLS produced non-finite values")
+                raise InferenceError(
+                    "the random-effect cross-product is numerically singular (weights or "
+                    "variance parameters out of floating-point range)"
+                )
         else:
+            D = buf[: st.offV].reshape(L1, p1, p1).copy()
+            D[:, np.arange(p1), np.arange(p1)] += 1.0
+            if not np.all(np.isfinite(D)):
+                raise InferenceError("penalized IRLS produced non-finite values")
             iu = np.triu_indices(p1, 1)
             D[:, iu[0], iu[1]] = D[:, iu[1], iu[0]]
             try:

@@ -26,9 +26,14 @@ search in :mod:`bayesglmm.inference.scalar_laplace`; a vector term or several bl
 :meth:`LaplaceObjective._blocked_gradient`, from the selected inverse of the blocked
 Cholesky; AGQ on one grouping factor with 2 or 3 terms,
 :func:`~bayesglmm.inference.agq.vector_deviance`: central differences), then polished by bounded Newton steps on the finite-difference Hessian (of the
-gradient).  Where that ends with a variance of 0 or a correlation of +-1, it restarts off
+gradient); a polish that ends with a projected gradient above 1e-3 (it can leave a
+boundary face along negative curvature and run out of Newton rounds) hands back to L-BFGS-B.
+Where that ends with a variance of 0 or a correlation of +-1, it restarts off
 the boundary while an interior point is better (:mod:`bayesglmm.inference.boundary`: the
-deviance is even in each Cholesky diagonal, so a gradient method can stall there).
+deviance is even in each Cholesky diagonal, so a gradient method can stall there).  A
+correlated vector term on few groups or on a boundary face gets a screened multi-start from
+correlations +-0.9 (:func:`~bayesglmm.inference.boundary.vector_multistart`), reported in
+the fit's messages.
 Measured on the issue-14 bench shapes at 1e4 rows and grouseticks
 (``benchmarks/ml_structures.py --optimizers --quick``, L-BFGS-B stage): the analytic
 gradient needs 9-16x fewer deviance evaluations than central differences (1-15x less
@@ -72,7 +77,11 @@ from bayesglmm.inference.agq import (
 )
 from bayesglmm.inference.blas_threads import one_blas_thread
 from bayesglmm.inference.blocked_cholesky import BlockedStructure, grad_pass1, grad_pass2
-from bayesglmm.inference.boundary import optimize_off_boundary, theta_scales
+from bayesglmm.inference.boundary import (
+    optimize_off_boundary,
+    theta_scales,
+    vector_multistart,
+)
 from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import (
     FamilyKernel,
@@ -91,6 +100,18 @@ from bayesglmm.separation import ML_UNRELIABLE, detect_separation
 __all__ = ["AGQError", "LaplaceEval", "LaplaceObjective", "fit_ml", "saturated_loglik"]
 
 _SEPARATION_MSG = ML_UNRELIABLE  # every separation message starts so
+
+
+_MAX_CYCLES = 4
+"""L-BFGS-B + Newton polish cycles at most per local optimization (:func:`fit_ml`)."""
+
+_CYCLE_GTOL = 1e-3
+"""A polished point with a larger projected gradient goes back to L-BFGS-B (half lme4's
+``check.conv.grad`` tolerance of 2e-3, below which a fit counts as converged)."""
+
+
+_SCREEN_ITER = 15
+"""L-BFGS-B iterations of the short search that screens each multi-start point."""
 
 
 class AGQError(InferenceError, ValueError):
@@ -751,31 +772,55 @@ def fit_ml(
     # scale 0.01 ended 2.9 log-likelihood units below glmm's, tests/test_ml_structures_property)
     default = obj.layout.default() * scales[: obj.n_theta]
     theta0 = np.asarray(start.get("theta", default), dtype=float)
-    beta0 = np.asarray(start["beta"], dtype=float) if "beta" in start else glm_start(design)
+    if "beta" in start:
+        beta0 = np.asarray(start["beta"], dtype=float)
+    else:
+        with one_blas_thread():  # tall-skinny least squares: thread hand-offs, no gain
+            beta0 = glm_start(design)
     x0 = np.concatenate([theta0, beta0])
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in obj.lower]
 
+    last: list = [None, 0.0, None]  # the last point evaluated, its deviance and gradient
+
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        # the polish starts where L-BFGS-B stopped, which it has just evaluated
+        if last[0] is not None and np.array_equal(x, last[0]):
+            return last[1], last[2].copy()
         # a trial point where the mode search fails (a long step with a log link) is
         # infinitely bad: the line searches back off it; the start itself still raises
         try:
-            return obj.deviance_grad(x, nagq)
+            f, g = obj.deviance_grad(x, nagq)
         except InferenceError:
             if np.array_equal(x, x0):
                 raise
             return np.inf, np.zeros_like(x)
+        last[:] = [np.array(x, dtype=float, copy=True), f, np.array(g, copy=True)]
+        return f, g
 
     def run(start_x: np.ndarray) -> tuple:
-        res = optimize.minimize(
-            fg,
-            start_x,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
-        )
-        x, H, f, g = newton_polish(fg, lambda p, g0: obj.hessian(p, nagq, g0=g0), res.x, obj.lower)
-        return x, f, H, g, int(res.nit)
+        x, nit, f_prev = start_x, 0, np.inf
+        for _ in range(_MAX_CYCLES):
+            res = optimize.minimize(
+                fg,
+                x,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": maxiter, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
+            )
+            nit += int(res.nit)
+            x, H, f, g = newton_polish(
+                fg, lambda p, g0: obj.hessian(p, nagq, g0=g0), res.x, obj.lower
+            )
+            # the polish can leave a boundary face L-BFGS-B stopped on (a Levenberg step
+            # along negative curvature: the deviance is even in a Cholesky diagonal, so
+            # its derivative there is 0) and then run out of Newton rounds far from the
+            # optimum: hand back to L-BFGS-B while that still improves the fit
+            pg = _projected_grad(x, g, obj.lower)
+            if not pg.size or np.max(np.abs(pg)) < _CYCLE_GTOL or not f < f_prev - 1e-9:
+                break
+            f_prev = f
+        return x, f, H, g, nit
 
     def dev(x: np.ndarray) -> float:
         return obj.deviance(x, nagq)
@@ -784,9 +829,42 @@ def fit_ml(
     # derivative there is 0): restart off the boundary while an interior point is better
     # one BLAS thread: L-BFGS-B's tiny BLAS calls are slowed ~50x by OpenBLAS thread
     # hand-offs, and the engine's own work is vector arithmetic and bincounts anyway
+    def screen(start_x: np.ndarray) -> tuple:
+        res = optimize.minimize(
+            fg,
+            start_x,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": _SCREEN_ITER, "ftol": tol, "gtol": 1e-6, "maxcor": 20},
+        )
+        return res.x, float(res.fun)
+
+    def optimize_from(start_x: np.ndarray) -> tuple:
+        return optimize_off_boundary(run, dev, start_x, obj.lower == 0.0, scales)[0]
+
     with one_blas_thread():
-        (x, f, H, g, nit), _ = optimize_off_boundary(run, dev, x0, obj.lower == 0.0, scales)
-    return _finish(obj, design, x, H, f, g, nagq, nit, t0)
+        first = optimize_from(x0)
+        # a vector term on few groups or on a boundary face: its covariance can sit in a
+        # local optimum; restart from correlations near +-1 and keep the best
+        lay = obj.layout
+        (x, f, H, g, nit), ms = vector_multistart(
+            screen,
+            optimize_from,
+            first,
+            design.blocks,
+            lay.factors,
+            lay.from_factors,
+            lay.correlated,
+            obj.n_theta,
+        )
+        # inside too: the conditional covariances at the end factor and invert small dense
+        # blocks, which OpenBLAS thread hand-offs slowed ~25x (grouseticks: 0.45 s of 0.73)
+        est = _finish(obj, design, x, H, f, g, nagq, nit, t0)
+    msg = ms.message()
+    if msg is None:
+        return est
+    return dataclasses.replace(est, messages=(*est.messages, msg))
 
 
 def _finish(
