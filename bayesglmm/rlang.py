@@ -294,9 +294,10 @@ class _Render:
             if t.kind == "name" and nxt is not None and nxt.text == "(" and nxt.kind == "op":
                 j = self._close(toks, i + 1)
                 code = self.call(toks[i : j + 1])
-                src = self._source(toks[i : j + 1])
-                if code != src:
-                    self.out.display[_normalized(code)] = " ".join(src.split())
+                src = " ".join(self._source(toks[i : j + 1]).split())
+                norm = _normalized(code)
+                if norm != src:  # model-matrix columns keep the user's spelling
+                    self.out.display[norm] = src
                 parts.append(code)
                 i = j + 1
                 continue
@@ -438,7 +439,10 @@ class _Render:
                     f"{name}() needs the basis size: write {name}(x, df=4) (or knots=[...]); "
                     "an unpenalized spline has no default size",
                 )
-            return f"{name}({self._join(args, {})})"
+            text = self._join(args, {})
+            if not any(a == "constraints" for a, _ in args):
+                text += ", constraints='center'"  # mgcv's identifiability constraint
+            return f"{name}({text})"
         if name in _KEEP or name.startswith(("np.", "numpy.", "contr.")):
             return f"{name}({self._join(args, {})})"
         shown = ", ".join(f for f in SUPPORTED_FUNCTIONS)
