@@ -113,14 +113,19 @@ class Tok:
     pos: int
 
 
-def tokens(text: str, offset: int = 0) -> list[Tok]:
-    """Split R text into tokens (whitespace dropped); positions are ``offset + index``."""
+def tokens(text: str, offset: int = 0, formula: str | None = None) -> list[Tok]:
+    """Split R text into tokens (whitespace dropped); positions are ``offset + index``.
+
+    ``formula`` is the whole formula that ``text`` is part of, for the caret of an error.
+    """
     out: list[Tok] = []
     i = 0
     while i < len(text):
         m = _TOKEN.match(text, i)
         if m is None:
-            raise FormulaError(_caret(text, i, f"unexpected character `{text[i]}`"))
+            where = formula if formula is not None else text
+            shift = offset if formula is not None else 0
+            raise FormulaError(_caret(where, shift + i, f"unexpected character `{text[i]}`"))
         kind = m.lastgroup or "op"
         if kind != "ws":
             out.append(Tok(kind, m.group(), offset + i))
@@ -204,7 +209,7 @@ class Lang:
 
     def _run(self, text: str, offset: int, whole: str) -> Translation:
         formula = self.formula or text
-        toks = tokens(text, offset) if self.formula else tokens(text)
+        toks = tokens(text, offset, self.formula) if self.formula else tokens(text)
         tr = Translation("")
         tr.text = _Render(self, formula, tr, whole).terms(toks)
         self.display.update(tr.display)

@@ -414,3 +414,23 @@ def test_no_placeholder_leaks_into_messages():
     with pytest.raises(bg.DesignError) as err:
         build_design("y ~ I(age.group ** 2) + (1 | g)", df, "poisson")
     assert "_bg" not in str(err.value) and re.search(r"age\.group", str(err.value))
+
+
+SMALL_ERRORS = [
+    ("y ~ Q(x) + (1 | g)", "Q() takes one column name in quotes, e.g. Q('my col')", 4),
+    ("y ~ log(x, 2, 3) + (1 | g)", "log() takes a value and an optional base: log(x, 2)", 4),
+    ("y ~ I(f %in% x) + (1 | g)", "`%in%` inside a function call is not supported", 8),
+    ("y ~ log(x, ) + (1 | g)", "empty argument in `log()`", 7),
+    ("y ~ poly(x, degree = ) + (1 | g)", "argument `degree` has no value", 19),
+    ("y ~ relevel(f) + (1 | g)", 'relevel() needs a factor and a reference: relevel(f, "b")', 4),
+    ("y ~ as.numeric(x, 1) + (1 | g)", "as.numeric() takes one argument", 4),
+    ("y ~ 'x' + (1 | g)", "a string 'x' cannot be a term; did you mean a column?", 4),
+    ("y ~ x # z + (1 | g)", "unexpected character `#`", 6),
+]
+
+
+@pytest.mark.parametrize(("formula", "message", "pos"), SMALL_ERRORS)
+def test_small_language_errors_pinned(formula, message, pos):
+    with pytest.raises(bg.FormulaError) as err:
+        build_design(formula, _data(), "poisson")
+    assert str(err.value) == f"{message}\n    {formula}\n    {' ' * pos}^"
