@@ -434,3 +434,17 @@ def test_small_language_errors_pinned(formula, message, pos):
     with pytest.raises(bg.FormulaError) as err:
         build_design(formula, _data(), "poisson")
     assert str(err.value) == f"{message}\n    {formula}\n    {' ' * pos}^"
+
+
+def test_diag_parses_like_a_bar_term():
+    from bayesglmm.formula import RandomTerm, parse_formula
+
+    p = parse_formula("y ~ x + diag(1 + x | a/b) + us(x | h)")
+    assert p.fixed == "x"
+    assert p.random == (
+        RandomTerm("1 + x", "a", ("a",), correlated=False, diag=True),
+        RandomTerm("1 + x", "a:b", ("a", "b"), correlated=False, diag=True),
+        RandomTerm("x", "h", ("h",), correlated=True),
+    )
+    assert str(p.random[0]) == "diag(1 + x | a)" and str(p.random[2]) == "(x | h)"
+    assert parse_formula("y ~ diag(x) + exp(z) + (1 | g)").fixed == "diag(x) + exp(z)"
