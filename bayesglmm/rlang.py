@@ -450,6 +450,12 @@ class _Render:
             return f"{name}({text})"
         if name in _KEEP or name.startswith(("np.", "numpy.", "contr.")):
             return f"{name}({self._join(args, {})})"
+        if name in ("ns", "s", "te", "t2"):
+            raise self.fail(
+                pos,
+                f"`{name}()` is not available: for a spline write bs(x, df = 4) (R's "
+                "splines::bs) or cr(x, df = 4) (a natural cubic regression spline)",
+            )
         shown = ", ".join(f for f in SUPPORTED_FUNCTIONS)
         raise self.fail(pos, f"unknown function `{name}()`; a formula can call {shown}, np.*")
 

@@ -227,11 +227,18 @@ def test_r_functions():
 def test_unknown_function_is_named_with_a_caret():
     df = _data()
     with pytest.raises(bg.FormulaError) as err:
-        build_design("y ~ ns(x, 3) + (1 | g)", df, "poisson")
+        build_design("y ~ x + lowess(x) + (1 | g)", df, "poisson")
     first, formula, caret = str(err.value).splitlines()
-    assert first.startswith("unknown function `ns()`; a formula can call ")
+    assert first.startswith("unknown function `lowess()`; a formula can call ")
     assert "poly" in first and "factor" in first
-    assert formula == "    y ~ ns(x, 3) + (1 | g)" and caret == "        ^"
+    assert formula == "    y ~ x + lowess(x) + (1 | g)" and caret == "            ^"
+    with pytest.raises(bg.FormulaError) as err:
+        build_design("y ~ ns(x, 3) + (1 | g)", df, "poisson")
+    assert str(err.value) == (
+        "`ns()` is not available: for a spline write bs(x, df = 4) (R's splines::bs) or "
+        "cr(x, df = 4) (a natural cubic regression spline)\n    y ~ ns(x, 3) + (1 | g)\n"
+        "        ^"
+    )
 
 
 # --------------------------------------------------------------------------- any column name
