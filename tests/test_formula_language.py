@@ -332,6 +332,20 @@ def test_double_bar_with_a_factor_splits_as_lme4():
     assert [(k.terms, k.correlated) for k in diag.blocks] == [(("(Intercept)", "fb", "fc"), False)]
 
 
+def test_double_bar_with_a_factor_fits_the_unstructured_model():
+    """(1 | g) + (0 + f | g) has covariance sigma^2 J + Sigma over f's indicators, which the
+    unstructured (1 + f | g) already spans: lme4's split adds a redundant variance, and the
+    ML optimum is the same (measured: equal to 1e-12).  The `glmm` peer has no factor slopes,
+    so the check is this identity."""
+    df = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        split = bg.GLMM("y ~ x + (1 + f || g)", df, "poisson").fit("ml")
+        full = bg.GLMM("y ~ x + (1 + f | g)", df, "poisson").fit("ml")
+    assert abs(split.loglik - full.loglik) < 1e-5
+    np.testing.assert_allclose(split.fixef().to_numpy(), full.fixef().to_numpy(), atol=1e-4)
+
+
 # --------------------------------------------------------------------------- predict property
 SIMPLE_TERMS = (
     "scale(x)",
