@@ -149,7 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_fit.add_argument("--models", type=Path, help="where to look up a spec name (./models)")
     p_fit.add_argument("--formula", help='lme4 formula, e.g. "y ~ x + (1 | g)" (with --data)')
     p_fit.add_argument("--data", type=Path, help="CSV file (with --formula)")
-    p_fit.add_argument("--family", help="bernoulli, binomial, poisson or gaussian (default)")
+    p_fit.add_argument(
+        "--family",
+        help="bernoulli, binomial, poisson or gaussian; required with --formula (a spec "
+        "file gives its own)",
+    )
     p_fit.add_argument("--link", help="link function (default: canonical)")
     p_fit.add_argument("--trials", help="trials column of a binomial proportion response")
     p_fit.add_argument(
@@ -226,11 +230,16 @@ def _spec_from_args(args: argparse.Namespace) -> ModelSpec:
         return spec
     if not (args.formula and args.data):
         raise SpecError("give a spec file (see `bayesglmm list`), or --formula and --data")
+    if not args.family:
+        raise SpecError(
+            "--family is required with --formula: bernoulli, binomial, poisson or gaussian "
+            "(as glmer requires family=; it is never guessed from the response)"
+        )
     d: dict[str, Any] = {
         "name": args.data.stem,
         "title": f"{args.formula} on {args.data.name}",
         "formula": args.formula,
-        "family": args.family or "gaussian",
+        "family": args.family,
         "methods": _methods_arg(args.methods or "ml,nuts"),
         "data": {"csv": str(args.data.resolve())},
     }

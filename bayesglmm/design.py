@@ -31,7 +31,6 @@ import pandas as pd
 from formulaic import Formula
 from formulaic.errors import FormulaicError, FormulaicWarning
 from formulaic.materializers import PandasMaterializer
-from formulaic.transforms import TRANSFORMS
 
 from bayesglmm.design_types import Design, RandomBlock
 from bayesglmm.errors import (
@@ -45,13 +44,10 @@ from bayesglmm.errors import (
 )
 from bayesglmm.families import Family, get_family
 from bayesglmm.formula import ParsedFormula, RandomTerm, parse_formula
+from bayesglmm.rlang import Lang
 from bayesglmm.separation import detect_separation, separation_message
 
 __all__ = ["build_design", "encode_new_data", "NewData", "r_name"]
-
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-_FUNCTIONS = frozenset(TRANSFORMS)
-"""Names formulaic resolves to its own functions (``log``, ``C``, ``scale``, ``poly``...)."""
 
 
 # --------------------------------------------------------------------------- names
@@ -63,44 +59,61 @@ def r_name(name: str) -> str:
     return re.sub(r"\[([^\]]*)\]", r"\1", name)
 
 
-def _materialize(frame: pd.DataFrame, spec: str) -> Any:
-    return PandasMaterializer(frame).get_model_matrix(Formula(spec), na_action="raise")
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _matrix(frame: pd.DataFrame, spec: str, what: str) -> tuple[Any, np.ndarray]:
+def _matrix(
+    frame: pd.DataFrame, spec: str, what: str, lang: Lang, translated: str | None = None
+) -> tuple[Any, np.ndarray, list[str]]:
     """Materialize ``spec`` on the model frame as a float matrix, at the design boundary.
+
+    ``spec`` is R text, translated by ``lang`` (or already translated: ``translated``).
+    Returns the model matrix, its values and its column names in R's spelling.
 
     Rows with missing inputs are already dropped, so a NaN or an infinity here comes from a
     transform (``log(x)`` with ``x <= 0``): the column and the rows are named.  Any other
     failure inside formulaic, pandas or NumPy becomes a :class:`DesignError` with the cause
     chained.
     """
+    code = translated if translated is not None else lang.translate(spec).text
     try:
         with np.errstate(all="ignore"):  # log(-1) etc. are reported below, naming the rows
-            mm = PandasMaterializer(frame).get_model_matrix(Formula(spec), na_action="ignore")
+            mm = PandasMaterializer(lang.frame(frame)).get_model_matrix(
+                Formula(code), na_action="ignore"
+            )
             X = mm.to_numpy(dtype=float)
     except Exception as exc:  # noqa: BLE001 - a dependency's error, re-raised as ours
-        raise DesignError(f"cannot build {what} from `{spec}`: {_first_line(exc)}") from exc
+        raise DesignError(
+            f"cannot build {what} from `{spec}`: {lang.show(_first_line(exc))}"
+        ) from exc
+    names = [lang.show(str(c)) for c in mm.columns]
     bad = ~np.isfinite(X)
     if bad.any():
         j = int(np.flatnonzero(bad.any(axis=0))[0])
-        _raise_non_finite(frame, str(mm.columns[j]), X[:, j], what)
-    return mm, X
+        inputs = _inputs(names[j], frame)
+        _raise_non_finite(frame, names[j], X[:, j], what, inputs)
+    return mm, X, names
 
 
-def _raise_non_finite(frame: pd.DataFrame, name: str, vals: np.ndarray, what: str) -> None:
+def _inputs(name: str, frame: pd.DataFrame) -> list[str]:
+    """Columns of the frame that an R-spelled model-matrix column name refers to."""
+    try:
+        cols = [
+            c for c, _ in Lang(frame.columns).translate(re.sub(r"\[[^\]]*\]", "", name)).columns
+        ]
+    except Exception:  # noqa: BLE001 - a name that is not formula text
+        return []
+    return sorted(c for c in set(cols) if c in frame.columns)
+
+
+def _raise_non_finite(
+    frame: pd.DataFrame, name: str, vals: np.ndarray, what: str, inputs: list[str]
+) -> None:
     """A transform gave NaN or +-inf: name the expression, the rows and the input values."""
     rows = np.flatnonzero(~np.isfinite(vals))
     i = int(rows[0])
-    try:
-        inputs = sorted(c for c in Formula(name).required_variables if c in frame.columns)
-    except Exception:  # noqa: BLE001 - a formulaic column name such as `f[T.b]`
-        inputs = []
     given = ", ".join(f"{c} = {_value(frame[c].iloc[i])}" for c in inputs)
     shown = ", ".join(_row(frame.index, int(r)) for r in rows[:5]) + (
         ", ..." if rows.size > 5 else ""
@@ -131,36 +144,26 @@ def _expr_spec(expr: str) -> str:
     return f"0 + I({expr})"
 
 
-def _eval_expr(frame: pd.DataFrame, expr: str, what: str) -> tuple[np.ndarray, Any]:
+def _eval_expr(frame: pd.DataFrame, expr: str, what: str, lang: Lang) -> tuple[np.ndarray, Any]:
     """Evaluate ``expr`` on ``frame`` as one float column; also return its model spec."""
+    code = lang.translate(_expr_spec(expr)).text
     try:
         with np.errstate(all="ignore"):  # log(0) etc. are reported below, naming the row
-            mm = PandasMaterializer(frame).get_model_matrix(
-                Formula(_expr_spec(expr)), na_action="ignore"
+            mm = PandasMaterializer(lang.frame(frame)).get_model_matrix(
+                Formula(code), na_action="ignore"
             )
     except Exception as exc:
-        raise FormulaError(f"cannot evaluate {what} `{expr}`: {_first_line(exc)}") from exc
+        raise FormulaError(
+            f"cannot evaluate {what} `{expr}`: {lang.show(_first_line(exc))}"
+        ) from exc
     if mm.shape[1] != 1:
         raise FormulaError(f"{what} `{expr}` must give one numeric column, not {mm.shape[1]}")
     return mm.to_numpy(dtype=float)[:, 0].copy(), mm.model_spec
 
 
-def _required(expr: str) -> set[str]:
-    # formulaic reports `x.y` (backticked) as the variable `x`, though it evaluates it as
-    # the column `x.y`: such names go through a placeholder
-    quoted: dict[str, str] = {}
-
-    def hide(m: re.Match[str]) -> str:
-        key = f"_bg_quoted_{len(quoted)}_"
-        quoted[key] = m.group(1)
-        return key
-
-    text = re.sub(r"`([^`]*\.[^`]*)`", hide, expr)
-    try:
-        names = set(Formula(text).required_variables)
-    except Exception as exc:  # formulaic's own syntax errors
-        raise FormulaError(f"cannot parse `{expr}`: {_first_line(exc)}") from exc
-    return {quoted.get(n, n) for n in names}
+def _required(expr: str, lang: Lang) -> list[str]:
+    """Columns (or unknown names) that R text uses, in order of appearance."""
+    return list(dict.fromkeys(c for c, _ in lang.translate(expr).columns))
 
 
 def _is_column_ref(expr: str, data: pd.DataFrame) -> bool:
@@ -183,40 +186,13 @@ def _check_columns(formula: str, needed: dict[str, str], data: pd.DataFrame) -> 
         raise FormulaError(f"unknown column `{col}` in `{where}`{hint}{caret}")
 
 
-def _caret(formula: str, name: str) -> str:
-    m = re.search(rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_.])", formula)
-    return f"\n    {formula}\n    {' ' * m.start()}^" if m else ""
+def _check_names(needed: dict[str, str], data: Any) -> None:
+    """Duplicated column names (``frame[c]`` would be a DataFrame).
 
-
-def _check_names(formula: str, parts: Sequence[str], needed: dict[str, str], data: Any) -> None:
-    """Column names that formulaic would misread, and duplicated columns.
-
-    A bare ``log`` or ``C`` in a term is formulaic's function, never the column (backticks
-    do not help), and a duplicated column name makes ``frame[c]`` a DataFrame.
+    Names formulaic would misread (``age.group``, ``center``, ``a b``) need no check: the
+    formula is translated by :class:`~bayesglmm.rlang.Lang`, which gives formulaic safe
+    names for them.
     """
-    clashes = sorted(n for n in _FUNCTIONS if n in data.columns)
-    for part in parts:
-        bare = re.sub(r"'[^']*'|\"[^\"]*\"", "", part).replace("`", "")
-        for name in clashes:
-            pat = rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_.]|\s*\()"
-            if re.search(pat, bare):
-                raise FormulaError(
-                    f"column `{name}` has the name of a formula function, so `{name}` in the "
-                    "formula means the function, not the column (backticks do not change "
-                    "that); rename the column, e.g. "
-                    f"df.rename(columns={{{name!r}: {name + '_'!r}}}){_caret(formula, name)}"
-                )
-    for col in data.columns:
-        if not (isinstance(col, str) and "." in col and _IDENT_RE.match(col)):
-            continue
-        pat = rf"(?<![A-Za-z0-9_.`]){re.escape(col)}(?![A-Za-z0-9_.`]|\s*\()"
-        for part in parts:
-            if re.search(pat, part):
-                raise FormulaError(
-                    f"`{col}` is read as `{col.split('.')[0]}` followed by an attribute "
-                    f"(`.{col.split('.', 1)[1]}`); write the column name in backticks: "
-                    f"`{col}`{_caret(formula, col)}"
-                )
     for col in needed:
         count = int((data.columns == col).sum())
         if count > 1:
@@ -234,8 +210,11 @@ _NA_MARKERS = frozenset(
 
 
 def _explicit_factor(col: str, parts: Sequence[str]) -> bool:
-    """True when the formula wraps ``col`` in ``C(...)``: the user asked for a factor."""
-    pat = rf"(?<![A-Za-z0-9_.])C\(\s*`?{re.escape(col)}`?\s*[,)]"
+    """True when the formula wraps ``col`` in ``C()``/``factor()``: it is asked to be a factor."""
+    pat = (
+        r"(?<![A-Za-z0-9_.])(?:C|factor|as\.factor|ordered|as\.ordered|relevel)"
+        rf"\(\s*`?{re.escape(col)}`?\s*[,)]"
+    )
     return any(re.search(pat, p) for p in parts)
 
 
@@ -482,6 +461,7 @@ def _response(
     family: Family,
     trials: str | np.ndarray | None,
     row_index: np.ndarray,
+    lang: Lang,
 ) -> tuple[np.ndarray, np.ndarray | None, str | None]:
     def values(expr: str) -> np.ndarray:
         if _is_column_ref(expr, frame):
@@ -492,7 +472,7 @@ def _response(
                     f"{col.dtype} (first value {col.iloc[0]!r})"
                 )
             return col.to_numpy(dtype=float, copy=True)
-        return _eval_expr(frame, expr, "response expression")[0]
+        return _eval_expr(frame, expr, "response expression", lang)[0]
 
     if parsed.is_cbind:
         if family.name != "binomial":
@@ -591,15 +571,15 @@ def _aliased(X: np.ndarray) -> list[int]:
     return drop
 
 
-def _categorical_levels(spec: Any, frame: pd.DataFrame) -> dict[str, tuple[Any, ...]]:
-    """Training levels of columns that formulaic encodes as categorical (``a``, ``C(a)``)."""
+def _categorical_levels(spec: Any, frame: pd.DataFrame, lang: Lang) -> dict[str, tuple[Any, ...]]:
+    """Training levels of columns that formulaic encodes as categorical (``a``, ``C(a)``,
+    ``factor(a)``)."""
     out: dict[str, tuple[Any, ...]] = {}
     for key, (kind, state) in getattr(spec, "encoder_state", {}).items():
         if getattr(kind, "value", kind) != "categorical":
             continue
-        m = re.fullmatch(r"C\(\s*(`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*)\s*(,.*)?\)", key, flags=re.S)
-        col = m.group(1).strip("`") if m else key.strip("`")
-        if col in frame.columns:
+        col = lang.column_of(key)
+        if col is not None and col in frame.columns:
             out[col] = tuple(state.get("categories", ()))
     return out
 
@@ -618,6 +598,59 @@ def _check_duplicate_terms(terms: Sequence[RandomTerm], blocks: Sequence[RandomB
                     IdentifiabilityWarning,
                     stacklevel=3,
                 )
+
+
+def _expand_double_bars(
+    random: Sequence[RandomTerm], frame: pd.DataFrame, lang: Lang
+) -> list[tuple[RandomTerm, str]]:
+    """Random terms as fitted, each with its formulaic text.
+
+    ``(1 + x + f || g)`` is split as lme4 (>= 1.1-36, its default ``"split"``) splits it:
+    ``(1 | g) + (0 + x | g) + (0 + f | g)``.  A term that gives one column (the intercept,
+    a numeric ``x``) is independent of the others, so those are kept together as one block
+    with a diagonal covariance; a term that gives several columns when written ``0 + t`` (a
+    factor: one indicator per level; ``poly(x, 2)``) is its own block with an unstructured
+    covariance, as in lme4.  ``diag(1 + f | g)`` is one diagonal block over the intercept
+    and the contrasts.
+    """
+    out: list[tuple[RandomTerm, str]] = []
+    for term in random:
+        code = lang.translate(term.expr).text
+        if term.correlated or term.diag:
+            out.append((term, code))
+            continue
+        try:
+            structure = list(Formula(code))
+        except Exception as exc:  # noqa: BLE001 - formulaic's parser
+            raise FormulaError(f"cannot parse `{term.expr}` in `{term}`: {exc}") from exc
+        single: list[str] = []
+        multi: list[str] = []
+        for t in structure:
+            tc = str(t)
+            if tc == "1":
+                single.append("1")
+                continue
+            try:
+                with np.errstate(all="ignore"):
+                    width = (
+                        PandasMaterializer(lang.frame(frame))
+                        .get_model_matrix(Formula(f"0 + {tc}"), na_action="ignore")
+                        .shape[1]
+                    )
+            except Exception:  # noqa: BLE001 - reported when the whole term is built
+                width = 1
+            (single if width == 1 else multi).append(tc)
+        if not multi:
+            out.append((term, code))
+            continue
+        if single:
+            lhs = " + ".join(single if "1" in single else ["0", *single])
+            shown = " + ".join(lang.show(t) for t in lhs.split(" + "))
+            out.append((dataclasses.replace(term, expr=shown), lhs))
+        for tc in multi:
+            shown = f"0 + {lang.show(tc)}"
+            out.append((dataclasses.replace(term, expr=shown, correlated=True), f"0 + {tc}"))
+    return out
 
 
 @dataclass(frozen=True)
@@ -639,6 +672,7 @@ class _Encoder:
     predictors: tuple[str, ...]
     dtypes: dict[str, str]
     categories: dict[str, tuple[Any, ...]]
+    lang: Lang
     # training levels of every categorical predictor (str, category, bool-as-factor, `C(x)`)
     levels: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
 
@@ -696,28 +730,33 @@ def build_design(
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     fam = get_family(family, link)
     text = parsed.formula
+    lang = Lang(data.columns, text)
 
-    # 1. every column the formula uses, and where it is used
+    # 1. every column the formula uses (stateful transforms included), and where
     needed: dict[str, str] = {}
     response_cols: set[str] = set()
     for expr in (parsed.response, parsed.failures):
         if expr is None:
             continue
-        cols = {expr.strip("`")} if _is_column_ref(expr, data) else _required(_expr_spec(expr))
+        cols = (
+            {expr.strip("`")}
+            if _is_column_ref(expr, data)
+            else set(_required(_expr_spec(expr), lang))
+        )
         response_cols |= cols
         for c in cols:
             needed.setdefault(c, expr)
-    for c in sorted(_required(parsed.fixed), key=text.find):
+    for c in _required(parsed.fixed, lang):
         needed.setdefault(c, parsed.fixed)
     for off in parsed.offsets:
-        for c in _required(_expr_spec(off)):
+        for c in _required(_expr_spec(off), lang):
             needed.setdefault(c, f"offset({off})")
-    term_cols = set(_required(parsed.fixed))
+    term_cols = set(_required(parsed.fixed, lang))
     for off in parsed.offsets:
-        term_cols |= _required(_expr_spec(off))
+        term_cols |= set(_required(_expr_spec(off), lang))
     group_cols: set[str] = set()
     for term in parsed.random:
-        for c in _required(term.expr):
+        for c in _required(term.expr, lang):
             needed.setdefault(c, str(term))
             term_cols.add(c)
         for c in term.factors:
@@ -727,12 +766,12 @@ def build_design(
         needed.setdefault(trials, "trials=")
     parts = [parsed.fixed, *parsed.offsets, *(t.expr for t in parsed.random)]
     parts += [e for e in (parsed.response, parsed.failures) if e and not _is_column_ref(e, data)]
-    _check_names(text, parts, needed, data)
+    _check_names(needed, data)
     _check_columns(text, needed, data)
     main_response = (
         {parsed.response.strip("`")}
         if _is_column_ref(parsed.response, data)
-        else _required(_expr_spec(parsed.response))
+        else set(_required(_expr_spec(parsed.response), lang))
     )
     for c in sorted(main_response & (term_cols | group_cols)):
         warnings.warn(
@@ -780,7 +819,7 @@ def build_design(
     _prepare_columns(frame, term_cols - response_cols, group_cols, parts)
 
     # 3. response
-    y, n_trials, success = _response(parsed, frame, fam, trials, row_index)
+    y, n_trials, success = _response(parsed, frame, fam, trials, row_index, lang)
 
     # 4. fixed part; unused levels of categorical predictors are dropped (with a warning)
     dtypes = {c: str(frame[c].dtype) for c in used}
@@ -804,8 +843,8 @@ def build_design(
         for c in used
         if isinstance(frame[c].dtype, pd.CategoricalDtype)
     }
-    mm, X_all = _matrix(frame, parsed.fixed, "fixed-effect term")
-    names_all = [r_name(str(c)) for c in mm.columns]
+    mm, X_all, mm_names = _matrix(frame, parsed.fixed, "fixed-effect term", lang)
+    names_all = [r_name(c) for c in mm_names]
     drop = _aliased(X_all) if X_all.shape[1] else []
     if drop:
         warnings.warn(
@@ -817,7 +856,7 @@ def build_design(
     keep = tuple(j for j in range(X_all.shape[1]) if j not in set(drop))
     X = np.ascontiguousarray(X_all[:, keep])
     x_names = tuple(names_all[j] for j in keep)
-    levels = _categorical_levels(mm.model_spec, frame)
+    levels = _categorical_levels(mm.model_spec, frame, lang)
     sep = None
     if fam.is_binomial:
         sep = detect_separation(X, y, n_trials, x_names)
@@ -828,13 +867,13 @@ def build_design(
     offset = np.zeros(len(frame))
     offset_specs = []
     for off in parsed.offsets:
-        vals, spec = _eval_expr(frame, off, "offset")
+        vals, spec = _eval_expr(frame, off, "offset", lang)
         if not np.isfinite(vals).all():
             i = int(np.flatnonzero(~np.isfinite(vals))[0])
             hint = "log of a zero exposure?" if vals[i] == -np.inf else "log of a negative value?"
             given = ", ".join(
                 f"{c} = {_value(frame[c].iloc[i])}"
-                for c in sorted(_required(_expr_spec(off)))
+                for c in sorted(_required(_expr_spec(off), lang))
                 if c in frame.columns
             )
             raise DataError(
@@ -848,12 +887,13 @@ def build_design(
     # 5. random-effect blocks
     blocks: list[RandomBlock] = []
     block_enc: list[_BlockEncoder] = []
-    for term in parsed.random:
-        zm, Z = _matrix(frame, term.expr, f"random-effect term in `{term}`:")
+    terms = _expand_double_bars(parsed.random, frame, lang)
+    for term, code in terms:
+        zm, Z, z_names = _matrix(frame, term.expr, f"random-effect term in `{term}`:", lang, code)
         Z = np.ascontiguousarray(Z)
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term `{term}` has no columns")
-        for c, lv in _categorical_levels(zm.model_spec, frame).items():
+        for c, lv in _categorical_levels(zm.model_spec, frame, lang).items():
             levels.setdefault(c, lv)
         index, labels, per_levels, combos = _group_codes(frame, term.factors)
         q = len(labels) * Z.shape[1]
@@ -896,7 +936,7 @@ def build_design(
         blocks.append(
             RandomBlock(
                 group=term.group,
-                terms=tuple(r_name(str(c)) for c in zm.columns),
+                terms=tuple(r_name(c) for c in z_names),
                 Z=Z,
                 index=index,
                 levels=labels,
@@ -908,9 +948,9 @@ def build_design(
                 term, zm.model_spec, labels, tuple(tuple(lv) for lv in per_levels), combos
             )
         )
-    _check_duplicate_terms(parsed.random, blocks)
+    _check_duplicate_terms([t for t, _ in terms], blocks)
     for spec in offset_specs:
-        for c, lv in _categorical_levels(spec, frame).items():
+        for c, lv in _categorical_levels(spec, frame, lang).items():
             levels.setdefault(c, lv)
     for c in predictors:  # any other non-numeric predictor: its observed levels
         if c not in group_cols and not _is_numeric(frame[c]):
@@ -925,6 +965,7 @@ def build_design(
         predictors=predictors,
         dtypes=dtypes,
         categories=categories,
+        lang=lang,
         levels=levels,
     )
     return Design(
@@ -1046,15 +1087,18 @@ def _check_new_frame(enc: _Encoder, newdata: pd.DataFrame, need_groups: bool) ->
     return frame
 
 
-def _apply_spec(spec: Any, frame: pd.DataFrame, what: str) -> np.ndarray:
-    """Materialize ``spec`` on new data; formulaic's data-mismatch warnings become errors."""
+def _apply_spec(spec: Any, frame: pd.DataFrame, what: str, lang: Lang) -> np.ndarray:
+    """Materialize ``spec`` on new data with the fitted data's state (the means, SDs,
+    polynomial coefficients and knots of stateful transforms, the levels of factors);
+    formulaic's data-mismatch warnings become errors."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", FormulaicWarning)
         try:
-            return spec.get_model_matrix(frame, na_action="raise").to_numpy(dtype=float)
+            mm = spec.get_model_matrix(lang.frame(frame), na_action="raise")
+            return mm.to_numpy(dtype=float)
         except (FormulaicWarning, FormulaicError) as exc:
             raise DesignError(
-                f"newdata cannot be encoded like the fitted data in {what}: {exc}"
+                f"newdata cannot be encoded like the fitted data in {what}: {lang.show(str(exc))}"
             ) from exc
 
 
@@ -1088,12 +1132,12 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, need_groups: bool = T
         raise DesignError("newdata has no rows")
     frame = _check_new_frame(enc, newdata, need_groups)
     n = len(frame)
-    X = _apply_spec(enc.fixed_spec, frame, "the fixed part")
+    X = _apply_spec(enc.fixed_spec, frame, "the fixed part", enc.lang)
     X = X[:, list(enc.fixed_keep)] if X.shape[1] else X.reshape(n, 0)
     offset = np.zeros(n)
     for spec, off in zip(enc.offset_specs, enc.parsed.offsets, strict=True):
         with np.errstate(all="ignore"):
-            vals = _apply_spec(spec, frame, f"offset({off})")[:, 0]
+            vals = _apply_spec(spec, frame, f"offset({off})", enc.lang)[:, 0]
         if not np.isfinite(vals).all():
             i = int(np.flatnonzero(~np.isfinite(vals))[0])
             raise DesignError(
@@ -1103,7 +1147,7 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, need_groups: bool = T
         offset += vals
     Zs, idxs, unseen, new_levels = [], [], [], []
     for b in enc.blocks:
-        Zs.append(_apply_spec(b.spec, frame, f"`{b.term}`"))
+        Zs.append(_apply_spec(b.spec, frame, f"`{b.term}`", enc.lang))
         factors = list(b.term.factors)
         if all(f in frame.columns for f in factors):
             codes = [_codes(frame[f], lv) for f, lv in zip(factors, b.factor_levels, strict=True)]

@@ -28,6 +28,11 @@ __all__ = ["ParsedFormula", "RandomTerm", "parse_formula"]
 
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 _QUOTES = "`'\""
+# lme4 (>= 2.0) covariance tags: diag(1 + x | g), us(...), cs(...), ar1(...), ...
+_COVARIANCE = re.compile(
+    r"(diag|us|cs|ar1|homdiag|hetar1|homcs|hetcs|ou|exp|gau|mat|toep|rr|propto)\s*\((.*)\)",
+    flags=re.S,
+)
 
 
 @dataclass(frozen=True)
@@ -44,16 +49,23 @@ class RandomTerm:
     factors : tuple of str
         Columns whose interaction forms the group, e.g. ``("a", "b")``.
     correlated : bool
-        False for ``||``.
+        False for ``||`` and ``diag()``.
+    diag : bool
+        True for ``diag(lhs | g)``: one term with a diagonal covariance matrix.  A ``||``
+        term (``correlated=False``, ``diag=False``) is split by the design as lme4 splits
+        it, one term per left-hand-side term: ``(1 + f || g)`` is ``(1 | g) + (0 + f | g)``.
     """
 
     expr: str
     group: str
     factors: tuple[str, ...]
     correlated: bool = True
+    diag: bool = False
 
     def __str__(self) -> str:
         group = ":".join(f if _IDENT.match(f) else f"`{f}`" for f in self.factors)
+        if self.diag:
+            return f"diag({self.expr} | {group})"
         return f"({self.expr} {'|' if self.correlated else '||'} {group})"
 
 
@@ -215,8 +227,13 @@ def _expand_group(formula: str, group: str, pos: int) -> list[tuple[str, tuple[s
     return out
 
 
-def _random_term(formula: str, inner: str, pos: int) -> list[RandomTerm]:
-    """Expand the inside of ``( lhs | group )``; ``pos`` is where ``inner`` starts."""
+def _random_term(
+    formula: str, inner: str, pos: int, structure: str | None = None
+) -> list[RandomTerm]:
+    """Expand the inside of ``( lhs | group )``; ``pos`` is where ``inner`` starts.
+
+    ``structure`` is lme4's covariance tag of ``diag(lhs | group)`` / ``us(lhs | group)``.
+    """
     bar = _find_top(inner, "|")
     double = inner.startswith("||", bar)
     width = 2 if double else 1
@@ -232,8 +249,10 @@ def _random_term(formula: str, inner: str, pos: int) -> list[RandomTerm]:
     group, gpos = _strip_pos(rest, pos + bar + width)
     if not group:
         raise _fail(formula, pos + len(inner), "empty grouping factor after `|`")
+    correlated = not double if structure is None else structure == "us"
+    diag = structure == "diag"
     return [
-        RandomTerm(expr=lhs, group=label, factors=factors, correlated=not double)
+        RandomTerm(expr=lhs, group=label, factors=factors, correlated=correlated, diag=diag)
         for label, factors in _expand_group(formula, group, gpos)
     ]
 
@@ -320,6 +339,22 @@ def parse_formula(formula: str) -> ParsedFormula:
             if sign == "-":
                 raise _fail(formula, pos, "a random-effect term cannot be removed with `-`")
             random.extend(_random_term(formula, text[1:-1], pos + 1))
+            continue
+        m = _COVARIANCE.fullmatch(text)
+        if m and _wrapped(text[m.end(1) :].lstrip()) and _find_top(m.group(2), "|") >= 0:
+            tag = m.group(1)
+            if sign == "-":
+                raise _fail(formula, pos, "a random-effect term cannot be removed with `-`")
+            if tag not in ("diag", "us"):
+                raise _fail(
+                    formula,
+                    pos,
+                    f"covariance structure `{tag}()` is not supported; use `us(...)` or "
+                    "`(... | g)` for an unstructured and `diag(...)` or `(... || g)` for a "
+                    "diagonal covariance matrix",
+                )
+            inner_pos = pos + text.index("(", len(tag)) + 1
+            random.extend(_random_term(formula, m.group(2), inner_pos, structure=tag))
             continue
         stray = _stray_bar(text)
         if stray >= 0:

@@ -673,15 +673,16 @@ def test_datetime_predictor(df):
         build_design("y ~ d + (1 | g)", df.assign(d=pd.date_range("2020", periods=10)), "poisson")
 
 
-@pytest.mark.parametrize("name", ["log", "C"])
+@pytest.mark.parametrize("name", ["log", "C", "center", "scale", "np", "I"])
 def test_column_named_like_a_formula_function(df, name):
-    with raises(
-        bg.FormulaError,
-        f"column `{name}` has the name of a formula function, so `{name}` in the formula means "
-        "the function, not the column (backticks do not change that); rename the column, e.g. "
-        f"df.rename(columns={{'{name}': '{name}_'}})\n    y ~ {name} + (1 | g)\n        ^",
-    ):
-        build_design(f"y ~ {name} + (1 | g)", df.assign(**{name: df.x}), "poisson")
+    """As in R, a bare name that is a column means the column (it is the function only when
+    called): `log` + `log(x)` are two different terms."""
+    data = df.assign(**{name: df.x * 2 + 1})
+    d = build_design(f"y ~ {name} + (1 | g)", data, "poisson")
+    assert d.x_names == ("(Intercept)", name)
+    np.testing.assert_allclose(d.X[:, 1], data[name])
+    d2 = build_design(f"y ~ `{name}` + log(x + 1) + (1 | g)", data, "poisson")
+    assert d2.x_names == ("(Intercept)", name, "log(x + 1)")
 
 
 def test_duplicate_column_names(df):
@@ -801,14 +802,10 @@ def test_one_observation_per_level_with_a_residual(df):
 
 
 def test_dotted_column_name(df):
-    """R-style names such as `x.y` need backticks (formulaic reads `x.y` as an attribute)."""
+    """R-style names such as `x.y` work with or without backticks, as in R."""
     data = df.rename(columns={"x": "x.y"})
-    with raises(
-        bg.FormulaError,
-        "`x.y` is read as `x` followed by an attribute (`.y`); write the column name in "
-        "backticks: `x.y`\n    y ~ x.y + (1 | g)\n        ^",
-    ):
-        build_design("y ~ x.y + (1 | g)", data, "poisson")
+    d = build_design("y ~ x.y + (1 + x.y | g)", data, "poisson")
+    assert d.x_names == ("(Intercept)", "x.y") and d.blocks[0].terms == ("(Intercept)", "x.y")
     d = build_design("y ~ `x.y` + (1 + `x.y` | g)", data, "poisson")
     assert d.x_names == ("(Intercept)", "x.y") and d.blocks[0].terms == ("(Intercept)", "x.y")
 

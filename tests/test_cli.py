@@ -136,7 +136,15 @@ def test_missing_column_exits_2_with_one_line(tmp_path, capsys):
         (["fit", "models/rikz_poisson_ri.toml", "--methods", "ml,nust"], "unknown method `nust`"),
         (["fit", "models/rikz_poisson_ri.toml", "--methods", "ml,,nuts"], "empty method name"),
         (["fit", "models/no_such_spec.toml"], "cannot read spec file"),
-        (["fit", "--formula", "y ~ x + (1 | g)", "--data", "no_such.csv"], "does not exist"),
+        (
+            ["fit", "--formula", "y ~ x + (1 | g)", "--data", "no_such.csv", "--family", "poisson"],
+            "does not exist",
+        ),
+        (
+            ["fit", "--formula", "y ~ x + (1 | g)", "--data", "d.csv"],
+            "--family is required with --formula: bernoulli, binomial, poisson or gaussian "
+            "(as glmer requires family=; it is never guessed from the response)",
+        ),
         (["fit", "--formula", "y ~ x + (1 | g)"], "--formula and --data"),
         (["fit", "models/rikz_poisson_ri.toml", "--family", "gaussian"], "--family applies"),
         (["fit", "models/rikz_poisson_ri.toml", "--draws", "many"], "invalid int value"),

@@ -240,16 +240,28 @@ def test_nested_expansion_levels_rikz(load):
     assert [d.blocks[0].levels[i] for i in d.blocks[0].index] == rikz.Beach.astype(str).tolist()
 
 
-def test_double_bar_with_factor_gives_one_sd_per_column():
+def test_double_bar_with_factor_splits_as_lme4():
+    """lme4 (>= 1.1-36, default "split"): (1 + f || g) is (1 | g) + (0 + f | g), the factor's
+    indicators correlated among themselves (lme4's expandDoubleVerts); diag(1 + f | g) is one
+    diagonal block over the intercept and the contrasts."""
     df = _frame()
     d = _quiet("y ~ x + (0 + f || g)", df, "poisson")
+    assert len(d.blocks) == 1
     b = d.blocks[0]
-    assert not b.correlated and b.n_terms == 3 and b.Z.shape == (40, 3)
+    assert b.correlated and b.n_terms == 3 and b.Z.shape == (40, 3)
     assert b.terms == ("fhi", "flo", "fmid")
     d2 = _quiet("y ~ x + (1 + f || g)", df, "poisson")
-    assert d2.blocks[0].terms == ("(Intercept)", "flo", "fmid") and not d2.blocks[0].correlated
+    assert [(b.terms, b.correlated) for b in d2.blocks] == [
+        (("(Intercept)",), False),
+        (("fhi", "flo", "fmid"), True),
+    ]
     d3 = _quiet("y ~ x + (x | g)", df, "poisson")  # (x | g) = (1 + x | g)
     assert d3.blocks[0].terms == ("(Intercept)", "x") and d3.blocks[0].correlated
+    d4 = _quiet("y ~ x + diag(1 + f | g)", df, "poisson")
+    assert d4.blocks[0].terms == ("(Intercept)", "flo", "fmid") and not d4.blocks[0].correlated
+    d5 = _quiet("y ~ x + (1 + x || g)", df, "poisson")  # numeric: one diagonal block
+    assert len(d5.blocks) == 1 and d5.blocks[0].terms == ("(Intercept)", "x")
+    assert not d5.blocks[0].correlated
 
 
 @pytest.mark.parametrize("dtype", ["int", "str", "category"])

@@ -1,0 +1,507 @@
+"""R's formula and expression language, translated for formulaic.
+
+formulaic reads the fixed part of a formula, but as Python: ``^`` inside ``I()`` is xor,
+``factor()``, ``as.numeric()`` and ``sqrt()`` do not exist, ``age.group`` is an attribute
+lookup, a column called ``center`` or ``log`` is shadowed by formulaic's function of that
+name (backticks do not help), and the variables of stateful transforms (``scale(x)``,
+``poly(x, 2)``, ``bs(x)``) are not reported as required.  This module reads the R text
+itself, token by token, and produces
+
+* the formulaic text, in which every column is referred to by a safe name (``_bg0_`` for a
+  name formulaic would misread, the column's own name otherwise) and R's functions and
+  operators are spelled as formulaic and NumPy spell them;
+* the columns the text uses, in order, with the position of each in the R text;
+* a map from formulaic's names of the translated factors back to the R text, so that
+  model-matrix columns keep R's names (``I(x^2)``, ``factor(year)2``).
+
+R's rule for names is kept: a name that is a column means the column wherever it stands as
+a value (a term, or an argument of a call), and the function only when it is called, so a
+column ``center`` and ``center(x)`` can share a formula.  No data and no PyMC here; the
+caller gives the column names.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from formulaic import Formula
+from formulaic.transforms import TRANSFORMS
+
+from bayesglmm.errors import FormulaError
+
+__all__ = ["Lang", "Translation", "tokens"]
+
+_TOKEN = re.compile(
+    r"""
+     (?P<ws>\s+)
+    |(?P<bq>`[^`]*`)
+    |(?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+    |(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?L?)
+    |(?P<name>(?:[^\W\d]|\.(?!\d))[\w.]*)
+    |(?P<op>%[^%\s]*%|\*\*|==|!=|<=|>=|&&|\|\||[-+*/^:~|&!<>=(),\[\]{}$@?])
+    """,
+    re.X,
+)
+
+# R's functions with a NumPy spelling of the same meaning (element-wise, stateless)
+_NUMPY = {
+    "sqrt": "np.sqrt",
+    "exp": "np.exp",
+    "log1p": "np.log1p",
+    "expm1": "np.expm1",
+    "abs": "np.abs",
+    "floor": "np.floor",
+    "ceiling": "np.ceil",
+    "trunc": "np.trunc",
+    "sign": "np.sign",
+    "sin": "np.sin",
+    "cos": "np.cos",
+    "tan": "np.tan",
+    "asin": "np.arcsin",
+    "acos": "np.arccos",
+    "atan": "np.arctan",
+    "sinh": "np.sinh",
+    "cosh": "np.cosh",
+    "tanh": "np.tanh",
+    "round": "np.round",
+    "pmin": "np.minimum",
+    "pmax": "np.maximum",
+    "ifelse": "np.where",
+}
+_FACTOR = frozenset({"factor", "as.factor", "ordered", "as.ordered", "C"})
+_NUMERIC = frozenset({"as.numeric", "as.double"})
+# formulaic's own transforms and contrasts, used under their own names
+_KEEP = frozenset(TRANSFORMS) - {"np"}
+_SPLINE_DF = frozenset({"cr", "cc", "cs"})
+_CONSTANTS = {
+    "TRUE": "True",
+    "FALSE": "False",
+    "T": "True",
+    "F": "False",
+    "NULL": "None",
+    "Inf": "np.inf",
+    "NA": "np.nan",
+    "NaN": "np.nan",
+    "pi": "np.pi",
+}
+_R_OPS = {"^": "**", "%%": "%", "%/%": "//", "&&": "&", "||": "|", "!": "~"}
+SUPPORTED_FUNCTIONS = tuple(
+    sorted(
+        {*_NUMPY, *_FACTOR, *_NUMERIC, "log", "I", "relevel", "c", "Q"} | (_KEEP - {"Q"}),
+        key=str.lower,
+    )
+)
+"""Functions a formula may call (besides ``np.*`` and formulaic's ``contr.*``)."""
+
+_SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED = frozenset(
+    {*TRANSFORMS, *_NUMPY, *_CONSTANTS, "np", "numpy", "contr", "I", "C", "Q", "c"}
+    | set(dir(builtins))
+)
+
+
+@dataclass(frozen=True)
+class Tok:
+    """One token: its kind (``ws bq str num name op``), text and position."""
+
+    kind: str
+    text: str
+    pos: int
+
+
+def tokens(text: str, offset: int = 0, formula: str | None = None) -> list[Tok]:
+    """Split R text into tokens (whitespace dropped); positions are ``offset + index``.
+
+    ``formula`` is the whole formula that ``text`` is part of, for the caret of an error.
+    """
+    out: list[Tok] = []
+    i = 0
+    while i < len(text):
+        m = _TOKEN.match(text, i)
+        if m is None:
+            where = formula if formula is not None else text
+            shift = offset if formula is not None else 0
+            raise FormulaError(_caret(where, shift + i, f"unexpected character `{text[i]}`"))
+        kind = m.lastgroup or "op"
+        if kind != "ws":
+            out.append(Tok(kind, m.group(), offset + i))
+        i = m.end()
+    return out
+
+
+def _caret(formula: str, pos: int, message: str) -> str:
+    pos = max(0, min(pos, len(formula)))
+    return f"{message}\n    {formula}\n    {' ' * pos}^"
+
+
+@dataclass
+class Translation:
+    """The formulaic text of some R text, and the columns it uses.
+
+    Attributes
+    ----------
+    text : str
+        formulaic text.
+    columns : list of (str, int)
+        Each column reference (column name as in the data, or an unknown name) and its
+        position in the R text.
+    display : dict
+        formulaic's name of each translated call -> the R text it came from.
+    """
+
+    text: str
+    columns: list[tuple[str, int]] = field(default_factory=list)
+    display: dict[str, str] = field(default_factory=dict)
+
+
+class Lang:
+    """Translate R formula text for one data set's column names.
+
+    Parameters
+    ----------
+    columns : collection of str
+        The data's column names.
+    formula : str
+        The whole formula, for carets in error messages.
+    """
+
+    def __init__(self, columns: Collection[object], formula: str = "") -> None:
+        self.columns = frozenset(c for c in columns if isinstance(c, str))
+        self.formula = formula
+        self.safe: dict[str, str] = {}
+        for c in sorted(self.columns):
+            if not _SAFE.fullmatch(c) or keyword.iskeyword(c) or c in _RESERVED:
+                self.safe[c] = f"_bg{len(self.safe)}_"
+            elif c.startswith("_bg"):
+                self.safe[c] = f"_bg{len(self.safe)}_"
+        self.original = {v: k for k, v in self.safe.items()}
+        self.display: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ public
+    def safe_name(self, column: str) -> str:
+        """The name formulaic sees for ``column``."""
+        return self.safe.get(column, column)
+
+    def frame(self, df):  # noqa: ANN001, ANN201 - a pandas DataFrame in and out
+        """``df`` with its columns renamed to the names formulaic sees."""
+        ren = {c: self.safe[c] for c in df.columns if isinstance(c, str) and c in self.safe}
+        return df.rename(columns=ren) if ren else df
+
+    def translate(self, text: str, offset: int | None = None) -> Translation:
+        """Translate formula text (a fixed part, or a random term's left-hand side).
+
+        ``offset`` is where ``text`` starts in :attr:`formula` (found by search if None).
+        """
+        if offset is None:
+            found = self.formula.find(text) if self.formula else 0
+            offset = max(found, 0)
+            if found < 0:
+                self.formula, whole = text, self.formula
+                try:
+                    return self._run(text, 0, whole)
+                finally:
+                    self.formula = whole
+        return self._run(text, offset, self.formula)
+
+    def _run(self, text: str, offset: int, whole: str) -> Translation:
+        formula = self.formula or text
+        toks = tokens(text, offset, self.formula) if self.formula else tokens(text)
+        tr = Translation("")
+        tr.text = _Render(self, formula, tr, whole).terms(toks)
+        self.display.update(tr.display)
+        return tr
+
+    def show(self, name: str) -> str:
+        """formulaic's name of a model-matrix column or factor, in R's spelling."""
+        for norm in sorted(self.display, key=len, reverse=True):
+            if norm in name:
+                name = name.replace(norm, self.display[norm])
+        if self.original:
+            name = re.sub(r"_bg\d+_", lambda m: self.original.get(m.group(), m.group()), name)
+        return name
+
+    def column_of(self, key: str) -> str | None:
+        """The column a bare factor or ``C(col, ...)`` key of formulaic refers to."""
+        m = re.fullmatch(r"C\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*(,.*)?\)", key, flags=re.S)
+        name = m.group(1) if m else key
+        col = self.original.get(name, name)
+        return col if col in self.columns else None
+
+
+class _Render:
+    """One translation: walks the tokens, writes formulaic text, records columns."""
+
+    def __init__(self, lang: Lang, formula: str, out: Translation, whole: str = "") -> None:
+        self.lang = lang
+        self.formula = formula
+        self.out = out
+        self.whole = whole or formula
+
+    def fail(self, pos: int, message: str) -> FormulaError:
+        if self.whole != self.formula:  # a piece not found verbatim: place the caret by text
+            m = _TOKEN.match(self.formula, pos)
+            found = self.whole.find(m.group()) if m else -1
+            if found >= 0:
+                return FormulaError(_caret(self.whole, found, message))
+        return FormulaError(_caret(self.formula, pos, message))
+
+    # -------------------------------------------------------------- structure
+    def _close(self, toks: list[Tok], i: int) -> int:
+        """Index of the token closing the bracket at ``toks[i]``."""
+        pairs = {"(": ")", "[": "]", "{": "}"}
+        stack = [pairs[toks[i].text]]
+        for j in range(i + 1, len(toks)):
+            t = toks[j].text
+            if toks[j].kind != "op":
+                continue
+            if t in pairs:
+                stack.append(pairs[t])
+            elif t in (")", "]", "}"):
+                if t != stack[-1]:
+                    raise self.fail(toks[j].pos, f"`{t}` does not close `{toks[i].text}`")
+                stack.pop()
+                if not stack:
+                    return j
+        raise self.fail(toks[i].pos, f"`{toks[i].text}` is never closed")
+
+    def _split_args(self, toks: list[Tok]) -> list[list[Tok]]:
+        args: list[list[Tok]] = [[]]
+        depth = 0
+        for t in toks:
+            if t.kind == "op" and t.text in "([{":
+                depth += 1
+            elif t.kind == "op" and t.text in ")]}":
+                depth -= 1
+            if depth == 0 and t.kind == "op" and t.text == ",":
+                args.append([])
+            else:
+                args[-1].append(t)
+        return [] if args == [[]] else args
+
+    def _column(self, name: str, pos: int) -> str:
+        self.out.columns.append((name, pos))
+        return self.lang.safe_name(name)
+
+    def _source(self, toks: list[Tok]) -> str:
+        return self.formula[toks[0].pos : toks[-1].pos + len(toks[-1].text)]
+
+    # -------------------------------------------------------------- formula level
+    def terms(self, toks: list[Tok]) -> str:
+        parts: list[str] = []
+        i = 0
+        while i < len(toks):
+            t = toks[i]
+            nxt = toks[i + 1] if i + 1 < len(toks) else None
+            if t.kind == "name" and nxt is not None and nxt.text == "(" and nxt.kind == "op":
+                j = self._close(toks, i + 1)
+                code = self.call(toks[i : j + 1])
+                src = " ".join(self._source(toks[i : j + 1]).split())
+                norm = _normalized(code)
+                if norm != src:  # model-matrix columns keep the user's spelling
+                    self.out.display[norm] = src
+                parts.append(code)
+                i = j + 1
+                continue
+            if t.kind == "name":
+                parts.append(self._column(t.text, t.pos))
+            elif t.kind == "bq":
+                if not t.text.strip("`"):
+                    raise self.fail(t.pos, "empty name in backticks")
+                parts.append(self._column(t.text[1:-1], t.pos))
+            elif t.kind == "op" and t.text == "(":
+                j = self._close(toks, i)
+                parts.append("(" + self.terms(toks[i + 1 : j]) + ")")
+                i = j + 1
+                continue
+            elif t.kind == "str":
+                raise self.fail(
+                    t.pos, f"a string {t.text} cannot be a term; did you mean a column?"
+                )
+            elif t.kind == "num":
+                parts.append(t.text.rstrip("L"))
+            else:
+                parts.append(t.text)
+            i += 1
+        return " ".join(parts)
+
+    # -------------------------------------------------------------- code
+    def code(self, toks: list[Tok]) -> str:
+        parts: list[str] = []
+        i = 0
+        while i < len(toks):
+            t = toks[i]
+            nxt = toks[i + 1] if i + 1 < len(toks) else None
+            if t.kind == "name" and nxt is not None and nxt.text == "(" and nxt.kind == "op":
+                j = self._close(toks, i + 1)
+                parts.append(self.call(toks[i : j + 1]))
+                i = j + 1
+                continue
+            if t.kind == "op" and t.text in "([{":
+                j = self._close(toks, i)
+                inner = self.code(toks[i + 1 : j])
+                parts.append(t.text + inner + toks[j].text)
+                i = j + 1
+                continue
+            if t.kind == "name":
+                parts.append(self.value_name(t))
+            elif t.kind == "bq":
+                if not t.text.strip("`"):
+                    raise self.fail(t.pos, "empty name in backticks")
+                parts.append(self._column(t.text[1:-1], t.pos))
+            elif t.kind == "num":
+                parts.append(t.text.rstrip("L"))
+            elif t.kind == "op":
+                if t.text == "%in%":
+                    raise self.fail(t.pos, "`%in%` inside a function call is not supported")
+                parts.append(_R_OPS.get(t.text, t.text))
+                if t.text in ("&", "|", "&&", "||", "!"):
+                    parts[-1] = _Logic(parts[-1])
+            else:
+                parts.append(t.text)
+            i += 1
+        return _precedence(parts)
+
+    def value_name(self, t: Tok) -> str:
+        """A bare name used as a value: the column if there is one, else a constant."""
+        if t.text in self.lang.columns:
+            return self._column(t.text, t.pos)
+        if t.text in _CONSTANTS:
+            return _CONSTANTS[t.text]
+        if t.text.startswith(("np.", "numpy.")):
+            return t.text
+        return self._column(t.text, t.pos)  # unknown: reported by the caller, with a caret
+
+    def _args(self, toks: list[Tok]) -> list[tuple[str | None, list[Tok]]]:
+        """``(name, value tokens)`` per argument of the call ``toks`` (name ``(`` ... ``)``)."""
+        out: list[tuple[str | None, list[Tok]]] = []
+        for arg in self._split_args(toks[2:-1]):
+            if not arg:
+                raise self.fail(toks[1].pos, f"empty argument in `{toks[0].text}()`")
+            if len(arg) >= 2 and arg[0].kind == "name" and arg[1].text == "=":
+                if len(arg) == 2:
+                    raise self.fail(arg[1].pos, f"argument `{arg[0].text}` has no value")
+                out.append((arg[0].text, arg[2:]))
+            else:
+                out.append((None, arg))
+        return out
+
+    def _join(self, args: list[tuple[str | None, list[Tok]]], rename: Mapping[str, str]) -> str:
+        shown = []
+        for name, vals in args:
+            v = self.code(vals)
+            shown.append(v if name is None else f"{rename.get(name, name)}={v}")
+        return ", ".join(shown)
+
+    def call(self, toks: list[Tok]) -> str:
+        """Translate one call ``name(...)``."""
+        name, pos = toks[0].text, toks[0].pos
+        args = self._args(toks)
+        if name == "I":
+            return f"I({self._join(args, {})})"
+        if name == "Q":
+            if len(args) == 1 and args[0][1][0].kind == "str" and len(args[0][1]) == 1:
+                return self._column(args[0][1][0].text[1:-1], args[0][1][0].pos)
+            raise self.fail(pos, "Q() takes one column name in quotes, e.g. Q('my col')")
+        if name in _FACTOR:
+            ren = {"contrasts": "contrasts", "levels": "levels"}
+            return f"C({self._join(args, ren)})"
+        if name == "relevel":
+            if len(args) != 2:
+                raise self.fail(pos, 'relevel() needs a factor and a reference: relevel(f, "b")')
+            ref = self.code(args[1][1])
+            return f"C({self.code(args[0][1])}, contr.treatment({ref}))"
+        if name in _NUMERIC:
+            if len(args) != 1:
+                raise self.fail(pos, f"{name}() takes one argument")
+            return f"np.asarray({self.code(args[0][1])}, dtype=float)"
+        if name == "log":
+            if len(args) == 1:
+                return f"log({self.code(args[0][1])})"
+            if len(args) == 2 and args[1][0] in (None, "base"):
+                x, b = self.code(args[0][1]), self.code(args[1][1])
+                return f"np.divide(np.log({x}), np.log({b}))"
+            raise self.fail(pos, "log() takes a value and an optional base: log(x, 2)")
+        if name == "c":
+            return f"[{self._join(args, {})}]"
+        if name in _NUMPY:
+            return f"{_NUMPY[name]}({self._join(args, {})})"
+        if name == "bs":
+            ren = {"intercept": "include_intercept", "Boundary.knots": "_bg_boundary"}
+            text = self._join(args, ren)
+            if "_bg_boundary=" in text:
+                raise self.fail(pos, "bs(): write lower_bound= and upper_bound= for the knots")
+            if not any(a == "extrapolation" for a, _ in args):
+                text += ", extrapolation='extend'"  # as R's predict.bs: polynomial ends
+            return f"bs({text})"
+        if name in _SPLINE_DF:
+            if not any(a in ("df", "knots") for a, _ in args) and len(args) < 2:
+                raise self.fail(
+                    pos,
+                    f"{name}() needs the basis size: write {name}(x, df=4) (or knots=[...]); "
+                    "an unpenalized spline has no default size",
+                )
+            text = self._join(args, {})
+            if not any(a == "constraints" for a, _ in args):
+                text += ", constraints='center'"  # mgcv's identifiability constraint
+            return f"{name}({text})"
+        if name in _KEEP or name.startswith(("np.", "numpy.", "contr.")):
+            return f"{name}({self._join(args, {})})"
+        if name in ("ns", "s", "te", "t2"):
+            raise self.fail(
+                pos,
+                f"`{name}()` is not available: for a spline write bs(x, df = 4) (R's "
+                "splines::bs) or cr(x, df = 4) (a natural cubic regression spline)",
+            )
+        shown = ", ".join(f for f in SUPPORTED_FUNCTIONS)
+        raise self.fail(pos, f"unknown function `{name}()`; a formula can call {shown}, np.*")
+
+
+class _Logic(str):
+    """A logical operator (``&``, ``|``, ``~``): R binds it looser than comparisons."""
+
+
+def _precedence(parts: list[str]) -> str:
+    """Join code parts, bracketing around R's logical operators.
+
+    R reads ``x > 2 & z < 1`` as ``(x > 2) & (z < 1)`` and ``!x > 2`` as ``!(x > 2)``;
+    Python's ``&``, ``|`` and ``~`` bind tighter than comparisons, so the operands are
+    bracketed.
+    """
+    if not any(isinstance(p, _Logic) for p in parts):
+        return " ".join(parts)
+    out: list[str] = []
+    operand: list[str] = []
+    nots = 0
+
+    def flush() -> None:
+        nonlocal nots
+        text = f"({' '.join(operand)})" if operand else ""
+        out.append("~" * nots + text)
+        operand.clear()
+        nots = 0
+
+    for p in parts:
+        if isinstance(p, _Logic) and p == "~" and not operand:
+            nots += 1
+        elif isinstance(p, _Logic) and p != "~":
+            flush()
+            out.append(str(p))
+        else:
+            operand.append(p)
+    flush()
+    return " ".join(out)
+
+
+def _normalized(code: str) -> str:
+    """formulaic's spelling of one Python factor (it re-formats the code)."""
+    try:
+        terms = list(Formula(code))
+        factors = [f for term in terms for f in term.factors]
+        names = [str(f.expr) for f in factors if str(f.expr) != "1"]
+        return names[0] if len(names) == 1 else code
+    except Exception:  # noqa: BLE001 - formulaic's parser: keep the text as written
+        return code
