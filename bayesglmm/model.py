@@ -91,7 +91,7 @@ class GLMM:
 
     def __repr__(self) -> str:
         d = self.design
-        groups = ", ".join(f"{b.group} ({b.n_levels})" for b in d.blocks)
+        groups = ", ".join(f"{b.group} ({b.n_levels})" for b in d.blocks) or "none (a GLM)"
         return (
             f"GLMM({self.formula!r}, family={d.family.name}/{d.family.link}, n={d.n}, "
             f"groups: {groups})"
@@ -297,6 +297,13 @@ class GLMM:
 
             idata, info = fit_advi(self, method=method, **kwargs)
             options.update(info)
+        if not self.design.blocks:
+            # say it in every fit of a model without random effects (ML engines also put it
+            # first among their messages); Bayesian Laplace adds its own notes
+            from bayesglmm.inference.glm import GLM_NOTE
+
+            notes = [str(n) for n in options.get("notes", ())]
+            options["notes"] = notes if GLM_NOTE in notes else [GLM_NOTE, *notes]
         fit = GLMMFit(
             self.design,
             self.priors,

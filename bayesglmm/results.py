@@ -807,7 +807,7 @@ class GLMMFit:
             + (f" ({d.n_dropped} dropped for missing values)" if d.n_dropped else "")
         )
         groups = ", ".join(f"{b.group}, {b.n_levels}" for b in d.blocks)
-        lines.append(f" Groups: {groups}")
+        lines.append(f" Groups: {groups or 'none'}")
         if self.ml is not None:
             ll = self.ml.loglik
             lines.append(
@@ -816,11 +816,15 @@ class GLMMFit:
                 else " (quasi-likelihood: no log-likelihood)"
             )
         lines.append("")
-        lines.append(
-            "Random effects:" if self.ml is not None else "Random effects (posterior means):"
-        )
+        if not d.blocks:
+            lines.append("Random effects: none")
+        else:
+            lines.append(
+                "Random effects:" if self.ml is not None else "Random effects (posterior means):"
+            )
         vc = self.varcorr()
-        lines.append(f" {'Groups':<12} {'Name':<20} {'Variance':>10} {'Std.Dev.':>10}")
+        if len(vc):
+            lines.append(f" {'Groups':<12} {'Name':<20} {'Variance':>10} {'Std.Dev.':>10}")
         for _, r in vc[vc.term2.isna()].iterrows():
             name = "" if r.term1 is None or pd.isna(r.term1) else str(r.term1)
             lines.append(
@@ -838,6 +842,9 @@ class GLMMFit:
             lines.append(_ml_table(self.summary()))
             for m in getattr(self.ml, "messages", ()):
                 lines.append(m)
+        if self.ml is None:
+            for m in self.options.get("notes", ()):
+                lines.append(f"Note: {m}")
         lines.append(f"({self.elapsed:.2f} s)")
         return "\n".join(lines)
 
@@ -846,6 +853,13 @@ class GLMMFit:
         fam = self.design.family
         linear = fam.name == "gaussian" and fam.link == "identity"
         kind = "Linear mixed model" if linear else "Generalized linear mixed model"
+        if not self.design.blocks:  # a GLM (bayesglmm.inference.glm)
+            kind = "Linear model" if linear else "Generalized linear model"
+            if self.method == "ml":
+                how = "least squares (sigma by ML)" if linear else "IRLS"
+                return f"{kind} fit by maximum likelihood ({how})"
+            if self.method == "laplace":
+                return f"{kind} fit by Bayesian Laplace (Gaussian at the posterior mode)"
         if self.method == "ml":
             nagq = getattr(self.ml, "nagq", 1)
             if linear:
