@@ -200,7 +200,12 @@ class GLMMFit:
 
     @property
     def label(self) -> str:
-        """Method label used in comparison tables, e.g. ``"agq25"``, ``"ml_boot"``."""
+        """Method label used in comparison tables, e.g. ``"agq25"``, ``"ml_boot"``; a model
+        without random effects gets the prefix ``glm_`` (``"glm_ml"`` beside a GLMM's
+        ``"ml"``)."""
+        return ("" if self.design.blocks else "glm_") + self._method_label()
+
+    def _method_label(self) -> str:
         if self.options.get("bootstrap"):
             return f"{self.method}_boot"
         if self.method == "ml":
