@@ -221,6 +221,11 @@ class GLMM:
             ``pql``: penalized quasi-likelihood (``dispersion="estimate"|"fixed"``).
             ``laplace``: Bayesian fast path with the random effects integrated out.
             ``advi``/``fullrank_advi``: PyMC variational inference.
+            A formula without random-effect terms (``y ~ x``) is a GLM, fitted by every
+            method (:mod:`bayesglmm.inference.glm`): ``ml`` by IRLS to the exact MLE (any
+            ``nagq``: there is nothing to integrate), ``pql`` by IRLS, ``laplace`` as one
+            Gaussian at the posterior mode (gaussian included), ``nuts`` and the ADVIs as
+            usual; ``fit.options["notes"]`` and the printed fit say so.
         **kwargs
             Method options.  Bayesian methods also take ``log_likelihood`` (default True):
             store the pointwise log-likelihood in ``idata["log_likelihood"]`` for LOO and

@@ -743,7 +743,7 @@ class GLMMFit:
         rng = np.random.default_rng(random_seed)
         eta0 = d.X @ np.asarray(ml.beta) + d.offset
         opts = {k: v for k, v in self.options.items() if k in ("nagq", "dispersion")}
-        betas, covs, ranefs, failed = [], [], [], 0
+        betas, covs, ranefs, sigmas, failed = [], [], [], [], 0
         for _ in range(int(n_boot)):
             eta = eta0.copy()
             for b, cov in zip(d.blocks, ml.covariances, strict=True):
@@ -760,9 +760,11 @@ class GLMMFit:
             betas.append(np.asarray(f.ml.beta))
             covs.append([np.asarray(c) for c in f.ml.covariances])
             ranefs.append([np.asarray(m) for m in f.ml.modes])
+            sigmas.append(f.ml.sigma)
         if not betas:
             raise BayesGLMMError(f"all {n_boot} bootstrap refits failed")
-        tree = draws_to_tree(d, np.array(betas), covs, ranefs)
+        sigma = np.array(sigmas, dtype=float) if d.family.has_dispersion else None
+        tree = draws_to_tree(d, np.array(betas), covs, ranefs, sigma=sigma)
         return GLMMFit(
             d,
             self.priors,

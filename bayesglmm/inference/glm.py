@@ -370,6 +370,11 @@ def fit_glm_laplace(
     f = glm_laplace_density(sd_design, sd_priors)
     ml = fit_glm_ml(sd_design)
     x0 = np.concatenate([ml.beta, [np.log(ml.sigma)] if gauss else []])
+    if x0.size == 0:
+        raise InferenceError(
+            "the model has no parameters (no fixed effects, no random effects, no sigma): "
+            "there is no posterior to approximate"
+        )
     if not np.all(np.isfinite(x0)):
         x0 = np.zeros(k + int(gauss))
 
