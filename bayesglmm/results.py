@@ -863,8 +863,12 @@ class GLMMFit:
         if not self.design.blocks:  # a GLM (bayesglmm.inference.glm)
             kind = "Linear model" if linear else "Generalized linear model"
             if self.method == "ml":
-                how = "least squares (sigma by ML)" if linear else "IRLS"
-                return f"{kind} fit by maximum likelihood ({how})"
+                how = (
+                    "least squares (sigma by maximum likelihood)"
+                    if linear
+                    else "maximum likelihood (IRLS)"
+                )
+                return f"{kind} fit by {how}"
             if self.method == "laplace":
                 return f"{kind} fit by Bayesian Laplace (Gaussian at the posterior mode)"
         if self.method == "ml":

@@ -320,6 +320,12 @@ def test_advi_with_flat_priors_agrees_with_ml(family):
 @pytest.mark.parametrize("family", ["bernoulli", "gaussian"])
 def test_accessors_of_a_glm(family):
     fit = _ml(family)
+    title = (
+        "Linear model fit by least squares (sigma by maximum likelihood)"
+        if family == "gaussian"
+        else "Generalized linear model fit by maximum likelihood (IRLS)"
+    )
+    assert repr(fit).startswith(title)
     assert fit.ranef() == {} and fit.cond_modes() == {} and fit.cond_var() == {}
     vc = fit.varcorr()
     if family == "gaussian":
