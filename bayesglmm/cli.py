@@ -10,7 +10,7 @@
 ``fit`` prints one progress line per method to stderr, the comparison table
 (:func:`bayesglmm.compare`) to stdout and, for a spec with reference values, how the ML fits
 compare with them.  With ``--out`` it writes ``comparison.csv``, ``compare_forest.png``,
-``ppc_<method>.png``, ``caterpillar_<method>.png``, one saved fit per method
+``ppc_<method>.png``, ``caterpillar_<method>.png`` (models with random effects), one saved fit per method
 (``fit_<method>/``, read back with :func:`bayesglmm.load_fit`), ``spec.json`` and, when
 the spec has references, ``reference_check.csv``.
 
@@ -374,7 +374,8 @@ def _write_outputs(
         attempt("compare_forest.png", lambda: bg.plot_compare(fits))
         for fit, label in zip(fits, labels, strict=True):
             attempt(f"ppc_{label}.png", fit.plot_ppc)
-            attempt(f"caterpillar_{label}.png", fit.plot_ranef)
+            if fit.design.blocks:  # a GLM has no random effects to plot
+                attempt(f"caterpillar_{label}.png", fit.plot_ranef)
             # the report files are all rewritten, so is a fit saved here by an earlier run
             attempt(
                 f"fit_{label}",

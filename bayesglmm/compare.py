@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,6 +59,20 @@ def param_draws(fit, *, extras: bool = True) -> dict[str, np.ndarray]:  # noqa: 
     return out
 
 
+def _loglik_aic(fit) -> tuple[float, float]:  # noqa: ANN001
+    """An ML fit's properly normalized log-likelihood and its AIC (NaN for other fits).
+
+    The normalized value, not glmer's ``nAGQ > 1`` convention (relative to the saturated
+    model), so that every ML fit in the table, a GLM's included, is on one scale.
+    """
+    if fit.ml is None or fit.method != "ml":
+        return np.nan, np.nan
+    ll = float(getattr(fit.ml, "loglik_normalized", np.nan))
+    if not np.isfinite(ll):
+        ll = float(fit.loglik)
+    return ll, -2.0 * ll + 2.0 * fit.n_params
+
+
 def compare(fits: Sequence, reference: int | str | None = None) -> pd.DataFrame:  # noqa: ANN001
     """Compare fits by any methods in one table.
 
@@ -72,7 +88,8 @@ def compare(fits: Sequence, reference: int | str | None = None) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Rows: fixed effects, group SDs and correlations, ICCs (latent scale), ``logLik``
-        (ML fits), ``elapsed_s``; columns: one per method (posterior mean or estimate), plus
+        and ``AIC`` (ML fits, the log-likelihood properly normalized for every ``nagq``, so
+        a GLM's and a GLMM's are on one scale), ``elapsed_s``; columns: one per method (posterior mean or estimate), plus
         ``<method> dist`` columns with each method's distance from the reference in units of
         the reference's posterior SD (``table.attrs["reference"]`` names it).
     """
@@ -90,14 +107,8 @@ def compare(fits: Sequence, reference: int | str | None = None) -> pd.DataFrame:
         index=names,
     )
     extra = pd.DataFrame(
-        {
-            lab: [
-                float(f.loglik) if f.ml is not None and f.method == "ml" else np.nan,
-                f.elapsed,
-            ]
-            for lab, f in zip(labels, fits, strict=True)
-        },
-        index=["logLik", "elapsed_s"],
+        {lab: [*_loglik_aic(f), f.elapsed] for lab, f in zip(labels, fits, strict=True)},
+        index=["logLik", "AIC", "elapsed_s"],
     )
     table = pd.concat([table, extra])
     if reference is None:
@@ -121,7 +132,23 @@ def compare(fits: Sequence, reference: int | str | None = None) -> pd.DataFrame:
                     dist.append(float((np.mean(p[n]) - np.mean(rp[n])) / np.std(rp[n], ddof=1)))
                 else:
                     dist.append(np.nan)
-            table[f"{lab} dist"] = dist + [np.nan, np.nan]
+            table[f"{lab} dist"] = dist + [np.nan] * len(extra)
         table.attrs["reference"] = labels[ref]
     table.index.name = "parameter"
     return table
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`compare`.
+
+    Importing ``bayesglmm.compare`` (``plots`` and ``calibration`` do, for
+    :func:`param_draws`) makes the import system set the package attribute
+    ``bayesglmm.compare`` to this module, replacing the lazily loaded function: after
+    ``fit.plot_ranef()``, ``bg.compare([...])`` raised "'module' object is not callable".
+    """
+
+    def __call__(self, fits: Sequence, reference: int | str | None = None) -> pd.DataFrame:  # noqa: D102
+        return compare(fits, reference)
+
+
+sys.modules[__name__].__class__ = _CallableModule

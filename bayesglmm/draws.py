@@ -16,12 +16,16 @@ from bayesglmm.priors import block_labels
 
 
 def draws_to_tree(
-    design: Design, betas: np.ndarray, covs: list[list[np.ndarray]], ranefs: list[list[np.ndarray]]
+    design: Design,
+    betas: np.ndarray,
+    covs: list[list[np.ndarray]],
+    ranefs: list[list[np.ndarray]],
+    sigma: np.ndarray | None = None,
 ) -> Any:
     """A one-chain DataTree with the NUTS variable names from arrays of draws.
 
     ``betas`` is (S, k); ``covs[s][i]`` and ``ranefs[s][i]`` are block ``i``'s covariance and
-    random effects in draw ``s``.
+    random effects in draw ``s``; ``sigma`` (S,), when given, the gaussian residual SD.
     """
     labels = block_labels(design)
     S = betas.shape[0]
@@ -47,4 +51,6 @@ def draws_to_tree(
             data[f"cor_{lab}"] = (("chain", "draw", f"{lab}__term", f"{lab}__term_b"), cor[None])
         r = np.stack([m[i] for m in ranefs])
         data[f"r_{lab}"] = (("chain", "draw", f"{lab}__level", f"{lab}__term"), r[None])
+    if sigma is not None:
+        data["sigma"] = (("chain", "draw"), np.asarray(sigma, dtype=float)[None])
     return xr.DataTree.from_dict({"posterior": xr.Dataset(data, coords=coords)})

@@ -76,7 +76,9 @@ def icc_draws(
     """ICC draws (S,) per row label: each group, ``total``, ``conditional``."""
     d = fit.design
     if not d.blocks:
-        raise DesignError("the model has no random effects, so no ICC")
+        raise DesignError(
+            "the model has no random-effect terms (no groups: it is a GLM), so it has no ICC"
+        )
     if scale not in ("latent", "data"):
         raise DesignError(f"scale must be 'latent' or 'data', not {scale!r}")
     group_var: dict[str, np.ndarray] = {}

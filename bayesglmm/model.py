@@ -91,7 +91,7 @@ class GLMM:
 
     def __repr__(self) -> str:
         d = self.design
-        groups = ", ".join(f"{b.group} ({b.n_levels})" for b in d.blocks)
+        groups = ", ".join(f"{b.group} ({b.n_levels})" for b in d.blocks) or "none (a GLM)"
         return (
             f"GLMM({self.formula!r}, family={d.family.name}/{d.family.link}, n={d.n}, "
             f"groups: {groups})"
@@ -221,6 +221,11 @@ class GLMM:
             ``pql``: penalized quasi-likelihood (``dispersion="estimate"|"fixed"``).
             ``laplace``: Bayesian fast path with the random effects integrated out.
             ``advi``/``fullrank_advi``: PyMC variational inference.
+            A formula without random-effect terms (``y ~ x``) is a GLM, fitted by every
+            method (:mod:`bayesglmm.inference.glm`): ``ml`` by IRLS to the exact MLE (any
+            ``nagq``: there is nothing to integrate), ``pql`` by IRLS, ``laplace`` as one
+            Gaussian at the posterior mode (gaussian included), ``nuts`` and the ADVIs as
+            usual; ``fit.options["notes"]`` and the printed fit say so.
         **kwargs
             Method options.  Bayesian methods also take ``log_likelihood`` (default True):
             store the pointwise log-likelihood in ``idata["log_likelihood"]`` for LOO and
@@ -297,6 +302,13 @@ class GLMM:
 
             idata, info = fit_advi(self, method=method, **kwargs)
             options.update(info)
+        if not self.design.blocks:
+            # say it in every fit of a model without random effects (ML engines also put it
+            # first among their messages); Bayesian Laplace adds its own notes
+            from bayesglmm.inference.glm import GLM_NOTE
+
+            notes = [str(n) for n in options.get("notes", ())]
+            options["notes"] = notes if GLM_NOTE in notes else [GLM_NOTE, *notes]
         fit = GLMMFit(
             self.design,
             self.priors,

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from scipy import special  # noqa: E402
 
 from bayesglmm.compare import param_draws  # noqa: E402
+from bayesglmm.errors import DesignError  # noqa: E402
 from bayesglmm.intervals import CI_PROB, describe, eti  # noqa: E402
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -124,6 +125,8 @@ def plot_ranef(  # noqa: ANN201
         Most level names written on one panel.
     """
     d = fit.design
+    if not d.blocks:
+        raise DesignError("the model has no random-effect terms (it is a GLM): nothing to plot")
     labels = list(fit.labels)
     if block is None:
         blocks = list(range(len(d.blocks)))

@@ -40,12 +40,14 @@ def _pointwise_loglik_fused(fit) -> np.ndarray | None:  # noqa: ANN001
         trials,
         fam,
         np.ascontiguousarray(np.concatenate(flat, axis=1) if flat else np.zeros((S, 0))),
-        np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
+        # block offsets: one per block (no blocks: empty, never a stray [0] the kernel
+        # would read past the empty ``nterm`` with)
+        (np.cumsum(sizes) - sizes).astype(np.int64),
         nterm,
         np.ascontiguousarray(
             np.column_stack([b.Z for b in d.blocks]) if d.blocks else np.zeros((d.n, 0))
         ),
-        np.concatenate([[0], np.cumsum(nterm)[:-1]]).astype(np.int64),
+        (np.cumsum(nterm) - nterm).astype(np.int64),
         np.ascontiguousarray(
             np.column_stack([b.index for b in d.blocks]) if d.blocks else np.zeros((d.n, 0)),
             dtype=np.int64,

@@ -182,6 +182,11 @@ def predict_at_quantiles(
     from scipy import stats
 
     d = fit.design
+    if not d.blocks:
+        raise DesignError(
+            "the model has no random-effect terms (it is a GLM): there is no group intercept "
+            "to hold at quantiles"
+        )
     cands = [i for i, b in enumerate(d.blocks) if group in (None, b.group)]
     if not cands:
         raise DesignError(f"no random-effect block for group `{group}`; have {list(d.groups)}")

@@ -200,7 +200,12 @@ class GLMMFit:
 
     @property
     def label(self) -> str:
-        """Method label used in comparison tables, e.g. ``"agq25"``, ``"ml_boot"``."""
+        """Method label used in comparison tables, e.g. ``"agq25"``, ``"ml_boot"``; a model
+        without random effects gets the prefix ``glm_`` (``"glm_ml"`` beside a GLMM's
+        ``"ml"``)."""
+        return ("" if self.design.blocks else "glm_") + self._method_label()
+
+    def _method_label(self) -> str:
         if self.options.get("bootstrap"):
             return f"{self.method}_boot"
         if self.method == "ml":
@@ -738,7 +743,7 @@ class GLMMFit:
         rng = np.random.default_rng(random_seed)
         eta0 = d.X @ np.asarray(ml.beta) + d.offset
         opts = {k: v for k, v in self.options.items() if k in ("nagq", "dispersion")}
-        betas, covs, ranefs, failed = [], [], [], 0
+        betas, covs, ranefs, sigmas, failed = [], [], [], [], 0
         for _ in range(int(n_boot)):
             eta = eta0.copy()
             for b, cov in zip(d.blocks, ml.covariances, strict=True):
@@ -755,9 +760,11 @@ class GLMMFit:
             betas.append(np.asarray(f.ml.beta))
             covs.append([np.asarray(c) for c in f.ml.covariances])
             ranefs.append([np.asarray(m) for m in f.ml.modes])
+            sigmas.append(f.ml.sigma)
         if not betas:
             raise BayesGLMMError(f"all {n_boot} bootstrap refits failed")
-        tree = draws_to_tree(d, np.array(betas), covs, ranefs)
+        sigma = np.array(sigmas, dtype=float) if d.family.has_dispersion else None
+        tree = draws_to_tree(d, np.array(betas), covs, ranefs, sigma=sigma)
         return GLMMFit(
             d,
             self.priors,
@@ -807,7 +814,7 @@ class GLMMFit:
             + (f" ({d.n_dropped} dropped for missing values)" if d.n_dropped else "")
         )
         groups = ", ".join(f"{b.group}, {b.n_levels}" for b in d.blocks)
-        lines.append(f" Groups: {groups}")
+        lines.append(f" Groups: {groups or 'none'}")
         if self.ml is not None:
             ll = self.ml.loglik
             lines.append(
@@ -816,11 +823,15 @@ class GLMMFit:
                 else " (quasi-likelihood: no log-likelihood)"
             )
         lines.append("")
-        lines.append(
-            "Random effects:" if self.ml is not None else "Random effects (posterior means):"
-        )
+        if not d.blocks:
+            lines.append("Random effects: none")
+        else:
+            lines.append(
+                "Random effects:" if self.ml is not None else "Random effects (posterior means):"
+            )
         vc = self.varcorr()
-        lines.append(f" {'Groups':<12} {'Name':<20} {'Variance':>10} {'Std.Dev.':>10}")
+        if len(vc):
+            lines.append(f" {'Groups':<12} {'Name':<20} {'Variance':>10} {'Std.Dev.':>10}")
         for _, r in vc[vc.term2.isna()].iterrows():
             name = "" if r.term1 is None or pd.isna(r.term1) else str(r.term1)
             lines.append(
@@ -838,6 +849,9 @@ class GLMMFit:
             lines.append(_ml_table(self.summary()))
             for m in getattr(self.ml, "messages", ()):
                 lines.append(m)
+        if self.ml is None:
+            for m in self.options.get("notes", ()):
+                lines.append(f"Note: {m}")
         lines.append(f"({self.elapsed:.2f} s)")
         return "\n".join(lines)
 
@@ -846,6 +860,17 @@ class GLMMFit:
         fam = self.design.family
         linear = fam.name == "gaussian" and fam.link == "identity"
         kind = "Linear mixed model" if linear else "Generalized linear mixed model"
+        if not self.design.blocks:  # a GLM (bayesglmm.inference.glm)
+            kind = "Linear model" if linear else "Generalized linear model"
+            if self.method == "ml":
+                how = (
+                    "least squares (sigma by maximum likelihood)"
+                    if linear
+                    else "maximum likelihood (IRLS)"
+                )
+                return f"{kind} fit by {how}"
+            if self.method == "laplace":
+                return f"{kind} fit by Bayesian Laplace (Gaussian at the posterior mode)"
         if self.method == "ml":
             nagq = getattr(self.ml, "nagq", 1)
             if linear:

@@ -265,6 +265,8 @@ def _method_problem(text: str, random: Any, family: str) -> str:
     """Why a method cannot fit a model with these random terms (empty if it can, or if
     that is not clear without the data)."""
     method, kw = parse_method(text)
+    if not random:  # a GLM: every method fits it (bayesglmm.inference.glm)
+        return ""
     if method == "ml" and kw.get("nagq", 1) > 1:
         from bayesglmm.inference.agq import MAX_NAGQ_VECTOR
 

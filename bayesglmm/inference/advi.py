@@ -110,8 +110,8 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
     except ImportError:
         return None
     d = model.design
-    if any(b.correlated for b in d.blocks) or d.family.has_dispersion:
-        return None
+    if any(b.correlated for b in d.blocks) or (d.family.has_dispersion and d.blocks):
+        return None  # (a gaussian GLM is fine: its start adds sigma below)
     try:
         with ignoring_warnings():
             est = fit_ml(d)
@@ -130,6 +130,8 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
         means = d.X[:, slope_idx].mean(axis=0) if slope_idx else np.zeros(0)
         b0 = beta[d.x_names.index("(Intercept)")]
         start["Intercept_centered"] = np.asarray(b0 + means @ beta[slope_idx])
+    if d.family.has_dispersion and est.sigma:
+        start["sigma_log__"] = np.asarray(np.log(float(est.sigma)))
     for label, _b, cov, mode in zip(
         block_labels(d), d.blocks, est.covariances, est.modes, strict=True
     ):

@@ -434,6 +434,19 @@ def fit_bayes_laplace(
     The approximation is computed on standardized fixed-effect columns
     (:mod:`bayesglmm.inference.scaling`) and reported on the user's scale.
     """
+    if not design.blocks:  # a GLM: one Gaussian at the posterior mode (gaussian included)
+        from bayesglmm.inference.glm import fit_glm_laplace
+
+        return fit_glm_laplace(
+            design,
+            priors,
+            draws=draws,
+            random_seed=random_seed,
+            nagq=nagq,
+            strategy=strategy,
+            grid_step=grid_step,
+            grid_threshold=grid_threshold,
+        )
     if design.family.has_dispersion:
         raise InferenceError("method='laplace' is for non-gaussian families; use 'nuts'")
     t0 = time.perf_counter()

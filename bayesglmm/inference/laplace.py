@@ -755,6 +755,10 @@ def fit_ml(
     InferenceError
         The deviance became non-finite.
     """
+    if not design.blocks:  # a GLM: exact IRLS (bayesglmm.inference.glm)
+        from bayesglmm.inference.glm import fit_glm_ml
+
+        return fit_glm_ml(design, nagq=nagq, start=start)
     t0 = time.perf_counter()
     nagq = int(nagq)
     if design.family.name == "gaussian":

@@ -84,8 +84,10 @@ def fit_pql(
         raise InferenceError(f"dispersion must be 'estimate' or 'fixed', not {dispersion!r}")
     if design.family.name == "gaussian":
         raise InferenceError("PQL is for non-gaussian families; use method='ml' for an LMM")
-    if not design.blocks:
-        raise InferenceError("the model has no random-effect terms; use a GLM")
+    if not design.blocks:  # PQL without random effects is IRLS (bayesglmm.inference.glm)
+        from bayesglmm.inference.glm import fit_glm_ml
+
+        return fit_glm_ml(design, method="pql", dispersion=dispersion)
     t0 = time.perf_counter()
     sigma_fixed = 1.0 if dispersion == "fixed" else None
     beta0 = glm_start(design)
