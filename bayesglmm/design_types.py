@@ -99,6 +99,13 @@ class Design:
     separation : Separation or None
         (Quasi-)complete separation of this ``y`` by the fixed effects, found (and warned
         about) when the design was built; None when there is none or ``y`` was replaced.
+    weights : ndarray or None
+        Prior weights, lme4's meaning (None: unweighted).  Bernoulli, binomial and Poisson:
+        case weights that multiply each row's log-likelihood; gaussian: precision weights
+        (residual variance ``sigma^2 / w``).  A weight of 0 removes the row from the
+        likelihood (it keeps its fitted value).  A binomial *proportion* response with
+        ``weights=`` carries them as ``trials`` instead (glmer's reading), so here they are
+        only the 0/1 flags of zero-weight rows, or None.
     """
 
     y: np.ndarray
@@ -117,6 +124,7 @@ class Design:
     row_index: np.ndarray | None = None
     encoder: Any = field(default=None, repr=False)
     separation: Any = field(default=None, repr=False)
+    weights: np.ndarray | None = None
 
     @property
     def n(self) -> int:
