@@ -136,6 +136,26 @@ class Design:
         """Number of fixed-effect columns."""
         return int(self.X.shape[1])
 
+    def row_mean(self, a: np.ndarray) -> np.ndarray:
+        """Column means of a per-row array, weighted by the prior weights when there are
+        any (a case-weight-``k`` row counts as ``k`` rows: default priors and the centring
+        of the fixed effects then match the data with the row repeated)."""
+        a = np.asarray(a, dtype=float)
+        if self.weights is None or a.shape[0] == 0:
+            return a.mean(axis=0)
+        w = np.asarray(self.weights, dtype=float)
+        if w.sum() <= 0:
+            return a.mean(axis=0)
+        return np.tensordot(w, a, axes=(0, 0)) / w.sum()
+
+    def row_std(self, a: np.ndarray) -> np.ndarray:
+        """Column SDs (ddof 0) of a per-row array, weighted as :meth:`row_mean`."""
+        a = np.asarray(a, dtype=float)
+        if self.weights is None or a.shape[0] == 0:
+            return a.std(axis=0)
+        d = a - self.row_mean(a)
+        return np.sqrt(np.maximum(self.row_mean(d * d), 0.0))
+
     @property
     def groups(self) -> tuple[str, ...]:
         """Distinct grouping-factor names, in block order."""
