@@ -590,7 +590,7 @@ def _row_argument(arg: Any, data: pd.DataFrame, what: str) -> np.ndarray:
         except (TypeError, ValueError) as exc:
             raise DataError(
                 f"{what}= must be a column name or numeric values, one per row of data; "
-                f"found {raw[0]!r} ({raw.dtype})"
+                f"found {str(raw[0])!r} ({raw.dtype})"
             ) from exc
         label = f"{what}="
     inf = np.isinf(vals)
