@@ -241,7 +241,7 @@ def simulate_from_prior(
         truth[name] = beta[i]
     if pri.intercept is not None:
         b0c = float(pri.intercept.rvs(None, rng))
-        means = d.X[:, slope_idx].mean(axis=0) if slope_idx else np.zeros(0)
+        means = d.row_mean(d.X[:, slope_idx]) if slope_idx else np.zeros(0)  # as the model
         j = d.x_names.index("(Intercept)")
         beta[j] = b0c - means @ beta[slope_idx]
         truth["(Intercept)"] = beta[j]
@@ -268,6 +268,8 @@ def simulate_from_prior(
     elif fam.name == "gaussian":
         s = float(pri.sigma.rvs(None, rng))  # type: ignore[union-attr]
         truth["sigma"] = s
+        if d.weights is not None:  # precision weights: sd sigma / sqrt(w)
+            s = s / np.sqrt(np.where(d.weights > 0, d.weights, 1.0))
         y = rng.normal(mu, s)
     else:
         n = 1 if d.trials is None else d.trials.astype(np.int64)

@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_fit.add_argument("--link", help="link function (default: canonical)")
     p_fit.add_argument("--trials", help="trials column of a binomial proportion response")
     p_fit.add_argument(
+        "--weights", help="prior-weights column (lme4's weights=; binomial proportion: trials)"
+    )
+    p_fit.add_argument("--offset", help="offset column, added to any offset() terms")
+    p_fit.add_argument(
         "--methods",
         help="comma-separated: nuts, laplace, advi, fullrank_advi, ml, agq:<Q>, pql, "
         "pql_phi1 (default: the spec's, or ml,nuts)",
@@ -224,7 +228,7 @@ def _spec_from_args(args: argparse.Namespace) -> ModelSpec:
         if args.formula or args.data:
             raise SpecError("give either a spec file or --formula/--data, not both")
         spec = load_spec(_resolve_spec_path(args.spec, args.models))
-        for opt in ("family", "link", "trials"):
+        for opt in ("family", "link", "trials", "weights", "offset"):
             if getattr(args, opt):
                 raise SpecError(f"--{opt} applies to --formula fits; edit the spec instead")
         return spec
@@ -243,7 +247,7 @@ def _spec_from_args(args: argparse.Namespace) -> ModelSpec:
         "methods": _methods_arg(args.methods or "ml,nuts"),
         "data": {"csv": str(args.data.resolve())},
     }
-    for opt in ("link", "trials"):
+    for opt in ("link", "trials", "weights", "offset"):
         if getattr(args, opt):
             d[opt] = getattr(args, opt)
     return ModelSpec.from_dict(d, source="the command line")

@@ -462,6 +462,7 @@ def _response(
     trials: str | np.ndarray | None,
     row_index: np.ndarray,
     lang: Lang,
+    weighted: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, str | None]:
     def values(expr: str) -> np.ndarray:
         if _is_column_ref(expr, frame):
@@ -499,10 +500,12 @@ def _response(
         return y, None, None
     y = values(expr)
     if family.name == "binomial":
+        if trials is None and weighted:  # weights= are the trials (checked by _apply_weights)
+            return y, None, None
         if trials is None:
             raise DataError(
                 "family='binomial' needs cbind(successes, failures) as the response, or a "
-                "proportion response with trials='column'"
+                "proportion response with trials='column' (or weights=, as glmer)"
             )
         if isinstance(trials, str):
             n = frame[trials].to_numpy(dtype=float, copy=True)
@@ -549,6 +552,116 @@ def _response(
             f"({int((~np.isfinite(y)).sum())} non-finite value(s))"
         )
     return y, None, None
+
+
+# --------------------------------------------------------------------------- weights=, offset=
+def _row_argument(arg: Any, data: pd.DataFrame, what: str) -> np.ndarray:
+    """``weights=`` / ``offset=`` (a column name or one value per row of ``data``) as floats
+    over the input rows, NaN where missing; infinite values raise (lme4: "must be finite")."""
+    n_input = len(data)
+    if isinstance(arg, str):
+        col = data[arg]
+        if not (_is_numeric(col) or pd.api.types.is_bool_dtype(col)):
+            raise DataError(
+                f"{what}='{arg}': column `{arg}` must be numeric; it is {col.dtype} (first "
+                f"value {col.iloc[0]!r})"
+            )
+        vals = col.to_numpy(dtype=float, na_value=np.nan)
+        label = f"`{arg}`"
+    else:
+        raw = np.asarray(arg.to_numpy() if isinstance(arg, pd.Series) else arg)
+        if raw.ndim != 1 or raw.shape[0] != n_input:
+            raise DataError(
+                f"{what}= has shape {raw.shape} but data has {n_input} rows; give one value "
+                "per row (or a column name)"
+            )
+        try:
+            vals = pd.to_numeric(pd.Series(raw)).to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"{what}= must be a column name or numeric values, one per row of data; "
+                f"found {str(raw[0])!r} ({raw.dtype})"
+            ) from exc
+        label = f"{what}="
+    inf = np.isinf(vals)
+    if inf.any():
+        i = int(np.flatnonzero(inf)[0])
+        raise DataError(
+            f"{what} {label} is {vals[i]:g} at row {_row(data.index, i)}; {what} must be "
+            f"finite ({int(inf.sum())} infinite value(s))"
+        )
+    if what == "weights":
+        neg = vals < 0
+        if neg.any():
+            i = int(np.flatnonzero(neg)[0])
+            raise DataError(
+                f"weights {label} is {vals[i]:g} at row {_row(data.index, i)}; weights must be "
+                f">= 0 ({int(neg.sum())} negative value(s))"
+            )
+    return vals
+
+
+def _apply_weights(
+    parsed: ParsedFormula,
+    fam: Family,
+    trials: Any,
+    y: np.ndarray,
+    n_trials: np.ndarray | None,
+    w: np.ndarray,
+    label: str,
+    index: pd.Index,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(y, trials, weights)`` with prior weights, lme4's meaning (see :class:`Design`).
+
+    A binomial proportion response (no ``cbind``, no ``trials=``) takes the weights as the
+    numbers of trials, as glmer does; its successes ``y * w`` must be whole numbers (glmer
+    warns "non-integer #successes in a binomial glm!" and rounds inside its AIC; we refuse).
+    Zero-weight rows are kept with a 0 case weight (they contribute nothing).
+    """
+    zero = w == 0
+    if fam.name == "binomial" and not parsed.is_cbind and trials is None:
+        expr = parsed.response
+        bad = (y < 0) | (y > 1) | ~np.isfinite(y)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"with family='binomial' and weights=, the response `{expr}` must be a "
+                f"proportion in [0, 1] (weights are the numbers of trials, as in glmer); "
+                f"found {y[i]:g} at row {_row(index, i)}. For counts write "
+                f"cbind(successes, failures)"
+            )
+        frac = np.abs(w - np.round(w))
+        if frac.max() > 1e-8:
+            i = int(np.argmax(frac))
+            raise DataError(
+                f"with family='binomial' and a proportion response, weights are the numbers "
+                f"of trials and must be whole numbers; {label} is {w[i]:g} at row "
+                f"{_row(index, i)}"
+            )
+        s = y * w
+        frac = np.abs(s - np.round(s))
+        if frac.max() > 1e-8:
+            i = int(np.argmax(frac))
+            raise DataError(
+                f"non-integer #successes (as glmer warns): `{expr}` * {label} = {y[i]:g} * "
+                f"{w[i]:g} = {s[i]:g} at row {_row(index, i)}; with family='binomial', weights "
+                "are the numbers of trials of a proportion response"
+            )
+        n = np.where(zero, 1.0, np.round(w))
+        succ = np.where(zero, 0.0, np.round(s))
+        return succ, n, (np.where(zero, 0.0, 1.0) if zero.any() else None)
+    if fam.name == "bernoulli":
+        frac = np.abs(w * y - np.round(w * y))
+        if frac.max() > 1e-8:
+            i = int(np.argmax(frac))
+            warnings.warn(
+                f"non-integer #successes: bernoulli response with non-integer weights ({label} "
+                f"= {w[i]:g} at row {_row(index, i)}); each row's log-likelihood is "
+                "multiplied by its weight (glmer warns the same and rounds inside its AIC)",
+                SuspiciousDataWarning,
+                stacklevel=3,
+            )
+    return y, n_trials, w
 
 
 # --------------------------------------------------------------------------- fixed part
@@ -675,6 +788,9 @@ class _Encoder:
     lang: Lang
     # training levels of every categorical predictor (str, category, bool-as-factor, `C(x)`)
     levels: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+    # offset= given as a column (new data must supply it) or as an array (new data cannot)
+    offset_column: str | None = None
+    offset_array: bool = False
 
 
 def build_design(
@@ -683,6 +799,8 @@ def build_design(
     family: str | Family = "gaussian",
     link: str | None = None,
     trials: str | np.ndarray | None = None,
+    weights: str | np.ndarray | None = None,
+    offset: str | np.ndarray | None = None,
 ) -> Design:
     """Build the frozen model design from a formula and a DataFrame.
 
@@ -699,6 +817,15 @@ def build_design(
     trials : str or array, optional
         For ``family="binomial"`` with a proportion response: column of trial counts, or
         an array with one value per row of ``data``.
+    weights : str or array, optional
+        Prior weights, lme4's meaning: a column name or one value per row of ``data``,
+        finite and ``>= 0``; rows where they are missing are dropped (and counted).  Binomial
+        proportion response: the numbers of trials; bernoulli, binomial (``cbind``/
+        ``trials=``) and Poisson: case weights multiplying each row's log-likelihood;
+        gaussian: precision weights (residual variance ``sigma^2 / w``).
+    offset : str or array, optional
+        A column name or one value per row of ``data``, added to any ``offset()`` terms of
+        the formula (lme4's ``offset=``); rows where it is missing are dropped.
 
     Returns
     -------
@@ -764,10 +891,17 @@ def build_design(
             group_cols.add(c)
     if isinstance(trials, str):
         needed.setdefault(trials, "trials=")
+    arg_cols = set()
+    for arg, what in ((weights, "weights="), (offset, "offset=")):
+        if isinstance(arg, str):
+            needed.setdefault(arg, what)
+            arg_cols.add(arg)
     parts = [parsed.fixed, *parsed.offsets, *(t.expr for t in parsed.random)]
     parts += [e for e in (parsed.response, parsed.failures) if e and not _is_column_ref(e, data)]
     _check_names(needed, data)
     _check_columns(text, needed, data)
+    w_all = None if weights is None else _row_argument(weights, data, "weights")
+    o_all = None if offset is None else _row_argument(offset, data, "offset")
     main_response = (
         {parsed.response.strip("`")}
         if _is_column_ref(parsed.response, data)
@@ -792,6 +926,9 @@ def build_design(
         if c not in response_cols and _is_numeric(frame[c]):
             vals = frame[c].to_numpy(dtype=float, na_value=np.nan)
             bad[c] = bad[c].to_numpy() | ~np.isfinite(vals)
+    for arr, what in ((w_all, weights), (o_all, offset)):
+        if arr is not None and not isinstance(what, str):  # an array: its NAs drop rows too
+            bad["weights=" if arr is w_all else "offset="] = np.isnan(arr)
     drop_mask = bad.any(axis=1).to_numpy()
     n_dropped = int(drop_mask.sum())
     if n_dropped == n_input:
@@ -819,12 +956,22 @@ def build_design(
     _prepare_columns(frame, term_cols - response_cols, group_cols, parts)
 
     # 3. response
-    y, n_trials, success = _response(parsed, frame, fam, trials, row_index, lang)
+    y, n_trials, success = _response(parsed, frame, fam, trials, row_index, lang, w_all is not None)
+    prior_w = None
+    if w_all is not None:
+        w_lab = f"`{weights}`" if isinstance(weights, str) else "weights="
+        y, n_trials, prior_w = _apply_weights(
+            parsed, fam, trials, y, n_trials, w_all[row_index], w_lab, frame.index
+        )
 
     # 4. fixed part; unused levels of categorical predictors are dropped (with a warning)
     dtypes = {c: str(frame[c].dtype) for c in used}
     trials_col = trials if isinstance(trials, str) else None
-    predictors = tuple(c for c in used if c not in response_cols and c != trials_col)
+    predictors = tuple(
+        c
+        for c in used
+        if c not in response_cols and c != trials_col and (c not in arg_cols or c in term_cols)
+    )
     for c in predictors:
         col = frame[c]
         if isinstance(col.dtype, pd.CategoricalDtype):
@@ -864,7 +1011,7 @@ def build_design(
             warnings.warn(separation_message(sep), IdentifiabilityWarning, stacklevel=2)
 
     # offsets
-    offset = np.zeros(len(frame))
+    offset_vec = np.zeros(len(frame))
     offset_specs = []
     for off in parsed.offsets:
         vals, spec = _eval_expr(frame, off, "offset", lang)
@@ -881,8 +1028,10 @@ def build_design(
                 f"{f' ({given})' if given and hint.endswith('value?') else ''}; offsets must "
                 f"be finite ({hint})"
             )
-        offset += vals
+        offset_vec += vals
         offset_specs.append(spec)
+    if o_all is not None:
+        offset_vec += o_all[row_index]
 
     # 5. random-effect blocks
     blocks: list[RandomBlock] = []
@@ -967,11 +1116,13 @@ def build_design(
         categories=categories,
         lang=lang,
         levels=levels,
+        offset_column=offset if isinstance(offset, str) else None,
+        offset_array=offset is not None and not isinstance(offset, str),
     )
     return Design(
         y=y,
         trials=n_trials,
-        offset=offset,
+        offset=offset_vec,
         X=X,
         x_names=x_names,
         blocks=tuple(blocks),
@@ -989,6 +1140,7 @@ def build_design(
         row_index=row_index,
         encoder=encoder,
         separation=sep,
+        weights=prior_w,
     )
 
 
@@ -1102,6 +1254,33 @@ def _apply_spec(spec: Any, frame: pd.DataFrame, what: str, lang: Lang) -> np.nda
             ) from exc
 
 
+def _new_offset_argument(enc: _Encoder, newdata: pd.DataFrame) -> np.ndarray | float:
+    """The ``offset=`` argument's values for new data: its column, which must be there."""
+    if getattr(enc, "offset_array", False):
+        raise DesignError(
+            "the model was fitted with offset= given as an array, so the offsets of new rows "
+            "are unknown; fit with offset='column' (a column of data) to predict on newdata"
+        )
+    col = getattr(enc, "offset_column", None)
+    if col is None:
+        return 0.0
+    if col not in newdata.columns:
+        raise DesignError(
+            f"newdata is missing column `{col}`: the model was fitted with offset='{col}'"
+        )
+    c = newdata[col]
+    if not _is_numeric(c):
+        raise DesignError(f"newdata column `{col}` (offset=) must be numeric; it is {c.dtype}")
+    vals = c.to_numpy(dtype=float, na_value=np.nan)
+    if not np.isfinite(vals).all():
+        i = int(np.flatnonzero(~np.isfinite(vals))[0])
+        raise DesignError(
+            f"newdata column `{col}` (offset=) is {vals[i]:g} at row {_row(newdata.index, i)}; "
+            "offsets must be finite"
+        )
+    return vals
+
+
 def encode_new_data(design: Design, newdata: pd.DataFrame, need_groups: bool = True) -> NewData:
     """Encode new data the same way as the fitted data.
 
@@ -1145,6 +1324,7 @@ def encode_new_data(design: Design, newdata: pd.DataFrame, need_groups: bool = T
                 "offsets must be finite"
             )
         offset += vals
+    offset += _new_offset_argument(enc, newdata)
     Zs, idxs, unseen, new_levels = [], [], [], []
     for b in enc.blocks:
         Zs.append(_apply_spec(b.spec, frame, f"`{b.term}`", enc.lang))

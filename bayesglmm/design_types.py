@@ -99,6 +99,13 @@ class Design:
     separation : Separation or None
         (Quasi-)complete separation of this ``y`` by the fixed effects, found (and warned
         about) when the design was built; None when there is none or ``y`` was replaced.
+    weights : ndarray or None
+        Prior weights, lme4's meaning (None: unweighted).  Bernoulli, binomial and Poisson:
+        case weights that multiply each row's log-likelihood; gaussian: precision weights
+        (residual variance ``sigma^2 / w``).  A weight of 0 removes the row from the
+        likelihood (it keeps its fitted value).  A binomial *proportion* response with
+        ``weights=`` carries them as ``trials`` instead (glmer's reading), so here they are
+        only the 0/1 flags of zero-weight rows, or None.
     """
 
     y: np.ndarray
@@ -117,6 +124,7 @@ class Design:
     row_index: np.ndarray | None = None
     encoder: Any = field(default=None, repr=False)
     separation: Any = field(default=None, repr=False)
+    weights: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -127,6 +135,26 @@ class Design:
     def k(self) -> int:
         """Number of fixed-effect columns."""
         return int(self.X.shape[1])
+
+    def row_mean(self, a: np.ndarray) -> np.ndarray:
+        """Column means of a per-row array, weighted by the prior weights when there are
+        any (a case-weight-``k`` row counts as ``k`` rows: default priors and the centring
+        of the fixed effects then match the data with the row repeated)."""
+        a = np.asarray(a, dtype=float)
+        if self.weights is None or a.shape[0] == 0:
+            return a.mean(axis=0)
+        w = np.asarray(self.weights, dtype=float)
+        if w.sum() <= 0:
+            return a.mean(axis=0)
+        return np.tensordot(w, a, axes=(0, 0)) / w.sum()
+
+    def row_std(self, a: np.ndarray) -> np.ndarray:
+        """Column SDs (ddof 0) of a per-row array, weighted as :meth:`row_mean`."""
+        a = np.asarray(a, dtype=float)
+        if self.weights is None or a.shape[0] == 0:
+            return a.std(axis=0)
+        d = a - self.row_mean(a)
+        return np.sqrt(np.maximum(self.row_mean(d * d), 0.0))
 
     @property
     def groups(self) -> tuple[str, ...]:

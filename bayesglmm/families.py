@@ -146,6 +146,7 @@ class Family:
         eta: np.ndarray,
         trials: np.ndarray | None = None,
         sigma: float = 1.0,
+        weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """Per-observation log-likelihood, including normalizing constants (as R's ``logLik``).
 
@@ -159,7 +160,24 @@ class Family:
             Number of trials for the binomial family.
         sigma : float
             Residual SD of the gaussian family.
+        weights : ndarray, optional
+            Prior weights (lme4's): case weights multiplying each row's log-likelihood, or
+            for the gaussian precision weights, ``N(y | mu, sigma^2 / w)``; a zero weight
+            gives 0.
         """
+        if weights is not None:
+            w = np.asarray(weights, dtype=float)
+            if self.name != "gaussian":
+                return w * self.loglik(y, eta, trials, sigma)
+            r = y - np.asarray(eta, dtype=float)
+            with np.errstate(divide="ignore"):
+                ll = (
+                    -0.5 * w * (r * r) / sigma**2
+                    - np.log(sigma)
+                    - 0.5 * math.log(2 * math.pi)
+                    + 0.5 * np.log(w)
+                )
+            return np.where(w > 0, ll, 0.0)
         eta = np.asarray(eta, dtype=float)
         if self.name in ("bernoulli", "binomial"):
             n = 1.0 if trials is None else trials

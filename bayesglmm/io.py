@@ -6,12 +6,14 @@ A saved fit is a directory:
   priors actually used, method and its options), ML estimates when present, a schema of the
   saved data columns, a description of the encoded design (fixed-effect names, levels of
   every grouping factor) with SHA-256 checksums of its arrays (``X``, ``Z``, group indexes,
-  ``y``, trials, offset) and the SHA-256 of the other two files.
+  ``y``, trials, offset, prior weights) and the SHA-256 of the other two files.
 * ``data.npz``: what the fit used, typed: the raw used columns of the fitted rows as they
   were when the model was built (each with its exact dtype, categories and their order,
   nullable masks, strings such as ``"NA"`` or ``"002"`` verbatim, datetimes, object columns
   value by value with each value's type), and the response actually fitted (``y``, which
-  differs from the data column for a :meth:`~bayesglmm.GLMM.with_response` fit) and trials.
+  differs from the data column for a :meth:`~bayesglmm.GLMM.with_response` fit), and the
+  ``trials=``, ``weights=`` and ``offset=`` arguments of the fitted rows when they were
+  given as arrays (a column name is saved in ``fit.json``; the column is in the data).
   No pickle: every array has a plain NumPy dtype.
 * ``posterior.nc``: the draws (netCDF via h5netcdf), for Bayesian fits; its root attribute
   ``bayesglmm_fit_id`` names the fit it belongs to.
@@ -334,6 +336,9 @@ def _design_digest(design: Any) -> dict[str, Any]:
                 None if design.trials is None else np.asarray(design.trials, dtype=float)
             ),
             "offset": _sha256_array(np.asarray(design.offset, dtype=float)),
+            "weights": _sha256_array(
+                None if design.weights is None else np.asarray(design.weights, dtype=float)
+            ),
             **{
                 f"Z[{i}]": _sha256_array(np.asarray(b.Z, dtype=float))
                 for i, b in enumerate(design.blocks)
@@ -447,6 +452,11 @@ def _rebuild_model(meta: dict[str, Any], frame: pd.DataFrame, arrays: Any) -> An
     trials: Any = meta["trials"]
     if trials is None and "trials" in arrays:
         trials = np.asarray(arrays["trials"], dtype=float)  # an array given at fit time
+    row_args: dict[str, Any] = {}
+    for key in ("weights", "offset"):  # column names in fit.json, arrays in data.npz
+        row_args[key] = meta.get(key)
+        if row_args[key] is None and f"{key}_arg" in arrays:
+            row_args[key] = np.asarray(arrays[f"{key}_arg"], dtype=float)
     with ignoring_warnings(category=BayesGLMMWarning):
         model = GLMM(
             meta["formula"],
@@ -456,6 +466,7 @@ def _rebuild_model(meta: dict[str, Any], frame: pd.DataFrame, arrays: Any) -> An
             trials=trials,
             priors=_from_json(meta["prior_spec"]),
             centered=meta["centered"],
+            **row_args,
         )
     return model
 
@@ -535,6 +546,16 @@ def save_fit(fit: Any, path: str | Path, *, overwrite: bool = False) -> Path:
     trials_col = model.trials if isinstance(model.trials, str) else None
     if d.trials is not None and trials_col is None:
         arrays["trials"] = np.asarray(d.trials, dtype=float)
+    rows_used = d.row_index if d.row_index is not None else np.arange(d.n)
+    row_cols: dict[str, str | None] = {}
+    for key in ("weights", "offset"):
+        arg = getattr(model, key, None)
+        row_cols[key] = arg if isinstance(arg, str) else None
+        if arg is not None and not isinstance(arg, str):  # the fitted rows' values
+            vals = pd.to_numeric(pd.Series(np.asarray(arg).reshape(-1))).to_numpy(
+                dtype=float, na_value=np.nan
+            )
+            arrays[f"{key}_arg"] = vals[np.asarray(rows_used)]
     digest = _design_digest(d)
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -543,6 +564,7 @@ def save_fit(fit: Any, path: str | Path, *, overwrite: bool = False) -> Path:
         "family": d.family.name,
         "link": d.family.link,
         "trials": trials_col,
+        **row_cols,
         "priors": fit.priors.to_dict(),
         "prior_spec": _jsonable(model.prior_spec),
         "centered": model.centered,

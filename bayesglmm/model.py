@@ -50,6 +50,14 @@ class GLMM:
         Link function (canonical by default; ``probit``/``cloglog`` for binomial families).
     trials : str or array, optional
         Trials column for a binomial proportion response.
+    weights : str or array, optional
+        Prior weights as in lme4 (a column name or one value per row, finite, ``>= 0``):
+        the numbers of trials of a binomial proportion response; case weights multiplying
+        each row's log-likelihood for bernoulli, binomial (``cbind``) and Poisson; precision
+        weights (residual variance ``sigma^2 / w``) for gaussian.  See ``docs/weights.md``.
+    offset : str or array, optional
+        A column name or one value per row, added to the linear predictor together with
+        any ``offset()`` terms of the formula (lme4's ``offset=``).
     priors : mapping, optional
         Prior overrides, see :mod:`bayesglmm.priors`.
     centered : bool
@@ -73,10 +81,14 @@ class GLMM:
         trials: str | np.ndarray | None = None,
         priors: Mapping[str, Any] | None = None,
         centered: bool = False,
+        weights: str | np.ndarray | None = None,
+        offset: str | np.ndarray | None = None,
     ) -> None:
         self.formula = formula
         self._data_frame = data
-        self.design: Design = build_design(formula, data, family, link=link, trials=trials)
+        self.design: Design = build_design(
+            formula, data, family, link=link, trials=trials, weights=weights, offset=offset
+        )
         # the used columns as they are now (copy-on-write: later edits of `data` do not
         # reach it), so `fit.save` stores the data the fit used
         self._used_frame = data.loc[:, list(self.design.encoder.dtypes)]
@@ -85,6 +97,8 @@ class GLMM:
         self.priors: PriorSet = resolve_priors(self.design, self.prior_spec)
         self.centered = bool(centered)
         self.trials = trials
+        self.weights = weights
+        self.offset = offset
         self._pymc_model: Any = None
         self._pymc_template: Any = None  # a parent's PyMC model to clone (with_response)
         self._kernel: Any = None

@@ -27,6 +27,10 @@ def _pointwise_loglik_fused(fit) -> np.ndarray | None:  # noqa: ANN001
     trials = np.ones(d.n) if d.trials is None else np.asarray(d.trials, dtype=float)
     y = np.asarray(d.y, dtype=float)
     const = row_constants(fam, y, trials)
+    if d.weights is not None:  # case weights: w * ll_i (the kernel is linear in y, trials)
+        w = np.asarray(d.weights, dtype=float)
+        const, y = w * const, w * y
+        trials = w * trials if fam == 0 else w
     R = [fit.draws_ranef(i) for i in range(len(d.blocks))]
     S = fit.n_samples
     flat = [r.reshape(S, -1) for r in R]
@@ -57,7 +61,12 @@ def _pointwise_loglik_fused(fit) -> np.ndarray | None:  # noqa: ANN001
 
 
 def pointwise_loglik(fit, chunk: int = 256) -> np.ndarray:  # noqa: ANN001
-    """Log-likelihood of every observation under every draw, (S, n), computed in chunks."""
+    """Log-likelihood of every observation under every draw, (S, n), computed in chunks.
+
+    With prior weights each row's entry is its weighted contribution (``w_i ll_i``; gaussian
+    ``log N(y_i | mu_i, sigma^2 / w_i)``; 0 for a zero weight), so the rows sum to the
+    model's log-likelihood and LOO leaves out a whole weighted row (all its ``w_i`` copies).
+    """
     fused = _pointwise_loglik_fused(fit)
     if fused is not None:
         return fused
@@ -76,7 +85,7 @@ def pointwise_loglik(fit, chunk: int = 256) -> np.ndarray:  # noqa: ANN001
             else:
                 eta += np.einsum("snp,np->sn", R[i][sl][:, b.index, :], b.Z)
         s = 1.0 if sigma is None else sigma[sl][:, None]
-        out[sl] = d.family.loglik(d.y[None, :], eta, d.trials, s)
+        out[sl] = d.family.loglik(d.y[None, :], eta, d.trials, s, d.weights)
     return out
 
 
@@ -87,6 +96,9 @@ def simulate_response(fit, mu_or_eta: np.ndarray, rng: np.random.Generator) -> n
     if fam.name == "gaussian":
         sigma = fit.draws_sigma()
         s = sigma[: mu_or_eta.shape[0], None] if sigma.size > 1 else sigma[0]
+        if d.weights is not None:  # precision weights: sd sigma / sqrt(w) (simulate.lm)
+            w = np.asarray(d.weights, dtype=float)
+            s = s / np.sqrt(np.where(w > 0, w, 1.0))
         return rng.normal(mu_or_eta, s)
     mu = fam.linkinv(mu_or_eta)
     if fam.name == "poisson":
@@ -130,12 +142,14 @@ def residuals(
         return y - mu
     n = d.trials if d.trials is not None else np.ones_like(y)
     fam = d.family
+    # prior weights scale the pearson and deviance residuals by sqrt(w) (R's residuals.glm)
+    sw = 1.0 if d.weights is None else np.sqrt(np.asarray(d.weights, dtype=float))
     if type == "pearson":
         if fam.name == "gaussian":
             s = fit.draws_sigma().mean()
-            return (y - mu) / s
+            return sw * (y - mu) / s
         var = fam.variance(mu / n if fam.is_binomial else mu, n if fam.is_binomial else None)
-        return (y - mu) / np.sqrt(var)
+        return sw * (y - mu) / np.sqrt(var)
     if type != "deviance":
         raise DesignError(f"type must be 'deviance', 'pearson' or 'response', not {type!r}")
     if fam.name == "poisson":
@@ -150,4 +164,4 @@ def residuals(
         dev = 2.0 * (a + b)
     else:
         dev = (y - mu) ** 2
-    return np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))
+    return sw * np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))

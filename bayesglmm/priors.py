@@ -310,17 +310,18 @@ def default_priors(design: Design) -> dict[str, Prior]:
     """Class-level default priors, scaled to the data (see the module docstring)."""
     fam = design.family
     y = design.y
-    if fam.name == "gaussian":
-        s_y = float(np.std(y)) or 1.0
-        loc = float(np.mean(y))
+    if fam.name == "gaussian":  # prior weights: weighted statistics (Design.row_mean)
+        s_y = float(design.row_std(y)) or 1.0
+        loc = float(design.row_mean(y))
     else:
         s_y = 1.0
         if fam.is_binomial:
             n = design.trials if design.trials is not None else np.ones_like(y)
-            p = float(np.clip(y.sum() / n.sum(), 0.01, 0.99))
+            w = 1.0 if design.weights is None else design.weights
+            p = float(np.clip((w * y).sum() / (w * n).sum(), 0.01, 0.99))
             loc = float(fam.linkfun(np.array([p]))[0])
         else:
-            rate = float(np.mean(y) / np.mean(np.exp(design.offset)))
+            rate = float(design.row_mean(y) / design.row_mean(np.exp(design.offset)))
             loc = math.log(max(rate, 0.01))
     out = {
         "intercept": Prior("Normal", mu=loc, sigma=2.5 * s_y),
@@ -384,7 +385,7 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
             # exact values: rounding made Normal(0, 0) of a column with SD > 5e4; printing
             # rounds (``Prior.__str__``)
             col = X[:, design.x_names.index(name)]
-            sd = float(np.std(col))
+            sd = float(design.row_std(col))
             scale = 2.5 * s_y / sd if sd > 0 and np.isfinite(sd) else 2.5 * s_y
             fixed[name] = Prior("Normal", mu=0.0, sigma=scale)
     dists = {p.dist for p in fixed.values()}

@@ -37,7 +37,7 @@ __all__ = ["build_pymc_model", "model_coords", "data_values", "slope_scales"]
 def slope_scales(design: Design) -> np.ndarray:
     """SD of each slope column (1 for a constant one): ``beta_scaled = beta * scale``."""
     slope_cols = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
-    return column_scales(np.asarray(design.X, dtype=float)[:, slope_cols])
+    return column_scales(np.asarray(design.X, dtype=float)[:, slope_cols], design)
 
 
 def _dist(name: str, prior: Prior, **kwargs: Any) -> Any:
@@ -72,6 +72,8 @@ def data_values(design: Design) -> dict[str, np.ndarray]:
     }
     if design.trials is not None:
         vals["trials"] = design.trials
+    if design.weights is not None:
+        vals["weights"] = design.weights
     for label, b in zip(block_labels(design), design.blocks, strict=True):
         vals[f"Z_{label}"] = b.Z
         vals[f"idx_{label}"] = b.index
@@ -84,6 +86,62 @@ def _inverse_link(link: str, eta: Any) -> Any:
     if link == "cloglog":
         return -pt.expm1(-pt.exp(eta))
     raise ValueError(link)
+
+
+def _row_dist(family: Any, eta: Any, n: Any, sigma: Any) -> Any:
+    """The (unweighted) distribution of each row given ``eta``."""
+    if family.name == "gaussian":
+        return pm.Normal.dist(mu=eta, sigma=sigma)
+    if family.name == "poisson":
+        return pm.Poisson.dist(mu=pt.exp(eta))
+    p = pm.math.invlogit(eta) if family.link == "logit" else _inverse_link(family.link, eta)
+    if family.name == "bernoulli":
+        return pm.Bernoulli.dist(p=p)
+    return pm.Binomial.dist(n=n, p=p)
+
+
+def _weighted_likelihood(
+    design: Design, priors: PriorSet, data: dict[str, np.ndarray], eta: Any, y_obs: Any
+) -> None:
+    """Observed ``y`` whose log density is the prior-weighted one (lme4's weights).
+
+    Case weights (bernoulli, binomial, Poisson): ``w_i * logp(y_i)``; gaussian precision
+    weights: ``Normal(eta_i, sigma / sqrt(w_i))``; a zero weight contributes 0.  Random
+    draws (prior/posterior predictive) are the row's own distribution (gaussian: with
+    ``sigma / sqrt(w_i)``, ``sigma`` for a zero weight).
+    """
+    fam = design.family
+    w = pm.Data("weights", data["weights"], dims="obs")
+    n = pm.Data("trials", data["trials"], dims="obs") if "trials" in data else 1
+    sigma = _dist("sigma", priors.sigma) if fam.name == "gaussian" else 1.0  # type: ignore[arg-type]
+    if fam.name == "gaussian":
+
+        def logp(value: Any, eta: Any, w: Any, n: Any, sigma: Any) -> Any:
+            wp = pt.switch(pt.gt(w, 0.0), w, 1.0)
+            lp = pm.logp(pm.Normal.dist(mu=eta, sigma=sigma / pt.sqrt(wp)), value)
+            return pt.switch(pt.gt(w, 0.0), lp, 0.0)
+    else:
+
+        def logp(value: Any, eta: Any, w: Any, n: Any, sigma: Any) -> Any:
+            return w * pm.logp(_row_dist(fam, eta, n, sigma), value)
+
+    def dist(eta: Any, w: Any, n: Any, sigma: Any, size: Any) -> Any:
+        if fam.name == "gaussian":
+            wp = pt.switch(pt.gt(w, 0.0), w, 1.0)
+            return pm.Normal.dist(mu=eta, sigma=sigma / pt.sqrt(wp), size=size)
+        return _row_dist(fam, eta, n, sigma)
+
+    pm.CustomDist(
+        "y",
+        eta,
+        w,
+        pt.as_tensor(n, dtype="float64"),
+        pt.as_tensor(sigma, dtype="float64"),
+        dist=dist,
+        logp=logp,
+        observed=y_obs,
+        dims="obs",
+    )
 
 
 def build_pymc_model(
@@ -127,7 +185,7 @@ def build_pymc_model(
         if priors.intercept is not None:
             # As brms/rstanarm: sample the intercept at centred predictors (far less
             # posterior correlation with the slopes), report the usual one.
-            means = design.X[:, slope_cols].mean(axis=0) if slope_cols else np.zeros(0)
+            means = design.row_mean(design.X[:, slope_cols]) if slope_cols else np.zeros(0)
             b0c = _dist("Intercept_centered", priors.intercept)
             eta = eta + b0c - (pt.dot(means, beta) if beta is not None else 0.0)
             pm.Deterministic("Intercept", b0c - (pt.dot(means, beta) if beta is not None else 0.0))
@@ -173,7 +231,9 @@ def build_pymc_model(
         y_obs = pm.Data("y_obs", data["y_obs"], dims="obs")
         if not with_likelihood:
             return model
-        if fam.name == "gaussian":
+        if design.weights is not None:
+            _weighted_likelihood(design, priors, data, eta, y_obs)
+        elif fam.name == "gaussian":
             sigma = _dist("sigma", priors.sigma)  # type: ignore[arg-type]
             pm.Normal("y", mu=eta, sigma=sigma, observed=y_obs, dims="obs")
         elif fam.name == "poisson":

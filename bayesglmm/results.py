@@ -657,12 +657,19 @@ class GLMMFit:
         """PSIS-LOO (ArviZ) on the stored pointwise log-likelihood.
 
         With ``group="g"``, leave-one-group-out: the log-likelihood is summed by level of
-        ``g`` first (expect high Pareto k with few observations per group).
+        ``g`` first (expect high Pareto k with few observations per group).  With prior
+        weights each row counts with its weight (:func:`bayesglmm.ppc.pointwise_loglik`);
+        rows of weight 0 are not in the likelihood and are left out.
         """
         self._require_bayes("loo")
         if "log_likelihood" not in self.idata.children:  # fitted with log_likelihood=False
             attach_log_likelihood(self)
         tree = self.idata
+        w = self.design.weights
+        if w is not None and np.any(np.asarray(w) == 0):
+            tree = tree.copy()
+            keep = np.flatnonzero(np.asarray(w) > 0)
+            tree["log_likelihood"] = tree["log_likelihood"].to_dataset().isel(obs=keep)
         if group is not None:
             blk = next((b for b in self.design.blocks if b.group == group), None)
             if blk is None:

@@ -16,6 +16,8 @@ Top level (``*`` required)::
     family*       str   bernoulli | binomial | poisson | gaussian
     link          str   default: the canonical link
     trials        str   trials column (binomial proportions)
+    weights       str   prior-weights column (lme4's ``weights=``; see ``docs/weights.md``)
+    offset        str   offset column, added to any ``offset()`` terms (lme4's ``offset=``)
     centered      bool  centred random-effect parameterization for NUTS/ADVI (default false)
     methods*      list  of method strings, see :func:`parse_method`
 
@@ -135,6 +137,8 @@ _TOP: _Schema = {
     "family": _k(True, _STR),
     "link": _k(False, _STR),
     "trials": _k(False, _STR),
+    "weights": _k(False, _STR),
+    "offset": _k(False, _STR),
     "centered": _k(False, _BOOL),
     "methods": _k(True, _LIST),
     "data": _k(False, _TABLE),
@@ -540,6 +544,8 @@ class ModelSpec:
     description: str = ""
     link: str | None = None
     trials: str | None = None
+    weights: str | None = None
+    offset: str | None = None
     centered: bool = False
     dataset: str | None = None
     csv: str | None = None
@@ -702,6 +708,8 @@ class ModelSpec:
             description=d.get("description", ""),
             link=d.get("link"),
             trials=d.get("trials"),
+            weights=d.get("weights"),
+            offset=d.get("offset"),
             centered=bool(d.get("centered", False)),
             dataset=dataset,
             csv=csv,
@@ -746,6 +754,8 @@ class ModelSpec:
             trials=self.trials,
             priors=_thaw(self.priors),
             centered=self.centered,
+            weights=self.weights,
+            offset=self.offset,
         )
 
     def parse_methods(self, methods: list[str] | tuple[str, ...] | None = None) -> list:
@@ -775,8 +785,9 @@ class ModelSpec:
         d.update(formula=self.formula, family=self.family)
         if self.link is not None:
             d["link"] = self.link
-        if self.trials is not None:
-            d["trials"] = self.trials
+        for key in ("trials", "weights", "offset"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
         d["centered"] = self.centered
         d["priors"] = _thaw(self.priors)
         d["methods"] = list(self.methods)

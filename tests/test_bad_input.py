@@ -142,6 +142,100 @@ def test_cbind_with_another_family(df):
         build_design("cbind(y, y) ~ x + (1 | g)", df, "poisson")
 
 
+# --------------------------------------------------------------------------- weights=, offset=
+@pytest.mark.parametrize(
+    ("w", "message"),
+    [
+        ([1, 1, -1, 1, 1, 1, 1, 1, 1, 1.0], "weights `w` is -1 at row 2; weights must be >= 0 (1 "),
+        (
+            [1, 1, np.inf, 1, 1, 1, 1, 1, 1, 1.0],
+            "weights `w` is inf at row 2; weights must be finite (1 infinite value(s))",
+        ),
+        (
+            list("abcdefghij"),
+            "weights='w': column `w` must be numeric; it is str (first value 'a')",
+        ),
+    ],
+    ids=["negative", "inf", "strings"],
+)
+def test_bad_weights_column(df, w, message):
+    with raises(bg.DataError, message):
+        build_design("y ~ x + (1 | g)", df.assign(w=w), "poisson", weights="w")
+
+
+def test_bad_weights_array(df):
+    with raises(bg.DataError, "weights= has shape (3,) but data has 10 rows; give one value per"):
+        build_design("y ~ x + (1 | g)", df, "poisson", weights=np.ones(3))
+    with raises(bg.DataError, "weights= must be a column name or numeric values, one per row of"):
+        build_design("y ~ x + (1 | g)", df, "poisson", weights=["a"] * 10)
+    with raises(bg.FormulaError, "unknown column `ww` in `weights=`; did you mean `w`?"):
+        build_design("y ~ x + (1 | g)", df.assign(w=1.0), "poisson", weights="ww")
+
+
+def test_missing_weights_drop_rows_with_count(df):
+    w = [1, np.nan, 1, 1, 1, 1, 1, 1, 1, 1.0]
+    with warns(
+        bg.DroppedRowsWarning, "dropped 1 of 10 rows with missing or non-finite values (w: 1)"
+    ):
+        d = build_design("y ~ x + (1 | g)", df.assign(w=w), "poisson", weights="w")
+    assert d.n == 9 and d.weights.shape == (9,)
+    with warns(bg.DroppedRowsWarning, "(weights=: 1); 9 rows used"):
+        build_design("y ~ x + (1 | g)", df, "poisson", weights=[1, None, 1, 1, 1, 1, 1, 1, 1, 1])
+
+
+def test_binomial_proportion_weights_must_be_trials(df):
+    p = [0, 0.5, 1, 0, 0.5, 1, 0, 0.5, 1, 0.0]
+    with raises(
+        bg.DataError,
+        "with family='binomial' and a proportion response, weights are the numbers of trials "
+        "and must be whole numbers; `w` is 2.5 at row 1",
+    ):
+        build_design(
+            "p ~ x + (1 | g)", df.assign(p=p, w=[2, 2.5] + [2.0] * 8), "binomial", weights="w"
+        )
+    with raises(bg.DataError, "non-integer #successes (as glmer warns): `p` * `w` = 0.5 * 3 = 1.5"):
+        build_design(
+            "p ~ x + (1 | g)", df.assign(p=p, w=[2, 3] + [2.0] * 8), "binomial", weights="w"
+        )
+    with raises(
+        bg.DataError, "with family='binomial' and weights=, the response `y` must be a proportion"
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(w=2.0), "binomial", weights="w")
+
+
+def test_bernoulli_non_integer_weights_warn(df):
+    b = [0, 1, 0, 1, 0, 1, 0, 1, 1, 0]
+    with warns(
+        bg.SuspiciousDataWarning,
+        "non-integer #successes: bernoulli response with non-integer weights (`w` = 0.5 at row 1)",
+    ):
+        build_design(
+            "b ~ x + (1 | g)", df.assign(b=b, w=[1, 0.5] + [1.0] * 8), "bernoulli", weights="w"
+        )
+
+
+def test_bad_offset_argument(df):
+    with raises(bg.DataError, "offset `o` is inf at row 3; offset must be finite (1 infinite"):
+        build_design(
+            "y ~ x + (1 | g)", df.assign(o=[0, 0, 0, np.inf] + [0.0] * 6), "poisson", offset="o"
+        )
+    with raises(bg.DataError, "offset= has shape (9,) but data has 10 rows"):
+        build_design("y ~ x + (1 | g)", df, "poisson", offset=np.zeros(9))
+
+
+def test_newdata_without_the_offset_column(df):
+    d = build_design("y ~ x + (1 | g)", df.assign(o=0.1), "poisson", offset="o")
+    with raises(
+        bg.DesignError, "newdata is missing column `o`: the model was fitted with offset='o'"
+    ):
+        encode_new_data(d, df)
+    d = build_design("y ~ x + (1 | g)", df, "poisson", offset=np.zeros(10))
+    with raises(
+        bg.DesignError, "the model was fitted with offset= given as an array, so the offsets"
+    ):
+        encode_new_data(d, df)
+
+
 def test_unknown_family_and_link(df):
     with raises(bg.DesignError, "unknown family `negbin`; choose one of bernoulli, binomial"):
         build_design("y ~ x + (1 | g)", df, "negbin")

@@ -127,7 +127,7 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
 
         start["beta_scaled"] = beta[slope_idx] * slope_scales(d)  # the model's free slopes
     if "(Intercept)" in d.x_names:
-        means = d.X[:, slope_idx].mean(axis=0) if slope_idx else np.zeros(0)
+        means = d.row_mean(d.X[:, slope_idx]) if slope_idx else np.zeros(0)
         b0 = beta[d.x_names.index("(Intercept)")]
         start["Intercept_centered"] = np.asarray(b0 + means @ beta[slope_idx])
     if d.family.has_dispersion and est.sigma:

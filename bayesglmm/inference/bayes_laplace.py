@@ -65,7 +65,7 @@ class _Posterior:
         self.cp = CovParam(design, priors)
         self.m, self.k = self.cp.size, obj.k
         self.slopes = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
-        self.means = design.X[:, self.slopes].mean(axis=0) if self.slopes else np.zeros(0)
+        self.means = design.row_mean(design.X[:, self.slopes]) if self.slopes else np.zeros(0)
         names = design.x_names
         self.i0 = names.index("(Intercept)") if "(Intercept)" in names else None
         self.fixed_lp = [log_density(p) for p in priors.fixed.values()]

@@ -200,7 +200,7 @@ class LaplaceObjective:
         self.q = self.st.q
         self.L = design.blocks[0].n_levels if self.scalar else None
         self.vector_agq = len(design.blocks) == 1 and design.blocks[0].n_terms in MAX_NAGQ_VECTOR
-        self.fam = FamilyKernel(design.family, design.y, design.trials, sigma)
+        self.fam = FamilyKernel(design.family, design.y, design.trials, sigma, design.weights)
         self.u = np.zeros(self.q)
         self.n_evals = 0
         self._last: tuple | None = None
@@ -1018,7 +1018,8 @@ def _check_separation(
 
 def _fit_gaussian(design: Design, *, start: dict | None, t0: float) -> MLEstimate:
     """Exact ML for the linear mixed model (profiled over ``beta`` and ``sigma``)."""
-    fit = weighted_lmm_fit(design, np.ones(design.n), sigma=None, theta0=(start or {}).get("theta"))
+    w = np.ones(design.n) if design.weights is None else design.weights
+    fit = weighted_lmm_fit(design, w, sigma=None, theta0=(start or {}).get("theta"))
     messages: list[str] = []
     layout = ThetaLayout.from_blocks(design.blocks)
     singular = layout.is_singular(fit.theta)

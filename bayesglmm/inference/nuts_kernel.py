@@ -68,7 +68,7 @@ class KernelLayout:
             a["X"],
             a["xmean"],
             a["offset"],
-            a["y"] if y is None else y,
+            a["y"] if y is None else _weighted_y(self.ints["family"], y, a),
             a["trials"],
             self.ints["family"],
             float(a["prior_const"][0])
@@ -115,7 +115,19 @@ def family_code(family_name: str, link: str) -> int | None:
 
 
 def _lik_constant(family: int, y: np.ndarray, arrays: dict[str, np.ndarray]) -> float:
-    return float(np.sum(row_constants(family, y, arrays["trials"])))
+    """Sum of the data-only terms for response ``y`` (unweighted), with the prior weights."""
+    w = arrays["w"]
+    c = float(np.sum(w * row_constants(family, y, arrays["n0"])))
+    if family == 2:  # gaussian precision weights: + 0.5 sum log w over the rows that count
+        c += 0.5 * float(np.log(w[w > 0]).sum())
+    return c
+
+
+def _weighted_y(family: int, y: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The kernel's ``y``: case weights times the response (binomial, Poisson)."""
+    if family == 2:
+        return y
+    return np.ascontiguousarray(arrays["w"] * y)
 
 
 def _prior_row(p: Prior, log: bool) -> tuple[int, float, float, float, int]:
@@ -166,7 +178,7 @@ def kernel_layout(
     slope_cols = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
     # the sampled slopes are ``beta_scaled = beta * scale`` (as the PyMC model), so the
     # kernel holds the columns divided by their SDs
-    scales = column_scales(design.X[:, slope_cols])
+    scales = column_scales(design.X[:, slope_cols], design)
     X = np.ascontiguousarray(design.X[:, slope_cols] / scales, dtype=float)
     names, slices, shapes = [], [], []
     pr_rows: list[tuple[int, int, float, float, float, int]] = []
@@ -233,14 +245,20 @@ def kernel_layout(
         else np.zeros((n, 0), dtype=np.int64)
     )
     trials = design.trials if design.trials is not None else np.ones(n)
+    # prior weights: the binomial and Poisson kernels are linear in (y, trials), so case
+    # weights enter as ``w y`` and ``w n`` (Poisson: ``trials`` = ``w``, the mean's
+    # multiplier); gaussian: ``trials`` = ``w``, the precision weights
+    w = np.ones(n) if design.weights is None else np.asarray(design.weights, dtype=float)
     pr = np.array(pr_rows, dtype=float).reshape(-1, 6)
     arrays = {
         "X": X,
-        "xmean": X.mean(axis=0) if priors.intercept is not None else np.zeros(X.shape[1]),
+        "xmean": design.row_mean(X) if priors.intercept is not None else np.zeros(X.shape[1]),
         "scale": np.ascontiguousarray(scales, dtype=float),
         "offset": np.ascontiguousarray(design.offset, dtype=float),
-        "y": np.ascontiguousarray(design.y, dtype=float),
-        "trials": np.ascontiguousarray(trials, dtype=float),
+        "y": np.ascontiguousarray(design.y if code == 2 else w * design.y, dtype=float),
+        "trials": np.ascontiguousarray(w * trials if code == 0 else w, dtype=float),
+        "w": np.ascontiguousarray(w),
+        "n0": np.ascontiguousarray(trials, dtype=float),
         "Z": Z,
         "idx": idx,
         "sd_off": np.array(sd_off, dtype=np.int64),
@@ -262,7 +280,7 @@ def kernel_layout(
         "pr_c": pr[:, 4].copy(),
         "pr_log": pr[:, 5].astype(np.int64),
     }
-    arrays["const"] = np.array([_lik_constant(code, arrays["y"], arrays)])
+    arrays["const"] = np.array([_lik_constant(code, np.asarray(design.y, float), arrays)])
     return KernelLayout(
         ndim=pos,
         names=tuple(names),
@@ -417,21 +435,24 @@ def logp_and_grad(
             lp += y[i] * e - trials[i] * (max(e, 0.0) + math.log(1.0 + t))
             p = 1.0 / (1.0 + t) if e >= 0.0 else t / (1.0 + t)
             geta[i] = y[i] - trials[i] * p
-    elif family == 1:  # poisson, log link
+    elif family == 1:  # poisson, log link (trials: the case weight, 1 when unweighted)
         for i in range(n):
-            mu = math.exp(eta[i])
+            mu = trials[i] * math.exp(eta[i])
             lp += y[i] * eta[i] - mu
             geta[i] = y[i] - mu
-    else:  # gaussian, identity link
+    else:  # gaussian, identity link (trials: the precision weights, 1 when unweighted)
         ls = x[sigma_off]
         inv_var = math.exp(-2.0 * ls)
         ss = 0.0
+        n_obs = 0
         for i in range(n):
             r = y[i] - eta[i]
-            ss += r * r
-            geta[i] = r * inv_var
-        lp += -0.5 * ss * inv_var - n * ls - 0.5 * n * _LOG_2PI
-        grad[sigma_off] += ss * inv_var - n
+            ss += trials[i] * r * r
+            geta[i] = trials[i] * r * inv_var
+            if trials[i] > 0.0:
+                n_obs += 1
+        lp += -0.5 * ss * inv_var - n_obs * ls - 0.5 * n_obs * _LOG_2PI
+        grad[sigma_off] += ss * inv_var - n_obs
     # gradient: fixed effects
     total = 0.0
     for i in range(n):
@@ -551,5 +572,5 @@ def pointwise_loglik_draws(
                 sp = max(e, 0.0) + math.log(1.0 + math.exp(-abs(e)))
                 out[s, i] = y[i] * e - trials[i] * sp + const[i]
             else:
-                out[s, i] = y[i] * e - math.exp(min(e, 700.0)) + const[i]
+                out[s, i] = y[i] * e - trials[i] * math.exp(min(e, 700.0)) + const[i]
     return out

@@ -135,6 +135,13 @@ class FamilyKernel:
         Response and binomial trials (None for 1).
     sigma : float
         Gaussian residual SD.
+    weights : ndarray, optional
+        Prior weights (:attr:`Design.weights`).  Case weights (non-gaussian) are folded
+        into the kernel: every binomial and Poisson kernel is linear in ``(y, n)`` apart
+        from the ``eta``-free constant, so ``y`` and ``trials`` become ``w y`` and ``w n``
+        (Poisson: ``trials`` is then the multiplier ``w`` of the mean) and every engine that
+        reads them (the Numba fast paths too) sees the weighted likelihood.  Gaussian:
+        precision weights, ``N(y | eta, sigma^2 / w)``.
     """
 
     def __init__(
@@ -143,11 +150,14 @@ class FamilyKernel:
         y: np.ndarray,
         trials: np.ndarray | None = None,
         sigma: float = 1.0,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.family = family
         self.y = np.ascontiguousarray(y, dtype=float)
         self.trials = None if trials is None else np.asarray(trials, dtype=float)
         self.sigma = float(sigma)
+        self.weights = None if weights is None else np.asarray(weights, dtype=float)
+        wt = self.weights
         name, link = family.name, family.link
         self.kind = (
             "logit"
@@ -158,15 +168,34 @@ class FamilyKernel:
             if name == "gaussian"
             else "generic"
         )
-        if self.kind == "logit":
+        if wt is not None and self.kind != "gaussian":
+            lc0 = 0.0
+            if name == "poisson":
+                lc0 = -special.gammaln(self.y + 1.0)
+            elif self.trials is not None:
+                lc0 = log_choose(self.trials, self.y)
+            self.const = float(np.sum(wt * lc0))
+            n0 = np.ones_like(self.y) if self.trials is None else self.trials
+            self.y = np.ascontiguousarray(wt * self.y)
+            self.trials = np.ascontiguousarray(wt * n0)
+            if self.kind == "generic":
+                self._lc = log_choose(self.trials, self.y)
+        elif self.kind == "logit":
             self.const = 0.0 if self.trials is None else float(log_choose(self.trials, y).sum())
         elif self.kind == "poisson":
             self.const = float(-special.gammaln(self.y + 1.0).sum())
         elif self.kind == "gaussian":
             self.const = 0.0
+            if wt is not None:  # 0.5 sum log w over the rows that count
+                self.const = 0.5 * float(np.log(wt[wt > 0]).sum())
+                self._n_obs = int((wt > 0).sum())
         else:
             self._lc = None if self.trials is None else log_choose(self.trials, self.y)
             self.const = 0.0 if self._lc is None else float(self._lc.sum())
+
+    def _pmu(self, mu: np.ndarray) -> np.ndarray:
+        """Poisson mean times the case weight (``trials`` holds it when weighted)."""
+        return mu if self.trials is None else self.trials * mu
 
     @property
     def canonical(self) -> bool:
@@ -181,10 +210,15 @@ class FamilyKernel:
             return y * eta - n * softplus(eta)
         if self.kind == "poisson":
             e = np.minimum(eta, 700.0)
-            return y * e - np.exp(e)
+            return y * e - self._pmu(np.exp(e))
         if self.kind == "gaussian":
             r = y - eta
             s2 = self.sigma**2
+            if self.weights is not None:
+                wt = self.weights
+                return np.where(
+                    wt > 0, -0.5 * wt * r * r / s2 - 0.5 * math.log(2 * math.pi * s2), 0.0
+                )
             return -0.5 * r * r / s2 - 0.5 * math.log(2 * math.pi * s2)
         if self.trials is None:
             return self.family.loglik(y, eta, None, self.sigma)
@@ -198,11 +232,12 @@ class FamilyKernel:
             n = 1.0 if self.trials is None else self.trials
             return self.y - n * p, n * p * (1.0 - p)
         if self.kind == "poisson":
-            mu = np.exp(np.minimum(eta, 700.0))
+            mu = self._pmu(np.exp(np.minimum(eta, 700.0)))
             return self.y - mu, mu
         if self.kind == "gaussian":
             s2 = self.sigma**2
-            return (self.y - eta) / s2, np.full_like(eta, 1.0 / s2)
+            wt = 1.0 if self.weights is None else self.weights
+            return wt * (self.y - eta) / s2, wt * np.full_like(eta, 1.0 / s2)
         return self.family.score_weights(self.y, eta, self.trials)
 
     def full(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,7 +255,7 @@ class FamilyKernel:
             return ll, y - n * p, w
         if self.kind == "poisson":
             e = np.minimum(eta, 700.0)
-            mu = np.exp(e)
+            mu = self._pmu(np.exp(e))
             return self.y * e - mu, self.y - mu, mu
         d1, w = self.score(eta)
         return self.ll(eta), d1, w
@@ -230,8 +265,11 @@ class FamilyKernel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`curvature` reusing ``d1`` and ``w`` already computed at ``eta``."""
         if self.kind == "logit":
-            n = 1.0 if self.trials is None else self.trials
-            p = (self.y - d1) / n
+            if self.weights is not None:  # a zero weight makes n = 0
+                p = special.expit(eta)
+            else:
+                n = 1.0 if self.trials is None else self.trials
+                p = (self.y - d1) / n
             return w, w * (1.0 - 2.0 * p)
         if self.kind == "poisson":
             return w, w
@@ -302,10 +340,11 @@ class FamilyKernel:
             w = n * p * (1.0 - p)
             return w, w * (1.0 - 2.0 * p)
         if self.kind == "poisson":
-            mu = np.exp(np.minimum(eta, 700.0))
+            mu = self._pmu(np.exp(np.minimum(eta, 700.0)))
             return mu, mu
         if self.kind == "gaussian":
-            return np.full_like(eta, 1.0 / self.sigma**2), np.zeros_like(eta)
+            wt = 1.0 if self.weights is None else self.weights
+            return wt * np.full_like(eta, 1.0 / self.sigma**2), np.zeros_like(eta)
         h = 1e-5
         d1p, wp = self.score(eta + h)
         d1m, wm = self.score(eta - h)
@@ -320,13 +359,14 @@ def saturated_loglik(design: Design) -> float:
     """
     y = np.asarray(design.y, dtype=float)
     fam = design.family
+    wt = 1.0 if design.weights is None else np.asarray(design.weights, dtype=float)
     if fam.name == "poisson":
-        return float((special.xlogy(y, y) - y - special.gammaln(y + 1.0)).sum())
+        return float((wt * (special.xlogy(y, y) - y - special.gammaln(y + 1.0))).sum())
     if fam.is_binomial and design.trials is not None:
         n = np.asarray(design.trials, dtype=float)
         p = np.divide(y, n, out=np.zeros_like(y), where=n > 0)
         ll = special.xlogy(y, p) + special.xlogy(n - y, 1.0 - p) + log_choose(n, y)
-        return float(ll.sum())
+        return float((wt * ll).sum())
     return 0.0
 
 
@@ -550,7 +590,7 @@ def pirls(
 def glm_start(design: Design, maxit: int = 30) -> np.ndarray:
     """Fixed-effect start values: IRLS for the GLM without random effects (deterministic)."""
     d = design
-    fam = FamilyKernel(d.family, d.y, d.trials)
+    fam = FamilyKernel(d.family, d.y, d.trials, weights=d.weights)
     X = d.X
     beta = np.zeros(d.k)
     y = np.asarray(d.y, dtype=float)
@@ -617,8 +657,10 @@ class WeightedLMM:
         self.yo = np.asarray(y, dtype=float) - np.asarray(design.offset, dtype=float)
         self.w = np.asarray(w, dtype=float)
         self.sigma = sigma
-        self.n = self.yo.size
-        self.sum_logw = float(np.log(self.w).sum())
+        # a zero prior weight removes the row from the likelihood (lme4's ldW skips it too)
+        pos = self.w > 0
+        self.n = int(pos.sum())
+        self.sum_logw = float(np.log(self.w[pos]).sum())
         Xw = self.X * self.w[:, None]
         self.XtWX = self.X.T @ Xw
         self.XtWy = Xw.T @ self.yo

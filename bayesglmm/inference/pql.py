@@ -50,6 +50,8 @@ def _working(design: Design, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     me = np.where(np.abs(me) < 1e-300, 1e-300, me)
     z = eta - design.offset + (yy - mu) / me
     w = n * me * me / var
+    if design.weights is not None:  # prior weights scale the working weights (glmmPQL)
+        w = w * design.weights
     return z, w
 
 

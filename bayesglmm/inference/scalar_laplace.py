@@ -39,7 +39,7 @@ def _row(kind: int, y: float, n: float, eta: float) -> tuple[float, float, float
         w = n * e / (ope * ope)
         return ll, y - n * p, w, w * (1.0 - 2.0 * p)
     et = min(eta, 700.0)
-    mu = math.exp(et)
+    mu = n * math.exp(et)  # n: the case weight (1 when unweighted)
     return y * et - mu, y - mu, mu, mu
 
 

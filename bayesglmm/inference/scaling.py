@@ -39,12 +39,13 @@ from bayesglmm.priors import PriorSet
 __all__ = ["Standardization", "column_scales", "standardization", "standardized_ml"]
 
 
-def column_scales(X: np.ndarray) -> np.ndarray:
-    """SD of every column of ``X``; 1 for a constant (or non-finite) column."""
+def column_scales(X: np.ndarray, design: Any = None) -> np.ndarray:
+    """SD of every column of ``X`` (weighted by ``design``'s prior weights when given);
+    1 for a constant (or non-finite) column."""
     X = np.asarray(X, dtype=float)
     if X.shape[0] == 0:
         return np.ones(X.shape[1])
-    sd = X.std(axis=0)
+    sd = X.std(axis=0) if design is None else design.row_std(X)
     const = (np.ptp(X, axis=0) == 0) | ~np.isfinite(sd) | (sd <= 0)
     return np.where(const, 1.0, sd)
 
