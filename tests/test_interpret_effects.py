@@ -22,7 +22,13 @@ def _logit_data(seed: int = 1, G: int = 12, n: int = 20) -> pd.DataFrame:
     eta = -0.3 + 0.8 * x + 0.7 * trt + b[g]
     y = (rng.random(G * n) < special.expit(eta)).astype(int)
     return pd.DataFrame(
-        {"y": y, "x": x, "trt": np.where(trt == 1, "b", "a"), "g": [f"g{k}" for k in g]}
+        {
+            "y": y,
+            "x": x,
+            "trt": np.where(trt == 1, "b", "a"),
+            "g": [f"g{k}" for k in g],
+            "half": np.where(g < G // 2, "first", "second"),  # not in the formula
+        }
     )
 
 
@@ -143,6 +149,16 @@ def test_by_groups_average_the_rows(ml_fit: bg.GLMMFit) -> None:
     by = bg.avg_predictions(ml_fit, re="marginal", by="trt")
     for _, r in by.iterrows():
         assert r["estimate"] == pytest.approx(rows.loc[rows.trt == r["trt"], "estimate"].mean())
+    # a by= column the formula does not use comes from the model's data frame
+    half = bg.avg_comparisons(ml_fit, "trt", re="marginal", by="half")
+    assert list(half["half"]) == ["first", "second"]
+    first = bg.avg_comparisons(
+        ml_fit,
+        "trt",
+        re="marginal",
+        newdata=rows.loc[: ml_fit.design.n // 2 - 1, ["x", "trt", "g"]],
+    )
+    assert half.loc[0, "estimate"] == pytest.approx(first.loc[0, "estimate"])
     overall = bg.avg_predictions(ml_fit, re="marginal")
     assert len(overall) == 1
     assert overall.loc[0, "estimate"] == pytest.approx(rows["estimate"].mean())

@@ -273,19 +273,29 @@ def _check_level(conf_level: float) -> None:
 
 
 # ---------------------------------------------------------------------------- data helpers
-def fitted_frame(fit: Any) -> pd.DataFrame:
-    """The fitted rows (after dropping missing values), predictor columns only."""
+def fitted_frame(fit: Any, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """The fitted rows (after dropping missing values): the predictor columns, plus the
+    columns named in ``extra`` (e.g. ``by=`` columns the formula does not use) taken from the
+    data frame the model was built from."""
     model = getattr(fit, "_model", None)
     if model is None or getattr(model, "_used_frame", None) is None:
         raise ArgumentError(
             "this fit carries no data frame (no model attached); pass newdata= explicitly"
         )
-    frame = model._used_frame
     idx = fit.design.row_index
+    frame = model._used_frame
     if idx is not None:
         frame = frame.iloc[np.asarray(idx)]
     cols = list(fit.design.encoder.predictors)
-    return frame.loc[:, [c for c in cols if c in frame.columns]].reset_index(drop=True)
+    out = frame.loc[:, [c for c in cols if c in frame.columns]].reset_index(drop=True)
+    src = getattr(model, "_data_frame", None)
+    more = [c for c in extra if c not in out.columns]
+    if more and src is not None and len(src) == fit.design.n_input:
+        rows = src.iloc[np.asarray(idx)] if idx is not None else src
+        for c in more:
+            if c in rows.columns:
+                out[c] = rows[c].to_numpy()
+    return out
 
 
 def _categorical_levels(fit: Any, var: str, frame: pd.DataFrame) -> list[Any] | None:
@@ -348,9 +358,10 @@ def datagrid(fit: Any, **values: Any) -> pd.DataFrame:
     return out
 
 
-def _resolve_newdata(fit: Any, newdata: pd.DataFrame | str | None) -> pd.DataFrame:
+def _resolve_newdata(fit: Any, newdata: pd.DataFrame | str | None, by: Any = None) -> pd.DataFrame:
     if newdata is None:
-        return fitted_frame(fit)
+        extra = [] if by is None or by is False else ([by] if isinstance(by, str) else list(by))
+        return fitted_frame(fit, extra)
     if isinstance(newdata, str):
         if newdata == "mean":
             return datagrid(fit)
@@ -467,7 +478,7 @@ def predictions(
         ``conf.high``, ``method`` and the predictor columns; ``attrs["conf_level"]``.
     """
     _check_re_type(re, type)
-    frame = _resolve_newdata(fit, newdata)
+    frame = _resolve_newdata(fit, newdata, by)
     pred = _Predictor(fit, frame, re, type)
     fam = fit.design.family
     if by is None:
@@ -504,7 +515,7 @@ def avg_predictions(
     """The average prediction over the rows of ``newdata`` (per ``by`` group); see
     :func:`predictions` for the arguments.  One row (per group)."""
     _check_re_type(re, type)
-    frame = _resolve_newdata(fit, newdata)
+    frame = _resolve_newdata(fit, newdata, by)
     pred = _Predictor(fit, frame, re, type)
     cols, codes = _by_groups(frame, by)
     q = _Quantity(lambda st: _group_mean(pred(st), codes))
@@ -661,7 +672,7 @@ def _compare(
 ) -> pd.DataFrame:
     _check_re_type(re, type)
     fn, fmt, fn_of_avg = _comparison_fn(comparison)
-    frame = _resolve_newdata(fit, newdata)
+    frame = _resolve_newdata(fit, newdata, by)
     specs = _normalize_variables(variables, fit)
     contrasts = _contrasts(fit, frame, specs)
     cols, codes = _by_groups(frame, by)
@@ -797,7 +808,7 @@ def _slopes(
     _check_re_type(re, type)
     if slope not in _SLOPES:
         raise ArgumentError(f"slope must be one of {', '.join(_SLOPES)}, not {slope!r}")
-    frame = _resolve_newdata(fit, newdata)
+    frame = _resolve_newdata(fit, newdata, by)
     specs = _normalize_variables(variables, fit)
     ref = fitted_frame(fit) if fit._model is not None else frame
     jobs = []
