@@ -110,6 +110,17 @@ def test_avg_comparisons_marginal_bayes_matches_quadrature(lap_fit: bg.GLMMFit) 
     assert out.attrs["conf_level"] == 0.9
 
 
+def test_datagrid_holds_numeric_group_ids_at_their_mode(load) -> None:  # noqa: ANN001
+    df = load("toenail")  # patientID is int64
+    fit = bg.GLMM("outcome ~ treatment + time + (1 | patientID)", df, family="bernoulli").fit(
+        method="ml"
+    )
+    grid = bg.datagrid(fit, time=[0.0, 6.0])
+    assert grid["patientID"].iloc[0] == df["patientID"].mode().iloc[0]
+    assert grid["time"].tolist() == [0.0, 6.0]
+    assert (grid["treatment"] == df["treatment"].mode().iloc[0]).all()
+
+
 def test_comparison_functions_and_labels(ml_fit: bg.GLMMFit) -> None:
     grid = bg.datagrid(ml_fit, x=[0.0, 1.0], trt="a")
     assert len(grid) == 2 and set(grid.columns) == {"x", "trt", "g"}

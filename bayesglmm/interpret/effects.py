@@ -341,12 +341,17 @@ def datagrid(fit: Any, **values: Any) -> pd.DataFrame:
             f"datagrid: {', '.join(f'`{k}`' for k in unknown)} is not a predictor of "
             f"`{fit.design.formula}`; predictors: {', '.join(frame.columns)}"
         )
+    groups = {f for b in fit.design.encoder.blocks for f in b.term.factors}
     axes: dict[str, list[Any]] = {}
     for c in frame.columns:
         if c in values:
             v = values[c]
             axes[c] = list(v) if isinstance(v, list | tuple | np.ndarray | pd.Series) else [v]
-        elif pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+        elif (
+            c not in groups
+            and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
+        ):
             axes[c] = [float(frame[c].mean())]
         else:
             axes[c] = [frame[c].mode(dropna=True).iloc[0]]
