@@ -183,3 +183,16 @@ def test_r2_bad_input() -> None:
         fit.r2(method="exact")
     with pytest.raises(bg.ArgumentError, match=r"conf_level must be in \(0, 1\), got 95"):
         fit.r2(conf_level=95)
+
+
+def test_bootstrap_fit_gives_r2_intervals() -> None:
+    df = _sim("bernoulli", "logit", seed=6)
+    fit = bg.GLMM("y ~ x + (1 | g)", df, family="bernoulli").fit(method="ml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bg.BayesGLMMWarning)
+        boot = fit.bootstrap(n_boot=8, random_seed=1)
+    tab = boot.r2()
+    assert (tab["method"] == "bootstrap draws").all()
+    row = tab.loc["Nakagawa marginal"]
+    assert row["conf.low"] <= row["estimate"] <= row["conf.high"]
+    assert bg.avg_predictions(boot, re="marginal").loc[0, "method"] == "bootstrap draws"

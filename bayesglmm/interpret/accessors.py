@@ -161,7 +161,9 @@ def _confint_draws(fit: Any, level: float, lo_name: str, hi_name: str) -> pd.Dat
     tab = pd.DataFrame(out, columns=["parameter", "estimate", lo_name, hi_name])
     tab = tab.set_index("parameter")
     tab.index.name = None
-    tab["method"] = "posterior (equal-tailed)"
+    from bayesglmm.interpret.effects import draws_label
+
+    tab["method"] = f"{draws_label(fit)} (equal-tailed)"
     return tab
 
 

@@ -16,7 +16,8 @@ The random effects enter in one of three ways (``re=``):
 
 Uncertainty, by engine (the ``method`` column says which):
 
-* Bayesian fits (NUTS, Laplace, ADVI): ``"posterior draws"``; the quantity is computed for
+* Bayesian fits (NUTS, Laplace, ADVI): ``"posterior draws"`` (``"bootstrap draws"`` for a
+  ``fit.bootstrap()`` fit, whose draws are refits); the quantity is computed for
   every draw; ``estimate`` is the posterior median (as marginaleffects), ``std.error`` the
   posterior SD and the interval equal-tailed.
 * ML fits (Laplace, AGQ, PQL): ``"delta"`` (default): ``estimate`` at the estimate, the
@@ -89,6 +90,12 @@ class _State:
         if self.ranefs[i].shape[0] == self.n_samples:
             return self.ranefs[i]
         return np.broadcast_to(self.ranefs[i], (self.n_samples, *self.ranefs[i].shape[1:]))
+
+
+def draws_label(fit: Any) -> str:
+    """The ``method`` of quantities computed from a fit's draws: ``"posterior draws"``, or
+    ``"bootstrap draws"`` for a :meth:`GLMMFit.bootstrap` fit (parametric bootstrap)."""
+    return "bootstrap draws" if fit.options.get("bootstrap") else "posterior draws"
 
 
 def _bayes_state(fit: Any) -> _State:
@@ -197,7 +204,7 @@ def _infer(
                 "std.error": d.std(axis=0, ddof=1) if d.shape[0] > 1 else np.nan,
                 "conf.low": lo,
                 "conf.high": hi,
-                "method": "posterior draws",
+                "method": draws_label(fit),
             }
         )
     if ml_method not in ("delta", "simulation"):

@@ -136,12 +136,14 @@ def r2_table(
     if fit.is_bayesian:
         rows["Bayes R2 (conditional)"] = bayes_r2_draws(fit, "conditional")
         rows["Bayes R2 (no random effects)"] = bayes_r2_draws(fit, "none")
+    from bayesglmm.interpret.effects import draws_label
+
     a = (1.0 - conf_level) / 2.0
     out = []
     for name, v in rows.items():
         if fit.is_bayesian:
             lo, hi = np.quantile(v, [a, 1.0 - a])
-            out.append((name, float(np.median(v)), float(lo), float(hi), "posterior draws"))
+            out.append((name, float(np.median(v)), float(lo), float(hi), draws_label(fit)))
         else:
             out.append((name, float(v[0]), np.nan, np.nan, "ML plug-in (no interval)"))
     tab = pd.DataFrame(out, columns=["r2", "estimate", "conf.low", "conf.high", "method"])
