@@ -130,14 +130,26 @@ def test_profile_refused_with_a_reason(df: pd.DataFrame) -> None:
     pql = bg.GLMM("y ~ x + (1 | g)", df, family="bernoulli").fit(method="pql")
     with pytest.raises(bg.ArgumentError, match=r"PQL has no likelihood to profile"):
         pql.confint(method="profile")
+
+
+def test_profile_lmm_fixed_effects(df: pd.DataFrame) -> None:
     rng = np.random.default_rng(1)
-    gdf = df.assign(yg=df.x + rng.normal(size=len(df)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bg.BayesGLMMWarning)
-        lmm = bg.GLMM("yg ~ x + (1 | g)", gdf).fit(method="ml")
-    with pytest.raises(bg.ArgumentError, match=r"not implemented for gaussian \(linear mixed\)"):
-        lmm.confint(method="profile")
-    assert np.isfinite(lmm.confint()["97.5 %"]).all()
+    gdf = df.assign(yg=df.x + rng.normal(size=len(df)) + rng.normal(size=10)[df.index // 15])
+    lmm = bg.GLMM("yg ~ x + (1 | g)", gdf).fit(method="ml")
+    with pytest.warns(bg.BayesGLMMWarning, match=r"profiles the fixed effects only"):
+        ci = lmm.confint(method="profile")
+    assert list(ci.index) == ["(Intercept)", "x"]
+    # for an LMM the fixed-effect profile is close to Wald (slightly wider: sigma and the
+    # variance re-estimated), and the deviance at each limit is the cut-off by construction
+    wald = lmm.confint()
+    assert ci.loc["x", "2.5 %"] == pytest.approx(wald.loc["x", "2.5 %"], abs=0.1 * lmm.se()["x"])
+    assert ci.loc["x", "97.5 %"] - ci.loc["x", "2.5 %"] >= 0.99 * (
+        wald.loc["x", "97.5 %"] - wald.loc["x", "2.5 %"]
+    )
+    cut = stats.chi2.ppf(0.95, 1)
+    assert _brute_force_profile(
+        lmm, "x", cut, ci.loc["x", "97.5 %"] - 0.05, ci.loc["x", "97.5 %"] + 0.05
+    ) == pytest.approx(ci.loc["x", "97.5 %"], abs=1e-5)
 
 
 def test_anova_lrt_by_hand(ml_fit: bg.GLMMFit, ml_fit0: bg.GLMMFit) -> None:

@@ -90,9 +90,10 @@ def confint(
         likelihood, by re-optimizing the Laplace/AGQ deviance with the parameter held fixed,
         for the fixed effects and the SD of every one-column random-effect term; SDs of
         multi-column terms are left out with a warning; a lower SD limit is 0 when the
-        deviance at SD = 0 is within the cut-off).  Profiles need an ML fit of a
-        non-gaussian family by Laplace or AGQ; gaussian and PQL fits raise (use Wald or
-        ``fit.bootstrap()``).  Ignored for Bayesian fits.
+        deviance at SD = 0 is within the cut-off).  Gaussian (linear mixed) fits profile
+        the fixed effects only, each point an exact ML refit with the coefficient moved
+        into the offset (a warning says the SDs are not profiled).  PQL fits raise (no
+        likelihood; use Wald or ``fit.bootstrap()``).  Ignored for Bayesian fits.
 
     Returns
     -------
@@ -104,7 +105,7 @@ def confint(
     Raises
     ------
     ArgumentError
-        Bad level or method; profile asked for a gaussian or PQL fit.
+        Bad level or method; profile asked for a PQL fit.
     """
     if not (isinstance(level, int | float) and 0.0 < float(level) < 1.0):
         raise ArgumentError(f"level must be in (0, 1), got {level!r}")
@@ -180,10 +181,7 @@ def _confint_profile(
             "no likelihood to profile: use method='Wald' or fit.bootstrap()"
         )
     if d.family.name == "gaussian":
-        raise ArgumentError(
-            "confint(method='profile') is not implemented for gaussian (linear mixed) fits: "
-            "use method='Wald' for the fixed effects or fit.bootstrap() for every parameter"
-        )
+        return _confint_profile_lmm(fit, level, lo_name, hi_name, parm)
     from bayesglmm.inference.laplace import LaplaceObjective
 
     obj = LaplaceObjective(d)
@@ -283,6 +281,72 @@ def _confint_profile(
 
             limits.append(float(optimize.brentq(root, a_v, b_v, xtol=1e-7 * max(1, abs(b_v)))))
         rows.append((name, est, limits[0], limits[1]))
+    tab = pd.DataFrame(rows, columns=["parameter", "estimate", lo_name, hi_name])
+    tab = tab.set_index("parameter")
+    tab.index.name = None
+    tab["method"] = "profile"
+    return tab
+
+
+def _confint_profile_lmm(
+    fit: Any, level: float, lo_name: str, hi_name: str, parm: list[str] | None
+) -> pd.DataFrame:
+    """Profile intervals of the fixed effects of a linear mixed model: each profile point is
+    an exact ML refit with ``x_j * value`` moved into the offset (``sigma`` and the variance
+    components re-estimated).  The SDs are not profiled (a warning says so)."""
+    import dataclasses
+
+    from scipy import optimize, stats
+
+    from bayesglmm.inference.laplace import fit_ml
+
+    d = fit.design
+    dev_hat = -2.0 * float(fit.ml.loglik)
+    cut = float(stats.chi2.ppf(level, 1))
+    names = [n for n in d.x_names if parm is None or n in parm]
+    warnings.warn(
+        "confint(method='profile') on a linear mixed model profiles the fixed effects only; "
+        "use fit.bootstrap() for intervals on the SDs",
+        BayesGLMMWarning,
+        stacklevel=4,
+    )
+
+    def excess(j: int, v: float) -> float:
+        keep = [k for k in range(d.k) if k != j]
+        dj = dataclasses.replace(
+            d,
+            X=d.X[:, keep],
+            x_names=tuple(d.x_names[k] for k in keep),
+            offset=d.offset + v * d.X[:, j],
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BayesGLMMWarning)
+            return -2.0 * float(fit_ml(dj).loglik) - dev_hat - cut
+
+    se = np.sqrt(np.diag(np.asarray(fit.ml.vcov_beta, float)))
+    rows = []
+    for name in names:
+        j = d.x_names.index(name)
+        est = float(fit.ml.beta[j])
+        lims = []
+        for direction in (-1.0, 1.0):
+            step = 2.0 * se[j] if np.isfinite(se[j]) and se[j] > 0 else 1.0
+            far = est + direction * step
+            for _ in range(30):
+                if excess(j, far) > 0:
+                    break
+                step *= 2.0
+                far = est + direction * step
+            else:
+                lims.append(direction * np.inf)
+                continue
+            a, b = (far, est) if direction < 0 else (est, far)
+            lims.append(
+                float(
+                    optimize.brentq(lambda v, j=j: excess(j, v), a, b, xtol=1e-7 * max(1, abs(est)))
+                )
+            )
+        rows.append((name, est, lims[0], lims[1]))
     tab = pd.DataFrame(rows, columns=["parameter", "estimate", lo_name, hi_name])
     tab = tab.set_index("parameter")
     tab.index.name = None
