@@ -425,8 +425,9 @@ def _by_groups(frame: pd.DataFrame, by: str | Sequence[str] | None) -> tuple[lis
             f"by: {', '.join(f'`{c}`' for c in missing)} is not a column of newdata; "
             f"columns: {', '.join(map(str, frame.columns))}"
         )
-    codes, _ = pd.MultiIndex.from_frame(frame[cols].astype(str)).factorize()
-    return cols, np.asarray(codes)
+    # groups in sorted order (category order for categoricals), as marginaleffects lists them
+    codes = frame.groupby(cols, sort=True, observed=True, dropna=False).ngroup()
+    return cols, codes.to_numpy(dtype=np.int64)
 
 
 def _group_mean(vals: np.ndarray, codes: np.ndarray) -> np.ndarray:
