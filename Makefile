@@ -11,7 +11,7 @@ FIND_PY := for c in "$$PYTHON" python3.13 python3.12 python3 \
 	  if command -v "$$c" >/dev/null 2>&1 && "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	    command -v "$$c"; break; fi; done
 
-.PHONY: demo test test-fast bench sbc venv clean fresh-clone-check lint
+.PHONY: demo test test-fast bench sbc venv clean fresh-clone-check lint notebooks
 
 $(VENV)/.stamp-base: pyproject.toml
 	@py="$$($(FIND_PY))"; \
@@ -47,6 +47,10 @@ bench: $(VENV)/.stamp-bench
 # Simulation-based calibration (slow, ~1 h on 2 cores): writes benchmarks/sbc.md
 sbc: $(VENV)/.stamp-bench
 	$(PY) benchmarks/sbc.py
+
+# Execute the teaching notebooks in place with their full draw counts, storing the outputs
+notebooks: $(VENV)/.stamp-test
+	$(PY) scripts/execute_notebooks.py
 
 lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check bayesglmm tests benchmarks

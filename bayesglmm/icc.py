@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import special
 
 from bayesglmm.errors import BayesGLMMWarning, DesignError
+from bayesglmm.intervals import CI_PROB, column_names, eti
 
 Scale = Literal["latent", "data"]
 PoissonMethod = Literal["lognormal", "delta", "trigamma"]
@@ -142,17 +143,17 @@ def icc_table(
     fit,  # noqa: ANN001
     scale: Scale = "latent",
     method: PoissonMethod = "lognormal",
-    ci_prob: float = 0.94,
+    ci_prob: float = CI_PROB,
 ) -> pd.DataFrame:
-    """ICC table: Bayesian fits give mean, sd and HDI; ML fits the estimate."""
+    """ICC table: Bayesian fits give mean, sd and the equal-tailed ``ci_prob`` interval
+    (columns ``eti95_lb, eti95_ub`` by default, as ``summary()``); ML fits the estimate."""
     draws = icc_draws(fit, scale, method)
     if not fit.is_bayesian:
         return pd.DataFrame({"estimate": {k: float(v[0]) for k, v in draws.items()}})
-    lo_name = f"hdi_{100 * (1 - ci_prob) / 2:g}%"
-    hi_name = f"hdi_{100 * (1 + ci_prob) / 2:g}%"
+    lo_name, hi_name = column_names(ci_prob)
     rows = {}
     for k, v in draws.items():
-        lo, hi = hdi(v, ci_prob)
+        lo, hi = (float(t) for t in eti(v, ci_prob))
         rows[k] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)), lo_name: lo, hi_name: hi}
     return pd.DataFrame(rows).T
 

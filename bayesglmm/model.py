@@ -147,6 +147,19 @@ class GLMM:
         with self.build():
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
+    def plot_prior_predictive(self, draws: int = 500, random_seed: int | None = 0) -> Any:
+        """Prior predictive check figure; see :func:`bayesglmm.plots.plot_prior_predictive`.
+        ``prior_summary()`` lists the priors it draws from."""
+        from bayesglmm.plots import plot_prior_predictive
+
+        return plot_prior_predictive(self, draws=draws, random_seed=random_seed)
+
+    def prior_summary(self) -> Any:
+        """The priors this model uses (class, term, prior), before any fit."""
+        import pandas as pd
+
+        return pd.DataFrame(self.priors.table(), columns=["class", "term", "prior"])
+
     def kernel_layout(self) -> Any:
         """The fused NUTS kernel's layout (cached), or None when the model is outside it."""
         if self._kernel is None:

@@ -14,17 +14,17 @@ import numpy as np  # noqa: E402
 from scipy import special  # noqa: E402
 
 from bayesglmm.compare import param_draws  # noqa: E402
-from bayesglmm.icc import hdi  # noqa: E402
+from bayesglmm.intervals import CI_PROB, describe, eti  # noqa: E402
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def _interval(draws: np.ndarray, prob: float = 0.94) -> tuple[float, float, float]:
+def _interval(draws: np.ndarray, prob: float = CI_PROB) -> tuple[float, float, float]:
     if draws.size == 1:
         v = float(draws.ravel()[0])
         return v, v, v
-    lo, hi = hdi(draws, prob)
-    return float(np.mean(draws)), lo, hi
+    lo, hi = eti(draws, prob)
+    return float(np.mean(draws)), float(lo), float(hi)
 
 
 def _forest_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
@@ -34,15 +34,17 @@ def _forest_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
         est = fit.draws_fixed()[0]
         se = np.sqrt(np.diag(np.asarray(fit.ml.vcov_beta)))
         for j, name in enumerate(fit.design.x_names):
-            out[name] = np.array([est[j], est[j] - 1.96 * se[j], est[j] + 1.96 * se[j]])
+            z = float(special.ndtri(0.5 + CI_PROB / 2.0))
+            out[name] = np.array([est[j], est[j] - z * se[j], est[j] + z * se[j]])
     return out
 
 
-def plot_compare(fits: Sequence, prob: float = 0.94, figsize: tuple[float, float] | None = None):  # noqa: ANN001, ANN201
+def plot_compare(fits: Sequence, prob: float = CI_PROB, figsize: tuple[float, float] | None = None):  # noqa: ANN001, ANN201
     """Forest plot overlaying the methods: fixed effects and group SDs.
 
-    Bayesian fits show the posterior mean and a ``prob`` HDI; ML fits the estimate with a
-    Wald 95% interval for fixed effects (point only for SDs).
+    Bayesian fits show the posterior mean and the equal-tailed ``prob`` interval (95% by
+    default); ML fits the estimate with a Wald 95% interval for fixed effects (point only
+    for SDs).
     """
     per = [_forest_draws(f) for f in fits]
     names = list(dict.fromkeys(k for p in per for k in p))
@@ -67,7 +69,7 @@ def plot_compare(fits: Sequence, prob: float = 0.94, figsize: tuple[float, float
     ax.axvline(0, color="0.7", lw=0.8, ls="--")
     ax.set_xlabel("estimate (link scale; SDs on the SD scale)")
     ax.set_ylabel("parameter")
-    ax.set_title("Comparison of approximations")
+    ax.set_title(f"Comparison of approximations (mean or estimate, {describe(prob)})")
     handles, labels = ax.get_legend_handles_labels()
     if not handles:  # parameter missing in the first row: build the legend by hand
         handles = [
@@ -80,31 +82,110 @@ def plot_compare(fits: Sequence, prob: float = 0.94, figsize: tuple[float, float
     return fig
 
 
-def plot_ranef(fit, block: int = 0, term: int = 0, prob: float = 0.94, max_levels: int = 400):  # noqa: ANN001, ANN201
-    """Caterpillar plot of one block's random effects, sorted, with intervals.
-
-    Bayesian fits: posterior mean and HDI; ML fits: conditional mode +- 1.96 conditional SD
-    (what sjPlot's ``plot_model(type="re")`` shows).
-    """
-    b = fit.design.blocks[block]
+def _ranef_intervals(fit, block: int, term: int, prob: float) -> tuple[np.ndarray, ...]:  # noqa: ANN001
+    """Per level: centre, lower, upper.  Bayesian: mean and equal-tailed ``prob`` interval of
+    the draws; ML: conditional mode +- z * conditional SD."""
     r = fit.draws_ranef(block)[:, :, term]  # (S, L)
     if fit.is_bayesian:
-        m = r.mean(axis=0)
-        iv = np.array([hdi(r[:, j], prob) for j in range(r.shape[1])])
-        lo, hi = iv[:, 0], iv[:, 1]
+        lo, hi = eti(r, prob)
+        return r.mean(axis=0), lo, hi
+    z = special.ndtri(0.5 + prob / 2.0)
+    m = r[0]
+    sd = np.sqrt(np.asarray(fit.ml.cond_var[block])[:, term, term])
+    return m, m - z * sd, m + z * sd
+
+
+def plot_ranef(  # noqa: ANN201
+    fit,  # noqa: ANN001
+    block: int | str | None = None,
+    term: int | str | None = None,
+    prob: float = CI_PROB,
+    max_labels: int = 60,
+):
+    """Caterpillar plots of the random effects: every grouping factor and term by default.
+
+    One panel per (grouping factor, term), levels sorted by their effect, each with its name
+    on the axis (lme4's ``dotplot(ranef(fit, condVar = TRUE))``).  With more than
+    ``max_labels`` levels only the ``max_labels // 2`` lowest and highest are named, and the
+    intervals are drawn thin so the panel does not turn into a band.
+
+    Parameters
+    ----------
+    fit : GLMMFit
+    block : int or str, optional
+        One grouping factor (index or its label, e.g. ``"Beach"``); default all.
+    term : int or str, optional
+        One term of the factor (index or name, e.g. ``"(Intercept)"``); default all.
+    prob : float
+        Interval mass: Bayesian fits show the posterior mean and the equal-tailed ``prob``
+        interval; ML fits the conditional mode +- z * conditional SD (what sjPlot's
+        ``plot_model(type="re")`` shows).  95% by default, as everywhere in bayesglmm.
+    max_labels : int
+        Most level names written on one panel.
+    """
+    d = fit.design
+    labels = list(fit.labels)
+    if block is None:
+        blocks = list(range(len(d.blocks)))
+    elif isinstance(block, str):
+        if block not in labels and block not in [b.group for b in d.blocks]:
+            from bayesglmm.errors import BayesGLMMError
+
+            raise BayesGLMMError(f"plot_ranef: no grouping factor {block!r}; the fit has {labels}")
+        blocks = [i for i, b in enumerate(d.blocks) if block in (labels[i], b.group)]
     else:
-        m = r[0]
-        sd = np.sqrt(np.asarray(fit.ml.cond_var[block])[:, term, term])
-        lo, hi = m - 1.96 * sd, m + 1.96 * sd
-    order = np.argsort(m)[-max_levels:] if m.size > max_levels else np.argsort(m)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    x = np.arange(order.size)
-    ax.vlines(x, lo[order], hi[order], color="0.6", lw=0.8)
-    ax.plot(x, m[order], "o", ms=2.5, color=_COLORS[0])
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xlabel(f"{b.group} levels (sorted)")
-    ax.set_ylabel(f"random effect: {b.terms[term]}")
-    ax.set_title(f"Caterpillar plot ({fit.label})")
+        blocks = [int(block)]
+    panels = []
+    for i in blocks:
+        terms = list(d.blocks[i].terms)
+        if term is None:
+            ts = range(len(terms))
+        elif isinstance(term, str):
+            ts = [terms.index(term)] if term in terms else []
+        else:
+            ts = [int(term)]
+        panels += [(i, t) for t in ts]
+    if not panels:
+        from bayesglmm.errors import BayesGLMMError
+
+        raise BayesGLMMError(f"plot_ranef: no term {term!r} in the chosen grouping factors")
+    heights = [min(max(2.2, 0.16 * min(d.blocks[i].n_levels, 60)), 9.0) for i, _ in panels]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(6.5, sum(heights) + 0.6 * len(panels)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    kind = (
+        f"posterior mean, {prob:.0%} equal-tailed interval"
+        if fit.is_bayesian
+        else f"conditional mode, {prob:.0%} interval (+- z conditional SD)"
+    )
+    for ax, (i, t) in zip(axes[:, 0], panels, strict=True):
+        b = d.blocks[i]
+        m, lo, hi = _ranef_intervals(fit, i, t, prob)
+        order = np.argsort(m, kind="stable")
+        names = np.asarray([str(v) for v in b.levels])[order]
+        y = np.arange(order.size)
+        many = order.size > max_labels
+        ax.hlines(y, lo[order], hi[order], color="0.55", lw=0.4 if many else 1.0)
+        ax.plot(m[order], y, "o", ms=1.5 if many else 3.5, color=_COLORS[0])
+        ax.axvline(0, color="k", lw=0.8)
+        if many:
+            k = max_labels // 2
+            shown = np.r_[np.arange(k), np.arange(order.size - k, order.size)]
+        else:
+            shown = y
+        ax.set_yticks(shown)
+        ax.set_yticklabels(names[shown], fontsize="x-small" if many else "small")
+        ax.set_ylim(-1, order.size)
+        ax.set_ylabel(
+            f"{b.group} ({b.n_levels} levels"
+            + (f"; lowest and highest {max_labels // 2} named)" if many else ")")
+        )
+        ax.set_xlabel(f"random effect: {b.terms[t]}")
+    axes[0, 0].set_title(f"Random effects ({fit.label}): {kind}", fontsize="medium")
     fig.tight_layout()
     return fig
 
@@ -150,12 +231,12 @@ def plot_ppc(fit, n_draws: int = 200, random_seed: int | None = 0):  # noqa: ANN
             np.stack([np.bincount(blk.index, weights=r, minlength=blk.n_levels) for r in yrep])
             / tot
         )
-        lo, hi = np.percentile(rep, [5.5, 94.5], axis=0)
+        lo, hi = eti(rep, CI_PROB)
         ax.vlines(obs, lo, hi, color="0.7", lw=0.8)
         ax.plot(obs, rep.mean(axis=0), "o", ms=3, color=_COLORS[0])
         ax.plot([0, 1], [0, 1], color="k", lw=0.8)
         ax.set_xlabel(f"observed proportion per {blk.group}")
-        ax.set_ylabel("replicated proportion (mean, 89% interval)")
+        ax.set_ylabel(f"replicated proportion (mean, {describe()})")
         ax.set_title(f"Per-group PPC ({fit.label})")
     else:
         ax.hist(d.y, bins=30, density=True, alpha=0.5, label="observed", color="0.5")
@@ -237,5 +318,77 @@ def plot_marginal_vs_conditional(
         ax.set_title(title)
     axes[0].set_ylabel("P(y = 1)")
     axes[0].legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _prior_stats(d, y: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Summary statistics of responses ``y`` (R, n) that a prior predictive check compares."""
+    y = np.asarray(y, dtype=float)
+    if d.family.is_binomial:
+        n = d.trials if d.trials is not None else np.ones(d.n)
+        out = {"proportion of successes": y.sum(axis=1) / n.sum()}
+        if d.blocks:
+            b = d.blocks[0]
+            tot = np.bincount(b.index, weights=n, minlength=b.n_levels)
+            per = np.stack([np.bincount(b.index, weights=r, minlength=b.n_levels) for r in y])
+            out[f"SD of the proportions per {b.group}"] = (per / np.maximum(tot, 1)).std(axis=1)
+        return out
+    out = {"mean": y.mean(axis=1), "SD": y.std(axis=1)}
+    if d.family.name == "poisson":
+        out["share of zeros"] = (y == 0).mean(axis=1)
+        out["maximum"] = y.max(axis=1)
+    else:
+        out["minimum"] = y.min(axis=1)
+        out["maximum"] = y.max(axis=1)
+    return out
+
+
+def plot_prior_predictive(model, draws: int = 500, random_seed: int | None = 0):  # noqa: ANN001, ANN201
+    """Prior predictive check: what the priors say the data could look like.
+
+    Simulates ``draws`` data sets from the priors (:meth:`GLMM.sample_prior_predictive`)
+    and shows, per summary statistic (counts: mean, SD, share of zeros, maximum; binary and
+    binomial: the proportion of successes and its SD across the first grouping factor;
+    gaussian: mean, SD, minimum, maximum), the distribution over the simulated data sets
+    with the observed value marked, and where the observed value falls (the share of
+    simulated statistics below it).  Priors that put the observed data in a far tail, or
+    that spread over absurd values, show up at once.  ``model.prior_summary()`` lists the
+    priors themselves.
+    """
+    d = model.design
+    pp = model.sample_prior_predictive(draws=draws, random_seed=random_seed)
+    y = np.asarray(pp["prior_predictive"]["y"].values, dtype=float)
+    y = y.reshape(-1, y.shape[-1])
+    if d.family.name == "poisson":
+        # a rate beyond ~9e18 overflows the int64 count draw to a negative number
+        y = np.where(y < 0, np.inf, y)
+    sims = _prior_stats(d, y)
+    obs = {k: float(v[0]) for k, v in _prior_stats(d, d.y[None, :]).items()}
+    fig, axes = plt.subplots(1, len(sims), figsize=(3.2 * len(sims), 3.2), squeeze=False)
+    for ax, (name, v) in zip(axes[0], sims.items(), strict=True):
+        v = np.where(np.isnan(v), np.inf, v)  # overflowed counts lie beyond every finite value
+        o = obs[name]
+        fin = v[np.isfinite(v)]
+        heavy = (
+            fin.size and fin.min() >= 0 and np.percentile(fin, 99) > 100 * max(np.median(fin), 1e-9)
+        )
+        if heavy:  # counts from wide priors reach 1e6+: a log axis keeps the observed in view
+            v, o, fin = np.log10(v + 1.0), np.log10(o + 1.0), np.log10(fin + 1.0)
+            ax.set_xlabel(f"log10({name} + 1)")
+        else:
+            ax.set_xlabel(name)
+        hi = max(float(np.quantile(fin, 0.98)) if fin.size else o, o)
+        beyond = float(np.mean(v > hi))
+        ax.hist(np.minimum(v, hi), bins=40, color="0.7")
+        ax.axvline(o, color=_COLORS[1], lw=2, label="observed")
+        ax.set_title(
+            f"observed at {np.mean(v < o):.0%} of the prior"
+            + (f"\n{beyond:.0%} in the last bin and beyond" if beyond else ""),
+            fontsize="small",
+        )
+        ax.set_ylabel("simulated data sets")
+    axes[0, 0].legend(fontsize="small")
+    fig.suptitle(f"Prior predictive check ({draws} data sets from the priors)")
     fig.tight_layout()
     return fig

@@ -20,6 +20,7 @@ from scipy import special
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
 from bayesglmm.errors import BayesGLMMError, ConvergenceWarning, SamplerWarning
+from bayesglmm.intervals import CI_PROB, describe, eti
 from bayesglmm.priors import PriorSet, block_labels
 from bayesglmm.quiet import ignoring_warnings
 from bayesglmm.separation import ML_UNRELIABLE
@@ -376,36 +377,47 @@ class GLMMFit:
 
     # ------------------------------------------------------------------ summaries
     def _summary_dataset(self) -> xr.Dataset:
+        """The named parameters as scalar (chain, draw) variables, under the names every
+        table uses: ``(Intercept)`` and the predictors as in ``fixef()``, ``sd(g: term)``,
+        ``cor(g: a, b)`` and ``sigma`` as in ``compare()``."""
         post = posterior_dataset(self.idata)
-        keep = ["Intercept"] if "Intercept" in post else []
-        keep += ["beta"] if "beta" in post else []
-        ds = post[keep + [f"sd_{lab}" for lab in self.labels]]
-        for lab, b in zip(self.labels, self.design.blocks, strict=True):
+        d = self.design
+        dims = ("chain", "draw")
+        out: dict[str, Any] = {}
+        slopes = [n for n in d.x_names if n != "(Intercept)"]
+        for name in d.x_names:
+            if name == "(Intercept)":
+                out[name] = (dims, post["Intercept"].values)
+            else:
+                out[name] = (dims, post["beta"].values[..., slopes.index(name)])
+        for lab, b in zip(self.labels, d.blocks, strict=True):
+            sd = post[f"sd_{lab}"].values
+            for j, t in enumerate(b.terms):
+                out[f"sd({b.group}: {t})"] = (dims, sd[..., j])
             if f"cor_{lab}" in post:
-                pairs = [(j, k) for j in range(b.n_terms) for k in range(j + 1, b.n_terms)]
-                vals = np.stack([post[f"cor_{lab}"].values[..., j, k] for j, k in pairs], axis=-1)
-                ds[f"cor_{lab}"] = xr.DataArray(
-                    vals,
-                    dims=("chain", "draw", f"{lab}__pair"),
-                    coords={f"{lab}__pair": [f"{b.terms[j]}, {b.terms[k]}" for j, k in pairs]},
-                )
+                cor = post[f"cor_{lab}"].values
+                for j in range(b.n_terms):
+                    for k in range(j + 1, b.n_terms):
+                        out[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = (dims, cor[..., j, k])
         if "sigma" in post:
-            ds["sigma"] = post["sigma"]
-        return ds
+            out["sigma"] = (dims, post["sigma"].values)
+        return xr.Dataset(out, coords={"chain": post["chain"].values, "draw": post["draw"].values})
 
-    def summary(self, ci_prob: float = 0.94) -> pd.DataFrame:
-        """Parameter table.
+    def summary(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
+        """Parameter table, one row per parameter, named as in ``fixef()`` and ``compare()``.
 
-        Bayesian fits: the ArviZ summary (mean, sd, HDI, ESS, R-hat, MCSE) of the named
-        parameters (``Intercept``, ``beta``, ``sd_*``, ``cor_*``, ``sigma``).  ML fits:
-        glmer's layout, ``Estimate, Std. Error, z value, Pr(>|z|)`` (t value for gaussian).
+        Bayesian fits: the ArviZ summary, ``mean, sd, eti95_lb, eti95_ub`` (the equal-tailed
+        ``ci_prob`` interval, 95% by default as everywhere in bayesglmm) and, for NUTS,
+        ``ess_bulk, ess_tail, r_hat, mcse_mean, mcse_sd``; rows ``(Intercept)``, the
+        predictors, ``sd(g: term)``, ``cor(g: a, b)``, ``sigma``.  ML fits: glmer's layout,
+        ``Estimate, Std. Error, z value, Pr(>|z|)`` (t value for gaussian).
         """
         if self.ml is None:
             ds = self._summary_dataset()
             kind = "all" if self.method == "nuts" else "stats"
             import arviz_stats as azs
 
-            table = azs.summary(ds, kind=kind, ci_kind="hdi", ci_prob=ci_prob)
+            table = azs.summary(ds, kind=kind, ci_kind="eti", ci_prob=ci_prob)
             return pd.DataFrame(table)
         est = self.fixef()
         se = self.se()
@@ -522,7 +534,7 @@ class GLMMFit:
 
     # ------------------------------------------------------------------ interpretation
     def icc(
-        self, scale: str = "latent", method: str = "lognormal", ci_prob: float = 0.94
+        self, scale: str = "latent", method: str = "lognormal", ci_prob: float = CI_PROB
     ) -> pd.DataFrame:
         """Intraclass correlations: one row per grouping factor, ``total`` and ``conditional``.
 
@@ -532,7 +544,8 @@ class GLMMFit:
         method : {"lognormal", "delta", "trigamma"}
             Poisson distribution-specific variance (Nakagawa et al. 2017).
         ci_prob : float
-            HDI mass for Bayesian fits (columns ``mean, sd, hdi_3%, hdi_97%`` by default).
+            Interval mass for Bayesian fits: equal-tailed (columns ``mean, sd, eti95_lb,
+            eti95_ub`` by default).
         """
         from bayesglmm.icc import icc_table
 
@@ -691,11 +704,18 @@ class GLMMFit:
 
         return plot_ppc(self, n_draws=n_draws, random_seed=random_seed)
 
-    def plot_ranef(self, block: int = 0, term: int = 0) -> Any:
-        """Caterpillar plot of the random effects with intervals."""
+    def plot_ranef(
+        self,
+        block: int | str | None = None,
+        term: int | str | None = None,
+        prob: float = 0.95,
+        max_labels: int = 60,
+    ) -> Any:
+        """Caterpillar plots of the random effects, every factor and term, levels by name;
+        see :func:`bayesglmm.plots.plot_ranef`."""
         from bayesglmm.plots import plot_ranef
 
-        return plot_ranef(self, block=block, term=term)
+        return plot_ranef(self, block=block, term=term, prob=prob, max_labels=max_labels)
 
     def plot_residuals(self, type: str = "deviance") -> Any:  # noqa: A002
         """Residuals-vs-fitted figure."""
@@ -846,13 +866,10 @@ class GLMMFit:
         mcmc = self.method == "nuts"
         tab = self.summary() if mcmc else None
         ds = self._summary_dataset()
-        w = max([20, *(len(str(n)) for n in d.x_names)])
-        for v in ds.data_vars:
-            if str(v).startswith(("sd_", "cor_")):
-                w = max(w, *(len(f"{v}[{lab}]") for lab in ds[v][ds[v].dims[-1]].values))
+        w = max(20, *(len(str(v)) for v in ds.data_vars))
 
         def row(label: str, draws: np.ndarray, key: str) -> str:
-            lo, hi = np.quantile(draws, [0.025, 0.975])
+            lo, hi = eti(draws)
             out = f" {label:<{w}} {np.mean(draws):9.4f} {np.std(draws, ddof=1):9.4f} {lo:9.4f} {hi:9.4f}"
             if mcmc and tab is not None and key in tab.index:
                 out += (
@@ -861,28 +878,20 @@ class GLMMFit:
                 )
             return out
 
-        head = f" {'':<{w}} {'Estimate':>9} {'Est.Error':>9} {'l-95% CI':>9} {'u-95% CI':>9}"
+        pct = f"{100 * CI_PROB:g}%"
+        head = f" {'':<{w}} {'Estimate':>9} {'Est.Error':>9} {'l-' + pct + ' CI':>9} {'u-' + pct + ' CI':>9}"
         if mcmc:
             head += f" {'Rhat':>6} {'Bulk_ESS':>8} {'Tail_ESS':>8}"
-        lines = ["Fixed effects (posterior; 95% equal-tailed intervals):", head]
-        beta = self.draws_fixed()
-        for j, name in enumerate(d.x_names):
-            key = "Intercept" if name == "(Intercept)" else f"beta[{name}]"
-            lines.append(row(name, beta[:, j], key))
-        sd_vars = [v for v in ds.data_vars if str(v).startswith(("sd_", "cor_", "sigma"))]
-        if sd_vars:
+        lines = [f"Fixed effects (posterior mean, sd, {describe()}):", head]
+        for name in d.x_names:
+            lines.append(row(name, _stack(ds[name]), name))
+        others = [str(v) for v in ds.data_vars if str(v) not in d.x_names]
+        if others:
             lines.append("")
             lines.append("Group-level SDs and correlations, residual SD (posterior):")
             lines.append(head)
-            for v in sd_vars:
-                da = ds[v]
-                flat = _stack(da)
-                if flat.ndim == 1:
-                    lines.append(row(str(v), flat, str(v)))
-                    continue
-                for j, lab in enumerate(da[da.dims[-1]].values):
-                    key = f"{v}[{lab}]"  # the summary() row name
-                    lines.append(row(key, flat[:, j], key))
+            for v in others:
+                lines.append(row(v, _stack(ds[v]), v))
         if mcmc and self.health:
             h = self.health
             lines.append("")

@@ -32,7 +32,7 @@ def test_does_not_collapse_and_is_seeded(toenail_model):
     assert 3.0 < np.median(sd) < 5.5
     np.testing.assert_array_equal(a.draws_fixed(), b.draws_fixed())
     assert a.approximate and a.idata["log_likelihood"]["y"].shape == (1, 300, 1908)
-    assert set(a.icc().columns) == {"mean", "sd", "hdi_3%", "hdi_97%"}
+    assert set(a.icc().columns) == {"mean", "sd", "eti95_lb", "eti95_ub"}
 
 
 @pytest.mark.parametrize("p", [2, 3])

@@ -154,3 +154,76 @@ def test_marginal_vs_conditional_simulation_seeded():
     assert a["clusters"].shape == (30, a["x"].size)
     # population average is flatter than the b = 0 curve: closer to 1/2 in the tails
     assert abs(a["marginal"][0] - 0.5) < abs(a["typical"][0] - 0.5)
+
+
+def test_caterpillar_names_levels_and_draws_every_factor_and_term():
+    """Caterpillar plots name the levels (they were ranks 0..L-1), show every factor and
+    term, and name only the extremes when there are many levels (issue 18)."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(3)
+    n = 600
+    g = rng.integers(0, 100, n)
+    h = rng.integers(0, 6, n)
+    x = rng.normal(size=n)
+    eta = 0.5 + 0.3 * x + rng.normal(0, 0.5, 100)[g] + rng.normal(0, 0.4, 6)[h]
+    df = pd.DataFrame(
+        {
+            "y": rng.poisson(np.exp(eta)),
+            "x": x,
+            "g": [f"site{k:03d}" for k in g],
+            "h": [f"beach_{k}" for k in h],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bg.GLMM("y ~ x + (1 + x | g) + (1 | h)", df, "poisson").fit(method="ml")
+    fig = fit.plot_ranef(max_labels=20)
+    assert len(fig.axes) == 3  # g: (Intercept), x; h: (Intercept)
+    names = [[t.get_text() for t in ax.get_yticklabels()] for ax in fig.axes]
+    assert len(names[0]) == 20 and all(s.startswith("site") for s in names[0])
+    # the named extremes are the lowest and highest conditional modes
+    modes = fit.ranef()["g"]["(Intercept)"].sort_values()
+    assert names[0][0] == modes.index[0] and names[0][-1] == modes.index[-1]
+    assert sorted(names[2]) == [f"beach_{k}" for k in range(6)]  # few levels: all named
+    assert "95%" in fig.axes[0].get_title()
+    plt.close(fig)
+    one = fit.plot_ranef(block="h")
+    assert len(one.axes) == 1 and one.axes[0].get_ylabel().startswith("h (6 levels")
+    plt.close(one)
+    with pytest.raises(bg.BayesGLMMError, match="no grouping factor 'nope'"):
+        fit.plot_ranef(block="nope")
+
+
+def test_prior_predictive_plot_and_prior_summary_before_fitting():
+    """Issue 18: sample_prior_predictive had no plot; prior_summary only existed on fits."""
+    import matplotlib.pyplot as plt
+
+    m = bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
+    ps = m.prior_summary()
+    assert list(ps.columns) == ["class", "term", "prior"]
+    assert list(ps["term"]) == ["(Intercept)", "NAP", "Beach"]
+    fig = m.plot_prior_predictive(draws=100, random_seed=1)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 4 and all(t.startswith("observed at ") for t in titles)
+    assert [ax.get_xlabel() for ax in fig.axes][2] == "share of zeros"
+    # the observed share of zeros is drawn where it is
+    line = fig.axes[2].get_lines()[0]
+    obs_zeros = float(np.mean(bg.datasets.load("rikz")["Richness"] == 0))
+    assert line.get_xdata()[0] == pytest.approx(obs_zeros)
+    plt.close(fig)
+    mb = bg.GLMM("yb ~ x + (1 | g)", _binary_frame(), "bernoulli")
+    fig = mb.plot_prior_predictive(draws=50, random_seed=1)
+    assert [ax.get_xlabel() for ax in fig.axes] == [
+        "proportion of successes",
+        "SD of the proportions per g",
+    ]
+    plt.close(fig)
+
+
+def _binary_frame():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(8), 5)
+    return pd.DataFrame({"yb": rng.integers(0, 2, g.size), "x": rng.normal(size=g.size), "g": g})

@@ -71,14 +71,17 @@ def _assert_partial(fit, requested_draws: int):
     assert (fit.options["draws"], fit.options["chains"]) == (n_draw, n_chain)
 
 
-def _start_timer_at_first_call(monkeypatch, cls, name, sigint, delay):
-    """Send SIGINT ``delay`` s after the first call of ``cls.name`` (sampling has begun),
-    so compile times on a busy machine do not move the interrupt out of sampling."""
+def _start_timer_at_first_call(monkeypatch, cls, name, sigint, delay, after: int = 0):
+    """Send SIGINT ``delay`` s after call number ``after + 1`` of ``cls.name`` (sampling has
+    begun; with ``after = tune`` the draws have begun), so compile and tuning times on a
+    busy machine do not move the interrupt out of the phase under test."""
     original = getattr(cls, name)
     started = []
+    calls = [0]
 
     def wrapped(self, *args, **kwargs):
-        if not started:
+        calls[0] += 1
+        if not started and calls[0] > after:
             started.append(sigint(delay))
         return original(self, *args, **kwargs)
 
@@ -122,7 +125,10 @@ def test_pymc_nuts_ctrl_c_raises_and_does_not_start_the_next_chain(model, sigint
 
 
 def test_pymc_nuts_allow_partial_keeps_finished_draws(model, sigint, monkeypatch):
-    _start_timer_at_first_call(monkeypatch, mcmc.InterruptGuard, "check", sigint, 1.0)
+    # the guard is checked once per tuning step and draw: start the timer at the first draw
+    # (on a loaded machine 50 tuning steps took over a second and the test then got the
+    # "interrupted during tuning" error instead)
+    _start_timer_at_first_call(monkeypatch, mcmc.InterruptGuard, "check", sigint, 0.5, after=50)
     with pytest.warns(bg.PartialFitWarning, match=r"NUTS \(pymc\) was interrupted"):
         fit = model.fit(
             draws=20_000, tune=50, chains=2, cores=1, sampler="pymc", random_seed=3,

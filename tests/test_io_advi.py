@@ -60,3 +60,21 @@ def test_advi_finite_and_within_one_sd_of_nuts(rikz_fit):
     diff = (advi.fixef() - rikz_fit.fixef()).abs()
     assert (diff < sd).all(), (advi.fixef(), rikz_fit.fixef(), sd)
     assert {"mean", "sd"} <= set(advi.summary().columns)
+
+
+def test_advi_states_how_it_converged_and_prints_a_plain_line(capsys, caplog):
+    """Issue 18: a normal ADVI run ended in PyMC's "Interrupted at 1,999 [6%]"."""
+    import logging
+
+    m = bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
+    with caplog.at_level(logging.INFO, logger="pymc"):
+        fit = m.fit(method="advi", random_seed=1, progressbar=True, log_likelihood=False)
+    err = capsys.readouterr().err
+    assert "Interrupted" not in err and not any(
+        "Interrupted" in r.getMessage() for r in caplog.records
+    )
+    assert fit.options["converged"] is True
+    assert fit.options["convergence"].startswith("the mean loss over the last 500 iterations")
+    assert "advi: converged (the mean loss" in err
+    assert f"after {fit.options['iterations']:,} iterations" in err
+    assert "advi: iteration 1,000 of at most 30,000, loss " in err.replace("\r", "\n")

@@ -50,8 +50,10 @@ def test_parametric_bootstrap_gives_intervals():
     # bootstrap SD of the slope is close to the Wald SE
     assert boot.draws_fixed()[:, 1].std() == pytest.approx(ml.se()["NAP"], rel=0.35)
     icc = boot.icc()
-    assert {"mean", "sd", "hdi_3%", "hdi_97%"} <= set(icc.columns)
+    assert {"mean", "sd", "eti95_lb", "eti95_ub"} <= set(icc.columns)
     assert (
-        icc.loc["Beach", "hdi_3%"] < ml.icc().loc["Beach", "estimate"] < icc.loc["Beach", "hdi_97%"]
+        icc.loc["Beach", "eti95_lb"]
+        < ml.icc().loc["Beach", "estimate"]
+        < icc.loc["Beach", "eti95_ub"]
     )
     assert boot.predict(re="marginal").shape == (1, boot.n_samples, 45)

@@ -36,9 +36,13 @@ def test_seeded_draws_identical_and_coords(rikz_model):
     vc = a.varcorr()
     assert list(vc.columns) == ["group", "term1", "term2", "variance", "sd_cor"]
     text = str(a)
-    assert "Richness ~ NAP + (1 | Beach)" in text and "r_hat" in text and "Beach, 9" in text
+    assert "Richness ~ NAP + (1 | Beach)" in text and "Rhat" in text and "Beach, 9" in text
     summ = a.summary()
-    assert {"mean", "sd", "ess_bulk", "r_hat"} <= set(summ.columns)
+    assert {"mean", "sd", "eti95_lb", "eti95_ub", "ess_bulk", "r_hat"} <= set(summ.columns)
+    # one naming across methods: summary() rows are fixef()'s and compare()'s names
+    assert list(summ.index) == ["(Intercept)", "NAP", "sd(Beach: (Intercept))"]
+    draws = a.draws_fixed()[:, 1]
+    assert summ.loc["NAP", "eti95_lb"] == pytest.approx(np.quantile(draws, 0.025), rel=1e-6)
     assert a.method == "nuts" and not a.approximate and a.elapsed > 0
     assert set(a.prior_summary()["class"]) == {"intercept", "fixed", "sd"}
 

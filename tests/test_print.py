@@ -63,16 +63,17 @@ def test_bayes_laplace_print_has_header_and_no_nan(data):
     fit = _fit("yb ~ x + (1 | g)", data, "bernoulli", method="laplace", draws=300, random_seed=1)
     text = str(fit)
     assert "nan" not in text.lower()
-    assert "Fixed effects (posterior; 95% equal-tailed intervals):" in text
+    header = "Fixed effects (posterior mean, sd, 95% equal-tailed interval):"
+    assert header in text
     lines = text.splitlines()
-    i = lines.index("Fixed effects (posterior; 95% equal-tailed intervals):")
+    i = lines.index(header)
     assert lines[i + 1].split() == ["Estimate", "Est.Error", "l-95%", "CI", "u-95%", "CI"]
     x = lines[i + 3].split()
     assert x[0] == "x"
     draws = fit.draws_fixed()[:, 1]
     lo, hi = np.quantile(draws, [0.025, 0.975])
     assert float(x[3]) == pytest.approx(lo, abs=1e-4) and float(x[4]) == pytest.approx(hi, abs=1e-4)
-    assert "sd_g[(Intercept)]" in text
+    assert " sd(g: (Intercept)) " in text
 
 
 def test_rhat_message_shows_why_it_is_above_threshold():
