@@ -953,7 +953,7 @@ class GLMMFit:
 
         return plot_predictions(self, condition, **kwargs)
 
-    def r2(self, method: str = "lognormal", conf_level: float = 0.95) -> pd.DataFrame:
+    def r2(self, method: str = "lognormal", conf_level: float = CI_PROB) -> pd.DataFrame:
         """Nakagawa's marginal and conditional R² (and the Bayesian R² for fits with draws);
         see :func:`bayesglmm.interpret.r2.r2_table`."""
         from bayesglmm.interpret.r2 import r2_table
@@ -967,7 +967,7 @@ class GLMMFit:
         return coef(self)
 
     def confint(
-        self, parm: list[str] | None = None, *, level: float = 0.95, method: str | None = None
+        self, parm: list[str] | None = None, *, level: float = CI_PROB, method: str | None = None
     ) -> pd.DataFrame:
         """Wald or profile intervals (ML), equal-tailed posterior intervals (Bayesian); see
         :func:`bayesglmm.interpret.accessors.confint`."""

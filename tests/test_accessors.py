@@ -104,7 +104,7 @@ def _brute_force_profile(fit: bg.GLMMFit, name: str, limit: float, lo: float, hi
 def test_profile_interval_against_brute_force(ml_fit: bg.GLMMFit) -> None:
     ci = ml_fit.confint(method="profile")
     assert (ci["method"] == "profile").all()
-    assert list(ci.index) == ["(Intercept)", "x", "z", "sd_g[(Intercept)]"]
+    assert list(ci.index) == ["(Intercept)", "x", "z", "sd(g: (Intercept))"]
     cut = stats.chi2.ppf(0.95, 1)
     est, se = ml_fit.fixef()["x"], ml_fit.se()["x"]
     lo = _brute_force_profile(ml_fit, "x", cut, est - 4 * se, est)
@@ -115,7 +115,7 @@ def test_profile_interval_against_brute_force(ml_fit: bg.GLMMFit) -> None:
     # effects (Nelder-Mead, no gradients) is the cut-off above the optimum
     obj = LaplaceObjective(ml_fit.design)
     dev_hat = obj.deviance(np.r_[ml_fit.ml.theta, ml_fit.ml.beta])
-    up = ci.loc["sd_g[(Intercept)]", "97.5 %"]
+    up = ci.loc["sd(g: (Intercept))", "97.5 %"]
     res = optimize.minimize(
         lambda b: obj.deviance(np.r_[up, b]),
         ml_fit.ml.beta,
@@ -123,7 +123,7 @@ def test_profile_interval_against_brute_force(ml_fit: bg.GLMMFit) -> None:
         options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000},
     )
     assert res.fun - dev_hat == pytest.approx(cut, abs=2e-3)
-    assert 0 <= ci.loc["sd_g[(Intercept)]", "2.5 %"] < ci.loc["sd_g[(Intercept)]", "estimate"]
+    assert 0 <= ci.loc["sd(g: (Intercept))", "2.5 %"] < ci.loc["sd(g: (Intercept))", "estimate"]
 
 
 def test_profile_refused_with_a_reason(df: pd.DataFrame) -> None:
@@ -202,7 +202,7 @@ def test_bayesian_confint_and_loo_anova(df: pd.DataFrame) -> None:
     ci = a.confint(level=0.8)
     beta = a.draws_fixed()
     np.testing.assert_allclose(ci.loc["x", ["10 %", "90 %"]], np.quantile(beta[:, 1], [0.1, 0.9]))
-    assert "sd_g[(Intercept)]" in ci.index
+    assert "sd(g: (Intercept))" in ci.index
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tab = bg.anova(a, b, names=["full", "null"])

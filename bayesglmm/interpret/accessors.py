@@ -62,9 +62,9 @@ def _z(level: float) -> float:
 def _sd_rows(fit: Any) -> list[tuple[str, int, int]]:
     """(row name, block, term) for every random-effect SD, named as ``summary()``."""
     rows = []
-    for i, (lab, b) in enumerate(zip(fit.labels, fit.design.blocks, strict=True)):
+    for i, b in enumerate(fit.design.blocks):
         for j, t in enumerate(b.terms):
-            rows.append((f"sd_{lab}[{t}]", i, j))
+            rows.append((f"sd({b.group}: {t})", i, j))
     return rows
 
 
@@ -98,7 +98,8 @@ def confint(
     Returns
     -------
     pandas.DataFrame
-        Rows named as ``fixef()`` (``(Intercept)``, predictors) and ``sd_<block>[<term>]``;
+        Rows named as ``summary()`` and ``fixef()``: ``(Intercept)``, the predictors,
+        ``sd(g: term)`` (and ``cor(g: a, b)``, ``sigma`` for Bayesian fits);
         columns ``estimate``, the lower and upper limits named ``2.5 %`` and ``97.5 %``
         (R's names at level 0.95), and ``method``.
 
@@ -144,14 +145,14 @@ def _confint_draws(fit: Any, level: float, lo_name: str, hi_name: str) -> pd.Dat
     for name, i, j in _sd_rows(fit):
         cov = fit.draws_cov(i)
         rows[name] = np.sqrt(cov[:, j, j])
-    for i, (lab, b) in enumerate(zip(fit.labels, fit.design.blocks, strict=True)):
+    for i, b in enumerate(fit.design.blocks):
         if b.correlated and b.n_terms > 1:
             cov = fit.draws_cov(i)
             for j in range(b.n_terms):
                 for k in range(j + 1, b.n_terms):
                     with np.errstate(invalid="ignore", divide="ignore"):
                         c = cov[:, j, k] / np.sqrt(cov[:, j, j] * cov[:, k, k])
-                    rows[f"cor_{lab}[{b.terms[j]}, {b.terms[k]}]"] = np.nan_to_num(c)
+                    rows[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = np.nan_to_num(c)
     s = fit.draws_sigma()
     if s is not None:
         rows["sigma"] = s
@@ -198,11 +199,11 @@ def _confint_profile(
         targets.append((name, nt + j, float(se_beta[j]) if np.isfinite(se_beta[j]) else 0.5))
     pos = 0
     skipped = []
-    for i, (lab, b) in enumerate(zip(fit.labels, d.blocks, strict=True)):
+    for i, b in enumerate(d.blocks):
         size = obj.layout.sizes[i]
         if b.n_terms == 1:
             sd = abs(float(xhat[pos]))
-            targets.append((f"sd_{lab}[{b.terms[0]}]", pos, max(0.25 * sd, 0.05)))
+            targets.append((f"sd({b.group}: {b.terms[0]})", pos, max(0.25 * sd, 0.05)))
         else:
             skipped.append(b.name)
         pos += size

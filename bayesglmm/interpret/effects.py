@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from bayesglmm.errors import ArgumentError
+from bayesglmm.intervals import CI_PROB
 
 RE = Literal["conditional", "none", "marginal"]
 Type = Literal["response", "link"]
@@ -456,7 +457,7 @@ def predictions(
     *,
     re: RE = "conditional",
     type: Type = "response",  # noqa: A002 - marginaleffects' name
-    conf_level: float = 0.95,
+    conf_level: float = CI_PROB,
     by: str | Sequence[str] | None = None,
     ml_method: MLMethod = "delta",
     n_sim: int = 1000,
@@ -519,7 +520,7 @@ def avg_predictions(
     *,
     re: RE = "conditional",
     type: Type = "response",  # noqa: A002
-    conf_level: float = 0.95,
+    conf_level: float = CI_PROB,
     by: str | Sequence[str] | None = None,
     ml_method: MLMethod = "delta",
     n_sim: int = 1000,
@@ -733,7 +734,7 @@ def comparisons(
     type: Type = "response",  # noqa: A002
     comparison: str = "difference",
     by: str | Sequence[str] | None = None,
-    conf_level: float = 0.95,
+    conf_level: float = CI_PROB,
     ml_method: MLMethod = "delta",
     n_sim: int = 1000,
     random_seed: int | None = None,
@@ -785,7 +786,7 @@ def avg_comparisons(
     type: Type = "response",  # noqa: A002
     comparison: str = "difference",
     by: str | Sequence[str] | None = None,
-    conf_level: float = 0.95,
+    conf_level: float = CI_PROB,
     ml_method: MLMethod = "delta",
     n_sim: int = 1000,
     random_seed: int | None = None,
@@ -897,7 +898,7 @@ def slopes(
     slope: str = "dydx",
     eps: float | None = None,
     by: str | Sequence[str] | None = None,
-    conf_level: float = 0.95,
+    conf_level: float = CI_PROB,
     ml_method: MLMethod = "delta",
     n_sim: int = 1000,
     random_seed: int | None = None,
@@ -941,7 +942,7 @@ def avg_slopes(
     slope: str = "dydx",
     eps: float | None = None,
     by: str | Sequence[str] | None = None,
-    conf_level: float = 0.95,
+    conf_level: float = CI_PROB,
     ml_method: MLMethod = "delta",
     n_sim: int = 1000,
     random_seed: int | None = None,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bayesglmm.errors import ArgumentError
+from bayesglmm.intervals import CI_PROB
 
 _STYLES = {"none": "-", "marginal": "--", "conditional": ":"}
 _RE_LABEL = {
@@ -38,7 +39,7 @@ def plot_predictions(
     by: str | None = None,
     re: str | Sequence[str] = ("none", "marginal"),
     type: str = "response",  # noqa: A002 - marginaleffects' name
-    conf_level: float = 0.95,
+    conf_level: float = CI_PROB,
     n_points: int = 50,
     ax: Any = None,
     **kwargs: Any,

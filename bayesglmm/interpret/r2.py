@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bayesglmm.errors import ArgumentError
+from bayesglmm.intervals import CI_PROB
 
 PoissonMethod = Literal["lognormal", "delta", "trigamma"]
 
@@ -119,7 +120,7 @@ def bayes_r2_draws(fit: Any, re: Literal["conditional", "none"] = "conditional")
 
 
 def r2_table(
-    fit: Any, method: PoissonMethod = "lognormal", conf_level: float = 0.95
+    fit: Any, method: PoissonMethod = "lognormal", conf_level: float = CI_PROB
 ) -> pd.DataFrame:
     """R² table: Nakagawa marginal and conditional; Bayesian R² for fits with draws.
 
@@ -152,6 +153,6 @@ def r2_table(
     return tab
 
 
-def r2(fit: Any, method: PoissonMethod = "lognormal", conf_level: float = 0.95) -> pd.DataFrame:
+def r2(fit: Any, method: PoissonMethod = "lognormal", conf_level: float = CI_PROB) -> pd.DataFrame:
     """R² table of a fit (the function form of ``fit.r2()``); see :func:`r2_table`."""
     return r2_table(fit, method=method, conf_level=conf_level)
