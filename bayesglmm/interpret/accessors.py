@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bayesglmm.errors import ArgumentError, BayesGLMMWarning
+from bayesglmm.intervals import CI_PROB
 
 
 # ---------------------------------------------------------------------------- coef
@@ -72,7 +73,7 @@ def confint(
     fit: Any,
     parm: list[str] | None = None,
     *,
-    level: float = 0.95,
+    level: float = CI_PROB,
     method: Literal["Wald", "profile"] | None = None,
 ) -> pd.DataFrame:
     """Confidence (ML) or credible (Bayesian) intervals.
