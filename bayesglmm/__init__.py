@@ -58,6 +58,18 @@ _LAZY: dict[str, str] = {
     "ModelSpec": "bayesglmm.spec",
     "build_design": "bayesglmm.design",
     "parse_formula": "bayesglmm.formula",
+    "predictions": "bayesglmm.interpret.effects",
+    "avg_predictions": "bayesglmm.interpret.effects",
+    "comparisons": "bayesglmm.interpret.effects",
+    "avg_comparisons": "bayesglmm.interpret.effects",
+    "slopes": "bayesglmm.interpret.effects",
+    "avg_slopes": "bayesglmm.interpret.effects",
+    "datagrid": "bayesglmm.interpret.effects",
+    "plot_predictions": "bayesglmm.interpret.plots",
+    "r2": "bayesglmm.interpret.r2",
+    "coef": "bayesglmm.interpret.accessors",
+    "confint": "bayesglmm.interpret.accessors",
+    "anova": "bayesglmm.interpret.accessors",
 }
 _SUBMODULES = ("datasets",)
 
@@ -68,6 +80,18 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     from bayesglmm.design import build_design
     from bayesglmm.families import Family
     from bayesglmm.formula import parse_formula
+    from bayesglmm.interpret.accessors import anova, coef, confint
+    from bayesglmm.interpret.effects import (
+        avg_comparisons,
+        avg_predictions,
+        avg_slopes,
+        comparisons,
+        datagrid,
+        predictions,
+        slopes,
+    )
+    from bayesglmm.interpret.plots import plot_predictions
+    from bayesglmm.interpret.r2 import r2
     from bayesglmm.io import load_fit
     from bayesglmm.model import GLMM
     from bayesglmm.plots import (
@@ -113,6 +137,18 @@ __all__ = [
     "SBCResult",
     "build_design",
     "parse_formula",
+    "predictions",
+    "avg_predictions",
+    "comparisons",
+    "avg_comparisons",
+    "slopes",
+    "avg_slopes",
+    "datagrid",
+    "plot_predictions",
+    "r2",
+    "coef",
+    "confint",
+    "anova",
     "ArgumentError",
     "BayesGLMMError",
     "BayesGLMMWarning",

@@ -24,6 +24,9 @@ Kind = Literal["response", "link"]
 RE = Literal["conditional", "none", "marginal"]
 NewLevels = Literal["sample", "zero", "error"]
 
+#: seed of the new-level draws when ``random_seed`` is None, so repeated calls agree
+DEFAULT_SEED = 0
+
 _GH_NODES = 40
 
 
@@ -90,7 +93,7 @@ def random_eta(
                 )
             if new_levels == "sample":
                 if rng is None:
-                    rng = np.random.default_rng()
+                    rng = np.random.default_rng(DEFAULT_SEED)
                 # one draw per new level per posterior draw, shared by that level's rows
                 codes = _new_codes(labels[i] if labels else None, nd, i)
                 n_lev = max(len(nd.new_levels[i]), 1)
@@ -144,10 +147,20 @@ def predict_draws(
     newdata: pd.DataFrame | None = None,
     kind: Kind = "response",
     re: RE = "conditional",
-    new_levels: NewLevels = "sample",
+    new_levels: NewLevels | None = None,
     random_seed: int | None = None,
 ) -> np.ndarray:
-    """Prediction draws, (S, n); see :meth:`GLMMFit.predict`."""
+    """Prediction draws, (S, n); see :meth:`GLMMFit.predict`.
+
+    ``new_levels=None`` (the default) resolves to ``"zero"`` for ML fits (a level not seen
+    in the fit gets the typical-group effect 0, as lme4's ``allow.new.levels = TRUE``) and
+    to ``"sample"`` for Bayesian fits (one draw from the fitted distribution per posterior
+    draw, as brms's ``sample_new_levels = "gaussian"``).  Sampling is seeded by
+    ``random_seed``, or by :data:`DEFAULT_SEED` when it is None, so two identical calls give
+    identical predictions.
+    """
+    if new_levels is None:
+        new_levels = "sample" if fit.is_bayesian else "zero"
     if kind not in ("response", "link"):
         raise DesignError(f"kind must be 'response' or 'link', not {kind!r}")
     if re not in ("conditional", "none", "marginal"):
@@ -157,7 +170,7 @@ def predict_draws(
     nd, labels = encode(fit, newdata, re)
     eta = fixed_eta(fit, nd)
     if re == "conditional":
-        rng = np.random.default_rng(random_seed)
+        rng = np.random.default_rng(DEFAULT_SEED if random_seed is None else random_seed)
         eta = eta + random_eta(fit, nd, new_levels, rng, labels)
         return eta if kind == "link" else fit.design.family.linkinv(eta)
     if re == "none" or kind == "link":

@@ -561,7 +561,7 @@ class GLMMFit:
         newdata: pd.DataFrame | None = None,
         kind: str = "response",
         re: str = "conditional",
-        new_levels: str = "sample",
+        new_levels: str | None = None,
         random_seed: int | None = None,
     ) -> Any:
         """Predictions.
@@ -576,10 +576,13 @@ class GLMMFit:
             ``conditional``: with each group's own effects; ``none``: a typical group with
             all effects 0; ``marginal``: averaged over the random-effect distribution
             (population average).
-        new_levels : {"sample", "zero", "error"}
-            For levels not seen in the fit: draw from the fitted distribution (seeded),
-            use 0, or raise.
+        new_levels : {"sample", "zero", "error"}, optional
+            For levels not seen in the fit: draw from the fitted distribution, use 0, or
+            raise.  Default: ``"zero"`` for ML fits (lme4's typical group, deterministic)
+            and ``"sample"`` for Bayesian fits (brms's ``sample_new_levels="gaussian"``).
         random_seed : int, optional
+            Seed of the new-level draws; when None a fixed seed (0) is used, so two
+            identical calls give identical predictions.
 
         Returns
         -------
@@ -929,6 +932,87 @@ class GLMMFit:
                 f"{h['max_rhat']:.3f}, min bulk ESS {h['min_ess_bulk']:.0f}"
             )
         return lines
+
+    # ------------------------------------------------------------------ interpretation verbs
+    # thin delegates to bayesglmm.interpret (marginaleffects-style verbs, R², lme4 accessors)
+    def predictions(self, newdata: pd.DataFrame | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Predictions with intervals, one row per row; see
+        :func:`bayesglmm.interpret.effects.predictions`."""
+        from bayesglmm.interpret.effects import predictions
+
+        return predictions(self, newdata, **kwargs)
+
+    def avg_predictions(self, newdata: pd.DataFrame | None = None, **kwargs: Any) -> pd.DataFrame:
+        """Average predictions; see :func:`bayesglmm.interpret.effects.avg_predictions`."""
+        from bayesglmm.interpret.effects import avg_predictions
+
+        return avg_predictions(self, newdata, **kwargs)
+
+    def comparisons(self, variables: Any = None, **kwargs: Any) -> pd.DataFrame:
+        """Unit-level contrasts; see :func:`bayesglmm.interpret.effects.comparisons`."""
+        from bayesglmm.interpret.effects import comparisons
+
+        return comparisons(self, variables, **kwargs)
+
+    def avg_comparisons(self, variables: Any = None, **kwargs: Any) -> pd.DataFrame:
+        """Average contrasts (``re="marginal"``: population-averaged); see
+        :func:`bayesglmm.interpret.effects.avg_comparisons`."""
+        from bayesglmm.interpret.effects import avg_comparisons
+
+        return avg_comparisons(self, variables, **kwargs)
+
+    def slopes(self, variables: Any = None, **kwargs: Any) -> pd.DataFrame:
+        """Unit-level slopes; see :func:`bayesglmm.interpret.effects.slopes`."""
+        from bayesglmm.interpret.effects import slopes
+
+        return slopes(self, variables, **kwargs)
+
+    def avg_slopes(self, variables: Any = None, **kwargs: Any) -> pd.DataFrame:
+        """Average slopes; see :func:`bayesglmm.interpret.effects.avg_slopes`."""
+        from bayesglmm.interpret.effects import avg_slopes
+
+        return avg_slopes(self, variables, **kwargs)
+
+    def datagrid(self, **values: Any) -> pd.DataFrame:
+        """A grid of predictor values; see :func:`bayesglmm.interpret.effects.datagrid`."""
+        from bayesglmm.interpret.effects import datagrid
+
+        return datagrid(self, **values)
+
+    def plot_predictions(self, condition: str, **kwargs: Any) -> Any:
+        """Conditional-effects plot; see :func:`bayesglmm.interpret.plots.plot_predictions`."""
+        from bayesglmm.interpret.plots import plot_predictions
+
+        return plot_predictions(self, condition, **kwargs)
+
+    def r2(self, method: str = "lognormal", conf_level: float = CI_PROB) -> pd.DataFrame:
+        """Nakagawa's marginal and conditional R² (and the Bayesian R² for fits with draws);
+        see :func:`bayesglmm.interpret.r2.r2_table`."""
+        from bayesglmm.interpret.r2 import r2_table
+
+        return r2_table(self, method=method, conf_level=conf_level)  # type: ignore[arg-type]
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Fixed + random effects per level of each grouping factor (lme4's ``coef``)."""
+        from bayesglmm.interpret.accessors import coef
+
+        return coef(self)
+
+    def confint(
+        self, parm: list[str] | None = None, *, level: float = CI_PROB, method: str | None = None
+    ) -> pd.DataFrame:
+        """Wald or profile intervals (ML), equal-tailed posterior intervals (Bayesian); see
+        :func:`bayesglmm.interpret.accessors.confint`."""
+        from bayesglmm.interpret.accessors import confint
+
+        return confint(self, parm, level=level, method=method)  # type: ignore[arg-type]
+
+    def anova(self, *others: GLMMFit, names: list[str] | None = None) -> pd.DataFrame:
+        """Likelihood-ratio tests (ML) or LOO differences (Bayesian) against other fits; see
+        :func:`bayesglmm.interpret.accessors.anova`."""
+        from bayesglmm.interpret.accessors import anova
+
+        return anova(self, *others, names=names)
 
 
 def _sig(v: float, digits: int) -> str:
