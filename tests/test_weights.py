@@ -288,8 +288,8 @@ def test_nuts_kernel_weights_equal_duplicated_rows_within_mc_error(df):
     kw = {"draws": 500, "tune": 500, "chains": 2, "random_seed": 7}
     fw, fd = mw.fit("nuts", **kw), md.fit("nuts", **kw)
     assert fw.options["sampler"] == "kernel"
-    sw = fw.summary().loc[["Intercept", "beta[x]"]]
-    sd = fd.summary().loc[["Intercept", "beta[x]"]]
+    sw = fw.summary().loc[["(Intercept)", "x"]]
+    sd = fd.summary().loc[["(Intercept)", "x"]]
     se = np.sqrt(sw["mcse_mean"] ** 2 + sd["mcse_mean"] ** 2)
     assert (np.abs(sw["mean"] - sd["mean"]) < 4 * se).all()
     assert fw.log_likelihood().shape == (1000, len(df))
