@@ -19,6 +19,8 @@ References and tolerances:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -490,3 +492,51 @@ def test_spec_accepts_every_method_on_a_glm(tmp_path):
     )
     spec = load_spec(path)
     assert spec.formula == "yg ~ x + f"
+
+
+# ---------------------------------------------------------------- prior weights in GLMs
+@pytest.fixture(scope="module")
+def weighted_counts():
+    rng = np.random.default_rng(0)
+    n = 60
+    df = pd.DataFrame({"x": rng.normal(size=n), "w": rng.integers(1, 4, n)})
+    df["y"] = rng.poisson(np.exp(0.5 + 0.3 * df.x))
+    df["yg"] = 0.5 + 0.3 * df.x + rng.normal(size=n)
+    dup = df.loc[df.index.repeat(df.w)].reset_index(drop=True)
+    return df, dup
+
+
+@pytest.mark.parametrize(
+    "method, kw",
+    [("ml", {}), ("pql", {"dispersion": "fixed"}), ("laplace", {"draws": 200, "random_seed": 1})],
+)
+def test_glm_case_weights_equal_duplicated_rows(weighted_counts, method, kw):
+    """The GLM path ignored weights= (ML, PQL and Bayesian Laplace fitted the unweighted
+    model silently); a weight-k row must equal the row repeated k times."""
+    df, dup = weighted_counts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = bg.GLMM("y ~ x", df, "poisson", weights="w").fit(method=method, **kw)
+        b = bg.GLMM("y ~ x", dup, "poisson").fit(method=method, **kw)
+    if method == "laplace":  # the Gaussian approximation itself (draws use n-sized streams)
+        np.testing.assert_allclose(a.options["mode"], b.options["mode"], atol=1e-8)
+        np.testing.assert_allclose(a.options["cov"], b.options["cov"], atol=1e-10)
+        return
+    np.testing.assert_allclose(a.fixef().to_numpy(), b.fixef().to_numpy(), atol=1e-6)
+    if method == "ml":
+        assert a.loglik == pytest.approx(b.loglik, abs=1e-8)
+        np.testing.assert_allclose(a.vcov().to_numpy(), b.vcov().to_numpy(), atol=1e-9)
+
+
+def test_gaussian_glm_precision_weights_match_wls(weighted_counts):
+    """Gaussian weights are precision weights (sigma^2 / w), as lm/lmer; statsmodels WLS:
+    params and llf (which includes 0.5 sum log w), computed on the same data."""
+    sm = pytest.importorskip("statsmodels.api")
+    df, _ = weighted_counts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bg.GLMM("yg ~ x", df, "gaussian", weights="w").fit(method="ml")
+    ref = sm.WLS(df.yg, sm.add_constant(df.x), weights=df.w).fit()
+    np.testing.assert_allclose(fit.fixef().to_numpy(), ref.params.to_numpy(), atol=1e-10)
+    assert fit.loglik == pytest.approx(ref.llf, abs=1e-8)
+    np.testing.assert_allclose(np.sqrt(np.diag(fit.vcov())), ref.bse * np.sqrt(ref.df_resid / 60))

@@ -58,11 +58,12 @@ def _start(design: Design, fam: FamilyKernel) -> np.ndarray:
     beta = np.zeros(design.k)
     if "(Intercept)" in design.x_names:
         y = np.asarray(design.y, dtype=float)
+        w = np.ones_like(y) if design.weights is None else np.asarray(design.weights, float)
         if design.family.is_binomial:
             n = 1.0 if design.trials is None else np.asarray(design.trials, dtype=float)
-            m = float(np.clip(np.sum(y) / np.sum(n * np.ones_like(y)), 0.01, 0.99))
+            m = float(np.clip(np.sum(w * y) / np.sum(w * n * np.ones_like(y)), 0.01, 0.99))
         else:
-            m = max(float(np.mean(y)), 0.01)
+            m = max(float(np.sum(w * y) / max(np.sum(w), 1e-300)), 0.01)
         b0 = float(design.family.linkfun(np.array([m]))[0])
         if design.family.name == "poisson":
             b0 -= float(np.mean(design.offset))
@@ -87,7 +88,7 @@ def irls(
     beta, fisher, loglik, n_iter, converged
         ``fisher`` is ``X' W X`` at ``beta``; ``loglik`` includes every constant.
     """
-    fam = FamilyKernel(design.family, design.y, design.trials)
+    fam = FamilyKernel(design.family, design.y, design.trials, weights=design.weights)
     X, off = np.asarray(design.X, dtype=float), np.asarray(design.offset, dtype=float)
     beta = _start(design, fam) if start is None else np.asarray(start, dtype=float).copy()
 
@@ -181,19 +182,26 @@ def fit_glm_ml(
     sigma: float | None = None
     phi: float | None = None
     if design.family.name == "gaussian":
-        beta, *_ = np.linalg.lstsq(X, y - design.offset, rcond=None)
+        # precision weights (sigma^2 / w, as lm and lmer): weighted least squares; rows of
+        # weight 0 do not count as observations
+        w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
+        sw = np.sqrt(w)
+        n_eff = int(np.count_nonzero(w > 0))
+        beta, *_ = np.linalg.lstsq(X * sw[:, None], sw * (y - design.offset), rcond=None)
         r = y - design.offset - X @ beta
-        s2 = float(r @ r) / n
+        s2 = float(np.sum(w * r * r)) / n_eff
         if s2 <= 0.0:
             raise InferenceError("the gaussian GLM fits the data exactly (residual SD 0)")
         sigma = float(np.sqrt(s2))
-        vcov = s2 * np.linalg.inv(X.T @ X)
-        loglik = -0.5 * n * (np.log(2.0 * np.pi * s2) + 1.0)
+        vcov = s2 * np.linalg.inv(X.T @ (X * w[:, None]))
+        loglik = -0.5 * n_eff * (np.log(2.0 * np.pi * s2) + 1.0) + 0.5 * float(
+            np.sum(np.log(w[w > 0]))
+        )
         n_iter, converged, grad = 1, True, 0.0
     else:
         b0 = None if not start or "beta" not in start else np.asarray(start["beta"], float)
         beta, fisher, loglik, n_iter, converged = irls(design, start=b0, tol=tol, maxiter=maxiter)
-        fam = FamilyKernel(design.family, design.y, design.trials)
+        fam = FamilyKernel(design.family, design.y, design.trials, weights=design.weights)
         d1, _ = fam.score(X @ beta + design.offset)
         grad = float(np.max(np.abs(X.T @ d1))) if k else 0.0
         try:
@@ -217,6 +225,8 @@ def fit_glm_ml(
                     pearson = (y - nt * p) ** 2 / (nt * p * (1.0 - p))
                 else:
                     pearson = (y - mu) ** 2 / np.maximum(design.family.variance(mu), 1e-300)
+                if design.weights is not None:  # prior weights, as glm's Pearson residuals
+                    pearson = pearson * np.asarray(design.weights, float)
                 phi = float(np.sum(pearson) / n)
             vcov = phi * vcov
             sigma = float(np.sqrt(phi))
@@ -268,9 +278,11 @@ def glm_laplace_density(design: Design, priors: PriorSet) -> Any:
     off = np.asarray(design.offset, dtype=float)
     k = design.k
     gauss = design.family.name == "gaussian"
-    fam = FamilyKernel(design.family, y, design.trials)
+    fam = FamilyKernel(design.family, y, design.trials, weights=design.weights)
+    wt = np.ones_like(y) if design.weights is None else np.asarray(design.weights, float)
+    n_obs = float(np.count_nonzero(wt > 0))
     slopes = [i for i, nm in enumerate(design.x_names) if nm != "(Intercept)"]
-    means = X[:, slopes].mean(axis=0) if slopes else np.zeros(0)
+    means = design.row_mean(X[:, slopes]) if slopes else np.zeros(0)
     i0 = design.x_names.index("(Intercept)") if "(Intercept)" in design.x_names else None
     fixed_lp = [log_density(p) for p in priors.fixed.values()]
     icpt_lp = log_density(priors.intercept) if priors.intercept is not None else None
@@ -293,7 +305,7 @@ def glm_laplace_density(design: Design, priors: PriorSet) -> Any:
         if gauss:
             s = float(np.exp(x[k]))
             r = y - eta
-            return float(0.5 * (r @ r) / s**2 + y.size * np.log(s))
+            return float(0.5 * np.sum(wt * r * r) / s**2 + n_obs * np.log(s))
         v = -float(np.sum(fam.ll(eta)))
         return v if np.isfinite(v) else np.inf
 
@@ -302,7 +314,7 @@ def glm_laplace_density(design: Design, priors: PriorSet) -> Any:
         if gauss:
             s2 = float(np.exp(2.0 * x[k]))
             r = y - eta
-            return np.concatenate([-(X.T @ r) / s2, [y.size - (r @ r) / s2]])
+            return np.concatenate([-(X.T @ (wt * r)) / s2, [n_obs - np.sum(wt * r * r) / s2]])
         d1, _ = fam.score(eta)
         return -(X.T @ d1)
 
