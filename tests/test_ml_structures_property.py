@@ -568,14 +568,12 @@ def test_pinned_cloglog_score_in_the_tail():
     np.testing.assert_allclose(ml.beta, [11.509367, -0.01278107, -0.71311467], atol=1e-3)
 
 
-@needs_glmm
-@pytest.mark.xfail(
-    strict=True,
-    reason="(1 + x1 | g0) with a true intercept SD of 0 beside (1 | g0:g1) + (1 | g2), Poisson "
-    "with offset: L-BFGS-B stops with max|grad| 49.5 (reported, not converged) 0.868 below "
-    "glmm's -828.4817; found by the seeded slow property run",
-)
 def test_pinned_vector_term_at_zero_intercept_sd_not_converged():
+    """``(1 + x1 | g0)`` with a true intercept SD of 0 beside ``(1 | g0:g1) + (1 | g2)``,
+    Poisson with offset, x1 off-centre (found by the seeded slow property run): L-BFGS-B
+    stopped with max|grad| 49.5 (reported, not converged) 0.868 below glmm's -828.4817.  Fixed
+    by theta on centred and scaled columns of Z with the longer Newton polish (random_scaling,
+    newton_polish)."""
     case = Case(
         seed=0,
         family="poisson_offset",

@@ -398,14 +398,16 @@ def _slope_summaries(fit, f: float) -> dict[str, tuple[float, float]]:
 
 
 # Monte Carlo tolerances (in posterior SDs; relative for the SDs): the standardized problem
-# is the same at every scale, but rounding differences grow along a NUTS or ADVI trajectory,
-# so two scales give two independent runs (~0.1 SD apart at 600 draws); the Bayesian Laplace
-# engine (a deterministic grid, seeded draws) agrees to rounding
+# is the same at every scale, but rounding differences grow along a NUTS trajectory, so two
+# scales give two independent runs: at 2 x 300 draws the intercept's ESS is ~100, its mean
+# differs by ~0.15 SD between runs (0.39 SD seen once), so 0.5 SD; before the fix the slope
+# was off by 9 SD.  ADVI (seeded, from the ML start) and the Bayesian Laplace engine (a
+# deterministic grid, seeded draws) agree to rounding
 SLOPE_BAYES = {
-    "nuts_kernel": (BAYES_METHODS["nuts_kernel"], 0.3, 0.3),
+    "nuts_kernel": (BAYES_METHODS["nuts_kernel"], 0.5, 0.3),
     "laplace": (BAYES_METHODS["laplace"], 0.02, 0.02),
-    "advi": (BAYES_METHODS["advi"], 0.3, 0.3),
-    "nuts_pymc": (BAYES_METHODS["nuts_pymc"], 0.3, 0.3),
+    "advi": (BAYES_METHODS["advi"], 0.02, 0.02),
+    "nuts_pymc": (BAYES_METHODS["nuts_pymc"], 0.5, 0.3),
 }
 
 
