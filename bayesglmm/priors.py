@@ -17,10 +17,21 @@ class                 default                                      why
 ``sd`` (group SDs)    HalfStudentT(nu=3, sigma=2.5 s_y)            brms' choice: heavy tail lets a
                                                                    large SD (toenail: 4) through,
                                                                    mass near 0 allows no effect
+``sd`` (slope SDs)    HalfStudentT(nu=3, sigma=2.5 s_y / u_j)      autoscaled as the fixed slopes:
+                                                                   the SD of a random slope on
+                                                                   ``z_j`` is per unit of ``z_j``,
+                                                                   so the same prior in other units
+                                                                   would be another prior
 ``cor``               LKJ(eta=2)                                   mild shrinkage of correlations
                                                                    towards 0; keeps NUTS stable
 ``sigma`` (gaussian)  HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms
 ====================  ==========================================  ==============================
+
+``u_j`` is the SD of a random-effect term column, or its range when it takes two values (an
+indicator keeps the intercept's prior, as rstanarm scales binary predictors by their range);
+a constant column (the intercept) has ``u_j = 1``.  A predictor multiplied by ``f`` thus gets
+a slope-SD prior ``1 / f`` as wide, and the posterior of the slope SD is the original one
+divided by ``f`` (tests/test_scale_invariance.py).
 
 Users override priors per class (``"intercept"``, ``"fixed"``, ``"sd"``, ``"cor"``,
 ``"sigma"``) or per term (``"fixed:time"``, ``"sd:patientID"``, ``"cor:subject"``) with a
@@ -103,7 +114,8 @@ class Prior:
         return {"dist": self.dist, **self.params}
 
     def scaled(self, factor: float) -> Prior:
-        """The prior of ``factor * b`` when ``b`` has this prior (location-scale families).
+        """The prior of ``factor * b`` when ``b`` has this prior (location-scale families, and
+        scale families on the positive half-line).
 
         Used to put a slope prior on the slope per SD of its column
         (:mod:`bayesglmm.inference.scaling`).
@@ -123,6 +135,15 @@ class Prior:
             return Prior("StudentT", nu=p["nu"], mu=p["mu"] * factor, sigma=p["sigma"] * factor)
         if self.dist == "Cauchy":
             return Prior("Cauchy", alpha=p["alpha"] * factor, beta=p["beta"] * factor)
+        # scale families on the positive half-line (SD priors of standardized terms)
+        if self.dist in ("HalfNormal", "HalfStudentT"):
+            return Prior(self.dist, **{**p, "sigma": p["sigma"] * factor})
+        if self.dist == "HalfCauchy":
+            return Prior("HalfCauchy", beta=p["beta"] * factor)
+        if self.dist == "Exponential":
+            return Prior("Exponential", lam=p["lam"] / factor)
+        if self.dist == "Gamma":
+            return Prior("Gamma", alpha=p["alpha"], beta=p["beta"] / factor)
         raise DesignError(f"prior {self.dist} is not a location-scale family on the real line")
 
     @property
@@ -334,6 +355,37 @@ def default_priors(design: Design) -> dict[str, Prior]:
     return out
 
 
+def term_unit(z: np.ndarray) -> float:
+    """The unit ``u_j`` of a random-effect term column for its default SD prior: its SD, its
+    range when it takes two values, 1 when it is constant or not finite."""
+    z = np.asarray(z, dtype=float)
+    if not z.size or not np.all(np.isfinite(z)) or np.ptp(z) == 0:
+        return 1.0
+    vals = np.unique(z)
+    unit = float(vals[-1] - vals[0]) if vals.size == 2 else float(np.std(z))
+    return unit if unit > 0 and np.isfinite(unit) else 1.0
+
+
+def term_scales(block: Any) -> np.ndarray:
+    """:func:`term_unit` of every term column of a random-effect block.
+
+    The Bayesian engines sample a correlated block's Cholesky factor for the columns divided
+    by these units (scaling only: correlations and the meaning of the priors are kept, each
+    SD prior scaled by its unit), so its off-diagonal elements are of one order whatever the
+    units of the predictors.
+    """
+    Z = np.asarray(block.Z, dtype=float)
+    return np.array([term_unit(Z[:, j]) for j in range(Z.shape[1])])
+
+
+def _default_sd(base: Prior, z: np.ndarray) -> Prior:
+    """The class default SD prior, its scale divided by the column's unit (exact, unrounded)."""
+    unit = term_unit(z)
+    if unit == 1.0:
+        return base
+    return Prior("HalfStudentT", nu=base.params["nu"], sigma=base.params["sigma"] / unit)
+
+
 def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> PriorSet:
     """Resolve user overrides against the defaults for this design.
 
@@ -396,8 +448,12 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
     sd: dict[str, tuple[Prior, ...]] = {}
     cor: dict[str, Prior] = {}
     for label, block in zip(labels, design.blocks, strict=True):
-        p = pri.get(f"sd:{label}", pri.get(f"sd:{block.group}", pri.get("sd", defaults["sd"])))
-        sd[label] = (p,) * block.n_terms
+        p = pri.get(f"sd:{label}", pri.get(f"sd:{block.group}", pri.get("sd")))
+        if p is not None:
+            sd[label] = (p,) * block.n_terms
+        else:
+            Z = np.asarray(block.Z, dtype=float)
+            sd[label] = tuple(_default_sd(defaults["sd"], Z[:, j]) for j in range(block.n_terms))
         if block.correlated:
             cor[label] = pri.get(
                 f"cor:{label}", pri.get(f"cor:{block.group}", pri.get("cor", defaults["cor"]))

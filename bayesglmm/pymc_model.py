@@ -29,7 +29,7 @@ import pytensor.tensor as pt
 
 from bayesglmm.design_types import Design
 from bayesglmm.inference.scaling import column_scales
-from bayesglmm.priors import Prior, PriorSet, block_labels
+from bayesglmm.priors import Prior, PriorSet, block_labels, term_scales
 
 __all__ = ["build_pymc_model", "model_coords", "data_values", "slope_scales"]
 
@@ -196,10 +196,15 @@ def build_pymc_model(
             term_dim, level_dim = f"{label}__term", f"{label}__level"
             sd_pri = list(priors.sd[label])
             if b.correlated:
+                # the factor is sampled for the columns divided by their units (term_scales):
+                # sd_std = sd * unit, with the user's SD priors mapped exactly; correlations
+                # are unchanged and everything stored is on the user's scale
+                units = term_scales(b)
+                sd_pri = [p.scaled(float(u)) for p, u in zip(sd_pri, units, strict=True)]
                 sd_dist = getattr(pm, sd_pri[0].dist).dist(
                     **{k: np.array([p.params[k] for p in sd_pri]) for k in sd_pri[0].params}
                 )
-                chol, corr, sds = pm.LKJCholeskyCov(
+                chol_std, corr, sds = pm.LKJCholeskyCov(
                     f"chol_cov_{label}",
                     eta=priors.cor[label].params["eta"],
                     n=b.n_terms,
@@ -207,7 +212,8 @@ def build_pymc_model(
                     compute_corr=True,
                     store_in_trace=False,
                 )
-                pm.Deterministic(f"sd_{label}", sds, dims=term_dim)
+                chol = chol_std / units[:, None]
+                pm.Deterministic(f"sd_{label}", sds / units, dims=term_dim)
                 pm.Deterministic(f"cor_{label}", corr, dims=(term_dim, f"{label}__term_b"))
                 if centered:
                     r = pm.MvNormal(f"r_{label}", mu=0.0, chol=chol, dims=(level_dim, term_dim))

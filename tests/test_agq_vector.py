@@ -158,7 +158,12 @@ def test_epilepsy_random_slope_converges_in_nagq(epi, epi_fits):
         # glmer's nAGQ > 1 convention for `loglik` (deviance residuals)
         assert f.loglik == pytest.approx(ll[q] - (sat if q > 1 else 0.0), abs=1e-9)
         ref = REF["epilepsy_rs"]["fits"][str(q)]
-        assert f.loglik_normalized == pytest.approx(ref["loglik"], abs=1e-4)
+        # at nagq = 5 the tensor-product rule's error depends on the orientation of its
+        # nodes: glmm orients them on the raw columns of Z, we on the centred and scaled ones
+        # (so the answer does not depend on followup's units): -924.45402 against glmm's
+        # -924.45361, both 3e-3 from the integral (-924.45079 at nagq = 25); 3e-6 at 9
+        tol = 1e-3 if q == 5 else 1e-4
+        assert f.loglik_normalized == pytest.approx(ref["loglik"], abs=tol)
         np.testing.assert_allclose(f.beta, ref["beta"], atol=1e-3)
 
 

@@ -104,20 +104,24 @@ class LossPlateau(Callback):
 
 
 def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
-    """Unconstrained start point from the Laplace ML fit (uncorrelated blocks only)."""
+    """Unconstrained start point from the Laplace ML fit (non-gaussian families).
+
+    An SD estimated at 0 starts at 1% of the typical value of its prior (autoscaled to its
+    term's column, so a slope SD on any scale starts on that scale); a correlated block's
+    correlations are shrunk by 10% towards 0 so that its Cholesky factor exists."""
     try:
         from bayesglmm.inference.laplace import fit_ml
     except ImportError:
         return None
     d = model.design
-    if any(b.correlated for b in d.blocks) or (d.family.has_dispersion and d.blocks):
+    if d.family.has_dispersion and d.blocks:
         return None  # (a gaussian GLM is fine: its start adds sigma below)
     try:
         with ignoring_warnings():
             est = fit_ml(d)
     except Exception:  # noqa: BLE001 - a start value is optional
         return None
-    from bayesglmm.priors import block_labels
+    from bayesglmm.priors import block_labels, term_scales
 
     beta = np.asarray(est.beta, dtype=float)
     start: dict[str, np.ndarray] = {}
@@ -132,13 +136,44 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
         start["Intercept_centered"] = np.asarray(b0 + means @ beta[slope_idx])
     if d.family.has_dispersion and est.sigma:
         start["sigma_log__"] = np.asarray(np.log(float(est.sigma)))
-    for label, _b, cov, mode in zip(
+    for label, b, cov, mode in zip(
         block_labels(d), d.blocks, est.covariances, est.modes, strict=True
     ):
-        sd = np.sqrt(np.maximum(np.diag(np.asarray(cov)), 1e-3))
-        start[f"sd_{label}_log__"] = np.log(sd)
-        start[f"z_{label}"] = np.asarray(mode) / sd[None, :]
+        cov = np.asarray(cov, dtype=float)
+        raw = np.sqrt(np.maximum(np.diag(cov), 0.0))
+        typical = np.array([_typical(p) for p in model.priors.sd[label]])
+        sd = np.maximum(raw, 1e-2 * typical)
+        if b.correlated and b.n_terms > 1:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                C = cov / np.outer(raw, raw)
+            C = np.where(np.isfinite(C), C, 0.0)
+            C = 0.9 * C + 0.1 * np.eye(b.n_terms)
+            np.fill_diagonal(C, 1.0)
+            L = np.linalg.cholesky(C * np.outer(sd, sd))
+            # the model's factor is for the columns divided by their units (term_scales); on
+            # the constrained scale, by the variable's name (PyMC's backward transform of a
+            # value given for the packed value variable fails on a NumPy array)
+            units = term_scales(b)
+            start[f"chol_cov_{label}"] = (L * units[:, None])[np.tril_indices(b.n_terms)]
+            start[f"z_{label}"] = np.linalg.solve(L, np.asarray(mode, dtype=float).T).T
+        else:
+            start[f"sd_{label}_log__"] = np.log(sd)
+            start[f"z_{label}"] = np.asarray(mode) / sd[None, :]
     return start
+
+
+def _typical(prior: Any) -> float:
+    """A typical value of a positive prior (its scale; the mean of an Exponential or Gamma)."""
+    p = prior.params
+    if prior.dist in ("HalfNormal", "HalfStudentT"):
+        return float(p["sigma"])
+    if prior.dist == "HalfCauchy":
+        return float(p["beta"])
+    if prior.dist == "Exponential":
+        return 1.0 / float(p["lam"])
+    if prior.dist == "Gamma":
+        return float(p["alpha"]) / float(p["beta"])
+    return 1.0
 
 
 def fit_advi(

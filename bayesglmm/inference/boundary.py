@@ -19,12 +19,23 @@ optimizer restarts there.  Because the deviance is even in ``theta_j``, its chan
 ``t^4`` only, so holding them is enough to tell a boundary minimum from a saddle.  This
 repeats until no grid point is better: a fit then ends on the boundary only when no
 nearby interior point is better.  Interior optima (the usual case) cost nothing.
+
+A term with a variance of 0 in a correlated block needs a second kind of probe
+(:func:`correlated_probes`).  With ``Lambda = [[0, 0], [l10, l11]]`` (intercept variance 0)
+the deviance depends on ``l10^2 + l11^2`` only: it is flat along that circle, and the
+derivative along ``l00`` is of second order in ``l10``, so an optimizer that reached
+``l10 = 0`` cannot find the better points with ``l00 > 0`` and a correlation near
++-1 (a probit ``(1 + x | g)`` ended 0.11 log-likelihood units below glmm there,
+tests/test_ml_structures_property.py).  The probes give the zero-variance term ``j`` a
+small SD ``t``, perfectly correlated (both signs) with each other term ``k``:
+``b_j = +-t b_k / sd_k``, i.e. ``Lambda' = chol((I +- t/sd_k e_j e_k') Lambda ...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +46,8 @@ __all__ = [
     "BOUNDARY_TOL",
     "GRID",
     "MultiStart",
+    "correlated_probes",
+    "lower_factor",
     "optimize_off_boundary",
     "suspect_vector_terms",
     "theta_scales",
@@ -97,24 +110,151 @@ def _escape(
     scales: np.ndarray,
     min_gain: float,
     info: OffBoundary,
+    extra: Callable[[np.ndarray], Iterable[np.ndarray]] | None = None,
 ) -> np.ndarray | None:
-    """The best interior grid point along a boundary coordinate, if it beats ``fx``."""
+    """The best interior grid point along a boundary coordinate (or among the ``extra``
+    probes), if it beats ``fx``."""
     at = np.flatnonzero(diag & (np.abs(x) < BOUNDARY_TOL))
     best_f, best_x = fx - min_gain, None
+    probes = []
     for j in at:
         for t in GRID:
             xt = x.copy()
             xt[j] = t * scales[j]
-            info.n_checks += 1
-            try:
-                ft = float(f(xt))
-            except _PROBE_ERRORS:
-                # a probe the engine cannot evaluate (a mode search that fails, a singular
-                # sparse factor) is no evidence of a better point: skip it
-                continue
-            if np.isfinite(ft) and ft < best_f:
-                best_f, best_x = ft, xt
+            probes.append(xt)
+    if extra is not None and at.size:
+        probes.extend(extra(x))
+    for xt in probes:
+        info.n_checks += 1
+        try:
+            ft = float(f(xt))
+        except _PROBE_ERRORS:
+            # a probe the engine cannot evaluate (a mode search that fails, a singular
+            # sparse factor) is no evidence of a better point: skip it
+            continue
+        if np.isfinite(ft) and ft < best_f:
+            best_f, best_x = ft, xt
     return best_x
+
+
+def lower_factor(M: np.ndarray) -> np.ndarray:
+    """The lower-triangular ``L`` with a non-negative diagonal and ``L L' = M M'``.
+
+    From the QR decomposition of ``M'`` (``M' = Q R`` gives ``M M' = R' R``), so a
+    rank-deficient ``M M'`` (a boundary fit) gets a factor with zeros on its diagonal
+    instead of a failed Cholesky.
+    """
+    M = np.asarray(M, dtype=float)
+    if M.shape[0] == 0:
+        return M.copy()
+    L = np.linalg.qr(M.T, mode="r").T
+    sign = np.where(np.diag(L) < 0.0, -1.0, 1.0)
+    return np.tril(L * sign)
+
+
+def correlated_probes(
+    layout: Any,
+    scales: np.ndarray,
+    f: Callable[[np.ndarray], float] | None = None,
+    h: float = 3e-3,
+) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """Extra boundary probes for :func:`optimize_off_boundary` (see the module docstring).
+
+    Parameters
+    ----------
+    layout : ThetaLayout
+        The ``theta`` layout (``sizes``, ``correlated``, ``factors``, ``from_factors``).
+    scales : ndarray
+        Per flat element, the unit of the grid (:func:`theta_scales`).
+    f : callable, optional
+        The deviance at a flat vector; enables the column probes (below).
+    h : float
+        Step (in units of ``scales``) of the column-curvature differences.
+
+    Returns
+    -------
+    callable
+        ``x -> list of probe points``: for every correlated block with a term ``j`` of
+        variance 0 (its row of ``Lambda`` below :data:`BOUNDARY_TOL`) and every other term
+        ``k`` with a positive variance, ``b_j = +-t b_k / sd_k`` for ``t`` on :data:`GRID`.
+        With ``f``, also for every column ``j`` of ``Lambda`` that is 0 from its diagonal
+        down (a rank-deficient factor), the direction of most negative curvature of the
+        deviance in that column's free elements (the deviance is even in the column, so it
+        changes as ``t^2 v'Qv / 2`` along ``t v``; ``Q`` from differences at step ``h``),
+        at ``t`` on :data:`GRID`: a probe along the diagonal alone misses an optimum of
+        higher rank whose new column also has off-diagonal elements (a ``(1 + x1 + x2 |
+        g)`` cloglog fit ended on a rank-1 face 0.0009 below glmm's rank-2 optimum).
+    """
+    n_theta = int(sum(layout.sizes))
+
+    def column_probes(x: np.ndarray, idx: np.ndarray, unit: float) -> list[np.ndarray]:
+        """Points along the most negatively curved direction in the elements ``idx``."""
+        assert f is not None
+        d = idx.size
+        try:
+            f0 = float(f(x))
+            step = h * unit
+            fe = np.empty(d)
+            for a in range(d):
+                xa = x.copy()
+                xa[idx[a]] += step
+                fe[a] = float(f(xa))
+            Q = np.diag(2.0 * (fe - f0) / step**2)
+            for a in range(d):
+                for b in range(a + 1, d):
+                    xab = x.copy()
+                    xab[idx[a]] += step
+                    xab[idx[b]] += step
+                    fab = float(f(xab))
+                    Q[a, b] = Q[b, a] = (fab - fe[a] - fe[b] + f0) / step**2
+        except (InferenceError, FloatingPointError, np.linalg.LinAlgError, RuntimeError):
+            return []
+        if not np.all(np.isfinite(Q)):
+            return []
+        ev, vec = np.linalg.eigh(Q)
+        if ev[0] >= 0.0:
+            return []
+        v = vec[:, 0] * (1.0 if vec[0, 0] >= 0 else -1.0)  # the diagonal element >= 0
+        out = []
+        for t in GRID:
+            xt = x.copy()
+            xt[idx] = x[idx] + t * unit * v
+            out.append(xt)
+        return out
+
+    def probes(x: np.ndarray) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        theta = np.asarray(x[:n_theta], dtype=float)
+        factors = layout.factors(theta)
+        pos = 0
+        for b, (L, size, corr) in enumerate(
+            zip(factors, layout.sizes, layout.correlated, strict=True)
+        ):
+            p = L.shape[0]
+            if corr:
+                diag_pos = pos + np.array([j * p - j * (j - 1) // 2 for j in range(p)])
+                sd = np.sqrt(np.sum(L * L, axis=1))
+                for j in np.flatnonzero(np.max(np.abs(L), axis=1) < BOUNDARY_TOL):
+                    for k in np.flatnonzero(sd >= BOUNDARY_TOL):
+                        for t in GRID:
+                            for sign in (1.0, -1.0):
+                                A = np.eye(p)
+                                A[j, k] = sign * t * scales[diag_pos[j]] / sd[k]
+                                new = list(factors)
+                                new[b] = lower_factor(A @ L)
+                                xt = np.array(x, dtype=float)
+                                xt[:n_theta] = layout.from_factors(new)
+                                out.append(xt)
+                if f is not None:
+                    for j in range(p - 1):
+                        # column j, from its diagonal down: elements diag_pos[j] ... +p-j-1
+                        idx = np.arange(diag_pos[j], diag_pos[j] + p - j)
+                        if np.max(np.abs(x[idx])) < BOUNDARY_TOL:
+                            out.extend(column_probes(np.array(x, float), idx, scales[idx[0]]))
+            pos += size
+        return out
+
+    return probes
 
 
 def optimize_off_boundary(
@@ -126,6 +266,7 @@ def optimize_off_boundary(
     *,
     min_gain: float = 1e-7,
     max_restarts: int = 10,
+    extra: Callable[[np.ndarray], Iterable[np.ndarray]] | None = None,
 ) -> tuple[tuple, OffBoundary]:
     """Run a local optimizer, and restart it off the boundary while that improves the fit.
 
@@ -147,6 +288,9 @@ def optimize_off_boundary(
         A grid point must lower the deviance by more than this to count.
     max_restarts : int
         Restarts at most (each strictly lowers the deviance).
+    extra : callable, optional
+        ``x -> probe points`` tried as well when some diagonal is on the boundary
+        (:func:`correlated_probes`).
 
     Returns
     -------
@@ -160,7 +304,7 @@ def optimize_off_boundary(
     res = run(np.asarray(x0, dtype=float))
     for _ in range(max_restarts):
         x, fx = np.asarray(res[0], dtype=float), float(res[1])
-        xe = _escape(f, x, fx, diag, scales, min_gain, info)
+        xe = _escape(f, x, fx, diag, scales, min_gain, info, extra)
         if xe is None:
             break
         new = run(xe)

@@ -75,6 +75,11 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
     pieces = dict(zip(layout.names, layout.slices, strict=True))
     shapes = dict(zip(layout.names, layout.shapes, strict=True))
     order = [name for name, _, _ in _expanded(layout)]  # nutpie wants the declared order
+    a = layout.arrays
+    units = {
+        label: a["zunit"][a["zcol"][i] : a["zcol"][i] + a["nterm"][i]]
+        for i, label in enumerate(layout.labels)
+    }
 
     def expand(x: np.ndarray, **_: Any) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -99,8 +104,10 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
                 v[rows == cols] = np.exp(v[rows == cols])
                 L = np.zeros((m, m))
                 L[rows, cols] = v
+                # the factor is for the columns divided by their units: back to the user's
+                L /= units[label][:, None]
                 sd = np.sqrt((L * L).sum(axis=1))
-                out[f"chol_cov_{label}"] = v
+                out[f"chol_cov_{label}"] = L[rows, cols]
                 out[f"sd_{label}"] = sd
                 out[f"cor_{label}"] = (L @ L.T) / np.outer(sd, sd)
                 out[f"r_{label}"] = z @ L.T
@@ -130,7 +137,10 @@ def _initial_point(layout: KernelLayout, seed: int) -> np.ndarray:
     """As PyMC's ``jitter+adapt_diag``: prior locations, jittered by U(-1, 1).
 
     The slopes are ``beta_scaled`` (per SD of their column), so the jitter is in standardized
-    units whatever the scale of the predictors."""
+    units whatever the scale of the predictors; so is a correlated block's Cholesky factor,
+    which is for its columns divided by their units (:func:`bayesglmm.priors.term_scales`):
+    on the raw columns, PyMC's start (an SD of 1, off-diagonal elements U(-1, 1)) put a slope
+    on ``x * 1e6`` at a linear predictor of ~1e6."""
     x = np.zeros(layout.ndim)
     a = layout.arrays
     for pos, code, pa, pb, log in zip(

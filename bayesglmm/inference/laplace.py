@@ -78,6 +78,7 @@ from bayesglmm.inference.agq import (
 from bayesglmm.inference.blas_threads import one_blas_thread
 from bayesglmm.inference.blocked_cholesky import BlockedStructure, grad_pass1, grad_pass2
 from bayesglmm.inference.boundary import (
+    correlated_probes,
     optimize_off_boundary,
     theta_scales,
     vector_multistart,
@@ -656,7 +657,7 @@ def newton_polish(
     hessian: Callable[[np.ndarray, np.ndarray], np.ndarray],
     x: np.ndarray,
     lower: np.ndarray,
-    max_rounds: int = 6,
+    max_rounds: int = 20,
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """Bounded Newton steps with backtracking from ``x``; returns ``(x, H, f, g)`` at the end.
 
@@ -671,7 +672,10 @@ def newton_polish(
         Lower bounds (``-inf`` where there is none); coordinates at their bound with a
         gradient pushing outwards stay fixed.
     max_rounds : int
-        Newton steps at most; the Hessian is recomputed after a step that moved > 1e-3.
+        Newton steps at most (they stop earlier once the Newton decrement is below 1e-10:
+        20, not 6, let a flat optimum of tiny SDs finish, a ``(1 + x1 + x2 | g)`` fit ended
+        with max|grad| 0.11 after 6); the Hessian is recomputed after a step that moved
+        > 1e-3.
         Where the Hessian is not positive definite the step uses ``H + lambda I``.
     """
     f, g = fg(x)
@@ -844,8 +848,10 @@ def fit_ml(
         )
         return res.x, float(res.fun)
 
+    probes = correlated_probes(obj.layout, scales, dev)
+
     def optimize_from(start_x: np.ndarray) -> tuple:
-        return optimize_off_boundary(run, dev, start_x, obj.lower == 0.0, scales)[0]
+        return optimize_off_boundary(run, dev, start_x, obj.lower == 0.0, scales, extra=probes)[0]
 
     with one_blas_thread():
         first = optimize_from(x0)

@@ -29,7 +29,7 @@ from scipy import special
 
 from bayesglmm.design_types import Design
 from bayesglmm.inference.scaling import column_scales
-from bayesglmm.priors import Prior, PriorSet, block_labels
+from bayesglmm.priors import Prior, PriorSet, block_labels, term_scales
 
 __all__ = ["KernelLayout", "kernel_layout", "logp_and_grad"]
 
@@ -209,16 +209,20 @@ def kernel_layout(
     lkj_eta = np.zeros(nb)
     prior_const = 0.0
     col = 0
+    units = []  # per column of Z: the unit it is divided by (correlated blocks, as PyMC's)
     for bl, (label, b) in enumerate(zip(labels, design.blocks, strict=True)):
         if b.correlated:
             m = b.n_terms
             off = add(f"chol_cov_{label}_cholesky-cov-packed__", (m * (m + 1) // 2,))
+            u = term_scales(b)
+            units.append(u)
             for t, p in enumerate(priors.sd[label]):
-                csd[:, bl, t] = _prior_row(p, False)[:4]
+                csd[:, bl, t] = _prior_row(p.scaled(float(u[t])), False)[:4]
             eta_lkj = float(priors.cor[label].params["eta"])
             lkj_eta[bl] = eta_lkj
             prior_const += _lkj_log_norm(eta_lkj, m)
         else:
+            units.append(np.ones(b.n_terms))
             off = add(f"sd_{label}_log__", (b.n_terms,))
             for t, p in enumerate(priors.sd[label]):
                 pr_rows.append((off + t, *_prior_row(p, True)))
@@ -234,8 +238,9 @@ def kernel_layout(
         pr_rows.append((sigma_off, *_prior_row(priors.sigma, True)))  # type: ignore[arg-type]
 
     n = design.n
+    zunit = np.concatenate(units) if units else np.zeros(0)
     Z = (
-        np.ascontiguousarray(np.column_stack([b.Z for b in design.blocks]), dtype=float)
+        np.ascontiguousarray(np.column_stack([b.Z for b in design.blocks]) / zunit, dtype=float)
         if design.blocks
         else np.zeros((n, 0))
     )
@@ -260,6 +265,7 @@ def kernel_layout(
         "w": np.ascontiguousarray(w),
         "n0": np.ascontiguousarray(trials, dtype=float),
         "Z": Z,
+        "zunit": np.ascontiguousarray(zunit, dtype=float),
         "idx": idx,
         "sd_off": np.array(sd_off, dtype=np.int64),
         "z_off": np.array(z_off, dtype=np.int64),

@@ -739,7 +739,11 @@ def weighted_lmm_fit(
     """
     from scipy import optimize
 
-    from bayesglmm.inference.boundary import optimize_off_boundary, theta_scales
+    from bayesglmm.inference.boundary import (
+        correlated_probes,
+        optimize_off_boundary,
+        theta_scales,
+    )
 
     model = WeightedLMM(design, design.y if y is None else y, w, sigma)
     layout = model.layout
@@ -764,8 +768,14 @@ def weighted_lmm_fit(
 
     # restart off a zero variance while an interior point is better (L-BFGS-B stalls
     # there: the deviance is even in theta); see bayesglmm.inference.boundary
+    scales = theta_scales(design.blocks, layout.size)
     (_, _, res), _ = optimize_off_boundary(
-        run, model.deviance, x0, lower == 0.0, theta_scales(design.blocks, layout.size)
+        run,
+        model.deviance,
+        x0,
+        lower == 0.0,
+        scales,
+        extra=correlated_probes(layout, scales, model.deviance),
     )
     theta = np.maximum(res.x, lower)
     g = _fd_grad(model.deviance, theta)

@@ -1,4 +1,5 @@
-"""Internal standardization of the fixed-effect columns: every engine works on any scale.
+"""Internal standardization of the fixed-effect and random-slope columns: every engine works
+on any scale.
 
 A predictor in centimetres instead of metres, or multiplied by ``1e-6``, describes the same
 model; only its slope changes, by the same factor.  The engines' numerics do not share that
@@ -17,6 +18,18 @@ do, the engines therefore work on standardized columns and report on the user's 
   are multiplied by ``s_j``.  The intercept prior is already on the intercept at centred
   predictors (see :mod:`bayesglmm.priors`), which is the standardized intercept.
 
+Random-slope columns of ``Z`` get the same treatment in the likelihood engines
+(:func:`random_scaling`): theta is optimized for centred and scaled term columns (centred
+only in a correlated block with an intercept, which absorbs the shift), and ``theta``, the
+covariances, the conditional modes and variances are mapped back exactly
+(``Sigma_user = T^-1 Sigma_std T^-T``).  On the raw columns a slope on an uncentred or
+tiny/huge-scale predictor made theta badly conditioned: fits stopped unconverged, up to 180
+log-likelihood units below glmm, or raised "random-effect cross-product is numerically
+singular" (tests/test_ml_structures_property.py, test_pinned_slope_*).  The Bayesian engines
+scale (never centre: the SD and LKJ priors are on the user's terms) a correlated block's
+Cholesky factor (:func:`bayesglmm.priors.term_scales`), and the default slope-SD priors are
+autoscaled (:mod:`bayesglmm.priors`).
+
 The likelihood engines (:func:`~bayesglmm.inference.laplace.fit_ml`,
 :func:`~bayesglmm.inference.pql.fit_pql`) are wrapped with :func:`standardized_ml`; the
 Bayesian Laplace engine standardizes its design and priors itself; the PyMC model and the fused
@@ -34,9 +47,17 @@ from typing import Any
 import numpy as np
 
 from bayesglmm.design_types import Design
+from bayesglmm.inference.boundary import lower_factor
 from bayesglmm.priors import PriorSet
 
-__all__ = ["Standardization", "column_scales", "standardization", "standardized_ml"]
+__all__ = [
+    "RandomScaling",
+    "Standardization",
+    "column_scales",
+    "random_scaling",
+    "standardization",
+    "standardized_ml",
+]
 
 
 def column_scales(X: np.ndarray, design: Any = None) -> np.ndarray:
@@ -160,14 +181,156 @@ def standardization(design: Design) -> Standardization:
     return Standardization(center=center, scale=scale, intercept=icpt)
 
 
+# ---------------------------------------------------------------------------- random effects
+@dataclass(frozen=True, eq=False)
+class RandomScaling:
+    """The linear maps between the user's and standardized random-effect term columns.
+
+    Per block ``Z_user = Z_std T`` (``T`` is ``p x p``): a slope column ``z_j`` becomes
+    ``(z_j - m_j) / s_j``, so ``T[j, j] = s_j`` and, in the intercept's row, ``T[0, j] =
+    m_j``.  Then ``b_std = T b_user``, ``Sigma_user = T^-1 Sigma_std T^-T`` and the user's
+    relative Cholesky factor is the lower-triangular factor of ``T^-1 Lambda_std`` (an exact
+    re-expression of the same covariance; a singular one stays singular).
+
+    Attributes
+    ----------
+    maps : tuple of (ndarray or None)
+        Per block, ``T`` (None where the block is left as it is).
+    layout : ThetaLayout
+        Where each block's ``theta`` elements live.
+    """
+
+    maps: tuple[np.ndarray | None, ...]
+    layout: Any
+
+    @property
+    def identity(self) -> bool:
+        """True when no block is changed."""
+        return all(T is None for T in self.maps)
+
+    def design(self, design: Design) -> Design:
+        """A copy of ``design`` with standardized random-effect term columns."""
+        if self.identity:
+            return design
+        blocks = tuple(
+            b if T is None else dataclasses.replace(b, Z=np.asarray(b.Z, float) @ np.linalg.inv(T))
+            for b, T in zip(design.blocks, self.maps, strict=True)
+        )
+        return dataclasses.replace(design, blocks=blocks)
+
+    def _theta_map(self, theta: np.ndarray, to_user: bool) -> np.ndarray:
+        factors = self.layout.factors(np.asarray(theta, dtype=float))
+        out = []
+        for L, T in zip(factors, self.maps, strict=True):
+            if T is None:
+                out.append(L)
+            else:
+                A = np.linalg.solve(T, L) if to_user else T @ L
+                out.append(lower_factor(A))
+        return self.layout.from_factors(out)
+
+    def theta_to_user(self, theta_std: np.ndarray) -> np.ndarray:
+        """The user's ``theta`` (relative Cholesky factors of the user-scale covariances)."""
+        return self._theta_map(theta_std, True)
+
+    def theta_to_std(self, theta_user: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`theta_to_user`."""
+        return self._theta_map(theta_user, False)
+
+    def _per_block(self, arrays: tuple, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+        return tuple(
+            a if T is None else fn(np.asarray(a, dtype=float), np.linalg.inv(T))
+            for a, T in zip(arrays, self.maps, strict=True)
+        )
+
+    def theta_jacobian(self, theta_user: np.ndarray) -> np.ndarray:
+        """``d theta_std / d theta_user`` by central differences (a cheap algebraic map)."""
+        th = np.asarray(theta_user, dtype=float)
+        J = np.eye(th.size)
+        pos = 0
+        for size, T in zip(self.layout.sizes, self.maps, strict=True):
+            if T is not None:
+                seg = slice(pos, pos + size)
+                unit = max(float(np.max(np.abs(th[seg]), initial=0.0)), 1e-300)
+                for i in range(pos, pos + size):
+                    h = 1e-6 * max(abs(th[i]), 1e-3 * unit)
+                    tp, tm = th.copy(), th.copy()
+                    tp[i] += h
+                    tm[i] -= h
+                    J[seg, i] = (self.theta_to_std(tp)[seg] - self.theta_to_std(tm)[seg]) / (2 * h)
+            pos += size
+        return J
+
+    def ml_to_user(self, est: Any) -> Any:
+        """An :class:`~bayesglmm.inference.ml_types.MLEstimate` of the standardized design
+        with ``theta``, the covariances, the conditional modes and variances and the
+        ``theta`` rows of the Hessian on the user's scale (``singular``, ``converged`` and
+        the log-likelihood are invariant and kept)."""
+        if self.identity:
+            return est
+        theta = self.theta_to_user(est.theta)
+        changes: dict[str, Any] = {
+            "theta": theta,
+            "covariances": self._per_block(est.covariances, lambda S, Ti: Ti @ S @ Ti.T),
+            "modes": self._per_block(est.modes, lambda b, Ti: b @ Ti.T),
+            "cond_var": self._per_block(
+                est.cond_var, lambda C, Ti: np.einsum("ij,gjk,lk->gil", Ti, C, Ti)
+            ),
+        }
+        H = getattr(est, "hessian", None)
+        if H is not None:
+            nt = theta.size
+            A = np.eye(H.shape[0])
+            A[:nt, :nt] = self.theta_jacobian(theta)  # d theta_std / d theta_user
+            changes["hessian"] = A.T @ H @ A
+        return dataclasses.replace(est, **changes)
+
+
+def random_scaling(design: Design) -> RandomScaling:
+    """The standardization of ``design``'s random-effect term columns.
+
+    Per block, every non-constant column ``z_j`` becomes ``(z_j - m_j) / s_j``: centred
+    (``m_j`` its mean, ``s_j`` its SD) when the block is correlated and has an
+    ``(Intercept)`` column of ones (the intercept absorbs the shift and the full covariance
+    re-expresses it exactly); otherwise only scaled, by its root mean square (an
+    uncorrelated ``(1 + x || g)`` block's diagonal covariance, or a block without an
+    intercept, would change its model under a shift).  Constant columns are kept.
+    """
+    from bayesglmm.inference.pirls import ThetaLayout
+
+    maps: list[np.ndarray | None] = []
+    for b in design.blocks:
+        Z = np.asarray(b.Z, dtype=float)
+        p = b.n_terms
+        icpt = b.terms.index("(Intercept)") if "(Intercept)" in b.terms else None
+        if icpt is not None and not (Z.shape[0] and np.all(Z[:, icpt] == 1.0)):
+            icpt = None
+        centre = icpt is not None and b.correlated and p > 1
+        T = np.eye(p)
+        for j in range(p):
+            col = Z[:, j]
+            if j == icpt or not col.size or not np.all(np.isfinite(col)) or np.ptp(col) == 0:
+                continue
+            if centre:
+                m, s = float(col.mean()), float(col.std())
+                T[icpt, j] = m
+            else:
+                s = float(np.sqrt(np.mean(col * col)))
+            if s > 0 and np.isfinite(s):
+                T[j, j] = s
+        maps.append(None if np.array_equal(T, np.eye(p)) else T)
+    return RandomScaling(maps=tuple(maps), layout=ThetaLayout.from_blocks(design.blocks))
+
+
 def standardized_ml(
     engine: Callable[..., Any] | None = None,
     *,
     finish: Callable[[Design, Any], Any] | None = None,
 ) -> Any:
     """Decorate a likelihood engine ``engine(design, ..., start=None, ...) -> MLEstimate``:
-    it runs on the standardized design (user ``start["beta"]`` mapped in) and its estimate
-    is mapped back to the user's scale.
+    it runs on the standardized design, fixed-effect columns (:func:`standardization`) and
+    random-effect term columns (:func:`random_scaling`), with a user ``start`` (``beta``,
+    ``theta``) mapped in, and its estimate is mapped back to the user's scale.
 
     ``finish(design, estimate)``, if given, runs last on the user's design and the mapped
     estimate and returns the estimate (checks whose messages name the user's columns, such as
@@ -179,15 +342,20 @@ def standardized_ml(
         @functools.wraps(fn)
         def wrapper(design: Design, *args: Any, **kwargs: Any) -> Any:
             std = standardization(design)
-            if std.identity:
+            rs = random_scaling(design)
+            if std.identity and rs.identity:
                 est = fn(design, *args, **kwargs)
             else:
                 start = kwargs.get("start")
-                if start and "beta" in start:
+                if start and ("beta" in start or "theta" in start):
                     start = dict(start)
-                    start["beta"] = std.beta_to_std(np.asarray(start["beta"], dtype=float))
+                    if "beta" in start:
+                        start["beta"] = std.beta_to_std(np.asarray(start["beta"], dtype=float))
+                    if "theta" in start:
+                        start["theta"] = rs.theta_to_std(np.asarray(start["theta"], dtype=float))
                     kwargs["start"] = start
-                est = std.ml_to_user(fn(std.design(design), *args, **kwargs))
+                est = fn(rs.design(std.design(design)), *args, **kwargs)
+                est = rs.ml_to_user(std.ml_to_user(est))
             return finish(design, est) if finish is not None else est
 
         return wrapper
