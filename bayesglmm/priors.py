@@ -355,18 +355,31 @@ def default_priors(design: Design) -> dict[str, Prior]:
     return out
 
 
-def term_unit(z: np.ndarray) -> float:
+def term_unit(z: np.ndarray, weights: np.ndarray | None = None) -> float:
     """The unit ``u_j`` of a random-effect term column for its default SD prior: its SD, its
-    range when it takes two values, 1 when it is constant or not finite."""
+    range when it takes two values, 1 when it is constant or not finite.  With prior
+    ``weights`` the rows of weight 0 do not count and the SD is weighted (a weight-``k``
+    row counts as ``k`` rows, so weighted and duplicated data get the same unit)."""
     z = np.asarray(z, dtype=float)
+    w = None
+    if weights is not None:
+        w = np.asarray(weights, dtype=float)
+        keep = w > 0
+        z, w = z[keep], w[keep]
     if not z.size or not np.all(np.isfinite(z)) or np.ptp(z) == 0:
         return 1.0
     vals = np.unique(z)
-    unit = float(vals[-1] - vals[0]) if vals.size == 2 else float(np.std(z))
+    if vals.size == 2:
+        unit = float(vals[-1] - vals[0])
+    elif w is None:
+        unit = float(np.std(z))
+    else:
+        m = float(np.sum(w * z) / np.sum(w))
+        unit = float(np.sqrt(np.sum(w * (z - m) ** 2) / np.sum(w)))
     return unit if unit > 0 and np.isfinite(unit) else 1.0
 
 
-def term_scales(block: Any) -> np.ndarray:
+def term_scales(block: Any, weights: np.ndarray | None = None) -> np.ndarray:
     """:func:`term_unit` of every term column of a random-effect block.
 
     The Bayesian engines sample a correlated block's Cholesky factor for the columns divided
@@ -375,12 +388,12 @@ def term_scales(block: Any) -> np.ndarray:
     units of the predictors.
     """
     Z = np.asarray(block.Z, dtype=float)
-    return np.array([term_unit(Z[:, j]) for j in range(Z.shape[1])])
+    return np.array([term_unit(Z[:, j], weights) for j in range(Z.shape[1])])
 
 
-def _default_sd(base: Prior, z: np.ndarray) -> Prior:
+def _default_sd(base: Prior, z: np.ndarray, weights: np.ndarray | None = None) -> Prior:
     """The class default SD prior, its scale divided by the column's unit (exact, unrounded)."""
-    unit = term_unit(z)
+    unit = term_unit(z, weights)
     if unit == 1.0:
         return base
     return Prior("HalfStudentT", nu=base.params["nu"], sigma=base.params["sigma"] / unit)
@@ -453,7 +466,9 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
             sd[label] = (p,) * block.n_terms
         else:
             Z = np.asarray(block.Z, dtype=float)
-            sd[label] = tuple(_default_sd(defaults["sd"], Z[:, j]) for j in range(block.n_terms))
+            sd[label] = tuple(
+                _default_sd(defaults["sd"], Z[:, j], design.weights) for j in range(block.n_terms)
+            )
         if block.correlated:
             cor[label] = pri.get(
                 f"cor:{label}", pri.get(f"cor:{block.group}", pri.get("cor", defaults["cor"]))

@@ -199,7 +199,7 @@ def build_pymc_model(
                 # the factor is sampled for the columns divided by their units (term_scales):
                 # sd_std = sd * unit, with the user's SD priors mapped exactly; correlations
                 # are unchanged and everything stored is on the user's scale
-                units = term_scales(b)
+                units = term_scales(b, design.weights)
                 sd_pri = [p.scaled(float(u)) for p, u in zip(sd_pri, units, strict=True)]
                 sd_dist = getattr(pm, sd_pri[0].dist).dist(
                     **{k: np.array([p.params[k] for p in sd_pri]) for k in sd_pri[0].params}

@@ -153,7 +153,7 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
             # the model's factor is for the columns divided by their units (term_scales); on
             # the constrained scale, by the variable's name (PyMC's backward transform of a
             # value given for the packed value variable fails on a NumPy array)
-            units = term_scales(b)
+            units = term_scales(b, d.weights)
             start[f"chol_cov_{label}"] = (L * units[:, None])[np.tril_indices(b.n_terms)]
             start[f"z_{label}"] = np.linalg.solve(L, np.asarray(mode, dtype=float).T).T
         else:

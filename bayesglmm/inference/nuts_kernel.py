@@ -214,7 +214,7 @@ def kernel_layout(
         if b.correlated:
             m = b.n_terms
             off = add(f"chol_cov_{label}_cholesky-cov-packed__", (m * (m + 1) // 2,))
-            u = term_scales(b)
+            u = term_scales(b, design.weights)
             units.append(u)
             for t, p in enumerate(priors.sd[label]):
                 csd[:, bl, t] = _prior_row(p.scaled(float(u[t])), False)[:4]

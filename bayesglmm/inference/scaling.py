@@ -311,11 +311,14 @@ def random_scaling(design: Design) -> RandomScaling:
             col = Z[:, j]
             if j == icpt or not col.size or not np.all(np.isfinite(col)) or np.ptp(col) == 0:
                 continue
+            # weighted as the rows count (design.row_mean): weighted and duplicated data
+            # get the same internal parameterization, hence the same AGQ nodes
             if centre:
-                m, s = float(col.mean()), float(col.std())
+                m = float(design.row_mean(col))
+                s = float(design.row_std(col))
                 T[icpt, j] = m
             else:
-                s = float(np.sqrt(np.mean(col * col)))
+                s = float(np.sqrt(design.row_mean(col * col)))
             if s > 0 and np.isfinite(s):
                 T[j, j] = s
         maps.append(None if np.array_equal(T, np.eye(p)) else T)
