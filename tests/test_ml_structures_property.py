@@ -435,7 +435,8 @@ def test_pinned_few_groups_local_optimum():
     assert fit.converged
     C = fit.covariances[0]
     assert C[0, 1] / np.sqrt(C[0, 0] * C[1, 1]) > 0.999  # glmm's correlation +1
-    assert any(m.startswith("multi-start: ") and "correlation +0.9" in m for m in fit.messages)
+    # (the correlated boundary probes reach it first; the multi-start then finds nothing
+    # better, or is not needed: the fit is interior in the probes' direction)
 
 
 def test_pinned_slope_small_scale_three_terms():
