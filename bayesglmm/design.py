@@ -45,6 +45,7 @@ from bayesglmm.errors import (
 )
 from bayesglmm.families import Family, get_family
 from bayesglmm.formula import ParsedFormula, RandomTerm, parse_formula
+from bayesglmm.quiet import erroring_warnings
 from bayesglmm.separation import detect_separation, separation_message
 
 __all__ = ["build_design", "encode_new_data", "NewData", "r_name"]
@@ -1038,8 +1039,10 @@ def _check_new_frame(enc: _Encoder, newdata: pd.DataFrame, need_groups: bool) ->
 
 def _apply_spec(spec: Any, frame: pd.DataFrame, what: str) -> np.ndarray:
     """Materialize ``spec`` on new data; formulaic's data-mismatch warnings become errors."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FormulaicWarning)
+    # thread-safe (catch_warnings is not): formulaic's only warning, DataMismatchWarning (a
+    # level not seen in the fit, encoded silently as the reference), only arises when
+    # encoding new data, where it must be an error wherever it is raised
+    with erroring_warnings(FormulaicWarning):
         try:
             return spec.get_model_matrix(frame, na_action="raise").to_numpy(dtype=float)
         except (FormulaicWarning, FormulaicError) as exc:

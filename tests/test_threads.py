@@ -131,3 +131,43 @@ def test_ignoring_warnings_sections_overlapping_in_threads():
         threads[i].join()
     assert seen == [3, 2, 1]  # every running section's filter, and only those
     assert warnings.filters == before
+
+
+def test_new_data_level_mismatch_is_an_error_in_parallel_threads():
+    """``encode_new_data``'s backstop turns formulaic's DataMismatchWarning (an unseen level
+    encoded silently as the reference) into a DesignError with the thread-safe
+    ``quiet.erroring_warnings``; threads doing it at once each get their error, and the
+    process's filters are as before."""
+    import threading
+
+    from formulaic import Formula
+
+    from bayesglmm.design import _apply_spec
+
+    spec = (
+        Formula("f + x")
+        .get_model_matrix(pd.DataFrame({"f": list("abcab"), "x": np.arange(5.0)}))
+        .model_spec
+    )
+    bad = pd.DataFrame({"f": ["zz"], "x": [1.0]})
+    good = pd.DataFrame({"f": ["b"], "x": [1.0]})
+    before = list(warnings.filters)
+    start = threading.Barrier(8)
+    errors, rows = [], []
+
+    def work(i):
+        start.wait()
+        for _ in range(20):
+            try:
+                rows.append(_apply_spec(spec, bad if i % 2 else good, "`f`"))
+            except bg.DesignError as exc:
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 80 and all("not seen in original dataset" in e for e in errors)
+    assert len(rows) == 80 and all(r.tolist() == [[1.0, 1.0, 0.0, 1.0]] for r in rows)
+    assert warnings.filters == before
