@@ -80,6 +80,16 @@ class GLMM:
         priors: Mapping[str, Any] | None = None,
         centered: bool = False,
     ) -> None:
+        if priors is not None and not isinstance(priors, Mapping):
+            raise ArgumentError(
+                f"GLMM(): `priors` must be a dict of prior overrides (e.g. {{'fixed': "
+                f"bg.Prior('Normal', mu=0, sigma=1)}}) or None; got {type(priors).__name__}"
+            )
+        if not isinstance(centered, bool | np.bool_):
+            raise ArgumentError(
+                f"GLMM(): `centered` must be True or False; got {centered!r} "
+                f"({type(centered).__name__})"
+            )
         self.formula = formula
         self._data_frame = data
         self.design: Design = build_design(formula, data, family, link=link, trials=trials)

@@ -889,6 +889,42 @@ def test_stray_string_accepted_inside_C(df):
     assert d.x_names == ("(Intercept)", "C(v)1", "C(v)2", "C(v)3")
 
 
+def test_complex_column(df):
+    """Casting complex to float dropped the imaginary part with only a NumPy warning."""
+    with raises(
+        bg.DesignError,
+        "column `c` is complex128: a model needs real numbers (casting would silently drop the "
+        "imaginary part); use e.g. df['c'].to_numpy().real or np.abs(df['c'])",
+    ):
+        build_design("y ~ c + (1 | g)", df.assign(c=df.x + 1j), "poisson")
+    with raises(
+        bg.DataError, "response `y` is complex128: it must hold real numbers for the gaussian"
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(y=df.x + 1j), "gaussian")
+
+
+def test_unhashable_cells(df):
+    """A column of lists gave pandas' raw "unhashable type: 'list'"."""
+    with raises(
+        bg.DesignError,
+        "column `L` holds a list at row 0 ([1, 2]): each cell of a predictor or grouping "
+        "column must be a single number or label",
+    ):
+        build_design("y ~ L + (1 | g)", df.assign(L=[[1, 2]] * 10), "poisson")
+
+
+def test_glmm_priors_and_centered_arguments(df):
+    """A list of priors gave a raw TypeError from dict(); centered="yes" was silently True."""
+    with raises(
+        bg.ArgumentError,
+        "GLMM(): `priors` must be a dict of prior overrides (e.g. {'fixed': "
+        "bg.Prior('Normal', mu=0, sigma=1)}) or None; got list",
+    ):
+        bg.GLMM("y ~ x + (1 | g)", df, "poisson", priors=[1, 2])
+    with raises(bg.ArgumentError, "GLMM(): `centered` must be True or False; got 'yes' (str)"):
+        bg.GLMM("y ~ x + (1 | g)", df, "poisson", centered="yes")
+
+
 def test_object_column_of_numbers_is_numeric(df):
     d = build_design("y ~ x + (1 | g)", df.assign(x=df.x.astype(object)), "poisson")
     assert d.x_names == ("(Intercept)", "x")
