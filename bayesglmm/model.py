@@ -155,6 +155,12 @@ class GLMM:
         clone of its parent's (extensions included) holding its own response, so fits of
         different models never see each other's data.
         """
+        from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
+
+        with PYTENSOR_LOCK:  # pm.set_data and model building evaluate small graphs
+            return self._build()
+
+    def _build(self) -> Any:
         if self._pymc_model is None:
             template = getattr(self, "_pymc_template", None)
             if template is not None:
@@ -204,7 +210,9 @@ class GLMM:
             PRIOR_PREDICTIVE_OPTIONS,
             {"draws": draws, "random_seed": random_seed, **kwargs},
         )
-        with self.build():
+        from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
+
+        with self.build(), PYTENSOR_LOCK:
             return pm.sample_prior_predictive(
                 draws=opts["draws"], random_seed=opts.get("random_seed")
             )

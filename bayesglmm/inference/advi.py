@@ -26,6 +26,7 @@ from pymc.variational.callbacks import Callback
 
 from bayesglmm.errors import ConvergenceWarning, InferenceError, PartialFitWarning
 from bayesglmm.inference.mcmc import InterruptGuard, interactive
+from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
 from bayesglmm.quiet import ignoring_warnings
 
 
@@ -128,7 +129,7 @@ def fit_advi(
     conv = LossPlateau(every=every, tolerance=tolerance)
     if progressbar is None:
         progressbar = interactive()
-    with InterruptGuard() as guard, pm_model:
+    with InterruptGuard() as guard, pm_model, PYTENSOR_LOCK:  # compile flags are process-wide
         try:
             approx = pm.fit(
                 n=n,
@@ -174,7 +175,8 @@ def fit_advi(
             ConvergenceWarning,
             stacklevel=3,
         )
-    idata = approx.sample(draws, random_seed=random_seed)
+    with PYTENSOR_LOCK:
+        idata = approx.sample(draws, random_seed=random_seed)
     post = idata["posterior"].to_dataset()
     for name, var in post.data_vars.items():
         if not np.isfinite(var.values).all():
