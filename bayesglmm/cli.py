@@ -79,7 +79,17 @@ def _one_line(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _warnings_to_stderr(indent: str = f"{PROG}: ") -> Iterator[None]:
-    """Record warnings in the block and print each once, on one line, afterwards."""
+    """Record warnings in the block and print each once, on one line, afterwards.
+
+    This keeps ``warnings.catch_warnings(record=True)`` on purpose: the CLI enters it once,
+    in the main thread, around all of a command's work, and runs its fits one after
+    another, so no other ``catch_warnings`` overlaps it in time (the unsafe case: two
+    threads restoring each other's filters).  The package's own silencing inside fits uses
+    :func:`bayesglmm.quiet.ignoring_warnings`, which nests inside this block and restores
+    exactly the filters it found, and warnings that threads started inside the block emit
+    (PyMC, Dask workers in-process) are recorded too, as wanted.  A thread-safe recorder
+    needs Python 3.14's context-aware warnings.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for cat in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):

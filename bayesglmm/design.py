@@ -22,7 +22,7 @@ import difflib
 import numbers
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ from bayesglmm.errors import (
 )
 from bayesglmm.families import Family, get_family
 from bayesglmm.formula import ParsedFormula, RandomTerm, parse_formula
+from bayesglmm.quiet import erroring_warnings
 from bayesglmm.rlang import Lang
 from bayesglmm.separation import detect_separation, separation_message
 
@@ -247,6 +248,11 @@ def _prepare_columns(
         if isinstance(dt, pd.StringDtype) and dt.na_value is pd.NA:
             frame[c] = col = col.astype("str")
             dt = col.dtype
+        if pd.api.types.is_complex_dtype(dt):
+            raise DesignError(
+                f"column `{c}` is {dt}: a model needs real numbers (casting would silently drop "
+                f"the imaginary part); use e.g. df['{c}'].to_numpy().real or np.abs(df['{c}'])"
+            )
         if (
             isinstance(dt, pd.CategoricalDtype)
             or _is_numeric(col)
@@ -269,7 +275,16 @@ def _prepare_columns(
         if not (pd.api.types.is_object_dtype(dt) or pd.api.types.is_string_dtype(dt)):
             continue
         # one pass over the distinct values (a factor of 10^6 rows has a handful)
-        codes, uniq = pd.factorize(col, sort=False)
+        try:
+            codes, uniq = pd.factorize(col, sort=False)
+        except TypeError as exc:  # unhashable values: lists, dicts, arrays in cells
+            i = next((k for k, v in enumerate(col.to_numpy()) if not isinstance(v, Hashable)), 0)
+            v = col.iloc[i]
+            raise DesignError(
+                f"column `{c}` holds a {type(v).__name__} at row {_row(col.index, i)} "
+                f"({_value(v)}): each cell of a predictor or grouping column must be a single "
+                "number or label"
+            ) from exc
         values = np.asarray(uniq, dtype=object)
         first = np.unique(codes, return_index=True)[1]
         counts = np.bincount(codes, minlength=values.size)
@@ -467,6 +482,11 @@ def _response(
     def values(expr: str) -> np.ndarray:
         if _is_column_ref(expr, frame):
             col = frame[expr.strip("`")]
+            if pd.api.types.is_complex_dtype(col.dtype):
+                raise DataError(
+                    f"response `{expr}` is {col.dtype}: it must hold real numbers for the "
+                    f"{family.name} family"
+                )
             if not _is_numeric(col) and not pd.api.types.is_bool_dtype(col):
                 raise DataError(
                     f"response `{expr}` must be numeric for the {family.name} family; it is "
@@ -923,7 +943,8 @@ def build_design(
     frame = data.loc[:, used]
     bad = frame.isna()
     for c in used:
-        if c not in response_cols and _is_numeric(frame[c]):
+        complex_col = pd.api.types.is_complex_dtype(frame[c].dtype)  # refused below
+        if c not in response_cols and _is_numeric(frame[c]) and not complex_col:
             vals = frame[c].to_numpy(dtype=float, na_value=np.nan)
             bad[c] = bad[c].to_numpy() | ~np.isfinite(vals)
     for arr, what in ((w_all, weights), (o_all, offset)):
@@ -1243,8 +1264,10 @@ def _apply_spec(spec: Any, frame: pd.DataFrame, what: str, lang: Lang) -> np.nda
     """Materialize ``spec`` on new data with the fitted data's state (the means, SDs,
     polynomial coefficients and knots of stateful transforms, the levels of factors);
     formulaic's data-mismatch warnings become errors."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FormulaicWarning)
+    # thread-safe (catch_warnings is not): formulaic's only warning, DataMismatchWarning (a
+    # level not seen in the fit, encoded silently as the reference), only arises when
+    # encoding new data, where it must be an error wherever it is raised
+    with erroring_warnings(FormulaicWarning):
         try:
             mm = spec.get_model_matrix(lang.frame(frame), na_action="raise")
             return mm.to_numpy(dtype=float)

@@ -12,11 +12,17 @@ import pandas as pd
 
 from bayesglmm.design import build_design
 from bayesglmm.design_types import Design
-from bayesglmm.errors import ArgumentError, BayesGLMMError
+from bayesglmm.errors import ArgumentError
 from bayesglmm.families import Family
 from bayesglmm.priors import PriorSet, resolve_priors
 from bayesglmm.results import GLMMFit, attach_log_likelihood, check_health
-from bayesglmm.validate import check_fit_options, engine_boundary
+from bayesglmm.validate import (
+    PRIOR_PREDICTIVE_OPTIONS,
+    check_fit_options,
+    check_options,
+    check_response,
+    engine_boundary,
+)
 
 Method = Literal["nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"]
 METHODS = ("nuts", "ml", "pql", "laplace", "advi", "fullrank_advi")
@@ -84,6 +90,16 @@ class GLMM:
         weights: str | np.ndarray | None = None,
         offset: str | np.ndarray | None = None,
     ) -> None:
+        if priors is not None and not isinstance(priors, Mapping):
+            raise ArgumentError(
+                f"GLMM(): `priors` must be a dict of prior overrides (e.g. {{'fixed': "
+                f"bg.Prior('Normal', mu=0, sigma=1)}}) or None; got {type(priors).__name__}"
+            )
+        if not isinstance(centered, bool | np.bool_):
+            raise ArgumentError(
+                f"GLMM(): `centered` must be True or False; got {centered!r} "
+                f"({type(centered).__name__})"
+            )
         self.formula = formula
         self._data_frame = data
         self.design: Design = build_design(
@@ -111,7 +127,7 @@ class GLMM:
             f"groups: {groups})"
         )
 
-    def with_response(self, y: np.ndarray) -> GLMM:
+    def with_response(self, y: Any) -> GLMM:
         """The same model with a new response vector (same rows, design and priors).
 
         The new model shares nothing mutable with this one, so both may be fitted at the
@@ -119,15 +135,31 @@ class GLMM:
         (read-only arrays; the response is passed per fit) is shared, and the PyMC model,
         if this model has built one, is cloned with the new response when first needed
         (milliseconds) rather than rebuilt.
+
+        Parameters
+        ----------
+        y : array-like, shape (design.n,)
+            One value per row the model uses (rows dropped for missing values excluded), in
+            the model's row order: finite numbers; non-negative integer counts (poisson),
+            0/1 (bernoulli), or integer successes up to each row's trials (binomial).
+
+        Raises
+        ------
+        ArgumentError
+            ``y`` of another shape or length, or holding a value that is not a number.
+        DataError
+            A value the family cannot have (NaN, inf, a negative or fractional count, a
+            bernoulli value other than 0/1, more successes than trials), named with its
+            position and data row.
         """
         from bayesglmm.calibration import _with_response
 
-        y = np.asarray(y, dtype=float)
-        if y.shape != self.design.y.shape:
-            raise BayesGLMMError(
-                f"new response has shape {y.shape}, expected {self.design.y.shape}"
-            )
-        return _with_response(self, y)
+        d = self.design
+        labels = None
+        if d.row_index is not None and len(d.row_index) == d.n:
+            labels = self._used_frame.index[np.asarray(d.row_index)]
+        values = check_response(y, d.n, d.family.name, trials=d.trials, row_labels=labels)
+        return _with_response(self, values)
 
     # ------------------------------------------------------------------ PyMC
     def build(self) -> Any:
@@ -137,6 +169,12 @@ class GLMM:
         clone of its parent's (extensions included) holding its own response, so fits of
         different models never see each other's data.
         """
+        from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
+
+        with PYTENSOR_LOCK:  # pm.set_data and model building evaluate small graphs
+            return self._build()
+
+    def _build(self) -> Any:
         if self._pymc_model is None:
             template = getattr(self, "_pymc_template", None)
             if template is not None:
@@ -153,13 +191,45 @@ class GLMM:
             self._pymc_template = None
         return self._pymc_model
 
-    def sample_prior_predictive(self, draws: int = 500, random_seed: int | None = None) -> Any:
-        """Draws from the prior and the prior predictive (DataTree with ``prior``,
-        ``prior_predictive``)."""
+    def sample_prior_predictive(
+        self, draws: int = 500, random_seed: Any = None, **kwargs: Any
+    ) -> Any:
+        """Draws from the prior and the prior predictive.
+
+        Parameters
+        ----------
+        draws : int
+            Number of draws (>= 1).
+        random_seed : int or numpy.random.Generator, optional
+            None, an integer in [0, 2**63 - 1] or a Generator; the same seed gives the
+            same draws.
+        **kwargs
+            None are accepted: an unknown keyword is an error (with close matches).
+
+        Returns
+        -------
+        xarray.DataTree
+            Groups ``prior`` and ``prior_predictive``.
+
+        Raises
+        ------
+        ArgumentError
+            Before any work, for an unknown keyword (with close matches) or a value outside
+            its range.
+        """
         import pymc as pm
 
-        with self.build():
-            return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        opts = check_options(
+            "sample_prior_predictive(): ",
+            PRIOR_PREDICTIVE_OPTIONS,
+            {"draws": draws, "random_seed": random_seed, **kwargs},
+        )
+        from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
+
+        with self.build(), PYTENSOR_LOCK:
+            return pm.sample_prior_predictive(
+                draws=opts["draws"], random_seed=opts.get("random_seed")
+            )
 
     def plot_prior_predictive(self, draws: int = 500, random_seed: int | None = 0) -> Any:
         """Prior predictive check figure; see :func:`bayesglmm.plots.plot_prior_predictive`.

@@ -16,30 +16,49 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["ignoring_warnings"]
+__all__ = ["erroring_warnings", "ignoring_warnings"]
 
 _LOCK = threading.Lock()
-_active: list[tuple[str, type[Warning]]] = []
+_active: list[tuple[str, str, type[Warning]]] = []  # (action, message, category)
 _saved: list[warnings.catch_warnings] = []  # the catch_warnings holding the filters before
 
 
 def _rebuild() -> None:
-    """Filters = those from before any section + ``ignore`` for each active request."""
+    """Filters = those from before any section + one filter per active request."""
     if _saved:
         _saved.pop().__exit__(None, None, None)
     if _active:
         ctx = warnings.catch_warnings()
         ctx.__enter__()
         _saved.append(ctx)
-        for message, category in _active:
-            warnings.filterwarnings("ignore", message=message, category=category)
+        for action, message, category in _active:
+            warnings.filterwarnings(action, message=message, category=category)  # type: ignore[arg-type]
 
 
 @contextmanager
 def ignoring_warnings(message: str = "", category: type[Warning] = Warning) -> Iterator[None]:
     """Ignore warnings (``message``: a regex matched at the start, as ``filterwarnings``)
     while the block runs, safely when other threads do the same."""
-    spec = (message, category)
+    with _filtering("ignore", message, category):
+        yield
+
+
+@contextmanager
+def erroring_warnings(category: type[Warning], message: str = "") -> Iterator[None]:
+    """Raise warnings of ``category`` as exceptions while the block runs (thread-safe like
+    :func:`ignoring_warnings`).
+
+    The filter is process-wide while any such block runs, so use it only for a category
+    that should be an error wherever it is raised during that time (e.g. formulaic's
+    ``DataMismatchWarning``, which only encoding new data can raise).
+    """
+    with _filtering("error", message, category):
+        yield
+
+
+@contextmanager
+def _filtering(action: str, message: str, category: type[Warning]) -> Iterator[None]:
+    spec = (action, message, category)
     with _LOCK:
         _active.append(spec)
         _rebuild()

@@ -690,6 +690,159 @@ def test_fit_seed_accepts_numpy_integers_and_generators():
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"draws": 0}, "sample_prior_predictive(): `draws` must be an integer >= 1; got 0 (int)"),
+        ({"draws": 2.5}, "sample_prior_predictive(): `draws` must be an integer >= 1; got 2.5"),
+        (
+            {"random_seed": -1},
+            f"sample_prior_predictive(): `random_seed` must be {_SEED_RANGE}; got -1 (int)",
+        ),
+        ({"random_seed": "abc"}, f"`random_seed` must be {_SEED_RANGE}; got 'abc' (str)"),
+        (
+            {"drws": 5},
+            "sample_prior_predictive(): unknown option `drws`; did you mean `draws`? "
+            "(valid: draws, random_seed)",
+        ),
+        (
+            {"seed": 5},
+            "sample_prior_predictive(): unknown option `seed`; did you mean `random_seed`? "
+            "(valid: draws, random_seed)",
+        ),
+    ],
+)
+def test_sample_prior_predictive_arguments(model, kwargs, message, monkeypatch):
+    """Checked before any work: the PyMC model is never built."""
+    monkeypatch.setattr(bg.GLMM, "build", lambda self: pytest.fail("built before the check"))
+    with raises(bg.ArgumentError, message):
+        model.sample_prior_predictive(**kwargs)
+
+
+@pytest.fixture
+def indexed() -> pd.DataFrame:
+    """Twelve rows labelled r0..r11; row r2 is dropped (missing x), so 11 are used."""
+    return pd.DataFrame(
+        {
+            "y": [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 1, 2],
+            "x": [0.1, 0.2, np.nan, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2],
+            "g": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6],
+        },
+        index=[f"r{i}" for i in range(12)],
+    )
+
+
+_ONES = [1.0] * 10
+_WR = "with_response(): "
+
+
+@pytest.mark.parametrize(
+    ("family", "y", "exc", "message"),
+    [
+        (
+            "poisson",
+            _ONES,
+            bg.ArgumentError,
+            f"{_WR}the response must be one-dimensional with 11 values, one per row of the "
+            "model; got shape (10,)",
+        ),
+        (
+            "poisson",
+            np.ones((11, 1)),
+            bg.ArgumentError,
+            f"{_WR}the response must be one-dimensional with 11 values, one per row of the "
+            "model; got shape (11, 1) (flatten it, e.g. y.ravel())",
+        ),
+        ("poisson", "abc", bg.ArgumentError, f"{_WR}the response must be an array of 11 numbers"),
+        (
+            "poisson",
+            [*_ONES, "a"],
+            bg.ArgumentError,
+            f"{_WR}the response must hold numbers; found 'a' (str) at position 10 (data row 'r11')",
+        ),
+        (
+            "poisson",
+            [*_ONES, np.nan],
+            bg.DataError,
+            f"{_WR}the response must be finite; found nan at position 10 (data row 'r11') "
+            "(1 non-finite value(s)); a new response cannot drop rows: give a value for every row",
+        ),
+        (
+            "poisson",
+            pd.array([1, None, *([1] * 9)], dtype="Int64"),
+            bg.DataError,
+            f"{_WR}the response must be finite; found nan at position 1 (data row 'r1')",
+        ),
+        (
+            "gaussian",
+            [*_ONES, np.inf],
+            bg.DataError,
+            f"{_WR}the response must be finite; found inf at position 10 (data row 'r11')",
+        ),
+        (
+            "poisson",
+            [1.0, 1.0, -1.0, *([1.0] * 8)],
+            bg.DataError,
+            f"{_WR}the response must hold non-negative integer counts; found -1 at position 2 "
+            "(data row 'r3') (1 bad value(s))",
+        ),
+        (
+            "poisson",
+            [*_ONES, 1.5],
+            bg.DataError,
+            f"{_WR}the response must hold non-negative integer counts; found 1.5 at position 10",
+        ),
+        (
+            "bernoulli",
+            [*([0.0] * 10), 2.0],
+            bg.DataError,
+            f"{_WR}the response must be 0/1 for the bernoulli family; found 2 at position 10 "
+            "(data row 'r11') (1 bad value(s))",
+        ),
+        (
+            "binomial",
+            [*([1.0] * 10), 6.0],
+            bg.DataError,
+            f"{_WR}the response has more successes than trials: 6 > 5 at position 10 "
+            "(data row 'r11') (1 row(s))",
+        ),
+        (
+            "binomial",
+            [*([1.0] * 10), 0.5],
+            bg.DataError,
+            f"{_WR}the response must hold non-negative integer successes (counts, not "
+            "proportions); found 0.5 at position 10",
+        ),
+    ],
+)
+def test_with_response_checks_the_new_response(indexed, family, y, exc, message):
+    data = indexed.assign(yb=(indexed.y > 1).astype(int), n=5)
+    formula = {
+        "poisson": "y ~ x + (1 | g)",
+        "gaussian": "y ~ x + (1 | g)",
+        "bernoulli": "yb ~ x + (1 | g)",
+        "binomial": "cbind(y, n - y) ~ x + (1 | g)",
+    }[family]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bg.BayesGLMMWarning)
+        model = bg.GLMM(formula, data, family)
+    assert model.design.n == 11
+    with raises(exc, message):
+        model.with_response(y)
+
+
+def test_with_response_accepts_what_the_family_allows(indexed):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bg.BayesGLMMWarning)
+        model = bg.GLMM("y ~ x + (1 | g)", indexed, "poisson")
+        bern = bg.GLMM("yb ~ x + (1 | g)", indexed.assign(yb=indexed.y > 1), "bernoulli")
+    counts = pd.Series([0, 3, 1, 2, 7, 0, 1, 1, 2, 0, 4], dtype="Int64")
+    np.testing.assert_array_equal(model.with_response(counts).design.y, counts.to_numpy(float))
+    flags = np.array([True, False] * 5 + [True])
+    np.testing.assert_array_equal(bern.with_response(flags).design.y, flags.astype(float))
+    np.testing.assert_array_equal(bern.with_response(list(flags)).design.y, flags.astype(float))
+
+
+@pytest.mark.parametrize(
     ("priors", "message"),
     [
         (
@@ -829,6 +982,42 @@ def test_stray_string_accepted_inside_C(df):
         build_design("y ~ v + (1 | g)", df.assign(v=v), "poisson")
     d = build_design("y ~ C(v) + (1 | g)", df.assign(v=v), "poisson")
     assert d.x_names == ("(Intercept)", "C(v)1", "C(v)2", "C(v)3")
+
+
+def test_complex_column(df):
+    """Casting complex to float dropped the imaginary part with only a NumPy warning."""
+    with raises(
+        bg.DesignError,
+        "column `c` is complex128: a model needs real numbers (casting would silently drop the "
+        "imaginary part); use e.g. df['c'].to_numpy().real or np.abs(df['c'])",
+    ):
+        build_design("y ~ c + (1 | g)", df.assign(c=df.x + 1j), "poisson")
+    with raises(
+        bg.DataError, "response `y` is complex128: it must hold real numbers for the gaussian"
+    ):
+        build_design("y ~ x + (1 | g)", df.assign(y=df.x + 1j), "gaussian")
+
+
+def test_unhashable_cells(df):
+    """A column of lists gave pandas' raw "unhashable type: 'list'"."""
+    with raises(
+        bg.DesignError,
+        "column `L` holds a list at row 0 ([1, 2]): each cell of a predictor or grouping "
+        "column must be a single number or label",
+    ):
+        build_design("y ~ L + (1 | g)", df.assign(L=[[1, 2]] * 10), "poisson")
+
+
+def test_glmm_priors_and_centered_arguments(df):
+    """A list of priors gave a raw TypeError from dict(); centered="yes" was silently True."""
+    with raises(
+        bg.ArgumentError,
+        "GLMM(): `priors` must be a dict of prior overrides (e.g. {'fixed': "
+        "bg.Prior('Normal', mu=0, sigma=1)}) or None; got list",
+    ):
+        bg.GLMM("y ~ x + (1 | g)", df, "poisson", priors=[1, 2])
+    with raises(bg.ArgumentError, "GLMM(): `centered` must be True or False; got 'yes' (str)"):
+        bg.GLMM("y ~ x + (1 | g)", df, "poisson", centered="yes")
 
 
 def test_object_column_of_numbers_is_numeric(df):

@@ -30,6 +30,7 @@ from pymc.variational.callbacks import Callback
 
 from bayesglmm.errors import ConvergenceWarning, InferenceError, PartialFitWarning
 from bayesglmm.inference.mcmc import InterruptGuard, interactive
+from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
 from bayesglmm.quiet import ignoring_warnings
 
 _quiet = threading.local()
@@ -224,7 +225,7 @@ def fit_advi(
     # prints a plain line per window instead, and how the run ended
     conv = LossPlateau(every=every, tolerance=tolerance, label=method, n=n, progress=progressbar)
     _quiet.active = True
-    with InterruptGuard() as guard, pm_model:
+    with InterruptGuard() as guard, pm_model, PYTENSOR_LOCK:  # compile flags are process-wide
         try:
             approx = pm.fit(
                 n=n,
@@ -275,7 +276,8 @@ def fit_advi(
             ConvergenceWarning,
             stacklevel=3,
         )
-    idata = approx.sample(draws, random_seed=random_seed)
+    with PYTENSOR_LOCK:
+        idata = approx.sample(draws, random_seed=random_seed)
     post = idata["posterior"].to_dataset()
     for name, var in post.data_vars.items():
         if not np.isfinite(var.values).all():

@@ -16,6 +16,7 @@ import pymc as pm
 import xarray as xr
 
 from bayesglmm.errors import BayesGLMMError, InferenceError, PartialFitWarning
+from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
 from bayesglmm.quiet import ignoring_warnings
 
 Sampler = Literal["auto", "kernel", "pymc", "nutpie", "numpyro"]
@@ -271,21 +272,22 @@ def sample_nuts(
 
             kwargs["callback"] = callback
         try:
-            idata = pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                cores=cores,
-                random_seed=random_seed,
-                nuts_sampler=sampler,
-                target_accept=target_accept,
-                progressbar=progressbar,
-                init=init,
-                compute_convergence_checks=False,
-                model=model,
-                quiet=not progressbar,
-                **kwargs,
-            )
+            with PYTENSOR_LOCK:  # PyTensor's compile flags are process-wide
+                idata = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    cores=cores,
+                    random_seed=random_seed,
+                    nuts_sampler=sampler,
+                    target_accept=target_accept,
+                    progressbar=progressbar,
+                    init=init,
+                    compute_convergence_checks=False,
+                    model=model,
+                    quiet=not progressbar,
+                    **kwargs,
+                )
         except (Exception, KeyboardInterrupt) as exc:
             if not guard.interrupted:
                 raise
