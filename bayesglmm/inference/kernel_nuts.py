@@ -61,6 +61,9 @@ def _expanded(layout: KernelLayout) -> list[tuple[str, tuple[int, ...], tuple[st
                 (f"sd_{label}", (int(m),), (f"{label}__term",)),
                 (f"cor_{label}", (int(m), int(m)), (f"{label}__term", f"{label}__term_b")),
             ]
+        elif name.startswith("r_"):  # centred: the random effects are sampled
+            dims = (f"{name[2:]}__level", f"{name[2:]}__term")
+            out.append((name, shape, dims))
         else:  # z_<label>
             label = name[2:]
             dims = (f"{label}__level", f"{label}__term")
@@ -75,6 +78,7 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
     pieces = dict(zip(layout.names, layout.slices, strict=True))
     shapes = dict(zip(layout.names, layout.shapes, strict=True))
     order = [name for name, _, _ in _expanded(layout)]  # nutpie wants the declared order
+    centered = bool(layout.ints.get("centered", 0))
 
     def expand(x: np.ndarray, **_: Any) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -89,8 +93,13 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
         if "sigma_log__" in pieces:
             out["sigma"] = np.exp(x[pieces["sigma_log__"]]).reshape(())
         for label in layout.labels:
-            z = x[pieces[f"z_{label}"]].reshape(shapes[f"z_{label}"])
-            out[f"z_{label}"] = z.copy()
+            if centered:
+                r = x[pieces[f"r_{label}"]].reshape(shapes[f"r_{label}"]).copy()
+                out[f"r_{label}"] = r
+                z = np.zeros_like(r)  # unused below: r is stored as sampled
+            else:
+                z = x[pieces[f"z_{label}"]].reshape(shapes[f"z_{label}"])
+                out[f"z_{label}"] = z.copy()
             packed = f"chol_cov_{label}{_PACKED}"
             if packed in pieces:
                 m = z.shape[1]
@@ -103,11 +112,13 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
                 out[f"chol_cov_{label}"] = v
                 out[f"sd_{label}"] = sd
                 out[f"cor_{label}"] = (L @ L.T) / np.outer(sd, sd)
-                out[f"r_{label}"] = z @ L.T
+                if not centered:
+                    out[f"r_{label}"] = z @ L.T
             else:
                 sd = np.exp(x[pieces[f"sd_{label}_log__"]])
                 out[f"sd_{label}"] = sd
-                out[f"r_{label}"] = z * sd
+                if not centered:
+                    out[f"r_{label}"] = z * sd
         return {name: out[name] for name in order}
 
     return expand

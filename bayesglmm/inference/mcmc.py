@@ -62,7 +62,7 @@ def resolve_sampler(sampler: str, kernel_available: bool) -> str:
         return "kernel" if kernel_available and _has("nutpie") else "pymc"
     if sampler == "kernel" and not kernel_available:
         raise BayesGLMMError(
-            "sampler='kernel' covers non-centred models with logit, log or identity links; "
+            "sampler='kernel' covers models with logit, log or identity links; "
             "use sampler='pymc' or 'nutpie' for this model"
         )
     return sampler
