@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayesglmm.coords import model_coords
 from bayesglmm.design_types import Design
 from bayesglmm.inference.nuts_kernel import KernelLayout, logp_and_grad
-from bayesglmm.pymc_model import model_coords
 from bayesglmm.quiet import ignoring_warnings
 
 __all__ = ["sample_kernel_nuts"]

@@ -9,14 +9,16 @@ import sys
 import threading
 import warnings
 from types import FrameType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pymc as pm
 import xarray as xr
 
 from bayesglmm.errors import BayesGLMMError, InferenceError, PartialFitWarning
 from bayesglmm.quiet import ignoring_warnings
+
+if TYPE_CHECKING:  # PyMC loads only when its sampler runs (the default kernel needs none)
+    import pymc as pm
 
 Sampler = Literal["auto", "kernel", "pymc", "nutpie", "numpyro"]
 _SAMPLER_MODULES = {
@@ -246,6 +248,8 @@ def sample_nuts(
         :class:`~bayesglmm.errors.PartialFitWarning`, instead of raising KeyboardInterrupt
         (the default).
     """
+    import pymc as pm
+
     check_sampler(sampler)
     check_cores(cores)
     if progressbar is None:
