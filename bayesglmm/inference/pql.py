@@ -97,14 +97,26 @@ def fit_pql(
     beta0 = glm_start(design)
     eta = design.offset + design.X @ beta0
     theta = None
-    converged = False
+    converged = broke = False
     fit = None
     it = 0
     for it in range(1, maxiter + 1):  # noqa: B007
         z, w = _working(design, eta)
         if not (np.all(np.isfinite(z)) and np.all(np.isfinite(w))):
             raise InferenceError("PQL diverged: non-finite working response or weights")
-        fit = weighted_lmm_fit(design, w, y=z + design.offset, sigma=sigma_fixed, theta0=theta)
+        try:
+            new_fit = weighted_lmm_fit(
+                design, w, y=z + design.offset, sigma=sigma_fixed, theta0=theta
+            )
+        except np.linalg.LinAlgError:
+            if fit is None:
+                raise
+            # the iteration broke down (RIKZ with an observation-level effect: a singular
+            # working LMM after iteration 10); keep the last finite iterate, unconverged
+            it -= 1
+            broke = True
+            break
+        fit = new_fit
         theta = fit.theta
         eta_old, eta = eta, fit.eta
         if np.sum((eta - eta_old) ** 2) < tol * np.sum(eta**2):
@@ -115,7 +127,10 @@ def fit_pql(
         raise InferenceError("PQL diverged (non-finite estimates)")
     messages = []
     if not converged:
-        messages.append(f"PQL did not converge in {maxiter} iterations")
+        messages.append(
+            f"PQL did not converge in {it} iterations"
+            + (f" (iteration {it + 1} broke down: a singular working model)" if broke else "")
+        )
         warnings.warn(messages[-1], ConvergenceWarning, stacklevel=2)
     phi = fit.sigma**2
     messages.append(f"PQL dispersion phi = {phi:.4g} ({dispersion})")
