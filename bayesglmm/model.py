@@ -67,7 +67,8 @@ class GLMM:
     priors : mapping, optional
         Prior overrides, see :mod:`bayesglmm.priors`.
     centered : bool
-        Centred parameterization of the random effects in the PyMC model (default False).
+        Centred parameterization of the random effects (default False: non-centred), for
+        every NUTS sampler and ADVI.
 
     Examples
     --------
@@ -357,8 +358,8 @@ class GLMM:
             if sampler != "kernel" and "adaptation" in kwargs:
                 raise ArgumentError(
                     "fit(method='nuts'): `adaptation` sets the default sampler's mass matrix, "
-                    f"but this model is sampled by {sampler!r} (probit/cloglog links and "
-                    "centered=True use PyMC's NUTS)"
+                    f"but this model is sampled by {sampler!r} (probit/cloglog links use PyMC's "
+                    "NUTS)"
                 )
         t0 = time.perf_counter()
         store_loglik = bool(kwargs.pop("log_likelihood", True))

@@ -27,6 +27,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayesglmm.coords import model_coords
 from bayesglmm.design_types import Design
 from bayesglmm.inference.scaling import column_scales
 from bayesglmm.priors import Prior, PriorSet, block_labels, term_scales
@@ -48,19 +49,6 @@ def _dist_vector(name: str, priors: list[Prior], dims: str) -> Any:
     dist = priors[0].dist
     params = {k: np.array([p.params[k] for p in priors]) for k in priors[0].params}
     return getattr(pm, dist)(name, **params, dims=dims)
-
-
-def model_coords(design: Design) -> dict[str, list[str]]:
-    """Coordinates of the PyMC model: fixed-effect names, level labels, term names."""
-    coords: dict[str, list[str]] = {
-        "fixed": [n for n in design.x_names if n != "(Intercept)"],
-        "obs": [str(i) for i in range(design.n)],
-    }
-    for label, b in zip(block_labels(design), design.blocks, strict=True):
-        coords[f"{label}__level"] = list(b.levels)
-        coords[f"{label}__term"] = list(b.terms)
-        coords[f"{label}__term_b"] = list(b.terms)
-    return coords
 
 
 def data_values(design: Design) -> dict[str, np.ndarray]:

@@ -231,7 +231,7 @@ FIT_OPTIONS: dict[str, tuple[Option, ...]] = {
     ),
     "pql": (
         Option("dispersion", "choice", choices=("estimate", "fixed"), default="estimate"),
-        _int("maxiter", 1, 10),
+        _int("maxiter", 1, 50),
         _pos("tol", 1e-6),
         _LOGLIK,
     ),

@@ -77,3 +77,21 @@ def test_sbc_stays_the_function_after_its_module_loads():
     import bayesglmm.calibration  # noqa: F401
 
     assert callable(bg.sbc) and bg.sbc.__module__ == "bayesglmm.calibration"
+
+
+def test_default_nuts_fit_loads_no_pymc():
+    """The default sampler (nutpie on the fused Numba kernel) needs neither PyMC nor
+    PyTensor: a fresh process that fits by NUTS does not pay their import."""
+    code = (
+        "import warnings\n"
+        "import bayesglmm as bg\n"
+        "df = bg.datasets.load('rikz')\n"
+        "m = bg.GLMM('Richness ~ NAP + (1 | Beach)', df, family='poisson')\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore')\n"
+        "    fit = m.fit(draws=20, tune=20, chains=1, random_seed=1)\n"
+        "assert fit.options['sampler'] == 'kernel'\n"
+    )
+    loaded = _loaded_after(code)
+    assert "nutpie" in loaded  # the fit ran on the kernel
+    assert "pymc" not in loaded and "pytensor" not in loaded, loaded

@@ -78,10 +78,18 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_kernel_equals_pymc_logp_and_gradient(case):
+# the centred parameterization (random effects sampled as N(0, Sigma)), scalar and LKJ blocks
+CENTRED = ["bernoulli", "binomial_cbind", "poisson_correlated_and_scalar", "every_prior"]
+CENTRED += ["gaussian_correlated_priors", "bernoulli_correlated_factor"]
+
+
+@pytest.mark.parametrize(
+    ("case", "centered"),
+    [(c, False) for c in CASES] + [(c, True) for c in CENTRED],
+)
+def test_kernel_equals_pymc_logp_and_gradient(case, centered):
     formula, family, priors = CASES[case]
-    m = bg.GLMM(formula, _sim(), family, priors=priors)
+    m = bg.GLMM(formula, _sim(), family, priors=priors, centered=centered)
     layout = m.kernel_layout()
     assert layout is not None
     pmm = m.build()
@@ -102,7 +110,7 @@ def test_kernel_equals_pymc_logp_and_gradient(case):
     ("formula", "family", "kwargs"),
     [
         ("yb ~ x + (1 | g)", "bernoulli", {"link": "probit"}),
-        ("yb ~ x + (1 | g)", "bernoulli", {"centered": True}),
+        ("yb ~ x + (1 | g)", "bernoulli", {"link": "cloglog", "centered": True}),
     ],
 )
 def test_models_outside_the_kernel_use_pymc(formula, family, kwargs):

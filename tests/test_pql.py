@@ -13,7 +13,7 @@ import pytest
 
 from bayesglmm import datasets
 from bayesglmm.design import build_design
-from bayesglmm.errors import InferenceError
+from bayesglmm.errors import ConvergenceWarning, InferenceError
 from bayesglmm.inference.pql import fit_pql
 
 GLMMPQL_FE = [-0.7432, -0.0348, -0.2947, -0.1002]
@@ -35,13 +35,29 @@ def _pql(design, **kw):
 
 
 def test_pql_matches_glmmpql(toenail):
-    fit = _pql(toenail)
+    fit = _pql(toenail, maxiter=10)  # glmmPQL's niter: the course values are its 10th iterate
     np.testing.assert_allclose(fit.beta, GLMMPQL_FE, atol=0.01)
     assert abs(np.sqrt(fit.covariances[0][0, 0]) - 2.317) < 0.02
     assert fit.dispersion == pytest.approx(0.877, abs=0.01)
     assert fit.method == "pql" and np.isnan(fit.loglik)
     assert np.all(np.isfinite(fit.se_beta)) and np.all(fit.se_beta > 0)
     assert fit.modes[0].shape == (294, 1)
+
+
+def test_glmmpql_iteration_limit_and_convergence(toenail):
+    """glmmPQL returns its 10th iterate without a warning; on toenail its own rule
+    (relative change of eta < 1e-6) holds only at the 17th, so the default (50) goes on and
+    the 10-iteration fit warns.  The course notes' SD 2.317 is glmmPQL's 10th iterate."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_pql(toenail)
+    assert fit.converged and fit.n_iter == 17
+    assert abs(np.sqrt(fit.covariances[0][0, 0]) - 2.3213) < 0.001
+    with pytest.warns(ConvergenceWarning, match="did not converge in 10 iterations"):
+        ten = fit_pql(toenail, maxiter=10)
+    assert not ten.converged and ten.n_iter == 10
+    assert abs(np.sqrt(ten.covariances[0][0, 0]) - 2.317) < 0.001  # glmmPQL's printed SD
+    np.testing.assert_allclose(ten.beta, GLMMPQL_FE, atol=0.0006)  # its 4 printed digits
 
 
 def test_fixed_dispersion_differs(toenail):

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayesglmm.coords import model_coords
 from bayesglmm.design_types import Design
 from bayesglmm.inference.nuts_kernel import KernelLayout, logp_and_grad
-from bayesglmm.pymc_model import model_coords
 from bayesglmm.quiet import ignoring_warnings
 
 __all__ = ["sample_kernel_nuts"]
@@ -61,6 +61,9 @@ def _expanded(layout: KernelLayout) -> list[tuple[str, tuple[int, ...], tuple[st
                 (f"sd_{label}", (int(m),), (f"{label}__term",)),
                 (f"cor_{label}", (int(m), int(m)), (f"{label}__term", f"{label}__term_b")),
             ]
+        elif name.startswith("r_"):  # centred: the random effects are sampled
+            dims = (f"{name[2:]}__level", f"{name[2:]}__term")
+            out.append((name, shape, dims))
         else:  # z_<label>
             label = name[2:]
             dims = (f"{label}__level", f"{label}__term")
@@ -80,6 +83,7 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
         label: a["zunit"][a["zcol"][i] : a["zcol"][i] + a["nterm"][i]]
         for i, label in enumerate(layout.labels)
     }
+    centered = bool(layout.ints.get("centered", 0))
 
     def expand(x: np.ndarray, **_: Any) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -94,8 +98,13 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
         if "sigma_log__" in pieces:
             out["sigma"] = np.exp(x[pieces["sigma_log__"]]).reshape(())
         for label in layout.labels:
-            z = x[pieces[f"z_{label}"]].reshape(shapes[f"z_{label}"])
-            out[f"z_{label}"] = z.copy()
+            if centered:
+                r = x[pieces[f"r_{label}"]].reshape(shapes[f"r_{label}"]).copy()
+                out[f"r_{label}"] = r
+                z = np.zeros_like(r)  # unused below: r is stored as sampled
+            else:
+                z = x[pieces[f"z_{label}"]].reshape(shapes[f"z_{label}"])
+                out[f"z_{label}"] = z.copy()
             packed = f"chol_cov_{label}{_PACKED}"
             if packed in pieces:
                 m = z.shape[1]
@@ -110,11 +119,13 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
                 out[f"chol_cov_{label}"] = L[rows, cols]
                 out[f"sd_{label}"] = sd
                 out[f"cor_{label}"] = (L @ L.T) / np.outer(sd, sd)
-                out[f"r_{label}"] = z @ L.T
+                if not centered:
+                    out[f"r_{label}"] = z @ L.T
             else:
                 sd = np.exp(x[pieces[f"sd_{label}_log__"]])
                 out[f"sd_{label}"] = sd
-                out[f"r_{label}"] = z * sd
+                if not centered:
+                    out[f"r_{label}"] = z * sd
         return {name: out[name] for name in order}
 
     return expand

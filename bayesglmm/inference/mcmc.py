@@ -9,15 +9,17 @@ import sys
 import threading
 import warnings
 from types import FrameType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pymc as pm
 import xarray as xr
 
 from bayesglmm.errors import BayesGLMMError, InferenceError, PartialFitWarning
 from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
 from bayesglmm.quiet import ignoring_warnings
+
+if TYPE_CHECKING:  # PyMC loads only when its sampler runs (the default kernel needs none)
+    import pymc as pm
 
 Sampler = Literal["auto", "kernel", "pymc", "nutpie", "numpyro"]
 _SAMPLER_MODULES = {
@@ -63,7 +65,7 @@ def resolve_sampler(sampler: str, kernel_available: bool) -> str:
         return "kernel" if kernel_available and _has("nutpie") else "pymc"
     if sampler == "kernel" and not kernel_available:
         raise BayesGLMMError(
-            "sampler='kernel' covers non-centred models with logit, log or identity links; "
+            "sampler='kernel' covers models with logit, log or identity links; "
             "use sampler='pymc' or 'nutpie' for this model"
         )
     return sampler
@@ -247,6 +249,8 @@ def sample_nuts(
         :class:`~bayesglmm.errors.PartialFitWarning`, instead of raising KeyboardInterrupt
         (the default).
     """
+    import pymc as pm
+
     check_sampler(sampler)
     check_cores(cores)
     if progressbar is None:

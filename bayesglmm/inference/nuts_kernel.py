@@ -3,8 +3,8 @@
 PyMC's own NUTS spends most of its time in Python (tree building) and PyTensor call
 overhead; nutpie's Rust NUTS is ~5x faster per draw but compiling a PyMC model for it takes
 15-20 s, more than sampling a course model.  For the model family this package builds
-(non-centred random effects, uncorrelated or with an LKJ Cholesky covariance, canonical
-links) the log density is simple
+(random effects non-centred or centred, uncorrelated or with an LKJ Cholesky covariance,
+canonical links) the log density is simple
 enough to write once as a single Numba kernel: one pass over the rows for the linear
 predictor, the likelihood and its derivative, one scatter per random-effect term.  It is
 compiled once per machine (``cache=True``), releases the GIL (``nogil=True``) so chains run
@@ -14,8 +14,8 @@ with no compile step at all.
 The kernel evaluates exactly the density of :func:`bayesglmm.pymc_model.build_pymc_model`
 (constants included) on PyMC's unconstrained value variables, in PyMC's order;
 ``tests/test_nuts_kernel.py`` checks value and gradient against PyMC's compiled ``logp`` /
-``dlogp`` for every family and prior.  Models outside its scope (the centred
-parameterization, probit/cloglog links) use PyMC's sampler instead.
+``dlogp`` for every family and prior, in both parameterizations.  Models outside its
+scope (probit/cloglog links, priors it does not know) use PyMC's sampler instead.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class KernelLayout:
             a["nlev"],
             a["zcol"],
             a["bcorr"],
+            a["bcent"],
             a["csd_code"],
             a["csd_a"],
             a["csd_b"],
@@ -158,12 +159,12 @@ def kernel_layout(
     """The kernel's layout for this model, or None when the model is outside its scope.
 
     The flat vector follows PyMC's value variables in model order: ``beta_scaled``,
-    ``Intercept_centered``, then per block ``sd_<L>_log__`` and ``z_<L>``, then
-    ``sigma_log__``.
+    ``Intercept_centered``, then per block ``sd_<L>_log__`` (or the packed LKJ Cholesky
+    factor) and ``z_<L>`` (``r_<L>`` when ``centered``), then ``sigma_log__``.
     """
     fam = design.family
     code = family_code(fam.name, fam.link)
-    if code is None or centered:
+    if code is None:
         return None
     all_priors = [*priors.fixed.values()]
     if priors.intercept is not None:
@@ -228,7 +229,8 @@ def kernel_layout(
                 pr_rows.append((off + t, *_prior_row(p, True)))
         bcorr.append(int(b.correlated))
         sd_off.append(off)
-        z_off.append(add(f"z_{label}", (b.n_levels, b.n_terms)))
+        # the random effects themselves (centred) or their standardized version z
+        z_off.append(add(f"{'r' if centered else 'z'}_{label}", (b.n_levels, b.n_terms)))
         nterm.append(b.n_terms)
         nlev.append(b.n_levels)
         zcol.append(col)
@@ -273,6 +275,7 @@ def kernel_layout(
         "nlev": np.array(nlev, dtype=np.int64),
         "zcol": np.array(zcol, dtype=np.int64),
         "bcorr": np.array(bcorr, dtype=np.int64),
+        "bcent": np.full(len(bcorr), int(centered), dtype=np.int64),
         "csd_code": np.ascontiguousarray(csd[0].astype(np.int64)),
         "csd_a": np.ascontiguousarray(csd[1]),
         "csd_b": np.ascontiguousarray(csd[2]),
@@ -293,7 +296,13 @@ def kernel_layout(
         slices=tuple(slices),
         shapes=tuple(shapes),
         arrays=arrays,
-        ints={"family": code, "beta_off": beta_off, "ic_off": ic_off, "sigma_off": sigma_off},
+        ints={
+            "family": code,
+            "beta_off": beta_off,
+            "ic_off": ic_off,
+            "sigma_off": sigma_off,
+            "centered": int(centered),
+        },
         labels=tuple(labels),
     )
 
@@ -364,6 +373,7 @@ def logp_and_grad(
     nlev: np.ndarray,
     zcol: np.ndarray,
     bcorr: np.ndarray,
+    bcent: np.ndarray,
     csd_code: np.ndarray,
     csd_a: np.ndarray,
     csd_b: np.ndarray,
@@ -416,12 +426,16 @@ def logp_and_grad(
             for a in range(m):
                 Ls[bl, a, a] = math.exp(x[p + a])
         zo = z_off[bl]
-        for lev in range(nlev[bl]):
-            for a in range(m):
-                acc_r = 0.0
-                for b in range(a + 1):
-                    acc_r += Ls[bl, a, b] * x[zo + lev * m + b]
-                r[pos + lev * m + a] = acc_r
+        if bcent[bl] == 1:  # the random effects are the parameters
+            for j in range(nlev[bl] * m):
+                r[pos + j] = x[zo + j]
+        else:  # r = L z
+            for lev in range(nlev[bl]):
+                for a in range(m):
+                    acc_r = 0.0
+                    for b in range(a + 1):
+                        acc_r += Ls[bl, a, b] * x[zo + lev * m + b]
+                    r[pos + lev * m + a] = acc_r
         pos += nlev[bl] * m
     for bl in range(nb):
         m = nterm[bl]
@@ -482,15 +496,41 @@ def logp_and_grad(
             for i in range(n):
                 acc[idx[i, bl], t] += Z[i, c] * geta[i]
         GL = np.zeros((m, m))  # d logp / d L (lower triangle)
-        for lev in range(nl):
-            for b in range(m):
-                z = x[zo + lev * m + b]
-                g = -z
-                for a in range(b, m):
-                    g += acc[lev, a] * Ls[bl, a, b]
-                    GL[a, b] += acc[lev, a] * z
-                grad[zo + lev * m + b] += g
-                lp += -0.5 * z * z - 0.5 * _LOG_2PI
+        if bcent[bl] == 1:
+            # r_lev ~ N(0, L L'): with u = L^-1 r and v = L'^-1 u, the log density is
+            # -|u|^2 / 2 - sum log L_aa - m log(2 pi) / 2, d/dr = -v, d/dL = v u'
+            u = np.empty(m)
+            v = np.empty(m)
+            for lev in range(nl):
+                base = zo + lev * m
+                for a in range(m):  # forward substitution L u = r
+                    s = x[base + a]
+                    for b in range(a):
+                        s -= Ls[bl, a, b] * u[b]
+                    u[a] = s / Ls[bl, a, a]
+                for a in range(m - 1, -1, -1):  # back substitution L' v = u
+                    s = u[a]
+                    for b in range(a + 1, m):
+                        s -= Ls[bl, b, a] * v[b]
+                    v[a] = s / Ls[bl, a, a]
+                for a in range(m):
+                    lp += -0.5 * u[a] * u[a] - 0.5 * _LOG_2PI
+                    grad[base + a] += acc[lev, a] - v[a]
+                    for b in range(a + 1):
+                        GL[a, b] += v[a] * u[b]
+            for a in range(m):
+                lp -= nl * math.log(Ls[bl, a, a])
+                GL[a, a] -= nl / Ls[bl, a, a]
+        else:
+            for lev in range(nl):
+                for b in range(m):
+                    z = x[zo + lev * m + b]
+                    g = -z
+                    for a in range(b, m):
+                        g += acc[lev, a] * Ls[bl, a, b]
+                        GL[a, b] += acc[lev, a] * z
+                    grad[zo + lev * m + b] += g
+                    lp += -0.5 * z * z - 0.5 * _LOG_2PI
         p = sd_off[bl]
         if bcorr[bl] == 0:
             for a in range(m):  # L = diag(exp(x)): chain rule through the log transform
