@@ -157,6 +157,9 @@ def test_new_data_level_mismatch_is_an_error_in_parallel_threads():
     from formulaic import Formula
 
     from bayesglmm.design import _apply_spec
+    from bayesglmm.rlang import Lang
+
+    lang = Lang(["f", "x"])
 
     spec = (
         Formula("f + x")
@@ -173,7 +176,7 @@ def test_new_data_level_mismatch_is_an_error_in_parallel_threads():
         start.wait()
         for _ in range(20):
             try:
-                rows.append(_apply_spec(spec, bad if i % 2 else good, "`f`"))
+                rows.append(_apply_spec(spec, bad if i % 2 else good, "`f`", lang))
             except bg.DesignError as exc:
                 errors.append(str(exc))
 

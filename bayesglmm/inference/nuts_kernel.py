@@ -96,6 +96,7 @@ class KernelLayout:
             a["pr_b"],
             a["pr_c"],
             a["pr_log"],
+            a["zunit"],
         )
 
 
@@ -386,8 +387,15 @@ def logp_and_grad(
     pr_b: np.ndarray,
     pr_c: np.ndarray,
     pr_log: np.ndarray,
+    zunit: np.ndarray,
 ) -> tuple[float, np.ndarray]:
-    """Log posterior density (constants included) and its gradient at ``x``."""
+    """Log posterior density (constants included) and its gradient at ``x``.
+
+    ``Z`` holds the columns divided by ``zunit`` (their units, for correlated blocks), and a
+    correlated block's factor ``L`` is for those columns.  Non-centred, ``r = L z`` is on
+    that scale; centred, the parameters are the user's-scale effects ``r_user`` (as PyMC's
+    ``r_<L>``), ``r = unit * r_user``, whose density carries the Jacobian ``prod unit``.
+    """
     n, k = X.shape
     grad = np.zeros_like(x)
     lp = const
@@ -426,9 +434,9 @@ def logp_and_grad(
             for a in range(m):
                 Ls[bl, a, a] = math.exp(x[p + a])
         zo = z_off[bl]
-        if bcent[bl] == 1:  # the random effects are the parameters
+        if bcent[bl] == 1:  # the random effects are the parameters (user's scale)
             for j in range(nlev[bl] * m):
-                r[pos + j] = x[zo + j]
+                r[pos + j] = x[zo + j] * zunit[zcol[bl] + j % m]
         else:  # r = L z
             for lev in range(nlev[bl]):
                 for a in range(m):
@@ -503,8 +511,8 @@ def logp_and_grad(
             v = np.empty(m)
             for lev in range(nl):
                 base = zo + lev * m
-                for a in range(m):  # forward substitution L u = r
-                    s = x[base + a]
+                for a in range(m):  # forward substitution L u = r (r = unit * r_user)
+                    s = x[base + a] * zunit[zcol[bl] + a]
                     for b in range(a):
                         s -= Ls[bl, a, b] * u[b]
                     u[a] = s / Ls[bl, a, a]
@@ -514,12 +522,14 @@ def logp_and_grad(
                         s -= Ls[bl, b, a] * v[b]
                     v[a] = s / Ls[bl, a, a]
                 for a in range(m):
+                    ua = zunit[zcol[bl] + a]
                     lp += -0.5 * u[a] * u[a] - 0.5 * _LOG_2PI
-                    grad[base + a] += acc[lev, a] - v[a]
+                    grad[base + a] += ua * (acc[lev, a] - v[a])
                     for b in range(a + 1):
                         GL[a, b] += v[a] * u[b]
             for a in range(m):
                 lp -= nl * math.log(Ls[bl, a, a])
+                lp += nl * math.log(zunit[zcol[bl] + a])  # Jacobian of r = unit * r_user
                 GL[a, a] -= nl / Ls[bl, a, a]
         else:
             for lev in range(nl):
