@@ -171,7 +171,9 @@ def test_anova_boundary_mixture(df: pd.DataFrame, ml_fit0: bg.GLMMFit) -> None:
         slope = bg.GLMM("y ~ x + (x || g)", df, family="bernoulli").fit(method="ml")
     tab = ml_fit0.anova(slope)
     chisq = tab.iloc[1]["Chisq"]
-    assert chisq == pytest.approx(2 * (slope.loglik - ml_fit0.loglik), rel=1e-10)
+    # anova clips at 0: the slope variance is estimated at 0 here, so both fits agree to
+    # the optimizer's tolerance (the bigger one was once 2e-12 lower)
+    assert chisq == pytest.approx(max(0.0, 2 * (slope.loglik - ml_fit0.loglik)), abs=1e-8)
     assert tab.iloc[1]["Df"] == 1
     # one variance component at its boundary: 0.5 chi2_0 + 0.5 chi2_1
     expected = 0.5 * float(chisq <= 0) + 0.5 * stats.chi2.sf(chisq, 1)
