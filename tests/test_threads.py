@@ -191,7 +191,7 @@ def test_new_data_level_mismatch_is_an_error_in_parallel_threads():
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # passed in one fresh clone, failed in /work/main: depends on the process
     reason="found at the end of session 5: OpenBLAS's thread count read from a second thread "
     "inside an overlapping section is the default (2), not 1: the limit set by the first "
     "section's thread does not reach the second thread (thread-local in this OpenBLAS build). "
