@@ -63,7 +63,7 @@ def _start(design: Design, fam: FamilyKernel) -> np.ndarray:
             n = 1.0 if design.trials is None else np.asarray(design.trials, dtype=float)
             m = float(np.clip(np.sum(w * y) / np.sum(w * n * np.ones_like(y)), 0.01, 0.99))
         else:
-            m = max(float(np.sum(w * y) / max(np.sum(w), 1e-300)), 0.01)
+            m = max(float(design.row_mean(y)), 0.01)  # weighted as the rows count
         b0 = float(design.family.linkfun(np.array([m]))[0])
         if design.family.name == "poisson":
             b0 -= float(np.mean(design.offset))
