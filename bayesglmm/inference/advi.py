@@ -63,8 +63,9 @@ class LossPlateau(Callback):
 
     def __init__(
         self, every: int = 500, tolerance: float = 1e-3, *, label: str = "ADVI", n: int = 0,
-        progress: bool = False,
+        progress: bool = False, guard: Any = None,
     ) -> None:  # fmt: skip
+        self.guard = guard
         self.every = every
         self.tolerance = tolerance
         self.converged = False
@@ -73,6 +74,8 @@ class LossPlateau(Callback):
         self.last_loss = float("nan")
 
     def __call__(self, approx: Any, loss_hist: np.ndarray, i: int) -> None:
+        if self.guard is not None and self.guard.interrupted:
+            raise StopIteration(f"interrupted after {i} iterations")
         if i % self.every or i < self.every:
             return
         last_w = np.asarray(loss_hist[-self.every :], dtype=float)
@@ -223,9 +226,12 @@ def fit_advi(
         progressbar = interactive()
     # PyMC's own bar ends a normal, converged run with "Interrupted at 1,999 [6%]": ours
     # prints a plain line per window instead, and how the run ended
-    conv = LossPlateau(every=every, tolerance=tolerance, label=method, n=n, progress=progressbar)
+    guard = InterruptGuard(soft=True)
+    conv = LossPlateau(
+        every=every, tolerance=tolerance, label=method, n=n, progress=progressbar, guard=guard
+    )
     _quiet.active = True
-    with InterruptGuard() as guard, pm_model, PYTENSOR_LOCK:  # compile flags are process-wide
+    with guard, pm_model, PYTENSOR_LOCK:  # compile flags are process-wide
         try:
             approx = pm.fit(
                 n=n,

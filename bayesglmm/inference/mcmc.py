@@ -93,11 +93,13 @@ class InterruptGuard:
     this context manager wraps the current SIGINT handler (main thread only, and only when
     it is a Python callable: a process started in the background ignores SIGINT) so that
     the fit can tell an interrupted run from a finished one.  The wrapped handler still
-    runs, so the KeyboardInterrupt is raised as usual.
+    runs, so the KeyboardInterrupt is raised as usual; with ``soft=True`` only from the
+    second Ctrl-C on (the fit polls :attr:`interrupted` and stops itself).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, soft: bool = False) -> None:
         self.interrupted = False
+        self.soft = soft
         self._previous: Any = None
 
     def __enter__(self) -> InterruptGuard:
@@ -109,8 +111,13 @@ class InterruptGuard:
         return self
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
+        # soft: the first Ctrl-C only sets the flag, and the fit's per-step callback stops
+        # the loop where it can stop cleanly (a KeyboardInterrupt raised at an arbitrary
+        # bytecode could land outside PyMC's handler); a second Ctrl-C interrupts at once
+        first = not self.interrupted
         self.interrupted = True
-        self._previous(signum, frame)
+        if not (self.soft and first):
+            self._previous(signum, frame)
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
