@@ -265,12 +265,15 @@ def sample_nuts(
     if cores is None:
         cores = min(chains, os.cpu_count() or 1)
     # PyMC's own convergence messages are replaced by ours (see results.check_health)
+    # PyMC sampling chains one after another calls a per-draw callback: there the first
+    # Ctrl-C only sets a flag and the callback raises it at a draw boundary
+    sequential = sampler == "pymc" and cores == 1 and chains > 1
     with (
-        InterruptGuard() as guard,
+        InterruptGuard(soft=sequential) as guard,
         ignoring_warnings(message=".*rhat.*|.*effective sample size.*"),
         ignoring_warnings(message=".*We recommend running at least 4 chains.*"),
     ):
-        if sampler == "pymc" and cores == 1 and chains > 1:
+        if sequential:
             # PyMC swallows the KeyboardInterrupt of the running chain and, sampling chains
             # one after another, would start the next one: stop it at its first draw.
             # (Only here: a callback changes PyMC's parallel draws for a given seed.)
