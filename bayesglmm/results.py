@@ -271,6 +271,18 @@ class GLMMFit:
             return np.array([float(self.ml.sigma)])
         return _stack(posterior_dataset(self.idata)["sigma"])
 
+    def draws_dispersion(self) -> dict[str, np.ndarray]:
+        """Draws (Bayesian) or the estimate (ML, one entry) of each of the family's dispersion
+        parameters, by name (``Family.dispersion``); empty when it has none."""
+        out = {}
+        for i, disp in enumerate(self.design.family.dispersion):
+            if self.ml is not None:  # the family's dispersion estimates (gaussian: sigma)
+                est = self.ml.family_dispersion or (self.ml.sigma,)
+                out[disp.name] = np.array([float(est[i])])
+            else:
+                out[disp.name] = _stack(posterior_dataset(self.idata)[disp.name])
+        return out
+
     # ------------------------------------------------------------------ lme4-style accessors
     def fixef(self) -> pd.Series:
         """Fixed effects: posterior means (Bayesian) or estimates (ML), in formula order."""

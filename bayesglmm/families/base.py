@@ -83,6 +83,9 @@ class FamilySpec:
         Link -> name of the Numba row kernel in :data:`~bayesglmm.families.registry.ROW_KERNELS`
         that the fused engines (scalar Laplace, NUTS log density) use; links without an entry
         run on the NumPy paths (and the PyMC model for NUTS).
+    precision_weights : bool
+        Prior weights are precision weights (``sigma^2 / w``, gaussian) rather than case
+        weights multiplying each row's log-likelihood.
     unsupported : dict
         Engine name -> reason, for the engines that do not fit this family
         (:meth:`check_engine` raises it).
@@ -96,6 +99,7 @@ class FamilySpec:
     dispersion: ClassVar[tuple[Dispersion, ...]] = ()
     is_binomial: ClassVar[bool] = False
     row_kernels: ClassVar[dict[str, str]] = {}
+    precision_weights: ClassVar[bool] = False
     unsupported: ClassVar[dict[str, str]] = {}
 
     # ---------------------------------------------------------------- likelihood

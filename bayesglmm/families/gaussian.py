@@ -29,6 +29,7 @@ class Gaussian(FamilySpec):
     canonical_link = "identity"
     dispersion = (Dispersion("sigma", ("HalfStudentT", {"nu": 3.0, "sigma": ("s_y", 2.5)})),)
     row_kernels = {"identity": "gaussian"}
+    precision_weights = True
     unsupported = {
         "pql": "PQL is for non-gaussian families; use method='ml' for an LMM",
         "laplace": "method='laplace' is for non-gaussian families; use 'nuts'",
