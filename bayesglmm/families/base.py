@@ -160,6 +160,10 @@ class FamilySpec:
         """``(s_y, intercept location)`` of the default priors (``priors.py``)."""
         raise NotImplementedError
 
+    def dispersion_start(self, y: Array, mu: Array) -> tuple[float, ...]:
+        """Starting values of the dispersion parameters (natural scale) given fitted means."""
+        return ()
+
     def start_mean(self, y: Array, trials: Array | None) -> float:
         """A starting mean response on the data scale (per trial), inside the support."""
         return max(float(np.mean(y)), 0.01)
@@ -206,6 +210,40 @@ class FamilySpec:
     def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
         """Per-row deviance contribution (squared deviance residual) at mean ``mu``."""
         raise NotImplementedError
+
+    # ---------------------------------------------------------------- PyMC
+    # (PyMC is imported by these methods only: the package imports families without it)
+    def pymc_row_dist(self, link: Link, eta: Any, n: Any, disp: dict[str, Any]) -> Any:
+        """The (unweighted) PyMC distribution of each row given ``eta`` (``pm.X.dist``)."""
+        raise NotImplementedError
+
+    def pymc_observed(
+        self, link: Link, eta: Any, n: Any, disp: dict[str, Any], observed: Any, dims: str
+    ) -> Any:
+        """The observed variable ``y`` of the unweighted model."""
+        import pymc as pm
+
+        return pm.CustomDist(
+            "y",
+            eta,
+            dist=lambda eta, size: self.pymc_row_dist(link, eta, n, disp),
+            observed=observed,
+            dims=dims,
+        )
+
+    def pymc_weighted_logp(
+        self, link: Link, value: Any, eta: Any, w: Any, n: Any, disp: dict[str, Any]
+    ) -> Any:
+        """Prior-weighted row log density: case weights ``w * logp`` by default."""
+        import pymc as pm
+
+        return w * pm.logp(self.pymc_row_dist(link, eta, n, disp), value)
+
+    def pymc_weighted_dist(
+        self, link: Link, eta: Any, w: Any, n: Any, disp: dict[str, Any], size: Any
+    ) -> Any:
+        """Random draws of a weighted row (case weights: the row's own distribution)."""
+        return self.pymc_row_dist(link, eta, n, disp)
 
     # ---------------------------------------------------------------- engines
     def check_engine(self, engine: str) -> None:

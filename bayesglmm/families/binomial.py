@@ -136,6 +136,22 @@ class Bernoulli(FamilySpec):
         n = 1.0 if trials is None else trials
         return float(np.clip(np.mean(y / n), 0.01, 0.99))
 
+    def pymc_row_dist(self, link: Link, eta: Any, n: Any, disp: dict[str, Any]) -> Any:
+        import pymc as pm
+
+        p = _pt_linkinv(link, eta)
+        return pm.Bernoulli.dist(p=p) if self.name == "bernoulli" else pm.Binomial.dist(n=n, p=p)
+
+    def pymc_observed(
+        self, link: Link, eta: Any, n: Any, disp: dict[str, Any], observed: Any, dims: str
+    ) -> Any:
+        import pymc as pm
+
+        kw = {"logit_p": eta} if link.name == "logit" else {"p": _pt_linkinv(link, eta)}
+        if self.name == "bernoulli":
+            return pm.Bernoulli("y", **kw, observed=observed, dims=dims)
+        return pm.Binomial("y", n=n, **kw, observed=observed, dims=dims)
+
     def simulate(
         self,
         rng: np.random.Generator,
@@ -161,6 +177,21 @@ class Bernoulli(FamilySpec):
             a = np.where(y > 0, y * np.log(y / (n * p)), 0.0)
             b = np.where(n - y > 0, (n - y) * np.log((n - y) / (n * (1 - p))), 0.0)
         return 2.0 * (a + b)
+
+
+def _pt_linkinv(link: Link, eta: Any) -> Any:
+    """The inverse link in PyTensor (probit, cloglog; the logit goes by ``logit_p``)."""
+    import pytensor.tensor as pt
+
+    if link.name == "probit":
+        return 0.5 * pt.erfc(-eta / np.sqrt(2.0))
+    if link.name == "cloglog":
+        return -pt.expm1(-pt.exp(eta))
+    if link.name == "logit":
+        import pymc as pm
+
+        return pm.math.invlogit(eta)
+    raise ValueError(link.name)
 
 
 class Binomial(Bernoulli):

@@ -71,8 +71,43 @@ class Gaussian(FamilySpec):
         # prior weights: weighted statistics (Design.row_mean)
         return float(design.row_std(design.y)) or 1.0, float(design.row_mean(design.y))
 
+    def dispersion_start(self, y: Array, mu: Array) -> tuple[float, ...]:
+        return (max(float(np.sqrt(np.mean((y - mu) ** 2))), 1e-3),)
+
     def start_mean(self, y: Array, trials: Array | None) -> float:
         return float(np.mean(y))
+
+    def pymc_row_dist(self, link: Link, eta: Any, n: Any, disp: dict[str, Any]) -> Any:
+        import pymc as pm
+
+        return pm.Normal.dist(mu=eta, sigma=disp["sigma"])
+
+    def pymc_observed(
+        self, link: Link, eta: Any, n: Any, disp: dict[str, Any], observed: Any, dims: str
+    ) -> Any:
+        import pymc as pm
+
+        return pm.Normal("y", mu=eta, sigma=disp["sigma"], observed=observed, dims=dims)
+
+    def pymc_weighted_logp(
+        self, link: Link, value: Any, eta: Any, w: Any, n: Any, disp: dict[str, Any]
+    ) -> Any:
+        """Precision weights: ``Normal(eta, sigma / sqrt(w))``; a zero weight gives 0."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        wp = pt.switch(pt.gt(w, 0.0), w, 1.0)
+        lp = pm.logp(pm.Normal.dist(mu=eta, sigma=disp["sigma"] / pt.sqrt(wp)), value)
+        return pt.switch(pt.gt(w, 0.0), lp, 0.0)
+
+    def pymc_weighted_dist(
+        self, link: Link, eta: Any, w: Any, n: Any, disp: dict[str, Any], size: Any
+    ) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        wp = pt.switch(pt.gt(w, 0.0), w, 1.0)
+        return pm.Normal.dist(mu=eta, sigma=disp["sigma"] / pt.sqrt(wp), size=size)
 
     def simulate(
         self,

@@ -63,6 +63,20 @@ class Poisson(FamilySpec):
         rate = float(design.row_mean(design.y) / design.row_mean(np.exp(design.offset)))
         return 1.0, math.log(max(rate, 0.01))
 
+    def pymc_row_dist(self, link: Link, eta: Any, n: Any, disp: dict[str, Any]) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        return pm.Poisson.dist(mu=pt.exp(eta))
+
+    def pymc_observed(
+        self, link: Link, eta: Any, n: Any, disp: dict[str, Any], observed: Any, dims: str
+    ) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        return pm.Poisson("y", mu=pt.exp(eta), observed=observed, dims=dims)
+
     def simulate(
         self,
         rng: np.random.Generator,
