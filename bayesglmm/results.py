@@ -269,7 +269,7 @@ class GLMMFit:
             return None
         if self.ml is not None:
             return np.array([float(self.ml.sigma)])
-        return _stack(posterior_dataset(self.idata)["sigma"])
+        return _stack(posterior_dataset(self.idata)[self.design.family.dispersion[0].name])
 
     def draws_dispersion(self) -> dict[str, np.ndarray]:
         """Draws (Bayesian) or the estimate (ML, one entry) of each of the family's dispersion
