@@ -212,3 +212,11 @@ def test_a_registered_family_fits_by_ml_and_nuts_kernel(toy_family):
     np.testing.assert_allclose(
         ppc.residuals(fit, "pearson"), (df.y - ppc.fitted(fit)) / np.sqrt(ppc.fitted(fit))
     )
+
+
+def test_spec_method_check_reads_the_family():
+    from bayesglmm.spec import _method_problem
+
+    msg = "the integrated Laplace path is not for the gaussian family; use `nuts`"
+    assert _method_problem("laplace", ["1 | g"], "gaussian") == msg
+    assert _method_problem("laplace", ["1 | g"], "poisson") == ""
