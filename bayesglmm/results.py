@@ -880,7 +880,7 @@ class GLMMFit:
     def _title(self) -> str:
         """lme4's first line: what kind of model, fitted how."""
         fam = self.design.family
-        linear = fam.name == "gaussian" and fam.link == "identity"
+        linear = fam.is_linear
         kind = "Linear mixed model" if linear else "Generalized linear mixed model"
         if not self.design.blocks:  # a GLM (bayesglmm.inference.glm)
             kind = "Linear model" if linear else "Generalized linear model"

@@ -220,3 +220,20 @@ def test_spec_method_check_reads_the_family():
     msg = "the integrated Laplace path is not for the gaussian family; use `nuts`"
     assert _method_problem("laplace", ["1 | g"], "gaussian") == msg
     assert _method_problem("laplace", ["1 | g"], "poisson") == ""
+
+
+def test_kernel_args_are_a_checked_record():
+    """The NUTS log density's arguments: a typed record in the kernel's parameter order,
+    checked once when built (a wrong dtype or length is named, not read out of bounds)."""
+    import inspect
+
+    layout = bg.GLMM("y ~ x + (1 | g)", _count_data(), family="poisson").kernel_layout()
+    args = layout.args()
+    assert isinstance(args, nuts_kernel.KernelArgs)
+    params = tuple(inspect.signature(nuts_kernel.logp_and_grad.py_func).parameters)
+    assert args._fields == params[1:]
+    assert args.family == ROW_KERNEL_CODES["poisson"]
+    with pytest.raises(ValueError, match="kernel argument `idx` must be a C-contiguous int64"):
+        args._replace(idx=args.idx.astype(np.int32)).checked()
+    with pytest.raises(ValueError, match="kernel argument `y` must have 200 rows"):
+        args._replace(y=args.y[:-1].copy()).checked()

@@ -86,6 +86,17 @@ class FamilySpec:
     precision_weights : bool
         Prior weights are precision weights (``sigma^2 / w``, gaussian) rather than case
         weights multiplying each row's log-likelihood.
+    response_kind : {"real", "counts", "binary", "binomial"}
+        Which response parser of ``design.py`` reads the response: finite reals; non-negative
+        integer counts; 0/1 or a two-level factor; ``cbind(successes, failures)``, a
+        proportion with ``trials=`` or ``weights=``.  Its error messages are pinned in
+        ``docs/bad_input.md``.
+    linear_model : bool
+        With the identity link this is the linear (mixed) model, which the dedicated LMM
+        engines fit (profiled ML, weighted least squares; gaussian).
+    separation : {"binary", "counts"} or None
+        How the ML engines check the fixed effects for separation (binary/binomial
+        responses; counts with zeros as failures), None for no check.
     unsupported : dict
         Engine name -> reason, for the engines that do not fit this family
         (:meth:`check_engine` raises it).
@@ -100,6 +111,9 @@ class FamilySpec:
     is_binomial: ClassVar[bool] = False
     row_kernels: ClassVar[dict[str, str]] = {}
     precision_weights: ClassVar[bool] = False
+    linear_model: ClassVar[bool] = False
+    response_kind: ClassVar[str] = "real"
+    separation: ClassVar[str | None] = None
     unsupported: ClassVar[dict[str, str]] = {}
 
     # ---------------------------------------------------------------- likelihood
@@ -341,6 +355,11 @@ class Family:
     def has_dispersion(self) -> bool:
         """True when the family has a free dispersion parameter (gaussian)."""
         return bool(self.spec.dispersion)
+
+    @property
+    def is_linear(self) -> bool:
+        """The linear (mixed) model: a ``linear_model`` family with the identity link."""
+        return self.spec.linear_model and self.link == "identity"
 
     @property
     def row_kernel(self) -> str | None:

@@ -73,6 +73,8 @@ class Bernoulli(FamilySpec):
     links = ("logit", "probit", "cloglog")
     canonical_link = "logit"
     is_binomial = True
+    separation = "binary"
+    response_kind = "binary"
     row_kernels = {"logit": "logit"}
 
     def _loglik(self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any) -> Array:
@@ -199,6 +201,7 @@ class Binomial(Bernoulli):
     ``trials=``)."""
 
     name = "binomial"
+    response_kind = "binomial"
 
     def check_response(self, values: Array, trials: Array | None) -> tuple[Array, str]:
         return (

@@ -30,6 +30,7 @@ class Gaussian(FamilySpec):
     dispersion = (Dispersion("sigma", ("HalfStudentT", {"nu": 3.0, "sigma": ("s_y", 2.5)})),)
     row_kernels = {"identity": "gaussian"}
     precision_weights = True
+    linear_model = True
     unsupported = {
         "pql": "PQL is for non-gaussian families; use method='ml' for an LMM",
         "laplace": "method='laplace' is for non-gaussian families; use 'nuts'",

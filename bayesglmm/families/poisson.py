@@ -36,6 +36,8 @@ class Poisson(FamilySpec):
     links = ("log",)
     canonical_link = "log"
     row_kernels = {"log": "poisson"}
+    separation = "counts"
+    response_kind = "counts"
 
     def _loglik(self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any) -> Array:
         e = np.minimum(eta, 700.0)

@@ -20,8 +20,10 @@ scope (probit/cloglog links, priors it does not know) use PyMC's sampler instead
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -32,7 +34,7 @@ from bayesglmm.families import ROW_KERNEL_CODES, Family, get_family, kernel_code
 from bayesglmm.inference.scaling import column_scales
 from bayesglmm.priors import Prior, PriorSet, block_labels, term_scales
 
-__all__ = ["KernelLayout", "kernel_layout", "logp_and_grad", "pointwise_code"]
+__all__ = ["KernelArgs", "KernelLayout", "kernel_layout", "logp_and_grad", "pointwise_code"]
 
 # prior codes understood by the kernel
 _PRIOR_CODES = {
@@ -53,6 +55,93 @@ _SUPPORTED = ("logit", "poisson", "gaussian")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+_F8, _I8 = np.dtype("float64"), np.dtype("int64")
+
+
+class KernelArgs(NamedTuple):
+    """The arguments of :func:`logp_and_grad` after ``x``, by name (a typed record).
+
+    Built by :meth:`KernelLayout.args` and checked once there (:meth:`checked`); the kernel
+    is called as ``logp_and_grad(x, *args)``, so the record costs nothing per call.  The
+    field order is the kernel's parameter order (asserted at import).
+    """
+
+    X: np.ndarray
+    xmean: np.ndarray
+    offset: np.ndarray
+    y: np.ndarray
+    trials: np.ndarray
+    family: int
+    const: float
+    beta_off: int
+    ic_off: int
+    Z: np.ndarray
+    idx: np.ndarray
+    sd_off: np.ndarray
+    z_off: np.ndarray
+    nterm: np.ndarray
+    nlev: np.ndarray
+    zcol: np.ndarray
+    bcorr: np.ndarray
+    bcent: np.ndarray
+    csd_code: np.ndarray
+    csd_a: np.ndarray
+    csd_b: np.ndarray
+    csd_c: np.ndarray
+    lkj_eta: np.ndarray
+    sigma_off: int
+    pr_pos: np.ndarray
+    pr_code: np.ndarray
+    pr_a: np.ndarray
+    pr_b: np.ndarray
+    pr_c: np.ndarray
+    pr_log: np.ndarray
+    zunit: np.ndarray
+
+    def checked(self) -> KernelArgs:
+        """Self, after checking every field's type, dtype and row count (a wrong record
+        would make the kernel read out of bounds); raises ``ValueError`` naming the field."""
+        n = self.X.shape[0]
+        for name, value in zip(self._fields, self, strict=True):
+            want = _ARG_KINDS[name]
+            if want is int or want is float:
+                if not isinstance(value, int | float | np.integer | np.floating):
+                    raise ValueError(f"kernel argument `{name}` must be a scalar, not {value!r}")
+                continue
+            dtype, ndim = want
+            if not (
+                isinstance(value, np.ndarray)
+                and value.dtype == dtype
+                and value.ndim == ndim
+                and value.flags.c_contiguous
+            ):
+                got = getattr(value, "dtype", type(value).__name__), getattr(value, "ndim", None)
+                raise ValueError(
+                    f"kernel argument `{name}` must be a C-contiguous {dtype} array with "
+                    f"{ndim} dimension(s); got {got}"
+                )
+        for name in ("offset", "y", "trials", "Z", "idx"):
+            if getattr(self, name).shape[0] != n:
+                raise ValueError(f"kernel argument `{name}` must have {n} rows (those of X)")
+        return self
+
+
+_ARG_KINDS: dict[str, Any] = {
+    "family": int,
+    "const": float,
+    "beta_off": int,
+    "ic_off": int,
+    "sigma_off": int,
+    **{k: (_F8, 1) for k in ("xmean", "offset", "y", "trials", "lkj_eta")},
+    **{k: (_F8, 1) for k in ("pr_a", "pr_b", "pr_c", "zunit")},
+    **{k: (_F8, 2) for k in ("X", "Z", "csd_a", "csd_b", "csd_c")},
+    "idx": (_I8, 2),
+    "csd_code": (_I8, 2),
+    **{k: (_I8, 1) for k in ("sd_off", "z_off", "nterm", "nlev", "zcol", "bcorr", "bcent")},
+    **{k: (_I8, 1) for k in ("pr_pos", "pr_code", "pr_log")},
+}
+
+
 @dataclass(frozen=True)
 class KernelLayout:
     """Where each parameter sits in the flat unconstrained vector, and the kernel's data."""
@@ -66,10 +155,11 @@ class KernelLayout:
     labels: tuple[str, ...]
     family: Family
 
-    def args(self, y: np.ndarray | None = None) -> tuple:
-        """Positional arguments of :func:`logp_and_grad` after ``x``."""
+    def args(self, y: np.ndarray | None = None) -> KernelArgs:
+        """Arguments of :func:`logp_and_grad` after ``x`` (a checked :class:`KernelArgs`;
+        ``y`` replaces the response)."""
         a = self.arrays
-        return (
+        return KernelArgs(
             a["X"],
             a["xmean"],
             a["offset"],
@@ -102,7 +192,7 @@ class KernelLayout:
             a["pr_c"],
             a["pr_log"],
             a["zunit"],
-        )
+        ).checked()
 
 
 def row_constants(family: Family, y: np.ndarray, trials: np.ndarray) -> np.ndarray:
@@ -635,3 +725,7 @@ def pointwise_loglik_draws(
             else:
                 out[s, i] = y[i] * e - trials[i] * math.exp(min(e, 700.0)) + const[i]
     return out
+
+
+# the record's field order is the kernel's parameter order (checked once, at import)
+assert KernelArgs._fields == tuple(inspect.signature(logp_and_grad.py_func).parameters)[1:]
