@@ -237,3 +237,29 @@ def test_kernel_args_are_a_checked_record():
         args._replace(idx=args.idx.astype(np.int32)).checked()
     with pytest.raises(ValueError, match="kernel argument `y` must have 200 rows"):
         args._replace(y=args.y[:-1].copy()).checked()
+
+
+class SlowCounts(Poisson):
+    """A family with no Numba row kernel and case weights applied by multiplication: the
+    generic NumPy path of the ML engines and the PyMC model for NUTS."""
+
+    name = "slowcounts"
+    row_kernels: dict[str, str] = {}
+    case_weights_fold = False
+
+
+def test_a_family_without_row_kernel_runs_the_generic_paths():
+    register(SlowCounts())
+    try:
+        df = _count_data().assign(w=np.random.default_rng(2).integers(1, 4, 200))
+        slow = bg.GLMM("y ~ x + (1 | g)", df, family="slowcounts", weights="w")
+        ref = bg.GLMM("y ~ x + (1 | g)", df, family="poisson", weights="w")
+        assert slow.kernel_layout() is None  # NUTS takes the PyMC model
+        a, b = slow.fit(method="ml"), ref.fit(method="ml")
+        assert a.loglik == pytest.approx(b.loglik, rel=1e-8)
+        np.testing.assert_allclose(a.fixef(), b.fixef(), atol=1e-5)
+        pa, pb = slow.build(), ref.build()
+        ip = pb.initial_point()
+        assert pa.compile_logp()(ip) == pytest.approx(pb.compile_logp()(ip), rel=1e-12)
+    finally:
+        unregister("slowcounts")

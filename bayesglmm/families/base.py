@@ -91,6 +91,10 @@ class FamilySpec:
         integer counts; 0/1 or a two-level factor; ``cbind(successes, failures)``, a
         proportion with ``trials=`` or ``weights=``.  Its error messages are pinned in
         ``docs/bad_input.md``.
+    case_weights_fold : bool
+        The log-likelihood is linear in ``(y, trials)`` up to ``eta``-free constants
+        (binomial, Poisson), so the engines fold case weights into them (``w y``, ``w n``);
+        otherwise a weighted row's log-likelihood and derivatives are multiplied by ``w``.
     linear_model : bool
         With the identity link this is the linear (mixed) model, which the dedicated LMM
         engines fit (profiled ML, weighted least squares; gaussian).
@@ -111,6 +115,7 @@ class FamilySpec:
     is_binomial: ClassVar[bool] = False
     row_kernels: ClassVar[dict[str, str]] = {}
     precision_weights: ClassVar[bool] = False
+    case_weights_fold: ClassVar[bool] = False
     linear_model: ClassVar[bool] = False
     response_kind: ClassVar[str] = "real"
     separation: ClassVar[str | None] = None

@@ -75,6 +75,7 @@ class Bernoulli(FamilySpec):
     is_binomial = True
     separation = "binary"
     response_kind = "binary"
+    case_weights_fold = True
     row_kernels = {"logit": "logit"}
 
     def _loglik(self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any) -> Array:

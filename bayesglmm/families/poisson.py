@@ -38,6 +38,7 @@ class Poisson(FamilySpec):
     row_kernels = {"log": "poisson"}
     separation = "counts"
     response_kind = "counts"
+    case_weights_fold = True
 
     def _loglik(self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any) -> Array:
         e = np.minimum(eta, 700.0)

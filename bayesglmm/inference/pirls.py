@@ -161,7 +161,12 @@ class FamilyKernel:
         # the family's row kernel names the inlined fast path; others use the family's
         # NumPy loglik / score (``generic``)
         self.kind = family.row_kernel or "generic"
-        if wt is not None and self.kind != "gaussian":
+        self._case_w = None  # case weights multiplying a generic family's rows
+        if wt is not None and self.kind == "generic" and not family.spec.case_weights_fold:
+            self._case_w = wt
+            self._lc = None
+            self.const = 0.0
+        elif wt is not None and self.kind != "gaussian":
             lc0 = 0.0
             if self.kind == "poisson" or self.trials is not None:
                 n1 = np.ones_like(self.y) if self.trials is None else self.trials
@@ -217,6 +222,8 @@ class FamilyKernel:
                     wt > 0, -0.5 * wt * r * r / s2 - 0.5 * math.log(2 * math.pi * s2), 0.0
                 )
             return -0.5 * r * r / s2 - 0.5 * math.log(2 * math.pi * s2)
+        if self._case_w is not None:  # full rows (constants included) times the case weight
+            return self.family.loglik(y, eta, self.trials, self.sigma, self._case_w)
         if self.trials is None:
             return self.family.loglik(y, eta, None, self.sigma)
         # binomial kernel with n trials, without the choose term (that is in ``const``)
@@ -235,6 +242,9 @@ class FamilyKernel:
             s2 = self.sigma**2
             wt = 1.0 if self.weights is None else self.weights
             return wt * (self.y - eta) / s2, wt * np.full_like(eta, 1.0 / s2)
+        if self._case_w is not None:
+            d1, w = self.family.score_weights(self.y, eta, self.trials)
+            return self._case_w * d1, self._case_w * w
         return self.family.score_weights(self.y, eta, self.trials)
 
     def full(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
