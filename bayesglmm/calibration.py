@@ -262,18 +262,11 @@ def simulate_from_prior(
         eta = eta + np.einsum("np,np->n", b.Z, r[b.index])
     fam = d.family
     eta = np.clip(eta, -30, 20)
-    mu = fam.linkinv(eta)
-    if fam.name == "poisson":
-        y = rng.poisson(mu).astype(float)
-    elif fam.name == "gaussian":
-        s = float(pri.sigma.rvs(None, rng))  # type: ignore[union-attr]
-        truth["sigma"] = s
-        if d.weights is not None:  # precision weights: sd sigma / sqrt(w)
-            s = s / np.sqrt(np.where(d.weights > 0, d.weights, 1.0))
-        y = rng.normal(mu, s)
-    else:
-        n = 1 if d.trials is None else d.trials.astype(np.int64)
-        y = rng.binomial(n, mu).astype(float)
+    disp = {}
+    for dp in fam.dispersion:  # the family's dispersion parameters, drawn from their priors
+        disp[dp.name] = float(pri.dispersion(dp.name).rvs(None, rng))
+        truth[dp.name] = disp[dp.name]
+    y = fam.simulate(rng, eta, d.trials, disp, d.weights)
     return y, truth
 
 

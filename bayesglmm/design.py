@@ -496,7 +496,7 @@ def _response(
         return _eval_expr(frame, expr, "response expression", lang)[0]
 
     if parsed.is_cbind:
-        if family.name != "binomial":
+        if family.spec.response_kind != "binomial":
             raise DataError(f"cbind() response needs family='binomial', not '{family.name}'")
         fname = parsed.failures or ""
         s, f = values(parsed.response), values(fname)
@@ -511,7 +511,8 @@ def _response(
         _check_counts(f, fname, frame.index, "failures")
         return s, s + f, None
     expr = parsed.response
-    if family.name == "bernoulli":
+    kind = family.spec.response_kind  # the family's response parser
+    if kind == "binary":
         if _is_column_ref(expr, frame):
             y, success = _two_level_response(frame[expr.strip("`")], expr)
             return y, None, success
@@ -519,7 +520,7 @@ def _response(
         _two_level_response(pd.Series(y, index=frame.index), expr)
         return y, None, None
     y = values(expr)
-    if family.name == "binomial":
+    if kind == "binomial":
         if trials is None and weighted:  # weights= are the trials (checked by _apply_weights)
             return y, None, None
         if trials is None:
@@ -563,7 +564,7 @@ def _response(
                 f"{_row(frame.index, i)}: {y[i]:g} * {n[i]:g} = {s[i]:g}"
             )
         return np.round(s), n, None
-    if family.name == "poisson":
+    if kind == "counts":
         _check_counts(y, expr, frame.index, "counts")
     elif not np.isfinite(y).all():
         i = int(np.flatnonzero(~np.isfinite(y))[0])
@@ -639,7 +640,7 @@ def _apply_weights(
     Zero-weight rows are kept with a 0 case weight (they contribute nothing).
     """
     zero = w == 0
-    if fam.name == "binomial" and not parsed.is_cbind and trials is None:
+    if fam.spec.response_kind == "binomial" and not parsed.is_cbind and trials is None:
         expr = parsed.response
         bad = (y < 0) | (y > 1) | ~np.isfinite(y)
         if bad.any():
@@ -670,7 +671,7 @@ def _apply_weights(
         n = np.where(zero, 1.0, np.round(w))
         succ = np.where(zero, 0.0, np.round(s))
         return succ, n, (np.where(zero, 0.0, 1.0) if zero.any() else None)
-    if fam.name == "bernoulli":
+    if fam.spec.response_kind == "binary":
         frac = np.abs(w * y - np.round(w * y))
         if frac.max() > 1e-8:
             i = int(np.argmax(frac))
@@ -1079,7 +1080,7 @@ def build_design(
                 f"grouping factor `{term.group}` in `{term}` has only one level "
                 f"({labels[0]!r}); a random effect needs at least two"
             )
-        if fam.name == "bernoulli" and len(labels) == len(frame):
+        if fam.spec.response_kind == "binary" and len(labels) == len(frame):
             warnings.warn(
                 f"grouping factor `{term.group}` has as many levels as rows "
                 f"({len(labels)}) under a bernoulli response: the random-effect variance "

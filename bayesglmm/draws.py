@@ -25,7 +25,8 @@ def draws_to_tree(
     """A one-chain DataTree with the NUTS variable names from arrays of draws.
 
     ``betas`` is (S, k); ``covs[s][i]`` and ``ranefs[s][i]`` are block ``i``'s covariance and
-    random effects in draw ``s``; ``sigma`` (S,), when given, the gaussian residual SD.
+    random effects in draw ``s``; ``sigma`` (S,), when given, the draws of the family's
+    dispersion parameter, stored under its name (``Family.dispersion``; gaussian ``sigma``).
     """
     labels = block_labels(design)
     S = betas.shape[0]
@@ -51,6 +52,7 @@ def draws_to_tree(
             data[f"cor_{lab}"] = (("chain", "draw", f"{lab}__term", f"{lab}__term_b"), cor[None])
         r = np.stack([m[i] for m in ranefs])
         data[f"r_{lab}"] = (("chain", "draw", f"{lab}__level", f"{lab}__term"), r[None])
-    if sigma is not None:
-        data["sigma"] = (("chain", "draw"), np.asarray(sigma, dtype=float)[None])
+    if sigma is not None:  # the family's dispersion variable (gaussian: ``sigma``)
+        name = design.family.dispersion[0].name
+        data[name] = (("chain", "draw"), np.asarray(sigma, dtype=float)[None])
     return xr.DataTree.from_dict({"posterior": xr.Dataset(data, coords=coords)})

@@ -26,9 +26,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from bayesglmm.errors import BayesGLMMWarning, DesignError
+from bayesglmm.families import get_family
 from bayesglmm.intervals import CI_PROB, column_names, eti
 
 Scale = Literal["latent", "data"]
@@ -54,18 +54,8 @@ def distribution_variance(
     sigma2 : array, optional
         Residual variance (gaussian).
     """
-    if family_name in ("bernoulli", "binomial"):
-        return {"logit": math.pi**2 / 3, "probit": 1.0, "cloglog": math.pi**2 / 6}[link]
-    if family_name == "poisson":
-        lam = np.asarray(lam, dtype=float)
-        if method == "lognormal":
-            return np.log1p(1.0 / lam)
-        if method == "delta":
-            return 1.0 / lam
-        if method == "trigamma":
-            return special.polygamma(1, lam)
-        raise DesignError(f"method must be 'lognormal', 'delta' or 'trigamma', not {method!r}")
-    return np.asarray(sigma2, dtype=float)
+    fam = get_family(family_name, link)
+    return fam.spec.distribution_variance(fam.link_fn, lam, method, sigma2)
 
 
 def icc_draws(
@@ -107,7 +97,7 @@ def icc_draws(
     sigma = fit.draws_sigma()
     if scale == "data":
         return _data_scale(fam, mean_eta, group_var, total_re, sigma)
-    lam = np.exp(mean_eta + total_re / 2.0) if fam.name == "poisson" else None
+    lam = fam.spec.latent_mean(fam.link_fn, mean_eta + total_re / 2.0)
     dist = distribution_variance(
         fam.name, fam.link, lam, method, None if sigma is None else sigma**2
     )
@@ -120,18 +110,7 @@ def icc_draws(
 
 def _data_scale(fam, mean_eta, group_var, total_re, sigma) -> dict[str, np.ndarray]:  # noqa: ANN001
     def one(v: np.ndarray) -> np.ndarray:
-        if fam.name == "gaussian":
-            return v / (v + sigma**2)
-        if fam.name == "poisson":
-            m = np.exp(mean_eta + v / 2.0)
-            var_between = m**2 * np.expm1(v)
-            return var_between / (var_between + m)
-        x, w = np.polynomial.hermite_e.hermegauss(40)
-        w = w / w.sum()
-        p = fam.linkinv(mean_eta[:, None] + np.sqrt(v)[:, None] * x[None, :])
-        ep = p @ w
-        var_between = (p**2) @ w - ep**2
-        within = (p * (1 - p)) @ w
+        var_between, within = fam.spec.data_scale_icc_part(fam.link_fn, mean_eta, v, sigma)
         return var_between / (var_between + within)
 
     out = {

@@ -204,7 +204,7 @@ def plot_ppc(fit, n_draws: int = 200, random_seed: int | None = 0):  # noqa: ANN
     d = fit.design
     yrep = replicate(fit, n_draws=n_draws, random_seed=random_seed)  # (R, n)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    if d.family.name == "poisson":
+    if d.family.spec.response_kind == "counts":
         top = int(np.percentile(d.y, 99)) + 2
         bins = np.arange(top + 1)
         obs = np.bincount(np.minimum(d.y.astype(int), top), minlength=top + 1)
@@ -338,7 +338,7 @@ def _prior_stats(d, y: np.ndarray) -> dict[str, np.ndarray]:  # noqa: ANN001
             out[f"SD of the proportions per {b.group}"] = (per / np.maximum(tot, 1)).std(axis=1)
         return out
     out = {"mean": y.mean(axis=1), "SD": y.std(axis=1)}
-    if d.family.name == "poisson":
+    if d.family.spec.response_kind == "counts":
         out["share of zeros"] = (y == 0).mean(axis=1)
         out["maximum"] = y.max(axis=1)
     else:
@@ -363,7 +363,7 @@ def plot_prior_predictive(model, draws: int = 500, random_seed: int | None = 0):
     pp = model.sample_prior_predictive(draws=draws, random_seed=random_seed)
     y = np.asarray(pp["prior_predictive"]["y"].values, dtype=float)
     y = y.reshape(-1, y.shape[-1])
-    if d.family.name == "poisson":
+    if d.family.spec.response_kind == "counts":
         # a rate beyond ~9e18 overflows the int64 count draw to a negative number
         y = np.where(y < 0, np.inf, y)
     sims = _prior_stats(d, y)

@@ -18,19 +18,19 @@ def eta_draws(fit) -> np.ndarray:  # noqa: ANN001
 
 def _pointwise_loglik_fused(fit) -> np.ndarray | None:  # noqa: ANN001
     """The Numba kernel's pointwise log-likelihood (logit and log links), else None."""
-    from bayesglmm.inference.nuts_kernel import family_code, pointwise_loglik_draws, row_constants
+    from bayesglmm.inference.nuts_kernel import pointwise_code, pointwise_loglik_draws
 
     d = fit.design
-    fam = family_code(d.family.name, d.family.link)
-    if fam not in (0, 1):  # the gaussian (and probit/cloglog) use the NumPy path
+    fam = pointwise_code(d.family)
+    if fam is None:  # families without a fused row kernel use the NumPy path
         return None
     trials = np.ones(d.n) if d.trials is None else np.asarray(d.trials, dtype=float)
     y = np.asarray(d.y, dtype=float)
-    const = row_constants(fam, y, trials)
+    const = d.family.spec.row_constants(y, trials)
     if d.weights is not None:  # case weights: w * ll_i (the kernel is linear in y, trials)
         w = np.asarray(d.weights, dtype=float)
         const, y = w * const, w * y
-        trials = w * trials if fam == 0 else w
+        trials = w * trials  # Poisson: trials are ones, so the mean's multiplier w
     R = [fit.draws_ranef(i) for i in range(len(d.blocks))]
     S = fit.n_samples
     flat = [r.reshape(S, -1) for r in R]
@@ -90,21 +90,11 @@ def pointwise_loglik(fit, chunk: int = 256) -> np.ndarray:  # noqa: ANN001
 
 
 def simulate_response(fit, mu_or_eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
-    """Draw responses given linear predictors (S, n)."""
+    """Draw responses given linear predictors (S, n), by the family's ``simulate``."""
     d = fit.design
-    fam = d.family
-    if fam.name == "gaussian":
-        sigma = fit.draws_sigma()
-        s = sigma[: mu_or_eta.shape[0], None] if sigma.size > 1 else sigma[0]
-        if d.weights is not None:  # precision weights: sd sigma / sqrt(w) (simulate.lm)
-            w = np.asarray(d.weights, dtype=float)
-            s = s / np.sqrt(np.where(w > 0, w, 1.0))
-        return rng.normal(mu_or_eta, s)
-    mu = fam.linkinv(mu_or_eta)
-    if fam.name == "poisson":
-        return rng.poisson(mu).astype(float)
-    n = 1 if d.trials is None else d.trials.astype(np.int64)
-    return rng.binomial(n, np.clip(mu, 0.0, 1.0)).astype(float)
+    S = mu_or_eta.shape[0]
+    disp = {k: (v[:S, None] if v.size > 1 else v[0]) for k, v in fit.draws_dispersion().items()}
+    return d.family.simulate(rng, mu_or_eta, d.trials, disp, d.weights)
 
 
 def replicate(fit, n_draws: int | None = None, random_seed: int | None = None) -> np.ndarray:  # noqa: ANN001
@@ -144,24 +134,11 @@ def residuals(
     fam = d.family
     # prior weights scale the pearson and deviance residuals by sqrt(w) (R's residuals.glm)
     sw = 1.0 if d.weights is None else np.sqrt(np.asarray(d.weights, dtype=float))
+    disp = fit.draws_dispersion()
     if type == "pearson":
-        if fam.name == "gaussian":
-            s = fit.draws_sigma().mean()
-            return sw * (y - mu) / s
-        var = fam.variance(mu / n if fam.is_binomial else mu, n if fam.is_binomial else None)
-        return sw * (y - mu) / np.sqrt(var)
+        s = next(iter(disp.values())).mean() if disp else None
+        return sw * (y - mu) / np.sqrt(fam.spec.pearson_variance(mu, n, s))
     if type != "deviance":
         raise DesignError(f"type must be 'deviance', 'pearson' or 'response', not {type!r}")
-    if fam.name == "poisson":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(y > 0, y * np.log(y / mu), 0.0)
-        dev = 2.0 * (t - (y - mu))
-    elif fam.is_binomial:
-        p = np.clip(mu / n, 1e-12, 1 - 1e-12)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a = np.where(y > 0, y * np.log(y / (n * p)), 0.0)
-            b = np.where(n - y > 0, (n - y) * np.log((n - y) / (n * (1 - p))), 0.0)
-        dev = 2.0 * (a + b)
-    else:
-        dev = (y - mu) ** 2
+    dev = fam.spec.unit_deviance(y, mu, n)
     return sw * np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))

@@ -287,6 +287,12 @@ class PriorSet:
     cor: dict[str, Prior]
     sigma: Prior | None
 
+    def dispersion(self, name: str) -> Prior:
+        """The prior of the family's dispersion parameter ``name`` (gaussian ``sigma``)."""
+        if name == "sigma" and self.sigma is not None:
+            return self.sigma
+        raise KeyError(f"no prior for the dispersion `{name}`")
+
     def table(self) -> list[tuple[str, str, str, str]]:
         """Rows (class, term, prior, source) for :meth:`GLMMFit.prior_summary`."""
         rows = []
@@ -330,27 +336,15 @@ def block_labels(design: Design) -> tuple[str, ...]:
 def default_priors(design: Design) -> dict[str, Prior]:
     """Class-level default priors, scaled to the data (see the module docstring)."""
     fam = design.family
-    y = design.y
-    if fam.name == "gaussian":  # prior weights: weighted statistics (Design.row_mean)
-        s_y = float(design.row_std(y)) or 1.0
-        loc = float(design.row_mean(y))
-    else:
-        s_y = 1.0
-        if fam.is_binomial:
-            n = design.trials if design.trials is not None else np.ones_like(y)
-            w = 1.0 if design.weights is None else design.weights
-            p = float(np.clip((w * y).sum() / (w * n).sum(), 0.01, 0.99))
-            loc = float(fam.linkfun(np.array([p]))[0])
-        else:
-            rate = float(design.row_mean(y) / design.row_mean(np.exp(design.offset)))
-            loc = math.log(max(rate, 0.01))
+    s_y, loc = fam.spec.response_scale(design)  # the family's rule (families/<family>.py)
     out = {
         "intercept": Prior("Normal", mu=loc, sigma=2.5 * s_y),
         "sd": Prior("HalfStudentT", nu=3.0, sigma=2.5 * s_y),
         "cor": Prior("LKJ", eta=2.0),
     }
-    if fam.name == "gaussian":
-        out["sigma"] = Prior("HalfStudentT", nu=3.0, sigma=2.5 * s_y)
+    for disp in fam.dispersion:  # e.g. gaussian sigma: HalfStudentT(3, 2.5 s_y)
+        dist, params = disp.default_prior(s_y)
+        out[disp.name] = Prior(dist, **params)
     out["_s_y"] = s_y  # type: ignore[assignment]
     return out
 

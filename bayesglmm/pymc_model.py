@@ -68,24 +68,9 @@ def data_values(design: Design) -> dict[str, np.ndarray]:
     return vals
 
 
-def _inverse_link(link: str, eta: Any) -> Any:
-    if link == "probit":
-        return 0.5 * pt.erfc(-eta / np.sqrt(2.0))
-    if link == "cloglog":
-        return -pt.expm1(-pt.exp(eta))
-    raise ValueError(link)
-
-
-def _row_dist(family: Any, eta: Any, n: Any, sigma: Any) -> Any:
-    """The (unweighted) distribution of each row given ``eta``."""
-    if family.name == "gaussian":
-        return pm.Normal.dist(mu=eta, sigma=sigma)
-    if family.name == "poisson":
-        return pm.Poisson.dist(mu=pt.exp(eta))
-    p = pm.math.invlogit(eta) if family.link == "logit" else _inverse_link(family.link, eta)
-    if family.name == "bernoulli":
-        return pm.Bernoulli.dist(p=p)
-    return pm.Binomial.dist(n=n, p=p)
+def _dispersion_vars(design: Design, priors: PriorSet) -> dict[str, Any]:
+    """One free variable per dispersion parameter of the family (gaussian ``sigma``)."""
+    return {d.name: _dist(d.name, priors.dispersion(d.name)) for d in design.family.dispersion}
 
 
 def _weighted_likelihood(
@@ -96,35 +81,29 @@ def _weighted_likelihood(
     Case weights (bernoulli, binomial, Poisson): ``w_i * logp(y_i)``; gaussian precision
     weights: ``Normal(eta_i, sigma / sqrt(w_i))``; a zero weight contributes 0.  Random
     draws (prior/posterior predictive) are the row's own distribution (gaussian: with
-    ``sigma / sqrt(w_i)``, ``sigma`` for a zero weight).
+    ``sigma / sqrt(w_i)``, ``sigma`` for a zero weight).  The family supplies both
+    (``FamilySpec.pymc_weighted_logp`` / ``pymc_weighted_dist``).
     """
     fam = design.family
+    spec, link = fam.spec, fam.link_fn
     w = pm.Data("weights", data["weights"], dims="obs")
     n = pm.Data("trials", data["trials"], dims="obs") if "trials" in data else 1
-    sigma = _dist("sigma", priors.sigma) if fam.name == "gaussian" else 1.0  # type: ignore[arg-type]
-    if fam.name == "gaussian":
+    disp = _dispersion_vars(design, priors)
+    names = tuple(disp)
 
-        def logp(value: Any, eta: Any, w: Any, n: Any, sigma: Any) -> Any:
-            wp = pt.switch(pt.gt(w, 0.0), w, 1.0)
-            lp = pm.logp(pm.Normal.dist(mu=eta, sigma=sigma / pt.sqrt(wp)), value)
-            return pt.switch(pt.gt(w, 0.0), lp, 0.0)
-    else:
+    def logp(value: Any, eta: Any, w: Any, n: Any, *d: Any) -> Any:
+        return spec.pymc_weighted_logp(link, value, eta, w, n, dict(zip(names, d, strict=True)))
 
-        def logp(value: Any, eta: Any, w: Any, n: Any, sigma: Any) -> Any:
-            return w * pm.logp(_row_dist(fam, eta, n, sigma), value)
-
-    def dist(eta: Any, w: Any, n: Any, sigma: Any, size: Any) -> Any:
-        if fam.name == "gaussian":
-            wp = pt.switch(pt.gt(w, 0.0), w, 1.0)
-            return pm.Normal.dist(mu=eta, sigma=sigma / pt.sqrt(wp), size=size)
-        return _row_dist(fam, eta, n, sigma)
+    def dist(eta: Any, w: Any, n: Any, *rest: Any) -> Any:
+        *d, size = rest
+        return spec.pymc_weighted_dist(link, eta, w, n, dict(zip(names, d, strict=True)), size)
 
     pm.CustomDist(
         "y",
         eta,
         w,
         pt.as_tensor(n, dtype="float64"),
-        pt.as_tensor(sigma, dtype="float64"),
+        *(pt.as_tensor(v, dtype="float64") for v in disp.values()),
         dist=dist,
         logp=logp,
         observed=y_obs,
@@ -227,20 +206,8 @@ def build_pymc_model(
             return model
         if design.weights is not None:
             _weighted_likelihood(design, priors, data, eta, y_obs)
-        elif fam.name == "gaussian":
-            sigma = _dist("sigma", priors.sigma)  # type: ignore[arg-type]
-            pm.Normal("y", mu=eta, sigma=sigma, observed=y_obs, dims="obs")
-        elif fam.name == "poisson":
-            pm.Poisson("y", mu=pt.exp(eta), observed=y_obs, dims="obs")
-        elif fam.name == "bernoulli":
-            if fam.link == "logit":
-                pm.Bernoulli("y", logit_p=eta, observed=y_obs, dims="obs")
-            else:
-                pm.Bernoulli("y", p=_inverse_link(fam.link, eta), observed=y_obs, dims="obs")
-        else:
-            n = pm.Data("trials", data["trials"], dims="obs")
-            if fam.link == "logit":
-                pm.Binomial("y", n=n, logit_p=eta, observed=y_obs, dims="obs")
-            else:
-                pm.Binomial("y", n=n, p=_inverse_link(fam.link, eta), observed=y_obs, dims="obs")
+        else:  # the family's own observed variable (families/<family>.py)
+            disp = _dispersion_vars(design, priors)
+            n = pm.Data("trials", data["trials"], dims="obs") if "trials" in data else None
+            fam.spec.pymc_observed(fam.link_fn, eta, n, disp, y_obs, "obs")
     return model

@@ -269,7 +269,19 @@ class GLMMFit:
             return None
         if self.ml is not None:
             return np.array([float(self.ml.sigma)])
-        return _stack(posterior_dataset(self.idata)["sigma"])
+        return _stack(posterior_dataset(self.idata)[self.design.family.dispersion[0].name])
+
+    def draws_dispersion(self) -> dict[str, np.ndarray]:
+        """Draws (Bayesian) or the estimate (ML, one entry) of each of the family's dispersion
+        parameters, by name (``Family.dispersion``); empty when it has none."""
+        out = {}
+        for i, disp in enumerate(self.design.family.dispersion):
+            if self.ml is not None:  # the family's dispersion estimates (gaussian: sigma)
+                est = self.ml.family_dispersion or (self.ml.sigma,)
+                out[disp.name] = np.array([float(est[i])])
+            else:
+                out[disp.name] = _stack(posterior_dataset(self.idata)[disp.name])
+        return out
 
     # ------------------------------------------------------------------ lme4-style accessors
     def fixef(self) -> pd.Series:
@@ -868,7 +880,7 @@ class GLMMFit:
     def _title(self) -> str:
         """lme4's first line: what kind of model, fitted how."""
         fam = self.design.family
-        linear = fam.name == "gaussian" and fam.link == "identity"
+        linear = fam.is_linear
         kind = "Linear mixed model" if linear else "Generalized linear mixed model"
         if not self.design.blocks:  # a GLM (bayesglmm.inference.glm)
             kind = "Linear model" if linear else "Generalized linear model"

@@ -86,7 +86,7 @@ import pandas as pd
 
 from bayesglmm import datasets
 from bayesglmm.errors import ArgumentError, BayesGLMMError, SpecError
-from bayesglmm.families import get_family
+from bayesglmm.families import FAMILIES, get_family, get_spec
 from bayesglmm.formula import parse_formula
 from bayesglmm.model import GLMM
 from bayesglmm.priors import as_prior
@@ -293,8 +293,8 @@ def _method_problem(text: str, random: Any, family: str) -> str:
                 f"adaptive quadrature with {n} terms per group, {term}, uses nagq^{n} nodes per "
                 f"group: {limits}; use agq:{MAX_NAGQ_VECTOR[n]} or fewer"
             )
-    if method == "laplace" and family == "gaussian":
-        return "the integrated Laplace path is for non-gaussian families; use `nuts`"
+    if method == "laplace" and family in FAMILIES and "laplace" in get_spec(family).unsupported:
+        return f"the integrated Laplace path is not for the {family} family; use `nuts`"
     return ""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from bayesglmm.errors import ArgumentError, BayesGLMMError, InferenceError
+from bayesglmm.families import get_spec
 
 __all__ = [
     "FIT_OPTIONS",
@@ -386,26 +387,15 @@ def check_response(
             f"{_position(i, row_labels)} ({int(bad.sum())} non-finite value(s)); a new "
             "response cannot drop rows: give a value for every row"
         )
-    if family == "bernoulli":
-        bad = ~np.isin(values, (0.0, 1.0))
-        what = "must be 0/1 for the bernoulli family"
-    elif family in ("poisson", "binomial"):
-        bad = (values < 0) | (values != np.round(values))
-        what = (
-            "must hold non-negative integer counts"
-            if family == "poisson"
-            else "must hold non-negative integer successes (counts, not proportions)"
-        )
-    else:
-        bad = np.zeros(n, dtype=bool)
-        what = ""
+    spec = get_spec(family)  # the family's response check (families/<family>.py)
+    bad, what = spec.check_response(values, trials)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{where}the response {what}; found {values[i]:g} at {_position(i, row_labels)} "
             f"({int(bad.sum())} bad value(s))"
         )
-    if family == "binomial" and trials is not None:
+    if spec.is_binomial and trials is not None:
         over = values > trials
         if over.any():
             i = int(np.flatnonzero(over)[0])

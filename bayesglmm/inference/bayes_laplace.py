@@ -447,8 +447,7 @@ def fit_bayes_laplace(
             grid_step=grid_step,
             grid_threshold=grid_threshold,
         )
-    if design.family.has_dispersion:
-        raise InferenceError("method='laplace' is for non-gaussian families; use 'nuts'")
+    design.family.check_engine("laplace")  # the family states the engines it does not fit
     t0 = time.perf_counter()
     # work on standardized fixed-effect columns (the slope priors mapped exactly), report on
     # the user's scale: the mode search, Hessians and grid are then scale-free

@@ -65,7 +65,7 @@ def _start(design: Design, fam: FamilyKernel) -> np.ndarray:
         else:
             m = max(float(design.row_mean(y)), 0.01)  # weighted as the rows count
         b0 = float(design.family.linkfun(np.array([m]))[0])
-        if design.family.name == "poisson":
+        if design.family.link == "log":  # an offset is a log exposure
             b0 -= float(np.mean(design.offset))
         beta[design.x_names.index("(Intercept)")] = b0
     return beta
@@ -181,7 +181,7 @@ def fit_glm_ml(
     hessian = None
     sigma: float | None = None
     phi: float | None = None
-    if design.family.name == "gaussian":
+    if design.family.is_linear:
         # precision weights (sigma^2 / w, as lm and lmer): weighted least squares; rows of
         # weight 0 do not count as observations
         w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
@@ -277,7 +277,7 @@ def glm_laplace_density(design: Design, priors: PriorSet) -> Any:
     y = np.asarray(design.y, dtype=float)
     off = np.asarray(design.offset, dtype=float)
     k = design.k
-    gauss = design.family.name == "gaussian"
+    gauss = design.family.is_linear
     fam = FamilyKernel(design.family, y, design.trials, weights=design.weights)
     wt = np.ones_like(y) if design.weights is None else np.asarray(design.weights, float)
     n_obs = float(np.count_nonzero(wt > 0))
@@ -378,7 +378,7 @@ def fit_glm_laplace(
     std = standardization(design)
     sd_design, sd_priors = std.design(design), std.priors(priors, design)
     k = design.k
-    gauss = design.family.name == "gaussian"
+    gauss = design.family.is_linear
     f = glm_laplace_density(sd_design, sd_priors)
     ml = fit_glm_ml(sd_design)
     x0 = np.concatenate([ml.beta, [np.log(ml.sigma)] if gauss else []])

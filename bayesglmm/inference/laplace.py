@@ -765,7 +765,7 @@ def fit_ml(
         return fit_glm_ml(design, nagq=nagq, start=start)
     t0 = time.perf_counter()
     nagq = int(nagq)
-    if design.family.name == "gaussian":
+    if design.family.is_linear:  # the LMM: profiled ML (fit_ml_dispersion is the general path)
         if nagq != 1:
             raise AGQError("nagq > 1 is not used for the gaussian family (Laplace is exact)")
         return _fit_gaussian(design, start=start, t0=t0)
@@ -981,7 +981,7 @@ def _check_separation(
     effects alone do not show.
     """
     fam = design.family
-    if not fam.is_binomial and fam.name != "poisson":
+    if fam.spec.separation is None:
         return
     msg = None
     std = standardization(design)
@@ -992,7 +992,7 @@ def _check_separation(
     else:
         se = np.full(beta.size, np.inf)
     big = np.abs(bstd)
-    if fam.name == "poisson" and std.intercept is not None:
+    if fam.spec.separation == "counts" and std.intercept is not None:
         big[std.intercept] = max(-bstd[std.intercept], 0.0)  # a large rate is no problem
     # separation found when the design was built was warned about then: say it once more
     # in the fit's messages, not as a second warning.  Otherwise (none found, or a response
@@ -1002,7 +1002,7 @@ def _check_separation(
     warn = design.separation is None
     sep = design.separation
     if sep is None and suspicious:
-        if fam.is_binomial:
+        if fam.spec.separation == "binary":
             sep = detect_separation(design.X, design.y, design.trials, design.x_names)
         else:  # zero counts as failures, positive ones as both (0 < 0.5 < 1)
             y01 = np.where(np.asarray(design.y) > 0, 0.5, 0.0)

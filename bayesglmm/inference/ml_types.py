@@ -55,6 +55,9 @@ class MLEstimate:
         Hessian of the deviance over ``[theta, beta]`` (ML).
     n_obs : int
         Observations used (for BIC).
+    family_dispersion : tuple of float
+        The family's dispersion parameters (``Family.dispersion``, natural scale) when the
+        engine estimated them jointly; empty for the LMM path, which reports ``sigma``.
     """
 
     method: str
@@ -77,6 +80,7 @@ class MLEstimate:
     dispersion: float | None = None
     hessian: np.ndarray | None = None
     n_obs: int = 0
+    family_dispersion: tuple = ()
 
     @property
     def se_beta(self) -> np.ndarray:

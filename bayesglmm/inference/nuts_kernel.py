@@ -20,18 +20,21 @@ scope (probit/cloglog links, priors it does not know) use PyMC's sampler instead
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 from scipy import special
 
 from bayesglmm.design_types import Design
+from bayesglmm.families import ROW_KERNEL_CODES, Family, get_family, kernel_code
 from bayesglmm.inference.scaling import column_scales
 from bayesglmm.priors import Prior, PriorSet, block_labels, term_scales
 
-__all__ = ["KernelLayout", "kernel_layout", "logp_and_grad"]
+__all__ = ["KernelArgs", "KernelLayout", "kernel_layout", "logp_and_grad", "pointwise_code"]
 
 # prior codes understood by the kernel
 _PRIOR_CODES = {
@@ -44,9 +47,99 @@ _PRIOR_CODES = {
     "Exponential": 6,
     "Gamma": 7,
 }
-_FAMILY_CODES = {("bernoulli", "logit"): 0, ("binomial", "logit"): 0, ("poisson", "log"): 1}
-_FAMILY_CODES[("gaussian", "identity")] = 2
+# the row kernels this log density implements; codes from the family registry (one table)
+_LOGIT = ROW_KERNEL_CODES["logit"]
+_POISSON = ROW_KERNEL_CODES["poisson"]
+_GAUSSIAN = ROW_KERNEL_CODES["gaussian"]
+_SUPPORTED = ("logit", "poisson", "gaussian")
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+_F8, _I8 = np.dtype("float64"), np.dtype("int64")
+
+
+class KernelArgs(NamedTuple):
+    """The arguments of :func:`logp_and_grad` after ``x``, by name (a typed record).
+
+    Built by :meth:`KernelLayout.args` and checked once there (:meth:`checked`); the kernel
+    is called as ``logp_and_grad(x, *args)``, so the record costs nothing per call.  The
+    field order is the kernel's parameter order (asserted at import).
+    """
+
+    X: np.ndarray
+    xmean: np.ndarray
+    offset: np.ndarray
+    y: np.ndarray
+    trials: np.ndarray
+    family: int
+    const: float
+    beta_off: int
+    ic_off: int
+    Z: np.ndarray
+    idx: np.ndarray
+    sd_off: np.ndarray
+    z_off: np.ndarray
+    nterm: np.ndarray
+    nlev: np.ndarray
+    zcol: np.ndarray
+    bcorr: np.ndarray
+    bcent: np.ndarray
+    csd_code: np.ndarray
+    csd_a: np.ndarray
+    csd_b: np.ndarray
+    csd_c: np.ndarray
+    lkj_eta: np.ndarray
+    sigma_off: int
+    pr_pos: np.ndarray
+    pr_code: np.ndarray
+    pr_a: np.ndarray
+    pr_b: np.ndarray
+    pr_c: np.ndarray
+    pr_log: np.ndarray
+    zunit: np.ndarray
+
+    def checked(self) -> KernelArgs:
+        """Self, after checking every field's type, dtype and row count (a wrong record
+        would make the kernel read out of bounds); raises ``ValueError`` naming the field."""
+        n = self.X.shape[0]
+        for name, value in zip(self._fields, self, strict=True):
+            want = _ARG_KINDS[name]
+            if want is int or want is float:
+                if not isinstance(value, int | float | np.integer | np.floating):
+                    raise ValueError(f"kernel argument `{name}` must be a scalar, not {value!r}")
+                continue
+            dtype, ndim = want
+            if not (
+                isinstance(value, np.ndarray)
+                and value.dtype == dtype
+                and value.ndim == ndim
+                and value.flags.c_contiguous
+            ):
+                got = getattr(value, "dtype", type(value).__name__), getattr(value, "ndim", None)
+                raise ValueError(
+                    f"kernel argument `{name}` must be a C-contiguous {dtype} array with "
+                    f"{ndim} dimension(s); got {got}"
+                )
+        for name in ("offset", "y", "trials", "Z", "idx"):
+            if getattr(self, name).shape[0] != n:
+                raise ValueError(f"kernel argument `{name}` must have {n} rows (those of X)")
+        return self
+
+
+_ARG_KINDS: dict[str, Any] = {
+    "family": int,
+    "const": float,
+    "beta_off": int,
+    "ic_off": int,
+    "sigma_off": int,
+    **{k: (_F8, 1) for k in ("xmean", "offset", "y", "trials", "lkj_eta")},
+    **{k: (_F8, 1) for k in ("pr_a", "pr_b", "pr_c", "zunit")},
+    **{k: (_F8, 2) for k in ("X", "Z", "csd_a", "csd_b", "csd_c")},
+    "idx": (_I8, 2),
+    "csd_code": (_I8, 2),
+    **{k: (_I8, 1) for k in ("sd_off", "z_off", "nterm", "nlev", "zcol", "bcorr", "bcent")},
+    **{k: (_I8, 1) for k in ("pr_pos", "pr_code", "pr_log")},
+}
 
 
 @dataclass(frozen=True)
@@ -60,19 +153,21 @@ class KernelLayout:
     arrays: dict[str, np.ndarray] = field(repr=False)
     ints: dict[str, int]
     labels: tuple[str, ...]
+    family: Family
 
-    def args(self, y: np.ndarray | None = None) -> tuple:
-        """Positional arguments of :func:`logp_and_grad` after ``x``."""
+    def args(self, y: np.ndarray | None = None) -> KernelArgs:
+        """Arguments of :func:`logp_and_grad` after ``x`` (a checked :class:`KernelArgs`;
+        ``y`` replaces the response)."""
         a = self.arrays
-        return (
+        return KernelArgs(
             a["X"],
             a["xmean"],
             a["offset"],
-            a["y"] if y is None else _weighted_y(self.ints["family"], y, a),
+            a["y"] if y is None else _weighted_y(self.family, y, a),
             a["trials"],
             self.ints["family"],
             float(a["prior_const"][0])
-            + (float(a["const"][0]) if y is None else _lik_constant(self.ints["family"], y, a)),
+            + (float(a["const"][0]) if y is None else _lik_constant(self.family, y, a)),
             self.ints["beta_off"],
             self.ints["ic_off"],
             a["Z"],
@@ -97,37 +192,36 @@ class KernelLayout:
             a["pr_c"],
             a["pr_log"],
             a["zunit"],
-        )
+        ).checked()
 
 
-def row_constants(family: int, y: np.ndarray, trials: np.ndarray) -> np.ndarray:
+def row_constants(family: Family, y: np.ndarray, trials: np.ndarray) -> np.ndarray:
     """Data-only terms of each row's log likelihood (binomial coefficient, -log y!)."""
-    if family == 0:
-        return (
-            special.gammaln(trials + 1) - special.gammaln(y + 1) - special.gammaln(trials - y + 1)
-        )
-    if family == 1:
-        return -special.gammaln(y + 1)
-    return np.zeros_like(y, dtype=float)
+    return family.spec.row_constants(y, trials)
 
 
 def family_code(family_name: str, link: str) -> int | None:
-    """The kernels' family code (0 binomial-logit, 1 poisson-log, 2 gaussian), or None."""
-    return _FAMILY_CODES.get((family_name, link))
+    """The kernels' row-kernel code (registry ``ROW_KERNEL_CODES``), or None."""
+    return kernel_code(get_family(family_name, link), _SUPPORTED)
 
 
-def _lik_constant(family: int, y: np.ndarray, arrays: dict[str, np.ndarray]) -> float:
+def pointwise_code(family: Family) -> int | None:
+    """The row-kernel code :func:`pointwise_loglik_draws` takes for ``family``, or None."""
+    return kernel_code(family, ("logit", "poisson"))
+
+
+def _lik_constant(family: Family, y: np.ndarray, arrays: dict[str, np.ndarray]) -> float:
     """Sum of the data-only terms for response ``y`` (unweighted), with the prior weights."""
     w = arrays["w"]
     c = float(np.sum(w * row_constants(family, y, arrays["n0"])))
-    if family == 2:  # gaussian precision weights: + 0.5 sum log w over the rows that count
+    if family.spec.precision_weights:  # + 0.5 sum log w over the rows that count
         c += 0.5 * float(np.log(w[w > 0]).sum())
     return c
 
 
-def _weighted_y(family: int, y: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+def _weighted_y(family: Family, y: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """The kernel's ``y``: case weights times the response (binomial, Poisson)."""
-    if family == 2:
+    if family.spec.precision_weights:
         return y
     return np.ascontiguousarray(arrays["w"] * y)
 
@@ -164,7 +258,7 @@ def kernel_layout(
     factor) and ``z_<L>`` (``r_<L>`` when ``centered``), then ``sigma_log__``.
     """
     fam = design.family
-    code = family_code(fam.name, fam.link)
+    code = kernel_code(fam, _SUPPORTED)
     if code is None:
         return None
     all_priors = [*priors.fixed.values()]
@@ -236,8 +330,8 @@ def kernel_layout(
         nlev.append(b.n_levels)
         zcol.append(col)
         col += b.n_terms
-    if fam.name == "gaussian":
-        sigma_off = add("sigma_log__", ())
+    if code == _GAUSSIAN:
+        sigma_off = add(f"{fam.dispersion[0].name}_log__", ())
         pr_rows.append((sigma_off, *_prior_row(priors.sigma, True)))  # type: ignore[arg-type]
 
     n = design.n
@@ -263,8 +357,8 @@ def kernel_layout(
         "xmean": design.row_mean(X) if priors.intercept is not None else np.zeros(X.shape[1]),
         "scale": np.ascontiguousarray(scales, dtype=float),
         "offset": np.ascontiguousarray(design.offset, dtype=float),
-        "y": np.ascontiguousarray(design.y if code == 2 else w * design.y, dtype=float),
-        "trials": np.ascontiguousarray(w * trials if code == 0 else w, dtype=float),
+        "y": np.ascontiguousarray(_weighted_y(fam, design.y, {"w": w}), dtype=float),
+        "trials": np.ascontiguousarray(w * trials, dtype=float),
         "w": np.ascontiguousarray(w),
         "n0": np.ascontiguousarray(trials, dtype=float),
         "Z": Z,
@@ -290,7 +384,7 @@ def kernel_layout(
         "pr_c": pr[:, 4].copy(),
         "pr_log": pr[:, 5].astype(np.int64),
     }
-    arrays["const"] = np.array([_lik_constant(code, np.asarray(design.y, float), arrays)])
+    arrays["const"] = np.array([_lik_constant(fam, np.asarray(design.y, float), arrays)])
     return KernelLayout(
         ndim=pos,
         names=tuple(names),
@@ -305,6 +399,7 @@ def kernel_layout(
             "centered": int(centered),
         },
         labels=tuple(labels),
+        family=fam,
     )
 
 
@@ -454,7 +549,7 @@ def logp_and_grad(
                 eta[i] += Z[i, c] * r[rb + idx[i, bl] * m]
     # likelihood and d loglik / d eta
     geta = np.empty(n)
-    if family == 0:  # binomial / bernoulli, logit link
+    if family == _LOGIT:  # binomial / bernoulli, logit link
         for i in range(n):
             e = eta[i]
             t = math.exp(-abs(e))  # one exp serves softplus and the logistic
@@ -463,7 +558,7 @@ def logp_and_grad(
             lp += y[i] * e - trials[i] * (max(e, 0.0) + math.log(1.0 + t))
             p = 1.0 / (1.0 + t) if e >= 0.0 else t / (1.0 + t)
             geta[i] = y[i] - trials[i] * p
-    elif family == 1:  # poisson, log link (trials: the case weight, 1 when unweighted)
+    elif family == _POISSON:  # poisson, log link (trials: the case weight, 1 when unweighted)
         for i in range(n):
             mu = trials[i] * math.exp(eta[i])
             lp += y[i] * eta[i] - mu
@@ -607,8 +702,8 @@ def pointwise_loglik_draws(
 
     ``B`` (S, k) fixed effects on ``X``'s columns; ``R`` (S, total) the flattened random
     effects of all blocks (block ``b`` at ``rbase[b]``, laid out (levels, terms)); ``const``
-    the per-row data constants.  Families as :func:`logp_and_grad` (0 binomial-logit, 1
-    poisson-log); the caller handles the others.
+    the per-row data constants.  ``family``: :func:`pointwise_code` (the logit and Poisson
+    row kernels); the caller handles the others.
     """
     S = B.shape[0]
     n, k = X.shape
@@ -624,9 +719,13 @@ def pointwise_loglik_draws(
                 base = rbase[bl] + idx[i, bl] * m
                 for t in range(m):
                     e += Z[i, zcol[bl] + t] * R[s, base + t]
-            if family == 0:
+            if family == _LOGIT:
                 sp = max(e, 0.0) + math.log(1.0 + math.exp(-abs(e)))
                 out[s, i] = y[i] * e - trials[i] * sp + const[i]
             else:
                 out[s, i] = y[i] * e - trials[i] * math.exp(min(e, 700.0)) + const[i]
     return out
+
+
+# the record's field order is the kernel's parameter order (checked once, at import)
+assert KernelArgs._fields == tuple(inspect.signature(logp_and_grad.py_func).parameters)[1:]

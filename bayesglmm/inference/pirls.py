@@ -158,22 +158,19 @@ class FamilyKernel:
         self.sigma = float(sigma)
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
         wt = self.weights
-        name, link = family.name, family.link
-        self.kind = (
-            "logit"
-            if family.is_binomial and link == "logit"
-            else "poisson"
-            if name == "poisson"
-            else "gaussian"
-            if name == "gaussian"
-            else "generic"
-        )
-        if wt is not None and self.kind != "gaussian":
+        # the family's row kernel names the inlined fast path; others use the family's
+        # NumPy loglik / score (``generic``)
+        self.kind = family.row_kernel or "generic"
+        self._case_w = None  # case weights multiplying a generic family's rows
+        if wt is not None and self.kind == "generic" and not family.spec.case_weights_fold:
+            self._case_w = wt
+            self._lc = None
+            self.const = 0.0
+        elif wt is not None and self.kind != "gaussian":
             lc0 = 0.0
-            if name == "poisson":
-                lc0 = -special.gammaln(self.y + 1.0)
-            elif self.trials is not None:
-                lc0 = log_choose(self.trials, self.y)
+            if self.kind == "poisson" or self.trials is not None:
+                n1 = np.ones_like(self.y) if self.trials is None else self.trials
+                lc0 = family.spec.row_constants(self.y, n1)
             self.const = float(np.sum(wt * lc0))
             n0 = np.ones_like(self.y) if self.trials is None else self.trials
             self.y = np.ascontiguousarray(wt * self.y)
@@ -183,7 +180,7 @@ class FamilyKernel:
         elif self.kind == "logit":
             self.const = 0.0 if self.trials is None else float(log_choose(self.trials, y).sum())
         elif self.kind == "poisson":
-            self.const = float(-special.gammaln(self.y + 1.0).sum())
+            self.const = float(family.spec.row_constants(self.y, self.y).sum())
         elif self.kind == "gaussian":
             self.const = 0.0
             if wt is not None:  # 0.5 sum log w over the rows that count
@@ -192,6 +189,11 @@ class FamilyKernel:
         else:
             self._lc = None if self.trials is None else log_choose(self.trials, self.y)
             self.const = 0.0 if self._lc is None else float(self._lc.sum())
+
+    def set_dispersion(self, values: np.ndarray) -> None:
+        """Set the family's dispersion parameter(s) (natural scale; gaussian: ``sigma``)."""
+        if len(values):
+            self.sigma = float(values[0])
 
     def _pmu(self, mu: np.ndarray) -> np.ndarray:
         """Poisson mean times the case weight (``trials`` holds it when weighted)."""
@@ -220,6 +222,8 @@ class FamilyKernel:
                     wt > 0, -0.5 * wt * r * r / s2 - 0.5 * math.log(2 * math.pi * s2), 0.0
                 )
             return -0.5 * r * r / s2 - 0.5 * math.log(2 * math.pi * s2)
+        if self._case_w is not None:  # full rows (constants included) times the case weight
+            return self.family.loglik(y, eta, self.trials, self.sigma, self._case_w)
         if self.trials is None:
             return self.family.loglik(y, eta, None, self.sigma)
         # binomial kernel with n trials, without the choose term (that is in ``const``)
@@ -238,6 +242,9 @@ class FamilyKernel:
             s2 = self.sigma**2
             wt = 1.0 if self.weights is None else self.weights
             return wt * (self.y - eta) / s2, wt * np.full_like(eta, 1.0 / s2)
+        if self._case_w is not None:
+            d1, w = self.family.score_weights(self.y, eta, self.trials)
+            return self._case_w * d1, self._case_w * w
         return self.family.score_weights(self.y, eta, self.trials)
 
     def full(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -358,16 +365,8 @@ def saturated_loglik(design: Design) -> float:
     log-likelihood minus this constant.
     """
     y = np.asarray(design.y, dtype=float)
-    fam = design.family
     wt = 1.0 if design.weights is None else np.asarray(design.weights, dtype=float)
-    if fam.name == "poisson":
-        return float((wt * (special.xlogy(y, y) - y - special.gammaln(y + 1.0))).sum())
-    if fam.is_binomial and design.trials is not None:
-        n = np.asarray(design.trials, dtype=float)
-        p = np.divide(y, n, out=np.zeros_like(y), where=n > 0)
-        ll = special.xlogy(y, p) + special.xlogy(n - y, 1.0 - p) + log_choose(n, y)
-        return float((wt * ll).sum())
-    return 0.0
+    return float((wt * design.family.spec.saturated_loglik(y, design.trials)).sum())
 
 
 # ---------------------------------------------------------------------------- structures
@@ -594,14 +593,12 @@ def glm_start(design: Design, maxit: int = 30) -> np.ndarray:
     X = d.X
     beta = np.zeros(d.k)
     y = np.asarray(d.y, dtype=float)
-    if d.family.name == "gaussian":
+    if d.family.link == "identity":  # least squares is the identity-link IRLS answer
         return np.linalg.lstsq(X, y - d.offset, rcond=None)[0]
     if "(Intercept)" in d.x_names:
-        n = d.trials if d.trials is not None else 1.0
-        m = np.mean(y / n) if d.family.is_binomial else np.mean(y)
-        m = float(np.clip(m, 0.01, 0.99)) if d.family.is_binomial else max(float(m), 0.01)
+        m = d.family.spec.start_mean(y, d.trials)
         beta[d.x_names.index("(Intercept)")] = float(d.family.linkfun(np.array([m]))[0])
-        if d.family.name == "poisson":
+        if d.family.link == "log":  # an offset is a log exposure
             beta[d.x_names.index("(Intercept)")] -= float(np.mean(d.offset))
     for _ in range(maxit):
         eta = X @ beta + d.offset

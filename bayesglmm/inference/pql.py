@@ -90,8 +90,7 @@ def fit_pql(
     """
     if dispersion not in ("estimate", "fixed"):
         raise InferenceError(f"dispersion must be 'estimate' or 'fixed', not {dispersion!r}")
-    if design.family.name == "gaussian":
-        raise InferenceError("PQL is for non-gaussian families; use method='ml' for an LMM")
+    design.family.check_engine("pql")  # the family states the engines it does not fit
     if not design.blocks:  # PQL without random effects is IRLS (bayesglmm.inference.glm)
         from bayesglmm.inference.glm import fit_glm_ml
 

@@ -21,26 +21,27 @@ import numpy as np
 from numba import njit
 from scipy.special import logsumexp
 
+from bayesglmm.families import ROW_KERNEL_CODES
+from bayesglmm.families.binomial import row_logit
+from bayesglmm.families.poisson import row_log
 from bayesglmm.inference.agq import agq_gradient, curvature_terms, gh_rule, laplace_gradient
 
 __all__ = ["KIND_CODES", "scalar_laplace"]
 
-KIND_CODES = {"logit": 0, "poisson": 1}
+# the row kernels this engine implements (the codes come from the family registry)
+KIND_CODES = {k: ROW_KERNEL_CODES[k] for k in ("logit", "poisson")}
+_LOGIT = ROW_KERNEL_CODES["logit"]
+_row_logit = njit(cache=True, nogil=True, inline="always")(row_logit)
+_row_log = njit(cache=True, nogil=True, inline="always")(row_log)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _row(kind: int, y: float, n: float, eta: float) -> tuple[float, float, float, float]:
-    """``(ll, d ll/d eta, Fisher weight w, d w / d eta)`` of one row (canonical link)."""
-    if kind == 0:
-        e = math.exp(-abs(eta))
-        ope = 1.0 + e
-        ll = y * eta - n * (max(eta, 0.0) + math.log(ope))
-        p = (1.0 if eta >= 0.0 else e) / ope
-        w = n * e / (ope * ope)
-        return ll, y - n * p, w, w * (1.0 - 2.0 * p)
-    et = min(eta, 700.0)
-    mu = n * math.exp(et)  # n: the case weight (1 when unweighted)
-    return y * et - mu, y - mu, mu, mu
+    """``(ll, d ll/d eta, Fisher weight w, d w / d eta)`` of one row (canonical link), by
+    the family's row kernel (``families/binomial.py``, ``families/poisson.py``)."""
+    if kind == _LOGIT:
+        return _row_logit(y, n, eta)
+    return _row_log(y, n, eta)  # n: the case weight (1 when unweighted)
 
 
 @njit(cache=True, nogil=True)

@@ -182,7 +182,7 @@ def _confint_profile(
             "confint(method='profile') needs a maximum-likelihood fit (method='ml'); PQL has "
             "no likelihood to profile: use method='Wald' or fit.bootstrap()"
         )
-    if d.family.name == "gaussian":
+    if d.family.is_linear:
         return _confint_profile_lmm(fit, level, lo_name, hi_name, parm)
     from bayesglmm.inference.laplace import LaplaceObjective
 

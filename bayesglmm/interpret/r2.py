@@ -73,7 +73,7 @@ def nakagawa_components(fit: Any, method: PoissonMethod = "lognormal") -> dict[s
     s2_re = sum(random_variance(fit).values())
     fam = d.family
     sigma = fit.draws_sigma()
-    lam = np.exp(xb.mean(axis=1) + d.offset.mean() + s2_re / 2.0) if fam.name == "poisson" else None
+    lam = fam.spec.latent_mean(fam.link_fn, xb.mean(axis=1) + d.offset.mean() + s2_re / 2.0)
     s2_d = distribution_variance(
         fam.name, fam.link, lam, method, None if sigma is None else sigma**2
     )

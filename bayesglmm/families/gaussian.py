@@ -1,0 +1,140 @@
+"""The gaussian family (identity link): ``y ~ Normal(eta, sigma)``, dispersion ``sigma``.
+
+Prior weights are precision weights, ``N(y | eta, sigma^2 / w)`` (lme4's), and a zero weight
+drops the row from the likelihood.  The ML default is the dedicated LMM path
+(``inference/laplace.py``'s profiled deviance); the general Laplace path takes the
+dispersion as a parameter too (:class:`~bayesglmm.inference.laplace.LaplaceObjective`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from bayesglmm.families.base import Dispersion, FamilySpec
+from bayesglmm.families.links import Link
+
+__all__ = ["Gaussian"]
+
+Array = np.ndarray
+
+
+class Gaussian(FamilySpec):
+    """Real responses with mean ``eta`` and residual SD ``sigma``."""
+
+    name = "gaussian"
+    links = ("identity",)
+    canonical_link = "identity"
+    dispersion = (Dispersion("sigma", ("HalfStudentT", {"nu": 3.0, "sigma": ("s_y", 2.5)})),)
+    row_kernels = {"identity": "gaussian"}
+    precision_weights = True
+    linear_model = True
+    unsupported = {
+        "pql": "PQL is for non-gaussian families; use method='ml' for an LMM",
+        "laplace": "method='laplace' is for non-gaussian families; use 'nuts'",
+    }
+
+    def loglik(
+        self,
+        link: Link,
+        y: Array,
+        eta: Array,
+        trials: Array | None = None,
+        sigma: Any = 1.0,
+        weights: Array | None = None,
+    ) -> Array:
+        """Normal log density; prior ``weights`` are precision weights (0 drops the row)."""
+        r = y - np.asarray(eta, dtype=float)
+        if weights is None:
+            return -0.5 * (r * r) / sigma**2 - np.log(sigma) - 0.5 * math.log(2 * math.pi)
+        w = np.asarray(weights, dtype=float)
+        with np.errstate(divide="ignore"):
+            ll = (
+                -0.5 * w * (r * r) / sigma**2
+                - np.log(sigma)
+                - 0.5 * math.log(2 * math.pi)
+                + 0.5 * np.log(w)
+            )
+        return np.where(w > 0, ll, 0.0)
+
+    def score_weights(
+        self, link: Link, y: Array, eta: Array, trials: Array | None = None
+    ) -> tuple[Array, Array]:
+        eta = np.asarray(eta, dtype=float)
+        return y - eta, np.ones_like(eta)
+
+    def variance(self, mu: Array, trials: Array | None = None) -> Array:
+        return np.ones_like(mu, dtype=float)
+
+    def response_scale(self, design: Any) -> tuple[float, float]:
+        # prior weights: weighted statistics (Design.row_mean)
+        return float(design.row_std(design.y)) or 1.0, float(design.row_mean(design.y))
+
+    def dispersion_start(self, y: Array, mu: Array) -> tuple[float, ...]:
+        return (max(float(np.sqrt(np.mean((y - mu) ** 2))), 1e-3),)
+
+    def start_mean(self, y: Array, trials: Array | None) -> float:
+        return float(np.mean(y))
+
+    def pymc_row_dist(self, link: Link, eta: Any, n: Any, disp: dict[str, Any]) -> Any:
+        import pymc as pm
+
+        return pm.Normal.dist(mu=eta, sigma=disp["sigma"])
+
+    def pymc_observed(
+        self, link: Link, eta: Any, n: Any, disp: dict[str, Any], observed: Any, dims: str
+    ) -> Any:
+        import pymc as pm
+
+        return pm.Normal("y", mu=eta, sigma=disp["sigma"], observed=observed, dims=dims)
+
+    def pymc_weighted_logp(
+        self, link: Link, value: Any, eta: Any, w: Any, n: Any, disp: dict[str, Any]
+    ) -> Any:
+        """Precision weights: ``Normal(eta, sigma / sqrt(w))``; a zero weight gives 0."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        wp = pt.switch(pt.gt(w, 0.0), w, 1.0)
+        lp = pm.logp(pm.Normal.dist(mu=eta, sigma=disp["sigma"] / pt.sqrt(wp)), value)
+        return pt.switch(pt.gt(w, 0.0), lp, 0.0)
+
+    def pymc_weighted_dist(
+        self, link: Link, eta: Any, w: Any, n: Any, disp: dict[str, Any], size: Any
+    ) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        wp = pt.switch(pt.gt(w, 0.0), w, 1.0)
+        return pm.Normal.dist(mu=eta, sigma=disp["sigma"] / pt.sqrt(wp), size=size)
+
+    def simulate(
+        self,
+        rng: np.random.Generator,
+        link: Link,
+        eta: Array,
+        trials: Array | None,
+        dispersion: dict[str, Any],
+        weights: Array | None = None,
+    ) -> Array:
+        s = dispersion["sigma"]
+        if weights is not None:  # precision weights: sd sigma / sqrt(w) (simulate.lm)
+            w = np.asarray(weights, dtype=float)
+            s = s / np.sqrt(np.where(w > 0, w, 1.0))
+        return rng.normal(link.linkinv(eta), s)
+
+    def distribution_variance(self, link: Link, lam: Any, method: str, sigma2: Any) -> Array:
+        return np.asarray(sigma2, dtype=float)
+
+    def data_scale_icc_part(
+        self, link: Link, mean_eta: Array, v: Array, sigma: Any
+    ) -> tuple[Array, Array]:
+        return v, sigma**2
+
+    def pearson_variance(self, mu: Array, n: Array, sigma: Any) -> Array:
+        return np.broadcast_to(np.asarray(sigma, dtype=float) ** 2, np.shape(mu))
+
+    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
+        return (y - mu) ** 2

@@ -1,0 +1,116 @@
+"""The Poisson family (log link): counts ``y ~ Poisson(exp(eta))``.
+
+Case weights multiply each row's log-likelihood.  The Numba engines use
+:func:`row_log` (compiled by them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from bayesglmm.errors import DesignError
+from bayesglmm.families.base import FamilySpec
+from bayesglmm.families.links import Link
+
+__all__ = ["Poisson", "row_log"]
+
+Array = np.ndarray
+
+
+def row_log(y: float, n: float, eta: float) -> tuple[float, float, float, float]:
+    """``(ll, d ll / d eta, w, d w / d eta)`` of one row without ``-log y!``; ``n`` is the
+    case weight multiplying the mean (1 when unweighted).  Scalar; compiled by Numba."""
+    et = min(eta, 700.0)
+    mu = n * math.exp(et)
+    return y * et - mu, y - mu, mu, mu
+
+
+class Poisson(FamilySpec):
+    """Counts with mean ``exp(eta)``."""
+
+    name = "poisson"
+    links = ("log",)
+    canonical_link = "log"
+    row_kernels = {"log": "poisson"}
+    separation = "counts"
+    response_kind = "counts"
+    case_weights_fold = True
+
+    def _loglik(self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any) -> Array:
+        e = np.minimum(eta, 700.0)
+        return y * e - np.exp(e) - special.gammaln(y + 1.0)
+
+    def score_weights(
+        self, link: Link, y: Array, eta: Array, trials: Array | None = None
+    ) -> tuple[Array, Array]:
+        mu = np.exp(np.minimum(np.asarray(eta, dtype=float), 700.0))
+        return y - mu, mu
+
+    def variance(self, mu: Array, trials: Array | None = None) -> Array:
+        return np.asarray(mu, dtype=float)
+
+    def row_constants(self, y: Array, trials: Array) -> Array:
+        return -special.gammaln(y + 1)
+
+    def saturated_loglik(self, y: Array, trials: Array | None) -> Array:
+        return special.xlogy(y, y) - y - special.gammaln(y + 1.0)
+
+    def check_response(self, values: Array, trials: Array | None) -> tuple[Array, str]:
+        return (values < 0) | (values != np.round(values)), "must hold non-negative integer counts"
+
+    def response_scale(self, design: Any) -> tuple[float, float]:
+        rate = float(design.row_mean(design.y) / design.row_mean(np.exp(design.offset)))
+        return 1.0, math.log(max(rate, 0.01))
+
+    def pymc_row_dist(self, link: Link, eta: Any, n: Any, disp: dict[str, Any]) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        return pm.Poisson.dist(mu=pt.exp(eta))
+
+    def pymc_observed(
+        self, link: Link, eta: Any, n: Any, disp: dict[str, Any], observed: Any, dims: str
+    ) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        return pm.Poisson("y", mu=pt.exp(eta), observed=observed, dims=dims)
+
+    def simulate(
+        self,
+        rng: np.random.Generator,
+        link: Link,
+        eta: Array,
+        trials: Array | None,
+        dispersion: dict[str, Any],
+        weights: Array | None = None,
+    ) -> Array:
+        return rng.poisson(link.linkinv(eta)).astype(float)
+
+    def latent_mean(self, link: Link, eta: Array) -> Array:
+        return np.exp(eta)
+
+    def distribution_variance(self, link: Link, lam: Any, method: str, sigma2: Any) -> Array:
+        lam = np.asarray(lam, dtype=float)
+        if method == "lognormal":
+            return np.log1p(1.0 / lam)
+        if method == "delta":
+            return 1.0 / lam
+        if method == "trigamma":
+            return special.polygamma(1, lam)
+        raise DesignError(f"method must be 'lognormal', 'delta' or 'trigamma', not {method!r}")
+
+    def data_scale_icc_part(
+        self, link: Link, mean_eta: Array, v: Array, sigma: Any
+    ) -> tuple[Array, Array]:
+        m = np.exp(mean_eta + v / 2.0)
+        return m**2 * np.expm1(v), m
+
+    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(y > 0, y * np.log(y / mu), 0.0)
+        return 2.0 * (t - (y - mu))
