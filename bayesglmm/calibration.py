@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from bayesglmm.errors import BayesGLMMError, SBCFailureWarning, SBCNote
+from bayesglmm.inference.registry import bayesian_methods
 from bayesglmm.quiet import ignoring_warnings
 from bayesglmm.uniformity import (
     bin_counts,
@@ -290,7 +291,7 @@ def _one(
     sim_model = model.with_response(y)
     kwargs = dict(fit_kwargs)
     kwargs.setdefault("random_seed", int(rng.integers(2**31 - 1)))
-    if method in ("nuts", "laplace", "advi", "fullrank_advi"):
+    if method in bayesian_methods():
         kwargs.setdefault("log_likelihood", False)  # ranks need no pointwise log-likelihood
     with ignoring_warnings():  # thread-safe: a threaded client runs several at once
         fit = sim_model.fit(method=method, **kwargs)

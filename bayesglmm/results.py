@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -20,20 +22,17 @@ from scipy import special
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
 from bayesglmm.errors import BayesGLMMError, ConvergenceWarning, SamplerWarning
+from bayesglmm.inference.registry import FitInfo, bayesian_methods, engines
 from bayesglmm.intervals import CI_PROB, describe, eti
 from bayesglmm.priors import PriorSet, block_labels
 from bayesglmm.quiet import ignoring_warnings
 from bayesglmm.separation import ML_UNRELIABLE
 
-BAYESIAN_METHODS = ("nuts", "laplace", "advi", "fullrank_advi")
-METHOD_LABELS = {
-    "nuts": "NUTS (MCMC)",
-    "laplace": "Bayesian integrated Laplace",
-    "advi": "ADVI (mean-field)",
-    "fullrank_advi": "ADVI (full-rank)",
-    "ml": "Maximum likelihood (Laplace)",
-    "pql": "PQL",
-}
+
+def method_label(method: str) -> str:
+    """How a printed fit names its method (the engine's label)."""
+    engine = engines().get(method)
+    return method if engine is None else engine.label or method
 
 
 def posterior_dataset(idata: Any) -> xr.Dataset:
@@ -159,8 +158,14 @@ class GLMMFit:
         Posterior draws (Bayesian methods).
     ml : MLEstimate or None
         Point estimates (ML and PQL).
-    options : dict
+    options : mapping
+        Read-only: the method options used (:attr:`user_options`, the engine's defaults
+        included) merged with the engine's diagnostics (:attr:`info`) under the keys fits
+        have always shown (``sampler``, ``converged``, ``notes``, ``partial``, ...).
+    user_options : dict
         The method options used.
+    info : FitInfo
+        What the engine reported (iterations, convergence, messages, timings, ...).
     """
 
     def __init__(
@@ -172,9 +177,10 @@ class GLMMFit:
         idata: Any = None,
         ml: Any = None,
         elapsed: float = float("nan"),
-        options: dict[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
         health: dict[str, Any] | None = None,
         model: Any = None,
+        info: FitInfo | None = None,
     ) -> None:
         self.design = design
         self.priors = priors
@@ -182,12 +188,18 @@ class GLMMFit:
         self.idata = idata
         self.ml = ml
         self.elapsed = float(elapsed)
-        self.options = dict(options or {})
+        self.user_options = dict(options or {})
+        self.info = info if info is not None else FitInfo()
         self.health = health
         self._model = model  # the GLMM that made this fit (for refits / predictions)
         self.labels = block_labels(design)
 
     # ------------------------------------------------------------------ basics
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The options used and the engine's diagnostics, merged and read-only."""
+        return MappingProxyType({**self.user_options, **self.info.as_options()})
+
     @property
     def approximate(self) -> bool:
         """True for every method but NUTS."""
@@ -526,7 +538,7 @@ class GLMMFit:
                     "ML estimates are unreliable (infinite): fit with a Bayesian method (the "
                     "priors keep the posterior proper) or merge the separating levels",
                 )
-        if self.method in ("advi", "fullrank_advi", "laplace"):
+        if self.method != "nuts" and self.method in bayesian_methods():
             conv = self.options.get("converged")
             add(
                 "optimizer_converged",
@@ -781,7 +793,8 @@ class GLMMFit:
             self.method,
             idata=tree,
             elapsed=float("nan"),
-            options={**opts, "bootstrap": len(betas), "failed": failed},
+            options=opts,
+            info=FitInfo(extra={"bootstrap": len(betas), "failed": failed}),
             model=self._model,
         )
 
@@ -890,7 +903,7 @@ class GLMMFit:
             else:
                 how = "maximum likelihood (Laplace Approximation)"
             return f"{kind} fit by {how}"
-        return f"{kind} fit by {METHOD_LABELS.get(self.method, self.method)}"
+        return f"{kind} fit by {method_label(self.method)}"
 
     def _bayes_fixed_lines(self) -> list[str]:
         """brms-style blocks: estimate, error, 95% interval; R-hat and ESS for MCMC."""

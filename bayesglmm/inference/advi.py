@@ -22,7 +22,7 @@ import logging
 import sys
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pymc as pm
@@ -32,6 +32,10 @@ from bayesglmm.errors import ConvergenceWarning, InferenceError, PartialFitWarni
 from bayesglmm.inference.mcmc import InterruptGuard, interactive
 from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
 from bayesglmm.quiet import ignoring_warnings
+
+if TYPE_CHECKING:
+    from bayesglmm.design_types import Design
+    from bayesglmm.priors import PriorSet
 
 _quiet = threading.local()
 
@@ -107,7 +111,7 @@ class LossPlateau(Callback):
         )
 
 
-def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
+def _ml_start(d: Design, priors: PriorSet) -> dict[str, np.ndarray] | None:
     """Unconstrained start point from the Laplace ML fit (non-gaussian families).
 
     An SD estimated at 0 starts at 1% of the typical value of its prior (autoscaled to its
@@ -117,7 +121,6 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
         from bayesglmm.inference.laplace import fit_ml
     except ImportError:
         return None
-    d = model.design
     if d.family.has_dispersion and d.blocks:
         return None  # (a gaussian GLM is fine: its start adds sigma below)
     try:
@@ -145,7 +148,7 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
     ):
         cov = np.asarray(cov, dtype=float)
         raw = np.sqrt(np.maximum(np.diag(cov), 0.0))
-        typical = np.array([_typical(p) for p in model.priors.sd[label]])
+        typical = np.array([_typical(p) for p in priors.sd[label]])
         sd = np.maximum(raw, 1e-2 * typical)
         if b.correlated and b.n_terms > 1:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -181,7 +184,9 @@ def _typical(prior: Any) -> float:
 
 
 def fit_advi(
-    model: Any,
+    design: Design,
+    priors: PriorSet,
+    pm_model: Any,
     *,
     method: str = "advi",
     n: int = 30_000,
@@ -198,7 +203,12 @@ def fit_advi(
 
     Parameters
     ----------
-    model : GLMM
+    design : Design
+        The model design.
+    priors : PriorSet
+        Its priors (the ML start point's floor for an SD estimated at 0).
+    pm_model : pymc.Model
+        The model's PyMC model (:meth:`bayesglmm.GLMM.build`).
     method : {"advi", "fullrank_advi"}
     n : int
         Maximum number of iterations.
@@ -220,8 +230,7 @@ def fit_advi(
     """
     if method not in ("advi", "fullrank_advi"):
         raise InferenceError(f"method must be 'advi' or 'fullrank_advi', not {method!r}")
-    pm_model = model.build()
-    start_point = _ml_start(model) if start == "ml" else (start or None)
+    start_point = _ml_start(design, priors) if start == "ml" else (start or None)
     if progressbar is None:
         progressbar = interactive()
     # PyMC's own bar ends a normal, converged run with "Interrupted at 1,999 [6%]": ours
