@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,7 @@ from bayesglmm.design_types import Design
 from bayesglmm.errors import ArgumentError
 from bayesglmm.families import Family
 from bayesglmm.inference.registry import EngineContext, check_fit_options, get_engine
+from bayesglmm.io import read_fit
 from bayesglmm.priors import PriorSet, resolve_priors
 from bayesglmm.results import GLMMFit, attach_log_likelihood, check_health
 from bayesglmm.validate import (
@@ -22,6 +26,26 @@ from bayesglmm.validate import (
     check_response,
     engine_boundary,
 )
+
+
+def load_fit(path: str | Path) -> GLMMFit:
+    """Load a fit written by :meth:`GLMMFit.save`.
+
+    The design is rebuilt from the saved typed columns and compared with the saved
+    description and checksums of the design the fit used; the posterior file must be the
+    one saved with this fit.
+
+    Raises
+    ------
+    SaveLoadError
+        If the directory is not a saved fit or comes from an incompatible version.
+    SavedFitCorruptError
+        A file is unreadable, truncated or changed after saving (named).
+    SavedFitMismatchError
+        The rebuilt design differs from the saved one (what differs is named), or the
+        posterior comes from another fit.
+    """
+    return read_fit(path, GLMMFit, GLMM)
 
 
 class GLMM:
@@ -136,14 +160,22 @@ class GLMM:
             bernoulli value other than 0/1, more successes than trials), named with its
             position and data row.
         """
-        from bayesglmm.calibration import _with_response
-
         d = self.design
         labels = None
         if d.row_index is not None and len(d.row_index) == d.n:
             labels = self._used_frame.index[np.asarray(d.row_index)]
         values = check_response(y, d.n, d.family.name, trials=d.trials, row_labels=labels)
-        return _with_response(self, values)
+        # the design is replaced (its arrays other than y are shared and never written; the
+        # design-time separation check was for the old response); the fused kernel's layout
+        # is shared (read-only, the response is passed per fit); the PyMC model is not: the
+        # copy clones its parent's on first use (build), so fits of the two in parallel
+        # threads cannot see each other's response
+        new = copy.copy(self)
+        new.design = replace(d, y=np.asarray(values, dtype=float), separation=None)
+        built = self._pymc_model
+        new._pymc_template = built if built is not None else self._pymc_template
+        new._pymc_model = None
+        return new
 
     # ------------------------------------------------------------------ PyMC
     def build(self) -> Any:
