@@ -116,16 +116,6 @@ class Family:
         """True when the family has a free dispersion parameter (gaussian)."""
         return self.name == "gaussian"
 
-    def latent_variance(self) -> float:
-        """Distribution-specific latent-scale variance for binomial links (for ICCs)."""
-        if self.link == "logit":
-            return math.pi**2 / 3.0
-        if self.link == "probit":
-            return 1.0
-        if self.link == "cloglog":
-            return math.pi**2 / 6.0
-        raise ValueError(f"no fixed latent variance for {self.name}/{self.link}")
-
     # ------------------------------------------------------------------ link maps
     def linkinv(self, eta: np.ndarray) -> np.ndarray:
         """Mean of one trial (probability) or count/mean, from the linear predictor."""

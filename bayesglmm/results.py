@@ -21,7 +21,7 @@ from scipy import special
 
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
-from bayesglmm.errors import BayesGLMMError, ConvergenceWarning, SamplerWarning
+from bayesglmm.errors import BayesGLMMError, SamplerWarning
 from bayesglmm.inference.registry import FitInfo, bayesian_methods, engines
 from bayesglmm.intervals import CI_PROB, describe, eti
 from bayesglmm.priors import PriorSet, block_labels
@@ -1060,14 +1060,3 @@ def attach_log_likelihood(fit: GLMMFit) -> None:
         {"y": (("chain", "draw", "obs"), ll)},
         coords={"chain": post["chain"].values, "draw": post["draw"].values},
     )
-
-
-def warn_ml_health(ml: Any) -> None:
-    """Warn about ML optimizer problems (as lme4 does)."""
-    if not ml.converged:
-        warnings.warn(
-            f"the optimizer did not converge (gradient norm {ml.grad_norm:.2g}): "
-            "simplify the model or try another start",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
