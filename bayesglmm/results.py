@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
+from bayesglmm import posterior_names as nm
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
 from bayesglmm.errors import BayesGLMMError, SamplerWarning
@@ -241,9 +242,9 @@ class GLMMFit:
         cols = []
         for name in self.design.x_names:
             if name == "(Intercept)":
-                cols.append(_stack(post["Intercept"]))
+                cols.append(_stack(post[nm.INTERCEPT]))
             else:
-                cols.append(_stack(post["beta"].sel(fixed=name)))
+                cols.append(_stack(post[nm.BETA].sel({nm.FIXED_DIM: name})))
         if not cols:
             return np.zeros((self.n_samples, 0))
         return np.column_stack(cols)
@@ -262,9 +263,9 @@ class GLMMFit:
             return np.asarray(self.ml.covariances[i], dtype=float)[None]
         label = self.labels[i]
         post = posterior_dataset(self.idata)
-        sd = _stack(post[f"sd_{label}"])
-        if f"cor_{label}" in post:
-            cor = _stack(post[f"cor_{label}"])
+        sd = _stack(post[nm.sd(label)])
+        if nm.cor(label) in post:
+            cor = _stack(post[nm.cor(label)])
         else:
             cor = np.broadcast_to(np.eye(sd.shape[1]), (sd.shape[0], sd.shape[1], sd.shape[1]))
         return cor * sd[:, :, None] * sd[:, None, :]
@@ -273,7 +274,7 @@ class GLMMFit:
         """Random effects of block ``i`` as (samples, levels, p) (ML: conditional modes)."""
         if self.ml is not None:
             return np.asarray(self.ml.modes[i], dtype=float)[None]
-        return _stack(posterior_dataset(self.idata)[f"r_{self.labels[i]}"])
+        return _stack(posterior_dataset(self.idata)[nm.r(self.labels[i])])
 
     def draws_sigma(self) -> np.ndarray | None:
         """Residual SD draws (gaussian), else None."""
@@ -281,7 +282,7 @@ class GLMMFit:
             return None
         if self.ml is not None:
             return np.array([float(self.ml.sigma)])
-        return _stack(posterior_dataset(self.idata)["sigma"])
+        return _stack(posterior_dataset(self.idata)[nm.SIGMA])
 
     # ------------------------------------------------------------------ lme4-style accessors
     def fixef(self) -> pd.Series:
@@ -404,20 +405,20 @@ class GLMMFit:
         slopes = [n for n in d.x_names if n != "(Intercept)"]
         for name in d.x_names:
             if name == "(Intercept)":
-                out[name] = (dims, post["Intercept"].values)
+                out[name] = (dims, post[nm.INTERCEPT].values)
             else:
-                out[name] = (dims, post["beta"].values[..., slopes.index(name)])
+                out[name] = (dims, post[nm.BETA].values[..., slopes.index(name)])
         for lab, b in zip(self.labels, d.blocks, strict=True):
-            sd = post[f"sd_{lab}"].values
+            sd = post[nm.sd(lab)].values
             for j, t in enumerate(b.terms):
                 out[f"sd({b.group}: {t})"] = (dims, sd[..., j])
-            if f"cor_{lab}" in post:
-                cor = post[f"cor_{lab}"].values
+            if nm.cor(lab) in post:
+                cor = post[nm.cor(lab)].values
                 for j in range(b.n_terms):
                     for k in range(j + 1, b.n_terms):
                         out[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = (dims, cor[..., j, k])
         if "sigma" in post:
-            out["sigma"] = (dims, post["sigma"].values)
+            out[nm.SIGMA] = (dims, post[nm.SIGMA].values)
         return xr.Dataset(out, coords={"chain": post["chain"].values, "draw": post["draw"].values})
 
     def summary(self, ci_prob: float = CI_PROB) -> pd.DataFrame:

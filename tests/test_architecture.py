@@ -180,3 +180,33 @@ def test_no_engine_imports_upward():
         if any(dep == up or dep.startswith(up + ".") for up in UPWARD)
     ]
     assert not bad, "engines importing upward: " + "; ".join(bad)
+
+
+POSTERIOR_NAME_LITERALS = (
+    r'f"(sd|r|z|cor|chol_cov)_\{',  # sd_<label>, r_<label>, ...
+    r'"(Intercept|Intercept_centered|beta_scaled|sigma_log__)"',
+    r'__(term|term_b|level)"',
+    r"cholesky-cov-packed__",
+)
+NOT_POSTERIOR_NAMES = {"bayesglmm/design.py": ('if name == "Intercept":',)}
+"""Lines that match but are not posterior names (formulaic's intercept column)."""
+
+
+def test_posterior_names_are_written_in_one_module():
+    """The posterior's variable names come from bayesglmm.posterior_names (the PyMC model,
+    the kernel sampler, draws.py and the readers), not from string literals."""
+    import re
+
+    pattern = re.compile("|".join(POSTERIOR_NAME_LITERALS))
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "posterior_names.py":
+            continue
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#")[0]
+            rel = path.relative_to(PACKAGE.parent).as_posix()
+            if line.strip() in NOT_POSTERIOR_NAMES.get(rel, ()):
+                continue
+            if pattern.search(code) and "``" not in code:
+                found.append(f"{rel}:{i}: {line.strip()}")
+    assert not found, "posterior names written out:\n" + "\n".join(found)

@@ -28,6 +28,7 @@ import numpy as np
 import pymc as pm
 from pymc.variational.callbacks import Callback
 
+from bayesglmm import posterior_names as nm
 from bayesglmm.errors import ConvergenceWarning, InferenceError, PartialFitWarning
 from bayesglmm.inference.mcmc import InterruptGuard, interactive
 from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
@@ -136,13 +137,13 @@ def _ml_start(d: Design, priors: PriorSet) -> dict[str, np.ndarray] | None:
     if slope_idx:
         from bayesglmm.pymc_model import slope_scales
 
-        start["beta_scaled"] = beta[slope_idx] * slope_scales(d)  # the model's free slopes
+        start[nm.BETA_SCALED] = beta[slope_idx] * slope_scales(d)  # the model's free slopes
     if "(Intercept)" in d.x_names:
         means = d.row_mean(d.X[:, slope_idx]) if slope_idx else np.zeros(0)
         b0 = beta[d.x_names.index("(Intercept)")]
-        start["Intercept_centered"] = np.asarray(b0 + means @ beta[slope_idx])
+        start[nm.INTERCEPT_CENTERED] = np.asarray(b0 + means @ beta[slope_idx])
     if d.family.has_dispersion and est.sigma:
-        start["sigma_log__"] = np.asarray(np.log(float(est.sigma)))
+        start[nm.log_value(nm.SIGMA)] = np.asarray(np.log(float(est.sigma)))
     for label, b, cov, mode in zip(
         block_labels(d), d.blocks, est.covariances, est.modes, strict=True
     ):
@@ -161,11 +162,11 @@ def _ml_start(d: Design, priors: PriorSet) -> dict[str, np.ndarray] | None:
             # the constrained scale, by the variable's name (PyMC's backward transform of a
             # value given for the packed value variable fails on a NumPy array)
             units = term_scales(b, d.weights)
-            start[f"chol_cov_{label}"] = (L * units[:, None])[np.tril_indices(b.n_terms)]
-            start[f"z_{label}"] = np.linalg.solve(L, np.asarray(mode, dtype=float).T).T
+            start[nm.chol_cov(label)] = (L * units[:, None])[np.tril_indices(b.n_terms)]
+            start[nm.z(label)] = np.linalg.solve(L, np.asarray(mode, dtype=float).T).T
         else:
-            start[f"sd_{label}_log__"] = np.log(sd)
-            start[f"z_{label}"] = np.asarray(mode) / sd[None, :]
+            start[nm.log_value(nm.sd(label))] = np.log(sd)
+            start[nm.z(label)] = np.asarray(mode) / sd[None, :]
     return start
 
 
