@@ -12,7 +12,7 @@ import math
 import warnings
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from bayesglmm.intervals import CI_PROB, describe, eti
 from bayesglmm.priors import PriorSet, block_labels
 from bayesglmm.quiet import ignoring_warnings
 from bayesglmm.separation import ML_UNRELIABLE
+
+if TYPE_CHECKING:  # the model imports this module; a fit only calls its model's methods
+    from bayesglmm.model import GLMM
 
 
 def method_label(method: str) -> str:
@@ -180,7 +183,7 @@ class GLMMFit:
         elapsed: float = float("nan"),
         options: Mapping[str, Any] | None = None,
         health: dict[str, Any] | None = None,
-        model: Any = None,
+        model: GLMM | None = None,
         info: FitInfo | None = None,
     ) -> None:
         self.design = design
