@@ -29,7 +29,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -441,7 +441,7 @@ def _run_spec(spec: ModelSpec, methods: list[str], args: argparse.Namespace) -> 
     return 0
 
 
-def _plain(d: dict[str, Any]) -> dict[str, Any]:
+def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
     return {
         k: v for k, v in d.items() if isinstance(v, str | int | float | bool | type(None) | list)
     }
