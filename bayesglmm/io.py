@@ -50,6 +50,7 @@ from bayesglmm.errors import (
     SavedFitMismatchError,
     SaveLoadError,
 )
+from bayesglmm.inference.registry import FitInfo
 from bayesglmm.quiet import ignoring_warnings
 
 if TYPE_CHECKING:
@@ -573,7 +574,8 @@ def save_fit(fit: Any, path: str | Path, *, overwrite: bool = False) -> Path:
         "prior_spec": _jsonable(model.prior_spec),
         "centered": model.centered,
         "method": fit.method,
-        "options": _jsonable({k: v for k, v in fit.options.items() if _plain(v)}),
+        "options": _jsonable({k: v for k, v in fit.user_options.items() if _plain(v)}),
+        "info": _jsonable({k: v for k, v in fit.info.as_options().items() if _plain(v)}),
         "elapsed": _jsonable(fit.elapsed),
         "ml": _ml_to_json(fit.ml) if fit.ml is not None else None,
         "health": _jsonable(fit.health) if fit.health else None,
@@ -798,6 +800,8 @@ def _load(
         ml=_ml_from_json(meta["ml"]) if meta["ml"] is not None else None,
         elapsed=float(_from_json(meta["elapsed"])),
         options=_from_json(meta["options"]),
+        # (a fit saved before FitInfo existed has its diagnostics among its options)
+        info=FitInfo.from_dict(_from_json(meta.get("info", {}))),
         health=_from_json(meta["health"]) if meta["health"] else None,
         model=model,
     )

@@ -132,3 +132,13 @@ def test_fit_info_keeps_the_keys_fits_have_always_shown():
         "elapsed_mode": 0.5,
         "strategy": "grid",
     }
+
+
+def test_saved_fit_keeps_user_options_and_engine_info_apart(model, tmp_path):
+    fit = model.fit(method="laplace", draws=50, random_seed=1, log_likelihood=False)
+    assert fit.user_options == {"draws": 50, "random_seed": 1}
+    assert fit.info.converged is True and "strategy" in fit.info.extra
+    back = bg.load_fit(fit.save(tmp_path / "fit"))
+    assert back.user_options == fit.user_options
+    assert back.info.as_options() == fit.info.as_options()
+    assert dict(back.options) == dict(fit.options)
