@@ -20,7 +20,7 @@ import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from bayesglmm.design_types import Design
 from bayesglmm.errors import ArgumentError
@@ -87,7 +87,7 @@ class FitInfo:
     resolved: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    _FIELDS = ("sampler", "iterations", "converged", "partial")
+    _FIELDS: ClassVar[tuple[str, ...]] = ("sampler", "iterations", "converged", "partial")
 
     @classmethod
     def from_dict(cls, info: Mapping[str, Any]) -> FitInfo:
