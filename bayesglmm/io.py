@@ -50,7 +50,7 @@ from bayesglmm.errors import (
     SavedFitMismatchError,
     SaveLoadError,
 )
-from bayesglmm.inference.registry import FitInfo
+from bayesglmm.inference.engine_types import FitInfo
 from bayesglmm.quiet import ignoring_warnings
 
 if TYPE_CHECKING:

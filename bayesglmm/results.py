@@ -23,7 +23,8 @@ from bayesglmm import posterior_names as nm
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
 from bayesglmm.errors import BayesGLMMError, SamplerWarning
-from bayesglmm.inference.registry import FitInfo, bayesian_methods, engines
+from bayesglmm.inference.engine_types import FitInfo
+from bayesglmm.inference.registry import bayesian_methods, engines
 from bayesglmm.intervals import CI_PROB, describe, eti
 from bayesglmm.priors import PriorSet, block_labels
 from bayesglmm.quiet import ignoring_warnings
