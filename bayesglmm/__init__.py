@@ -50,7 +50,7 @@ _LAZY: dict[str, str] = {
     "plot_compare": "bayesglmm.plots",
     "plot_marginal_vs_conditional": "bayesglmm.plots",
     "simulate_marginal_vs_conditional": "bayesglmm.plots",
-    "load_fit": "bayesglmm.io",
+    "load_fit": "bayesglmm.model",
     "sbc": "bayesglmm.calibration",
     "SBCResult": "bayesglmm.calibration",
     "load_spec": "bayesglmm.spec",
@@ -92,8 +92,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     )
     from bayesglmm.interpret.plots import plot_predictions
     from bayesglmm.interpret.r2 import r2
-    from bayesglmm.io import load_fit
-    from bayesglmm.model import GLMM
+    from bayesglmm.model import GLMM, load_fit
     from bayesglmm.plots import (
         plot_compare,
         plot_marginal_vs_conditional,

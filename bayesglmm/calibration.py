@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from bayesglmm.errors import BayesGLMMError, SBCFailureWarning, SBCNote
+from bayesglmm.inference.registry import bayesian_methods
 from bayesglmm.quiet import ignoring_warnings
 from bayesglmm.uniformity import (
     bin_counts,
@@ -283,7 +284,7 @@ def _one(
     sim_model = model.with_response(y)
     kwargs = dict(fit_kwargs)
     kwargs.setdefault("random_seed", int(rng.integers(2**31 - 1)))
-    if method in ("nuts", "laplace", "advi", "fullrank_advi"):
+    if method in bayesian_methods():
         kwargs.setdefault("log_likelihood", False)  # ranks need no pointwise log-likelihood
     with ignoring_warnings():  # thread-safe: a threaded client runs several at once
         fit = sim_model.fit(method=method, **kwargs)
@@ -535,22 +536,3 @@ def sbc(
     if failures:
         warnings.warn(result.failure_report(), SBCFailureWarning, stacklevel=2)
     return result
-
-
-def _with_response(model: Any, y: np.ndarray) -> Any:
-    """A copy of ``model`` with a new response and no shared mutable state.
-
-    The design is replaced (its arrays other than ``y`` are shared and never written); the
-    fused kernel's layout is shared (read-only, the response is passed per fit); the PyMC
-    model is not shared: the copy clones its parent's on first use (``GLMM.build``), so
-    fits of the two in parallel threads cannot see each other's response.
-    """
-    import copy
-
-    new = copy.copy(model)
-    # the design-time separation check was for the old response
-    new.design = replace(model.design, y=np.asarray(y, dtype=float), separation=None)
-    built = model._pymc_model
-    new._pymc_template = built if built is not None else getattr(model, "_pymc_template", None)
-    new._pymc_model = None
-    return new

@@ -29,13 +29,13 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from bayesglmm.errors import BayesGLMMError, SpecError
+from bayesglmm.inference.registry import check_option, get_engine
 from bayesglmm.spec import ModelSpec, load_spec, method_label, parse_method
-from bayesglmm.validate import check_option
 
 PROG = "bayesglmm"
 DEMO_SPEC: dict[str, Any] = {
@@ -52,8 +52,6 @@ DEMO_SPEC: dict[str, Any] = {
     # demo's own run.  PQL needs 17 of glmmPQL's iterations here (its default limit is 50).
     "nuts": {"draws": 1000, "tune": 1000, "chains": 4},
 }
-_BAYES_SEEDED = ("nuts", "laplace", "advi", "fullrank_advi")
-_PROGRESS_BARS = ("nuts", "advi", "fullrank_advi")
 
 
 class _UsageError(Exception):
@@ -276,9 +274,10 @@ def _method_kwargs(
             for opt in ("draws", "tune", "chains"):
                 if getattr(args, opt) is not None:
                     kw[opt] = getattr(args, opt)
-        if method in _BAYES_SEEDED:
+        engine = get_engine(method)
+        if engine.bayesian and engine.seeded:
             kw["random_seed"] = args.seed
-        if method in _PROGRESS_BARS:
+        if engine.has_progressbar:
             kw["progressbar"] = tty
         out.append((text, method, kw))
     return out
@@ -300,7 +299,7 @@ def run_methods(
     n = len(plan)
     for i, (text, method, kw) in enumerate(plan, 1):
         head = f"[{i}/{n}] {_label(text, method, kw)} ..."
-        bars = tty and method in _PROGRESS_BARS
+        bars = tty and get_engine(method).has_progressbar
         print(head, file=sys.stderr, end="\n" if bars else " ", flush=True)
         t0 = time.perf_counter()
         outcome, fit = "", None
@@ -442,7 +441,7 @@ def _run_spec(spec: ModelSpec, methods: list[str], args: argparse.Namespace) -> 
     return 0
 
 
-def _plain(d: dict[str, Any]) -> dict[str, Any]:
+def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
     return {
         k: v for k, v in d.items() if isinstance(v, str | int | float | bool | type(None) | list)
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,11 @@ import pandas as pd
 from bayesglmm.errors import BayesGLMMError
 from bayesglmm.quiet import ignoring_warnings
 
+if TYPE_CHECKING:
+    from bayesglmm.results import GLMMFit
 
-def _unique_labels(fits: Sequence) -> list[str]:  # noqa: ANN001
+
+def _unique_labels(fits: Sequence[GLMMFit]) -> list[str]:
     labels, seen = [], {}
     for f in fits:
         lab = f.label
@@ -22,7 +26,7 @@ def _unique_labels(fits: Sequence) -> list[str]:  # noqa: ANN001
     return labels
 
 
-def param_draws(fit, *, extras: bool = True) -> dict[str, np.ndarray]:  # noqa: ANN001
+def param_draws(fit: GLMMFit, *, extras: bool = True) -> dict[str, np.ndarray]:
     """Parameter name -> draws ``(S,)`` (ML: one value): fixed effects and group SDs.
 
     With ``extras`` also the group correlations, ``sigma`` and the latent-scale ICCs.  Shared
@@ -59,7 +63,7 @@ def param_draws(fit, *, extras: bool = True) -> dict[str, np.ndarray]:  # noqa: 
     return out
 
 
-def _loglik_aic(fit) -> tuple[float, float]:  # noqa: ANN001
+def _loglik_aic(fit: GLMMFit) -> tuple[float, float]:
     """An ML fit's properly normalized log-likelihood and its AIC (NaN for other fits).
 
     The normalized value, not glmer's ``nAGQ > 1`` convention (relative to the saturated
@@ -73,7 +77,7 @@ def _loglik_aic(fit) -> tuple[float, float]:  # noqa: ANN001
     return ll, -2.0 * ll + 2.0 * fit.n_params
 
 
-def compare(fits: Sequence, reference: int | str | None = None) -> pd.DataFrame:  # noqa: ANN001
+def compare(fits: Sequence[GLMMFit], reference: int | str | None = None) -> pd.DataFrame:
     """Compare fits by any methods in one table.
 
     Parameters
@@ -147,7 +151,7 @@ class _CallableModule(types.ModuleType):
     ``fit.plot_ranef()``, ``bg.compare([...])`` raised "'module' object is not callable".
     """
 
-    def __call__(self, fits: Sequence, reference: int | str | None = None) -> pd.DataFrame:  # noqa: D102
+    def __call__(self, fits: Sequence[GLMMFit], reference: int | str | None = None) -> pd.DataFrame:  # noqa: D102
         return compare(fits, reference)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bayesglmm import posterior_names as nm
 from bayesglmm.design_types import Design
 from bayesglmm.priors import block_labels
 
@@ -11,11 +12,11 @@ __all__ = ["model_coords"]
 def model_coords(design: Design) -> dict[str, list[str]]:
     """Coordinates of the PyMC model: fixed-effect names, level labels, term names."""
     coords: dict[str, list[str]] = {
-        "fixed": [n for n in design.x_names if n != "(Intercept)"],
+        nm.FIXED_DIM: [n for n in design.x_names if n != "(Intercept)"],
         "obs": [str(i) for i in range(design.n)],
     }
     for label, b in zip(block_labels(design), design.blocks, strict=True):
-        coords[f"{label}__level"] = list(b.levels)
-        coords[f"{label}__term"] = list(b.terms)
-        coords[f"{label}__term_b"] = list(b.terms)
+        coords[nm.level_dim(label)] = list(b.levels)
+        coords[nm.term_dim(label)] = list(b.terms)
+        coords[nm.term_b_dim(label)] = list(b.terms)
     return coords

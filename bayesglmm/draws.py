@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayesglmm import posterior_names as nm
 from bayesglmm.design_types import Design
 from bayesglmm.priors import block_labels
 
@@ -34,24 +35,27 @@ def draws_to_tree(
     data: dict[str, Any] = {}
     slopes = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
     if "(Intercept)" in design.x_names:
-        data["Intercept"] = (("chain", "draw"), betas[None, :, design.x_names.index("(Intercept)")])
+        data[nm.INTERCEPT] = (
+            ("chain", "draw"),
+            betas[None, :, design.x_names.index("(Intercept)")],
+        )
     if slopes:
-        coords["fixed"] = [design.x_names[i] for i in slopes]
-        data["beta"] = (("chain", "draw", "fixed"), betas[None][:, :, slopes])
+        coords[nm.FIXED_DIM] = [design.x_names[i] for i in slopes]
+        data[nm.BETA] = (("chain", "draw", nm.FIXED_DIM), betas[None][:, :, slopes])
     for i, (lab, b) in enumerate(zip(labels, design.blocks, strict=True)):
         cov = np.stack([c[i] for c in covs])
         sd = np.sqrt(np.einsum("sii->si", cov))
-        coords[f"{lab}__term"] = list(b.terms)
-        coords[f"{lab}__term_b"] = list(b.terms)
-        coords[f"{lab}__level"] = list(b.levels)
-        data[f"sd_{lab}"] = (("chain", "draw", f"{lab}__term"), sd[None])
+        coords[nm.term_dim(lab)] = list(b.terms)
+        coords[nm.term_b_dim(lab)] = list(b.terms)
+        coords[nm.level_dim(lab)] = list(b.levels)
+        data[nm.sd(lab)] = (("chain", "draw", nm.term_dim(lab)), sd[None])
         if b.correlated:
             with np.errstate(invalid="ignore", divide="ignore"):
                 cor = cov / (sd[:, :, None] * sd[:, None, :])
             cor = np.nan_to_num(cor)
-            data[f"cor_{lab}"] = (("chain", "draw", f"{lab}__term", f"{lab}__term_b"), cor[None])
+            data[nm.cor(lab)] = (("chain", "draw", nm.term_dim(lab), nm.term_b_dim(lab)), cor[None])
         r = np.stack([m[i] for m in ranefs])
-        data[f"r_{lab}"] = (("chain", "draw", f"{lab}__level", f"{lab}__term"), r[None])
+        data[nm.r(lab)] = (("chain", "draw", nm.level_dim(lab), nm.term_dim(lab)), r[None])
     if sigma is not None:  # the family's dispersion variable (gaussian: ``sigma``)
         name = design.family.dispersion[0].name
         data[name] = (("chain", "draw"), np.asarray(sigma, dtype=float)[None])

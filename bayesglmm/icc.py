@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ import pandas as pd
 from bayesglmm.errors import BayesGLMMWarning, DesignError
 from bayesglmm.families import get_family
 from bayesglmm.intervals import CI_PROB, column_names, eti
+
+if TYPE_CHECKING:
+    from bayesglmm.results import GLMMFit
 
 Scale = Literal["latent", "data"]
 PoissonMethod = Literal["lognormal", "delta", "trigamma"]
@@ -59,7 +62,7 @@ def distribution_variance(
 
 
 def icc_draws(
-    fit,  # noqa: ANN001 - GLMMFit
+    fit: GLMMFit,
     scale: Scale = "latent",
     method: PoissonMethod = "lognormal",
 ) -> dict[str, np.ndarray]:
@@ -121,7 +124,7 @@ def _data_scale(fam, mean_eta, group_var, total_re, sigma) -> dict[str, np.ndarr
 
 
 def icc_table(
-    fit,  # noqa: ANN001
+    fit: GLMMFit,
     scale: Scale = "latent",
     method: PoissonMethod = "lognormal",
     ci_prob: float = CI_PROB,

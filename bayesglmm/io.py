@@ -36,7 +36,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,12 @@ from bayesglmm.errors import (
     SavedFitMismatchError,
     SaveLoadError,
 )
+from bayesglmm.inference.engine_types import FitInfo
 from bayesglmm.quiet import ignoring_warnings
+
+if TYPE_CHECKING:
+    from bayesglmm.model import GLMM
+    from bayesglmm.results import GLMMFit
 
 FORMAT_VERSION = 2
 FIT_FILE = "fit.json"
@@ -445,10 +450,10 @@ def _priors_from_dict(d: dict[str, Any]) -> Any:
 
 
 # --------------------------------------------------------------------------- rebuild
-def _rebuild_model(meta: dict[str, Any], frame: pd.DataFrame, arrays: Any) -> Any:
+def _rebuild_model(
+    meta: dict[str, Any], frame: pd.DataFrame, arrays: Any, model_cls: type[GLMM]
+) -> GLMM:
     """The GLMM of a saved fit, from the typed columns (warnings already seen at fit time)."""
-    from bayesglmm.model import GLMM
-
     trials: Any = meta["trials"]
     if trials is None and "trials" in arrays:
         trials = np.asarray(arrays["trials"], dtype=float)  # an array given at fit time
@@ -458,7 +463,7 @@ def _rebuild_model(meta: dict[str, Any], frame: pd.DataFrame, arrays: Any) -> An
         if row_args[key] is None and f"{key}_arg" in arrays:
             row_args[key] = np.asarray(arrays[f"{key}_arg"], dtype=float)
     with ignoring_warnings(category=BayesGLMMWarning):
-        model = GLMM(
+        model = model_cls(
             meta["formula"],
             frame,
             meta["family"],
@@ -569,7 +574,8 @@ def save_fit(fit: Any, path: str | Path, *, overwrite: bool = False) -> Path:
         "prior_spec": _jsonable(model.prior_spec),
         "centered": model.centered,
         "method": fit.method,
-        "options": _jsonable({k: v for k, v in fit.options.items() if _plain(v)}),
+        "options": _jsonable({k: v for k, v in fit.user_options.items() if _plain(v)}),
+        "info": _jsonable({k: v for k, v in fit.info.as_options().items() if _plain(v)}),
         "elapsed": _jsonable(fit.elapsed),
         "ml": _ml_to_json(fit.ml) if fit.ml is not None else None,
         "health": _jsonable(fit.health) if fit.health else None,
@@ -578,7 +584,7 @@ def save_fit(fit: Any, path: str | Path, *, overwrite: bool = False) -> Path:
         "design": digest,
     }
     try:
-        rebuilt = _rebuild_model(meta, _decode_frame(schema, arrays), arrays)
+        rebuilt = _rebuild_model(meta, _decode_frame(schema, arrays), arrays, type(model))
     except BayesGLMMError as exc:
         raise SaveLoadError(f"this fit cannot be saved: its data do not rebuild: {exc}") from exc
     built = _design_digest(rebuilt.design)
@@ -723,36 +729,29 @@ def _load_posterior(path: Path, meta: dict[str, Any]) -> Any:
     return idata
 
 
-def load_fit(path: str | Path) -> Any:
-    """Load a fit written by :meth:`GLMMFit.save`.
-
-    The design is rebuilt from the saved typed columns and compared with the saved
-    description and checksums of the design the fit used; the posterior file must be the
-    one saved with this fit.
+def read_fit(path: str | Path, fit_cls: type[GLMMFit], model_cls: type[GLMM]) -> GLMMFit:
+    """Read a fit written by :func:`save_fit` as ``fit_cls`` holding a ``model_cls``; the
+    public entry point is :func:`bayesglmm.load_fit` (:func:`bayesglmm.model.load_fit`),
+    which passes the package's classes (so that this module needs neither).
 
     Raises
     ------
-    SaveLoadError
-        If the directory is not a saved fit or comes from an incompatible version.
-    SavedFitCorruptError
-        A file is unreadable, truncated or changed after saving (named).
-    SavedFitMismatchError
-        The rebuilt design differs from the saved one (what differs is named), or the
-        posterior comes from another fit.
+    SaveLoadError, SavedFitCorruptError, SavedFitMismatchError
+        As :func:`bayesglmm.load_fit`.
     """
-    from bayesglmm.results import GLMMFit
-
     path = Path(path)
     meta = _read_meta(path)
     try:
-        return _load(path, meta, GLMMFit)
+        return _load(path, meta, fit_cls, model_cls)
     except KeyError as exc:
         raise SavedFitCorruptError(
             f"`{path / FIT_FILE}` is corrupt (missing entry {exc}); the fit cannot be loaded"
         ) from exc
 
 
-def _load(path: Path, meta: dict[str, Any], fit_cls: Any) -> Any:
+def _load(
+    path: Path, meta: dict[str, Any], fit_cls: type[GLMMFit], model_cls: type[GLMM]
+) -> GLMMFit:
     _check_file(path, DATA_FILE, meta["data_sha256"])
     try:
         with np.load(path / DATA_FILE, allow_pickle=False) as npz:
@@ -766,7 +765,7 @@ def _load(path: Path, meta: dict[str, Any], fit_cls: Any) -> Any:
         ) from exc
     idata = _load_posterior(path, meta)
     try:
-        model = _rebuild_model(meta, frame, arrays)
+        model = _rebuild_model(meta, frame, arrays, model_cls)
     except BayesGLMMError as exc:
         raise SavedFitMismatchError(
             f"the data saved in `{path / DATA_FILE}` no longer build the model: {exc}"
@@ -801,6 +800,8 @@ def _load(path: Path, meta: dict[str, Any], fit_cls: Any) -> Any:
         ml=_ml_from_json(meta["ml"]) if meta["ml"] is not None else None,
         elapsed=float(_from_json(meta["elapsed"])),
         options=_from_json(meta["options"]),
+        # (a fit saved before FitInfo existed has its diagnostics among its options)
+        info=FitInfo.from_dict(_from_json(meta.get("info", {}))),
         health=_from_json(meta["health"]) if meta["health"] else None,
         model=model,
     )

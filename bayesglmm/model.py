@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
+import copy
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,31 +16,36 @@ from bayesglmm.design import build_design
 from bayesglmm.design_types import Design
 from bayesglmm.errors import ArgumentError
 from bayesglmm.families import Family
+from bayesglmm.inference.registry import EngineContext, check_fit_options, get_engine
+from bayesglmm.io import read_fit
 from bayesglmm.priors import PriorSet, resolve_priors
 from bayesglmm.results import GLMMFit, attach_log_likelihood, check_health
 from bayesglmm.validate import (
     PRIOR_PREDICTIVE_OPTIONS,
-    check_fit_options,
     check_options,
     check_response,
     engine_boundary,
 )
 
-Method = Literal["nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"]
-METHODS = ("nuts", "ml", "pql", "laplace", "advi", "fullrank_advi")
 
+def load_fit(path: str | Path) -> GLMMFit:
+    """Load a fit written by :meth:`GLMMFit.save`.
 
-def default_target_accept(design: Design) -> float:
-    """NUTS ``target_accept``: 0.8 (Stan, brms, bambi, nutpie) when every grouping factor
-    has at least 50 levels, else 0.95 (rstanarm's choice for glmer models).
+    The design is rebuilt from the saved typed columns and compared with the saved
+    description and checksums of the design the fit used; the posterior file must be the
+    one saved with this fit.
 
-    With few groups the SDs are weakly identified and the posterior has a funnel that
-    diverges at 0.8 (RIKZ, 9 beaches: 25 divergences at 0.8, none at 0.9 or 0.95); with
-    many groups 0.8 halves the leapfrog steps per draw for the same effective sample size
-    (toenail, hdp).  Divergences are always reported, with advice to raise it.
+    Raises
+    ------
+    SaveLoadError
+        If the directory is not a saved fit or comes from an incompatible version.
+    SavedFitCorruptError
+        A file is unreadable, truncated or changed after saving (named).
+    SavedFitMismatchError
+        The rebuilt design differs from the saved one (what differs is named), or the
+        posterior comes from another fit.
     """
-    levels = [b.n_levels for b in design.blocks]
-    return 0.8 if levels and min(levels) >= 50 else 0.95
+    return read_fit(path, GLMMFit, GLMM)
 
 
 class GLMM:
@@ -153,14 +160,22 @@ class GLMM:
             bernoulli value other than 0/1, more successes than trials), named with its
             position and data row.
         """
-        from bayesglmm.calibration import _with_response
-
         d = self.design
         labels = None
         if d.row_index is not None and len(d.row_index) == d.n:
             labels = self._used_frame.index[np.asarray(d.row_index)]
         values = check_response(y, d.n, d.family.name, trials=d.trials, row_labels=labels)
-        return _with_response(self, values)
+        # the design is replaced (its arrays other than y are shared and never written; the
+        # design-time separation check was for the old response); the fused kernel's layout
+        # is shared (read-only, the response is passed per fit); the PyMC model is not: the
+        # copy clones its parent's on first use (build), so fits of the two in parallel
+        # threads cannot see each other's response
+        new = copy.copy(self)
+        new.design = replace(d, y=np.asarray(values, dtype=float), separation=None)
+        built = self._pymc_model
+        new._pymc_template = built if built is not None else self._pymc_template
+        new._pymc_model = None
+        return new
 
     # ------------------------------------------------------------------ PyMC
     def build(self) -> Any:
@@ -253,47 +268,17 @@ class GLMM:
             self._kernel = kernel_layout(self.design, self.priors, centered=self.centered) or False
         return self._kernel or None
 
-    def _sample_nuts(self, options: dict[str, Any]) -> Any:
-        """NUTS draws; ``options`` records the sampler used and, after an interrupted run
-        kept by ``allow_partial=True``, the draws and chains actually kept."""
-        from bayesglmm.inference.mcmc import (
-            check_cores,
-            interactive,
-            partial_info,
-            resolve_sampler,
-            sample_nuts,
-        )
-
-        check_cores(options.get("cores"))
-        layout = self.kernel_layout()
-        sampler = resolve_sampler(options.get("sampler", "auto"), layout is not None)
-        options["sampler"] = sampler
-        if options.get("target_accept") is None:
-            options["target_accept"] = default_target_accept(self.design)
-        if sampler != "kernel":
-            idata = sample_nuts(self.build(), **options)
-        else:
-            from bayesglmm.inference.kernel_nuts import sample_kernel_nuts
-
-            opts = {k: v for k, v in options.items() if k != "sampler"}
-            if opts.get("progressbar") is None:
-                opts["progressbar"] = interactive()
-            idata = sample_kernel_nuts(self.design, layout, **opts)
-        info = partial_info(idata)
-        if info:
-            options["partial"] = info
-            options["draws"] = info["draws_kept"]
-            options["chains"] = info["chains_kept"]
-        return idata
-
     # ------------------------------------------------------------------ fitting
     @engine_boundary
-    def fit(self, method: Method = "nuts", **kwargs: Any) -> GLMMFit:
+    def fit(self, method: str = "nuts", **kwargs: Any) -> GLMMFit:
         """Fit the model.
 
         Parameters
         ----------
-        method : {"nuts", "ml", "pql", "laplace", "advi", "fullrank_advi"}
+        method : str
+            A registered engine (:func:`bayesglmm.inference.registry.method_names`); the
+            built-in ones are ``nuts``, ``ml``, ``pql``, ``laplace``, ``advi`` and
+            ``fullrank_advi``.
             ``nuts``: NUTS (``draws``, ``tune``, ``chains``, ``cores``, ``random_seed``,
             ``sampler``, ``target_accept``, ``progressbar``).  ``sampler="auto"`` (default)
             runs nutpie's Rust NUTS on a fused Numba log density when the model allows
@@ -336,73 +321,41 @@ class GLMM:
         ------
         ArgumentError
             Before any work, for an unknown method or option (with close matches) or a
-            value outside its range; the table is :data:`bayesglmm.validate.FIT_OPTIONS`.
+            value outside its range; each engine's table is in
+            :mod:`bayesglmm.inference.registry`.
         InferenceError
             When an engine fails; an exception from a dependency is re-raised as one, with
             the original chained (:func:`bayesglmm.validate.engine_boundary`).
         """
-        if not isinstance(method, str) or method not in METHODS:
-            close = difflib.get_close_matches(str(method), METHODS, n=1)
-            hint = f"; did you mean `{close[0]}`?" if close else ""
-            raise ArgumentError(
-                f"unknown method `{method}`{hint} (choose one of {', '.join(METHODS)})"
-            )
-        # every argument checked before any work (bayesglmm.validate has the table)
+        engine = get_engine(method)
+        # every argument checked before any work (the engine's table of options)
         kwargs = check_fit_options(method, kwargs)
-        if method == "nuts" and ("max_treedepth" in kwargs or "adaptation" in kwargs):
-            from bayesglmm.inference.mcmc import resolve_sampler
-
-            sampler = resolve_sampler(kwargs.get("sampler", "auto"), bool(self.kernel_layout()))
-            if sampler == "kernel" and "max_treedepth" in kwargs:  # nutpie's name for it
-                kwargs["maxdepth"] = kwargs.pop("max_treedepth")
-            if sampler != "kernel" and "adaptation" in kwargs:
-                raise ArgumentError(
-                    "fit(method='nuts'): `adaptation` sets the default sampler's mass matrix, "
-                    f"but this model is sampled by {sampler!r} (probit/cloglog links use PyMC's "
-                    "NUTS)"
-                )
         t0 = time.perf_counter()
         store_loglik = bool(kwargs.pop("log_likelihood", True))
-        ml = idata = health = None
-        options: dict[str, Any] = dict(kwargs)
-        if method == "nuts":
-            options = {"draws": 1000, "tune": 1000, "chains": 4, **kwargs}
-            idata = self._sample_nuts(options)
-            health = check_health(idata)
-        elif method == "ml":
-            from bayesglmm.inference.laplace import fit_ml
-
-            ml = fit_ml(self.design, **kwargs)
-        elif method == "pql":
-            from bayesglmm.inference.pql import fit_pql
-
-            ml = fit_pql(self.design, **kwargs)
-        elif method == "laplace":
-            from bayesglmm.inference.bayes_laplace import fit_bayes_laplace
-
-            idata, info = fit_bayes_laplace(self.design, self.priors, **kwargs)
-            options.update(info)
-        else:
-            from bayesglmm.inference.advi import fit_advi
-
-            idata, info = fit_advi(self, method=method, **kwargs)
-            options.update(info)
+        options: dict[str, Any] = {**engine.defaults, **kwargs}
+        context = EngineContext(
+            centered=self.centered, pymc_model=self.build, kernel_layout=self.kernel_layout
+        )
+        result = engine.fit(self.design, self.priors, dict(options), context)
+        info = result.info
         if not self.design.blocks:
             # say it in every fit of a model without random effects (ML engines also put it
             # first among their messages); Bayesian Laplace adds its own notes
             from bayesglmm.inference.glm import GLM_NOTE
 
-            notes = [str(n) for n in options.get("notes", ())]
-            options["notes"] = notes if GLM_NOTE in notes else [GLM_NOTE, *notes]
+            if GLM_NOTE not in info.messages:
+                info.messages.insert(0, GLM_NOTE)
+        idata = result.draws
         fit = GLMMFit(
             self.design,
             self.priors,
             method,
             idata=idata,
-            ml=ml,
+            ml=result.estimate,
             elapsed=time.perf_counter() - t0,
             options=options,
-            health=health,
+            info=info,
+            health=check_health(idata) if method == "nuts" else None,
             model=self,
         )
         if idata is not None and store_loglik:

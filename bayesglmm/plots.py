@@ -5,6 +5,7 @@ with labelled axes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -17,6 +18,9 @@ from bayesglmm.compare import param_draws  # noqa: E402
 from bayesglmm.errors import DesignError  # noqa: E402
 from bayesglmm.intervals import CI_PROB, describe, eti  # noqa: E402
 
+if TYPE_CHECKING:
+    from bayesglmm.results import GLMMFit
+
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
@@ -28,7 +32,7 @@ def _interval(draws: np.ndarray, prob: float = CI_PROB) -> tuple[float, float, f
     return float(np.mean(draws)), float(lo), float(hi)
 
 
-def _forest_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _forest_draws(fit: GLMMFit) -> dict[str, np.ndarray]:
     """Fixed effects and group SDs; an ML fit's fixed effects as (estimate, Wald 95% bounds)."""
     out = param_draws(fit, extras=False)
     if not fit.is_bayesian:
@@ -40,7 +44,9 @@ def _forest_draws(fit) -> dict[str, np.ndarray]:  # noqa: ANN001
     return out
 
 
-def plot_compare(fits: Sequence, prob: float = CI_PROB, figsize: tuple[float, float] | None = None):  # noqa: ANN001, ANN201
+def plot_compare(
+    fits: Sequence[GLMMFit], prob: float = CI_PROB, figsize: tuple[float, float] | None = None
+):  # noqa: ANN001, ANN201
     """Forest plot overlaying the methods: fixed effects and group SDs.
 
     Bayesian fits show the posterior mean and the equal-tailed ``prob`` interval (95% by
@@ -83,7 +89,7 @@ def plot_compare(fits: Sequence, prob: float = CI_PROB, figsize: tuple[float, fl
     return fig
 
 
-def _ranef_intervals(fit, block: int, term: int, prob: float) -> tuple[np.ndarray, ...]:  # noqa: ANN001
+def _ranef_intervals(fit: GLMMFit, block: int, term: int, prob: float) -> tuple[np.ndarray, ...]:
     """Per level: centre, lower, upper.  Bayesian: mean and equal-tailed ``prob`` interval of
     the draws; ML: conditional mode +- z * conditional SD."""
     r = fit.draws_ranef(block)[:, :, term]  # (S, L)
@@ -97,7 +103,7 @@ def _ranef_intervals(fit, block: int, term: int, prob: float) -> tuple[np.ndarra
 
 
 def plot_ranef(  # noqa: ANN201
-    fit,  # noqa: ANN001
+    fit: GLMMFit,
     block: int | str | None = None,
     term: int | str | None = None,
     prob: float = CI_PROB,
@@ -193,7 +199,7 @@ def plot_ranef(  # noqa: ANN201
     return fig
 
 
-def plot_ppc(fit, n_draws: int = 200, random_seed: int | None = 0):  # noqa: ANN001, ANN201
+def plot_ppc(fit: GLMMFit, n_draws: int = 200, random_seed: int | None = 0):  # noqa: ANN201
     """Posterior (or parametric, for ML fits) predictive check.
 
     Counts: a hanging rootogram (sqrt of observed vs expected frequencies).  Binary and
@@ -253,7 +259,7 @@ def plot_ppc(fit, n_draws: int = 200, random_seed: int | None = 0):  # noqa: ANN
     return fig
 
 
-def plot_residuals(fit, type: str = "deviance"):  # noqa: A002, ANN001, ANN201
+def plot_residuals(fit: GLMMFit, type: str = "deviance"):  # noqa: A002, ANN201
     """Residuals against fitted values (conditional, response scale)."""
     from bayesglmm.ppc import residuals
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from bayesglmm.errors import DesignError
 from bayesglmm.predict import encode, fixed_eta, random_eta
 
+if TYPE_CHECKING:
+    from bayesglmm.results import GLMMFit
 
-def eta_draws(fit) -> np.ndarray:  # noqa: ANN001
+
+def eta_draws(fit: GLMMFit) -> np.ndarray:
     """Conditional linear predictor of the fitted rows, (S, n)."""
     nd, _ = encode(fit, None, "conditional")
     return fixed_eta(fit, nd) + random_eta(fit, nd, "zero")
 
 
-def _pointwise_loglik_fused(fit) -> np.ndarray | None:  # noqa: ANN001
+def _pointwise_loglik_fused(fit: GLMMFit) -> np.ndarray | None:
     """The Numba kernel's pointwise log-likelihood (logit and log links), else None."""
     from bayesglmm.inference.nuts_kernel import pointwise_code, pointwise_loglik_draws
 
@@ -60,7 +63,7 @@ def _pointwise_loglik_fused(fit) -> np.ndarray | None:  # noqa: ANN001
     )
 
 
-def pointwise_loglik(fit, chunk: int = 256) -> np.ndarray:  # noqa: ANN001
+def pointwise_loglik(fit: GLMMFit, chunk: int = 256) -> np.ndarray:
     """Log-likelihood of every observation under every draw, (S, n), computed in chunks.
 
     With prior weights each row's entry is its weighted contribution (``w_i ll_i``; gaussian
@@ -89,7 +92,7 @@ def pointwise_loglik(fit, chunk: int = 256) -> np.ndarray:  # noqa: ANN001
     return out
 
 
-def simulate_response(fit, mu_or_eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
+def simulate_response(fit: GLMMFit, mu_or_eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw responses given linear predictors (S, n), by the family's ``simulate``."""
     d = fit.design
     S = mu_or_eta.shape[0]
@@ -97,7 +100,9 @@ def simulate_response(fit, mu_or_eta: np.ndarray, rng: np.random.Generator) -> n
     return d.family.simulate(rng, mu_or_eta, d.trials, disp, d.weights)
 
 
-def replicate(fit, n_draws: int | None = None, random_seed: int | None = None) -> np.ndarray:  # noqa: ANN001
+def replicate(
+    fit: GLMMFit, n_draws: int | None = None, random_seed: int | None = None
+) -> np.ndarray:
     """Replicated responses, (R, n).
 
     Bayesian fits: one replicate per posterior draw (thinned to ``n_draws``).  ML fits:
@@ -113,7 +118,7 @@ def replicate(fit, n_draws: int | None = None, random_seed: int | None = None) -
     return simulate_response(fit, eta, rng)
 
 
-def fitted(fit) -> np.ndarray:  # noqa: ANN001
+def fitted(fit: GLMMFit) -> np.ndarray:
     """Conditional fitted means (posterior mean for Bayesian fits), per row."""
     d = fit.design
     mu = d.family.linkinv(eta_draws(fit)).mean(axis=0)
@@ -121,7 +126,7 @@ def fitted(fit) -> np.ndarray:  # noqa: ANN001
 
 
 def residuals(
-    fit,  # noqa: ANN001
+    fit: GLMMFit,
     type: Literal["deviance", "pearson", "response"] = "deviance",  # noqa: A002
 ) -> np.ndarray:
     """Conditional residuals (as ``residuals(glmer_fit, type=...)``)."""

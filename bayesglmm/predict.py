@@ -12,13 +12,16 @@ included), so no Monte Carlo error enters.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from bayesglmm.design import NewData, encode_new_data
 from bayesglmm.errors import DesignError
+
+if TYPE_CHECKING:
+    from bayesglmm.results import GLMMFit
 
 Kind = Literal["response", "link"]
 RE = Literal["conditional", "none", "marginal"]
@@ -30,7 +33,7 @@ DEFAULT_SEED = 0
 _GH_NODES = 40
 
 
-def _own_data(fit) -> NewData:  # noqa: ANN001 - GLMMFit (avoids an import cycle)
+def _own_data(fit: GLMMFit) -> NewData:
     d = fit.design
     return NewData(
         X=d.X,
@@ -43,7 +46,7 @@ def _own_data(fit) -> NewData:  # noqa: ANN001 - GLMMFit (avoids an import cycle
 
 
 def encode(
-    fit,  # noqa: ANN001
+    fit: GLMMFit,
     newdata: pd.DataFrame | None,
     re: RE,
 ) -> tuple[NewData, list[np.ndarray | None]]:
@@ -64,13 +67,13 @@ def encode(
     return nd, labels
 
 
-def fixed_eta(fit, nd: NewData) -> np.ndarray:  # noqa: ANN001
+def fixed_eta(fit: GLMMFit, nd: NewData) -> np.ndarray:
     """Fixed part plus offset, (S, n)."""
     return fit.draws_fixed() @ nd.X.T + nd.offset[None, :]
 
 
 def random_eta(
-    fit,  # noqa: ANN001
+    fit: GLMMFit,
     nd: NewData,
     new_levels: NewLevels = "sample",
     rng: np.random.Generator | None = None,
@@ -121,7 +124,7 @@ def _safe_chol(cov: np.ndarray) -> np.ndarray:
     return np.linalg.cholesky(cov + 1e-12 * np.eye(p)[None])
 
 
-def re_variance(fit, nd: NewData) -> np.ndarray:  # noqa: ANN001
+def re_variance(fit: GLMMFit, nd: NewData) -> np.ndarray:
     """Per-row variance of the random-effect part, ``v_i = sum_k z_ik' Sigma_k z_ik``, (S, n)."""
     v = np.zeros((fit.n_samples, nd.n))
     for i in range(len(fit.design.blocks)):
@@ -130,7 +133,7 @@ def re_variance(fit, nd: NewData) -> np.ndarray:  # noqa: ANN001
     return v
 
 
-def marginal_mean(fit, eta_fixed: np.ndarray, v: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def marginal_mean(fit: GLMMFit, eta_fixed: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``E[g^-1(eta + sqrt(v) u)]``, u ~ N(0, 1), by Gauss-Hermite quadrature."""
     x, w = np.polynomial.hermite_e.hermegauss(_GH_NODES)
     w = w / w.sum()
@@ -143,7 +146,7 @@ def marginal_mean(fit, eta_fixed: np.ndarray, v: np.ndarray) -> np.ndarray:  # n
 
 
 def predict_draws(
-    fit,  # noqa: ANN001
+    fit: GLMMFit,
     newdata: pd.DataFrame | None = None,
     kind: Kind = "response",
     re: RE = "conditional",
@@ -179,7 +182,7 @@ def predict_draws(
 
 
 def predict_at_quantiles(
-    fit,  # noqa: ANN001
+    fit: GLMMFit,
     q: list[float] | np.ndarray = (0.2, 0.4, 0.6, 0.8),
     newdata: pd.DataFrame | None = None,
     kind: Kind = "response",

@@ -27,6 +27,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayesglmm import posterior_names as nm
 from bayesglmm.coords import model_coords
 from bayesglmm.design_types import Design
 from bayesglmm.inference.scaling import column_scales
@@ -146,21 +147,21 @@ def build_pymc_model(
             # with the user's prior mapped exactly; ``beta`` is on the user's scale
             scales = slope_scales(design)
             scaled = [p.scaled(s) for p, s in zip(priors.fixed.values(), scales, strict=True)]
-            beta_scaled = _dist_vector("beta_scaled", scaled, dims="fixed")
-            beta = pm.Deterministic("beta", beta_scaled / scales, dims="fixed")
+            beta_scaled = _dist_vector(nm.BETA_SCALED, scaled, dims=nm.FIXED_DIM)
+            beta = pm.Deterministic(nm.BETA, beta_scaled / scales, dims=nm.FIXED_DIM)
             eta = eta + pt.dot(X[:, slope_cols], beta)
         if priors.intercept is not None:
             # As brms/rstanarm: sample the intercept at centred predictors (far less
             # posterior correlation with the slopes), report the usual one.
             means = design.row_mean(design.X[:, slope_cols]) if slope_cols else np.zeros(0)
-            b0c = _dist("Intercept_centered", priors.intercept)
+            b0c = _dist(nm.INTERCEPT_CENTERED, priors.intercept)
             eta = eta + b0c - (pt.dot(means, beta) if beta is not None else 0.0)
-            pm.Deterministic("Intercept", b0c - (pt.dot(means, beta) if beta is not None else 0.0))
+            pm.Deterministic(nm.INTERCEPT, b0c - (pt.dot(means, beta) if beta is not None else 0.0))
 
         for label, b in zip(labels, design.blocks, strict=True):
-            Z = pm.Data(f"Z_{label}", data[f"Z_{label}"], dims=("obs", f"{label}__term"))
+            Z = pm.Data(f"Z_{label}", data[f"Z_{label}"], dims=("obs", nm.term_dim(label)))
             idx = pm.Data(f"idx_{label}", data[f"idx_{label}"], dims="obs")
-            term_dim, level_dim = f"{label}__term", f"{label}__level"
+            term_dim, level_dim = nm.term_dim(label), nm.level_dim(label)
             sd_pri = list(priors.sd[label])
             if b.correlated:
                 # the factor is sampled for the columns divided by their units (term_scales):
@@ -172,7 +173,7 @@ def build_pymc_model(
                     **{k: np.array([p.params[k] for p in sd_pri]) for k in sd_pri[0].params}
                 )
                 chol_std, corr, sds = pm.LKJCholeskyCov(
-                    f"chol_cov_{label}",
+                    nm.chol_cov(label),
                     eta=priors.cor[label].params["eta"],
                     n=b.n_terms,
                     sd_dist=sd_dist,
@@ -180,22 +181,20 @@ def build_pymc_model(
                     store_in_trace=False,
                 )
                 chol = chol_std / units[:, None]
-                pm.Deterministic(f"sd_{label}", sds / units, dims=term_dim)
-                pm.Deterministic(f"cor_{label}", corr, dims=(term_dim, f"{label}__term_b"))
+                pm.Deterministic(nm.sd(label), sds / units, dims=term_dim)
+                pm.Deterministic(nm.cor(label), corr, dims=(term_dim, nm.term_b_dim(label)))
                 if centered:
-                    r = pm.MvNormal(f"r_{label}", mu=0.0, chol=chol, dims=(level_dim, term_dim))
+                    r = pm.MvNormal(nm.r(label), mu=0.0, chol=chol, dims=(level_dim, term_dim))
                 else:
-                    z = pm.Normal(f"z_{label}", 0.0, 1.0, dims=(level_dim, term_dim))
-                    r = pm.Deterministic(
-                        f"r_{label}", pt.dot(z, chol.T), dims=(level_dim, term_dim)
-                    )
+                    z = pm.Normal(nm.z(label), 0.0, 1.0, dims=(level_dim, term_dim))
+                    r = pm.Deterministic(nm.r(label), pt.dot(z, chol.T), dims=(level_dim, term_dim))
             else:
-                sd = _dist_vector(f"sd_{label}", sd_pri, dims=term_dim)
+                sd = _dist_vector(nm.sd(label), sd_pri, dims=term_dim)
                 if centered:
-                    r = pm.Normal(f"r_{label}", 0.0, sd, dims=(level_dim, term_dim))
+                    r = pm.Normal(nm.r(label), 0.0, sd, dims=(level_dim, term_dim))
                 else:
-                    z = pm.Normal(f"z_{label}", 0.0, 1.0, dims=(level_dim, term_dim))
-                    r = pm.Deterministic(f"r_{label}", z * sd, dims=(level_dim, term_dim))
+                    z = pm.Normal(nm.z(label), 0.0, 1.0, dims=(level_dim, term_dim))
+                    r = pm.Deterministic(nm.r(label), z * sd, dims=(level_dim, term_dim))
             if b.n_terms == 1:
                 eta = eta + Z[:, 0] * r[idx, 0]
             else:

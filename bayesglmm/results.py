@@ -10,30 +10,34 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import special
 
+from bayesglmm import posterior_names as nm
 from bayesglmm.design_types import Design
 from bayesglmm.draws import draws_to_tree
-from bayesglmm.errors import BayesGLMMError, ConvergenceWarning, SamplerWarning
+from bayesglmm.errors import BayesGLMMError, SamplerWarning
+from bayesglmm.inference.engine_types import FitInfo
+from bayesglmm.inference.registry import bayesian_methods, engines
 from bayesglmm.intervals import CI_PROB, describe, eti
 from bayesglmm.priors import PriorSet, block_labels
 from bayesglmm.quiet import ignoring_warnings
 from bayesglmm.separation import ML_UNRELIABLE
 
-BAYESIAN_METHODS = ("nuts", "laplace", "advi", "fullrank_advi")
-METHOD_LABELS = {
-    "nuts": "NUTS (MCMC)",
-    "laplace": "Bayesian integrated Laplace",
-    "advi": "ADVI (mean-field)",
-    "fullrank_advi": "ADVI (full-rank)",
-    "ml": "Maximum likelihood (Laplace)",
-    "pql": "PQL",
-}
+if TYPE_CHECKING:  # the model imports this module; a fit only calls its model's methods
+    from bayesglmm.model import GLMM
+
+
+def method_label(method: str) -> str:
+    """How a printed fit names its method (the engine's label)."""
+    engine = engines().get(method)
+    return method if engine is None else engine.label or method
 
 
 def posterior_dataset(idata: Any) -> xr.Dataset:
@@ -159,8 +163,14 @@ class GLMMFit:
         Posterior draws (Bayesian methods).
     ml : MLEstimate or None
         Point estimates (ML and PQL).
-    options : dict
+    options : mapping
+        Read-only: the method options used (:attr:`user_options`, the engine's defaults
+        included) merged with the engine's diagnostics (:attr:`info`) under the keys fits
+        have always shown (``sampler``, ``converged``, ``notes``, ``partial``, ...).
+    user_options : dict
         The method options used.
+    info : FitInfo
+        What the engine reported (iterations, convergence, messages, timings, ...).
     """
 
     def __init__(
@@ -172,9 +182,10 @@ class GLMMFit:
         idata: Any = None,
         ml: Any = None,
         elapsed: float = float("nan"),
-        options: dict[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
         health: dict[str, Any] | None = None,
-        model: Any = None,
+        model: GLMM | None = None,
+        info: FitInfo | None = None,
     ) -> None:
         self.design = design
         self.priors = priors
@@ -182,12 +193,18 @@ class GLMMFit:
         self.idata = idata
         self.ml = ml
         self.elapsed = float(elapsed)
-        self.options = dict(options or {})
+        self.user_options = dict(options or {})
+        self.info = info if info is not None else FitInfo()
         self.health = health
         self._model = model  # the GLMM that made this fit (for refits / predictions)
         self.labels = block_labels(design)
 
     # ------------------------------------------------------------------ basics
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The options used and the engine's diagnostics, merged and read-only."""
+        return MappingProxyType({**self.user_options, **self.info.as_options()})
+
     @property
     def approximate(self) -> bool:
         """True for every method but NUTS."""
@@ -229,9 +246,9 @@ class GLMMFit:
         cols = []
         for name in self.design.x_names:
             if name == "(Intercept)":
-                cols.append(_stack(post["Intercept"]))
+                cols.append(_stack(post[nm.INTERCEPT]))
             else:
-                cols.append(_stack(post["beta"].sel(fixed=name)))
+                cols.append(_stack(post[nm.BETA].sel({nm.FIXED_DIM: name})))
         if not cols:
             return np.zeros((self.n_samples, 0))
         return np.column_stack(cols)
@@ -250,9 +267,9 @@ class GLMMFit:
             return np.asarray(self.ml.covariances[i], dtype=float)[None]
         label = self.labels[i]
         post = posterior_dataset(self.idata)
-        sd = _stack(post[f"sd_{label}"])
-        if f"cor_{label}" in post:
-            cor = _stack(post[f"cor_{label}"])
+        sd = _stack(post[nm.sd(label)])
+        if nm.cor(label) in post:
+            cor = _stack(post[nm.cor(label)])
         else:
             cor = np.broadcast_to(np.eye(sd.shape[1]), (sd.shape[0], sd.shape[1], sd.shape[1]))
         return cor * sd[:, :, None] * sd[:, None, :]
@@ -261,7 +278,7 @@ class GLMMFit:
         """Random effects of block ``i`` as (samples, levels, p) (ML: conditional modes)."""
         if self.ml is not None:
             return np.asarray(self.ml.modes[i], dtype=float)[None]
-        return _stack(posterior_dataset(self.idata)[f"r_{self.labels[i]}"])
+        return _stack(posterior_dataset(self.idata)[nm.r(self.labels[i])])
 
     def draws_sigma(self) -> np.ndarray | None:
         """Residual SD draws (gaussian), else None."""
@@ -404,20 +421,20 @@ class GLMMFit:
         slopes = [n for n in d.x_names if n != "(Intercept)"]
         for name in d.x_names:
             if name == "(Intercept)":
-                out[name] = (dims, post["Intercept"].values)
+                out[name] = (dims, post[nm.INTERCEPT].values)
             else:
-                out[name] = (dims, post["beta"].values[..., slopes.index(name)])
+                out[name] = (dims, post[nm.BETA].values[..., slopes.index(name)])
         for lab, b in zip(self.labels, d.blocks, strict=True):
-            sd = post[f"sd_{lab}"].values
+            sd = post[nm.sd(lab)].values
             for j, t in enumerate(b.terms):
                 out[f"sd({b.group}: {t})"] = (dims, sd[..., j])
-            if f"cor_{lab}" in post:
-                cor = post[f"cor_{lab}"].values
+            if nm.cor(lab) in post:
+                cor = post[nm.cor(lab)].values
                 for j in range(b.n_terms):
                     for k in range(j + 1, b.n_terms):
                         out[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = (dims, cor[..., j, k])
         if "sigma" in post:
-            out["sigma"] = (dims, post["sigma"].values)
+            out[nm.SIGMA] = (dims, post[nm.SIGMA].values)
         return xr.Dataset(out, coords={"chain": post["chain"].values, "draw": post["draw"].values})
 
     def summary(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
@@ -538,7 +555,7 @@ class GLMMFit:
                     "ML estimates are unreliable (infinite): fit with a Bayesian method (the "
                     "priors keep the posterior proper) or merge the separating levels",
                 )
-        if self.method in ("advi", "fullrank_advi", "laplace"):
+        if self.method != "nuts" and self.method in bayesian_methods():
             conv = self.options.get("converged")
             add(
                 "optimizer_converged",
@@ -793,7 +810,8 @@ class GLMMFit:
             self.method,
             idata=tree,
             elapsed=float("nan"),
-            options={**opts, "bootstrap": len(betas), "failed": failed},
+            options=opts,
+            info=FitInfo(extra={"bootstrap": len(betas), "failed": failed}),
             model=self._model,
         )
 
@@ -902,7 +920,7 @@ class GLMMFit:
             else:
                 how = "maximum likelihood (Laplace Approximation)"
             return f"{kind} fit by {how}"
-        return f"{kind} fit by {METHOD_LABELS.get(self.method, self.method)}"
+        return f"{kind} fit by {method_label(self.method)}"
 
     def _bayes_fixed_lines(self) -> list[str]:
         """brms-style blocks: estimate, error, 95% interval; R-hat and ESS for MCMC."""
@@ -1059,14 +1077,3 @@ def attach_log_likelihood(fit: GLMMFit) -> None:
         {"y": (("chain", "draw", "obs"), ll)},
         coords={"chain": post["chain"].values, "draw": post["draw"].values},
     )
-
-
-def warn_ml_health(ml: Any) -> None:
-    """Warn about ML optimizer problems (as lme4 does)."""
-    if not ml.converged:
-        warnings.warn(
-            f"the optimizer did not converge (gradient norm {ml.grad_norm:.2g}): "
-            "simplify the model or try another start",
-            ConvergenceWarning,
-            stacklevel=3,
-        )

@@ -88,9 +88,10 @@ from bayesglmm import datasets
 from bayesglmm.errors import ArgumentError, BayesGLMMError, SpecError
 from bayesglmm.families import FAMILIES, get_family, get_spec
 from bayesglmm.formula import parse_formula
+from bayesglmm.inference import registry
+from bayesglmm.inference.registry import check_option
 from bayesglmm.model import GLMM
 from bayesglmm.priors import as_prior
-from bayesglmm.validate import MAX_NAGQ, check_option
 
 __all__ = [
     "ModelSpec",
@@ -101,19 +102,6 @@ __all__ = [
     "method_label",
     "parse_method",
 ]
-
-METHOD_NAMES = ("nuts", "laplace", "advi", "fullrank_advi", "ml", "pql", "pql_phi1")
-"""Method strings of a spec or ``--methods`` (plus ``agq:<Q>``)."""
-
-_METHOD_LABELS = {
-    "nuts": "NUTS, PyMC's Hamiltonian Monte Carlo",
-    "laplace": "integrated Laplace, Bayesian",
-    "advi": "mean-field ADVI",
-    "fullrank_advi": "full-rank ADVI",
-    "ml": "Laplace",
-    "pql": "PQL, dispersion estimated",
-    "pql_phi1": "PQL, dispersion fixed at 1",
-}
 
 # key -> (required, accepted types, description of the type for messages)
 _Schema = dict[str, tuple[bool, tuple[type, ...], str]]
@@ -229,19 +217,25 @@ def parse_method(text: str) -> tuple[str, dict[str, Any]]:
         For anything else (the message names the string).
     """
     item = str(text).strip()
-    if item.startswith("agq:"):
-        q = item[4:]
-        if not q.isdigit() or not 1 <= int(q) <= MAX_NAGQ:
+    prefix, colon, count = item.partition(":")
+    counted = registry.counted_aliases()
+    if colon and prefix in counted:
+        engine, option, _ = counted[prefix]
+        opt = engine.option(option)
+        high = int(opt.high) if opt is not None and opt.high is not None else None
+        if not count.isdigit() or not 1 <= int(count) <= (high or int(count)):
             raise SpecError(
-                f"bad method `{item}`: agq needs a node count from 1 to {MAX_NAGQ}, e.g. agq:25"
+                f"bad method `{item}`: {prefix} needs a node count from 1 to {high}, "
+                f"e.g. {prefix}:25"
             )
-        return ("ml", {"nagq": int(q)})
-    if item == "pql_phi1":
-        return ("pql", {"dispersion": "fixed"})
-    if item in METHOD_NAMES:
-        return (item, {})
-    hint = _did_you_mean(item, [*METHOD_NAMES, "agq:25"], joiner=" or ")
-    raise SpecError(f"unknown method `{item}`{hint} (valid: {', '.join(METHOD_NAMES)}, agq:<Q>)")
+        return (engine.name, {option: int(count)})
+    resolved = registry.resolve_method_string(item)
+    if resolved is not None:
+        return resolved
+    names = registry.method_strings()
+    counted_forms = [f"{p}:<Q>" for p in counted]
+    hint = _did_you_mean(item, [*names, *(f"{p}:25" for p in counted)], joiner=" or ")
+    raise SpecError(f"unknown method `{item}`{hint} (valid: {', '.join([*names, *counted_forms])})")
 
 
 def method_label(text: str) -> str:
@@ -249,9 +243,11 @@ def method_label(text: str) -> str:
     nodes)"``."""
     item = str(text).strip()
     parse_method(item)
-    if item.startswith("agq:"):
-        return f"{item} (adaptive Gauss-Hermite, {int(item[4:])} nodes)"
-    return f"{item} ({_METHOD_LABELS[item]})"
+    prefix, colon, count = item.partition(":")
+    counted = registry.counted_aliases()
+    if colon and prefix in counted:
+        return f"{item} ({counted[prefix][2].format(n=int(count))})"
+    return f"{item} ({registry.describe_method_string(item)})"
 
 
 def _n_effects(expr: str) -> int | None:

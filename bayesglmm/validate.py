@@ -1,11 +1,13 @@
 """Argument checks for :meth:`bayesglmm.GLMM.fit` and the command line, before any work.
 
-One table of options per method (:data:`FIT_OPTIONS`): name, kind, valid range and
-default.  :func:`check_fit_options` checks the keyword arguments of one ``fit`` call against
-it and raises :class:`~bayesglmm.errors.ArgumentError` naming the argument, the value and
-the valid range; an unknown keyword gets a "did you mean" (or the methods that take it).
-The CLI (:mod:`bayesglmm.cli`) and the TOML specs (:mod:`bayesglmm.spec`) use the same
-table, so all three say the same thing about the same bad value.
+One table of options per built-in method (:data:`NUTS_OPTIONS`, :data:`ML_OPTIONS`, ...):
+name, kind, valid range and default.  Each engine registers its table with the engine
+registry (:mod:`bayesglmm.inference.registry`), whose ``check_fit_options`` checks the
+keyword arguments of one ``fit`` call against it and raises
+:class:`~bayesglmm.errors.ArgumentError` naming the argument, the value and the valid range;
+an unknown keyword gets a "did you mean" (or the methods that take it).  The CLI
+(:mod:`bayesglmm.cli`) and the TOML specs (:mod:`bayesglmm.spec`) use the same tables, so
+all three say the same thing about the same bad value.
 """
 
 from __future__ import annotations
@@ -26,16 +28,20 @@ from bayesglmm.errors import ArgumentError, BayesGLMMError, InferenceError
 from bayesglmm.families import get_spec
 
 __all__ = [
-    "FIT_OPTIONS",
+    "ADVI_OPTIONS",
+    "LAPLACE_OPTIONS",
     "MAX_NAGQ",
     "MAX_SEED",
+    "ML_OPTIONS",
+    "NUTS_OPTIONS",
     "Option",
+    "PQL_OPTIONS",
     "PRIOR_PREDICTIVE_OPTIONS",
-    "check_fit_options",
-    "check_option",
+    "check_nuts_options",
     "check_options",
     "check_response",
     "engine_boundary",
+    "unknown_option_message",
 ]
 
 MAX_SEED = 2**63 - 1
@@ -197,56 +203,54 @@ _LOGLIK = Option("log_likelihood", "bool", default=True)
 _PROGRESS = Option("progressbar", "bool", none_ok=True, default=None)
 _PARTIAL = Option("allow_partial", "bool", default=False)  # Ctrl-C: keep the draws so far
 
-FIT_OPTIONS: dict[str, tuple[Option, ...]] = {
-    "nuts": (
-        _int("draws", 1, 1000),
-        _int("tune", 0, 1000),
-        _int("chains", 1, 4),
-        _int("cores", 1, None, none_ok=True),
-        _SEED,
-        Option("sampler", "choice", choices=_SAMPLERS, default="auto"),
-        Option(
-            "target_accept",
-            "real",
-            low=0.0,
-            high=1.0,
-            open_low=True,
-            open_high=True,
-            none_ok=True,
-            default=None,
-        ),
-        _PROGRESS,
-        Option("init", "choice", choices=_PYMC_INITS, default="auto"),
-        _int("max_treedepth", 1, 10, high=30),
-        # the default sampler's mass-matrix adaptation (nutpie); see kernel_nuts._ADAPTATION
-        Option("adaptation", "choice", choices=("draw_diag", "diag", "low_rank"), default=None),
-        _PARTIAL,
-        _LOGLIK,
+NUTS_OPTIONS: tuple[Option, ...] = (
+    _int("draws", 1, 1000),
+    _int("tune", 0, 1000),
+    _int("chains", 1, 4),
+    _int("cores", 1, None, none_ok=True),
+    _SEED,
+    Option("sampler", "choice", choices=_SAMPLERS, default="auto"),
+    Option(
+        "target_accept",
+        "real",
+        low=0.0,
+        high=1.0,
+        open_low=True,
+        open_high=True,
+        none_ok=True,
+        default=None,
     ),
-    "ml": (
-        _int("nagq", 1, 1, high=MAX_NAGQ),
-        Option("start", "start", none_ok=True, default=None),
-        _pos("tol", 1e-10),
-        _int("maxiter", 1, 500),
-        _LOGLIK,
-    ),
-    "pql": (
-        Option("dispersion", "choice", choices=("estimate", "fixed"), default="estimate"),
-        _int("maxiter", 1, 50),
-        _pos("tol", 1e-6),
-        _LOGLIK,
-    ),
-    "laplace": (
-        _int("draws", 1, 1000),
-        _SEED,
-        _int("nagq", 1, None, high=MAX_NAGQ, none_ok=True),
-        Option("strategy", "choice", choices=("auto", "grid", "gaussian"), default="auto"),
-        _pos("grid_step", None, none_ok=True),
-        _pos("grid_threshold", None, none_ok=True),
-        _LOGLIK,
-    ),
-}
-_ADVI = (
+    _PROGRESS,
+    Option("init", "choice", choices=_PYMC_INITS, default="auto"),
+    _int("max_treedepth", 1, 10, high=30),
+    # the default sampler's mass-matrix adaptation (nutpie); see kernel_nuts._ADAPTATION
+    Option("adaptation", "choice", choices=("draw_diag", "diag", "low_rank"), default=None),
+    _PARTIAL,
+    _LOGLIK,
+)
+ML_OPTIONS: tuple[Option, ...] = (
+    _int("nagq", 1, 1, high=MAX_NAGQ),
+    Option("start", "start", none_ok=True, default=None),
+    _pos("tol", 1e-10),
+    _int("maxiter", 1, 500),
+    _LOGLIK,
+)
+PQL_OPTIONS: tuple[Option, ...] = (
+    Option("dispersion", "choice", choices=("estimate", "fixed"), default="estimate"),
+    _int("maxiter", 1, 50),
+    _pos("tol", 1e-6),
+    _LOGLIK,
+)
+LAPLACE_OPTIONS: tuple[Option, ...] = (
+    _int("draws", 1, 1000),
+    _SEED,
+    _int("nagq", 1, None, high=MAX_NAGQ, none_ok=True),
+    Option("strategy", "choice", choices=("auto", "grid", "gaussian"), default="auto"),
+    _pos("grid_step", None, none_ok=True),
+    _pos("grid_threshold", None, none_ok=True),
+    _LOGLIK,
+)
+ADVI_OPTIONS: tuple[Option, ...] = (
     _int("n", 1, 30_000),
     _pos("learning_rate", 0.01),
     _int("draws", 1, 1000),
@@ -258,8 +262,6 @@ _ADVI = (
     _PARTIAL,
     _LOGLIK,
 )
-FIT_OPTIONS["advi"] = _ADVI
-FIT_OPTIONS["fullrank_advi"] = _ADVI
 
 
 PRIOR_PREDICTIVE_OPTIONS: tuple[Option, ...] = (_int("draws", 1, 500), _SEED)
@@ -406,24 +408,14 @@ def check_response(
     return values
 
 
-def check_option(method: str, name: str, value: Any, where: str = "") -> Any:
-    """Check one option of ``method``; returns the (normalized) value.
-
-    Raises
-    ------
-    ArgumentError
-        If ``name`` is not an option of ``method`` or ``value`` is out of range.
-    """
-    table = {o.name: o for o in FIT_OPTIONS[method]}
-    if name not in table:
-        raise ArgumentError(_unknown(method, name, where))
-    return table[name].check(value, where)
-
-
-def _unknown(method: str, name: str, where: str) -> str:
-    names = [o.name for o in FIT_OPTIONS[method]]
+def unknown_option_message(
+    tables: Mapping[str, tuple[Option, ...]], method: str, name: str, where: str
+) -> str:
+    """The message for an option ``name`` that ``method`` does not take: close matches
+    among its options, else the methods (of ``tables``) that take it, and its options."""
+    names = [o.name for o in tables[method]]
     close = difflib.get_close_matches(str(name), names, n=2, cutoff=0.6)
-    others = [m for m, opts in FIT_OPTIONS.items() if any(o.name == name for o in opts)]
+    others = [m for m, opts in tables.items() if any(o.name == name for o in opts)]
     if close:
         hint = f"; did you mean {' or '.join(f'`{c}`' for c in close)}?"
     elif others:
@@ -433,49 +425,30 @@ def _unknown(method: str, name: str, where: str) -> str:
     return f"{where}unknown option `{name}` for method={method!r}{hint} (valid: {', '.join(names)})"
 
 
-def check_fit_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Check every keyword argument of ``GLMM.fit(method=method, **options)``.
-
-    Parameters
-    ----------
-    method : str
-        A known method (``nuts``, ``ml``, ``pql``, ``laplace``, ``advi``,
-        ``fullrank_advi``).
-    options : mapping
-        The keyword arguments.
-
-    Returns
-    -------
-    dict
-        The options with normalized values: NumPy integers become ``int``, a
-        :class:`numpy.random.Generator` seed becomes an integer drawn from it.
+def check_nuts_options(out: Mapping[str, Any], where: str) -> None:
+    """NUTS options that only work with some samplers (each option already checked alone).
 
     Raises
     ------
     ArgumentError
-        Naming the first bad argument, its value and the valid range (with close matches
-        for an unknown keyword).
+        ``init`` without a PyMC sampler, ``adaptation`` or ``max_treedepth`` with a sampler
+        that does not use it.
     """
-    where = f"fit(method={method!r}): "
-    out = {name: check_option(method, name, value, where) for name, value in options.items()}
-    if method == "nuts":
-        sampler = out.get("sampler") or "auto"
-        if out.get("init") is not None and sampler not in ("pymc", "nutpie", "numpyro"):
-            raise ArgumentError(
-                f"{where}`init` is PyMC's NUTS initialization: pass sampler='pymc' with it "
-                f"(sampler={sampler!r} does not use it)"
-            )
-        if "adaptation" in out and sampler not in ("auto", "kernel"):
-            raise ArgumentError(
-                f"{where}`adaptation` sets the default sampler's mass matrix: it works with "
-                f"sampler 'auto' or 'kernel', not {sampler!r}"
-            )
-        if "max_treedepth" in out and sampler not in ("auto", "kernel", "pymc"):
-            raise ArgumentError(
-                f"{where}`max_treedepth` works with sampler 'auto', 'kernel' or 'pymc', "
-                f"not {sampler!r}"
-            )
-    return out
+    sampler = out.get("sampler") or "auto"
+    if out.get("init") is not None and sampler not in ("pymc", "nutpie", "numpyro"):
+        raise ArgumentError(
+            f"{where}`init` is PyMC's NUTS initialization: pass sampler='pymc' with it "
+            f"(sampler={sampler!r} does not use it)"
+        )
+    if "adaptation" in out and sampler not in ("auto", "kernel"):
+        raise ArgumentError(
+            f"{where}`adaptation` sets the default sampler's mass matrix: it works with "
+            f"sampler 'auto' or 'kernel', not {sampler!r}"
+        )
+    if "max_treedepth" in out and sampler not in ("auto", "kernel", "pymc"):
+        raise ArgumentError(
+            f"{where}`max_treedepth` works with sampler 'auto', 'kernel' or 'pymc', not {sampler!r}"
+        )
 
 
 _PACKAGE = Path(__file__).resolve().parent

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,27 +23,9 @@ def ref_sd(ref: dict, group: str, term: str = "(Intercept)") -> float:
     raise KeyError((group, term))
 
 
-@dataclass
-class FakeML:
-    """Duck-typed ML estimate with chosen values (for exact formula tests)."""
-
-    beta: np.ndarray
-    covariances: tuple
-    modes: tuple
-    cond_var: tuple = ()
-    vcov_beta: np.ndarray | None = None
-    theta: np.ndarray = field(default_factory=lambda: np.zeros(1))
-    sigma: float | None = None
-    loglik: float = float("nan")
-    nagq: int = 1
-    converged: bool = True
-    grad_norm: float = 0.0
-    singular: bool = False
-    messages: tuple = ()
-
-
 def fake_ml_fit(model, beta, sds, sigma=None):
     """A GLMMFit on ``model``'s design with fixed beta and random-intercept SDs."""
+    from bayesglmm.inference.ml_types import MLEstimate
     from bayesglmm.results import GLMMFit
 
     d = model.design
@@ -52,12 +33,17 @@ def fake_ml_fit(model, beta, sds, sigma=None):
     covs = tuple(np.diag(np.full(b.n_terms, s**2)) for b, s in zip(d.blocks, sds, strict=True))
     modes = tuple(np.zeros((b.n_levels, b.n_terms)) for b in d.blocks)
     cv = tuple(np.zeros((b.n_levels, b.n_terms, b.n_terms)) for b in d.blocks)
-    ml = FakeML(
+    ml = MLEstimate(
+        method="ml",
+        nagq=1,
         beta=beta,
+        vcov_beta=np.eye(beta.size),
+        theta=np.zeros(1),
         covariances=covs,
+        sigma=sigma,
+        loglik=float("nan"),
         modes=modes,
         cond_var=cv,
-        vcov_beta=np.eye(beta.size),
-        sigma=sigma,
+        n_obs=d.n,
     )
     return GLMMFit(d, model.priors, "ml", ml=ml, elapsed=0.0, model=model)

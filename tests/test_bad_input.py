@@ -680,7 +680,7 @@ def test_fit_unknown_method_did_you_mean(model):
 
 
 def test_fit_seed_accepts_numpy_integers_and_generators():
-    from bayesglmm.validate import check_fit_options
+    from bayesglmm.inference.registry import check_fit_options
 
     out = check_fit_options("laplace", {"random_seed": np.int64(3), "draws": np.int32(50)})
     assert out == {"random_seed": 3, "draws": 50} and type(out["draws"]) is int
@@ -1105,7 +1105,7 @@ def test_foreign_engine_error_becomes_inference_error(model, monkeypatch):
     monkeypatch.setattr(pql, "fit_pql", broken)
     with raises(
         bg.InferenceError,
-        "method='pql' failed (in bayesglmm/model.py:",
+        "method='pql' failed (in bayesglmm/inference/registry.py:",
     ) as err:
         model.fit(method="pql")
     assert "RuntimeError: Factor is exactly singular; the data or model may be degenerate" in (

@@ -192,7 +192,7 @@ def test_fused_pointwise_loglik_equals_numpy(formula, family, monkeypatch):
 
 
 def test_default_target_accept_by_number_of_groups():
-    from bayesglmm.model import default_target_accept
+    from bayesglmm.inference.mcmc import default_target_accept
 
     few = bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
     many = bg.GLMM(

@@ -22,16 +22,21 @@ import logging
 import sys
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pymc as pm
 from pymc.variational.callbacks import Callback
 
+from bayesglmm import posterior_names as nm
 from bayesglmm.errors import ConvergenceWarning, InferenceError, PartialFitWarning
 from bayesglmm.inference.mcmc import InterruptGuard, interactive
 from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
 from bayesglmm.quiet import ignoring_warnings
+
+if TYPE_CHECKING:
+    from bayesglmm.design_types import Design
+    from bayesglmm.priors import PriorSet
 
 _quiet = threading.local()
 
@@ -107,7 +112,7 @@ class LossPlateau(Callback):
         )
 
 
-def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
+def _ml_start(d: Design, priors: PriorSet) -> dict[str, np.ndarray] | None:
     """Unconstrained start point from the Laplace ML fit (non-gaussian families).
 
     An SD estimated at 0 starts at 1% of the typical value of its prior (autoscaled to its
@@ -117,7 +122,6 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
         from bayesglmm.inference.laplace import fit_ml
     except ImportError:
         return None
-    d = model.design
     if d.family.has_dispersion and d.blocks:
         return None  # (a gaussian GLM is fine: its start adds sigma below)
     try:
@@ -133,19 +137,19 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
     if slope_idx:
         from bayesglmm.pymc_model import slope_scales
 
-        start["beta_scaled"] = beta[slope_idx] * slope_scales(d)  # the model's free slopes
+        start[nm.BETA_SCALED] = beta[slope_idx] * slope_scales(d)  # the model's free slopes
     if "(Intercept)" in d.x_names:
         means = d.row_mean(d.X[:, slope_idx]) if slope_idx else np.zeros(0)
         b0 = beta[d.x_names.index("(Intercept)")]
-        start["Intercept_centered"] = np.asarray(b0 + means @ beta[slope_idx])
+        start[nm.INTERCEPT_CENTERED] = np.asarray(b0 + means @ beta[slope_idx])
     if d.family.has_dispersion and est.sigma:
-        start["sigma_log__"] = np.asarray(np.log(float(est.sigma)))
+        start[nm.log_value(nm.SIGMA)] = np.asarray(np.log(float(est.sigma)))
     for label, b, cov, mode in zip(
         block_labels(d), d.blocks, est.covariances, est.modes, strict=True
     ):
         cov = np.asarray(cov, dtype=float)
         raw = np.sqrt(np.maximum(np.diag(cov), 0.0))
-        typical = np.array([_typical(p) for p in model.priors.sd[label]])
+        typical = np.array([_typical(p) for p in priors.sd[label]])
         sd = np.maximum(raw, 1e-2 * typical)
         if b.correlated and b.n_terms > 1:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -158,11 +162,11 @@ def _ml_start(model: Any) -> dict[str, np.ndarray] | None:
             # the constrained scale, by the variable's name (PyMC's backward transform of a
             # value given for the packed value variable fails on a NumPy array)
             units = term_scales(b, d.weights)
-            start[f"chol_cov_{label}"] = (L * units[:, None])[np.tril_indices(b.n_terms)]
-            start[f"z_{label}"] = np.linalg.solve(L, np.asarray(mode, dtype=float).T).T
+            start[nm.chol_cov(label)] = (L * units[:, None])[np.tril_indices(b.n_terms)]
+            start[nm.z(label)] = np.linalg.solve(L, np.asarray(mode, dtype=float).T).T
         else:
-            start[f"sd_{label}_log__"] = np.log(sd)
-            start[f"z_{label}"] = np.asarray(mode) / sd[None, :]
+            start[nm.log_value(nm.sd(label))] = np.log(sd)
+            start[nm.z(label)] = np.asarray(mode) / sd[None, :]
     return start
 
 
@@ -181,7 +185,9 @@ def _typical(prior: Any) -> float:
 
 
 def fit_advi(
-    model: Any,
+    design: Design,
+    priors: PriorSet,
+    pm_model: Any,
     *,
     method: str = "advi",
     n: int = 30_000,
@@ -198,7 +204,12 @@ def fit_advi(
 
     Parameters
     ----------
-    model : GLMM
+    design : Design
+        The model design.
+    priors : PriorSet
+        Its priors (the ML start point's floor for an SD estimated at 0).
+    pm_model : pymc.Model
+        The model's PyMC model (:meth:`bayesglmm.GLMM.build`).
     method : {"advi", "fullrank_advi"}
     n : int
         Maximum number of iterations.
@@ -220,8 +231,7 @@ def fit_advi(
     """
     if method not in ("advi", "fullrank_advi"):
         raise InferenceError(f"method must be 'advi' or 'fullrank_advi', not {method!r}")
-    pm_model = model.build()
-    start_point = _ml_start(model) if start == "ml" else (start or None)
+    start_point = _ml_start(design, priors) if start == "ml" else (start or None)
     if progressbar is None:
         progressbar = interactive()
     # PyMC's own bar ends a normal, converged run with "Interrupted at 1,999 [6%]": ours

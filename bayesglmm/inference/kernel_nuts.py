@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayesglmm import posterior_names as nm
 from bayesglmm.coords import model_coords
 from bayesglmm.design_types import Design
 from bayesglmm.inference.nuts_kernel import KernelLayout, logp_and_grad
@@ -25,7 +26,6 @@ from bayesglmm.quiet import ignoring_warnings
 
 __all__ = ["sample_kernel_nuts"]
 
-_PACKED = "_cholesky-cov-packed__"
 
 #: nutpie's mass-matrix adaptation.  "draw_diag" is the draw-variance diagonal of Stan and PyMC.
 #: nutpie's default ("diag") mixes in the gradient variance, and on non-centred
@@ -44,30 +44,30 @@ def _expanded(layout: KernelLayout) -> list[tuple[str, tuple[int, ...], tuple[st
     """(name, shape, dims) of every stored variable, as PyMC stores them."""
     out: list[tuple[str, tuple[int, ...], tuple[str, ...]]] = []
     for name, shape in zip(layout.names, layout.shapes, strict=True):
-        if name == "beta_scaled":
-            out += [("beta_scaled", shape, ("fixed",)), ("beta", shape, ("fixed",))]
-        elif name == "Intercept_centered":
-            out += [("Intercept_centered", (), ()), ("Intercept", (), ())]
-        elif name == "sigma_log__":
-            out.append(("sigma", (), ()))
+        if name == nm.BETA_SCALED:
+            out += [(nm.BETA_SCALED, shape, (nm.FIXED_DIM,)), (nm.BETA, shape, (nm.FIXED_DIM,))]
+        elif name == nm.INTERCEPT_CENTERED:
+            out += [(nm.INTERCEPT_CENTERED, (), ()), (nm.INTERCEPT, (), ())]
+        elif name == nm.log_value(nm.SIGMA):
+            out.append((nm.SIGMA, (), ()))
         elif name.startswith("sd_"):
             label = name[3:-6]
-            out.append((f"sd_{label}", shape, (f"{label}__term",)))
+            out.append((nm.sd(label), shape, (nm.term_dim(label),)))
         elif name.startswith("chol_cov_"):
-            label = name[len("chol_cov_") : -len(_PACKED)]
+            label = name[len("chol_cov_") : -len(nm.PACKED_SUFFIX)]
             m = layout.arrays["nterm"][layout.labels.index(label)]
             out += [
-                (f"chol_cov_{label}", shape, (f"chol_cov_{label}_dim_0",)),
-                (f"sd_{label}", (int(m),), (f"{label}__term",)),
-                (f"cor_{label}", (int(m), int(m)), (f"{label}__term", f"{label}__term_b")),
+                (nm.chol_cov(label), shape, (nm.chol_cov(label) + "_dim_0",)),
+                (nm.sd(label), (int(m),), (nm.term_dim(label),)),
+                (nm.cor(label), (int(m), int(m)), (nm.term_dim(label), nm.term_b_dim(label))),
             ]
         elif name.startswith("r_"):  # centred: the random effects are sampled
-            dims = (f"{name[2:]}__level", f"{name[2:]}__term")
+            dims = (nm.level_dim(name[2:]), nm.term_dim(name[2:]))
             out.append((name, shape, dims))
         else:  # z_<label>
             label = name[2:]
-            dims = (f"{label}__level", f"{label}__term")
-            out += [(name, shape, dims), (f"r_{label}", shape, dims)]
+            dims = (nm.level_dim(label), nm.term_dim(label))
+            out += [(name, shape, dims), (nm.r(label), shape, dims)]
     return out
 
 
@@ -87,25 +87,25 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
 
     def expand(x: np.ndarray, **_: Any) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        beta = x[pieces["beta_scaled"]] if "beta_scaled" in pieces else np.zeros(0)
-        if "beta_scaled" in pieces:
-            out["beta_scaled"] = beta.copy()
-            out["beta"] = beta / scale
-        if "Intercept_centered" in pieces:
-            b0c = float(x[pieces["Intercept_centered"]][0])
-            out["Intercept_centered"] = np.asarray(b0c)
-            out["Intercept"] = np.asarray(b0c - float(xmean @ beta) if beta.size else b0c)
-        if "sigma_log__" in pieces:
-            out["sigma"] = np.exp(x[pieces["sigma_log__"]]).reshape(())
+        beta = x[pieces[nm.BETA_SCALED]] if nm.BETA_SCALED in pieces else np.zeros(0)
+        if nm.BETA_SCALED in pieces:
+            out[nm.BETA_SCALED] = beta.copy()
+            out[nm.BETA] = beta / scale
+        if nm.INTERCEPT_CENTERED in pieces:
+            b0c = float(x[pieces[nm.INTERCEPT_CENTERED]][0])
+            out[nm.INTERCEPT_CENTERED] = np.asarray(b0c)
+            out[nm.INTERCEPT] = np.asarray(b0c - float(xmean @ beta) if beta.size else b0c)
+        if nm.log_value(nm.SIGMA) in pieces:
+            out[nm.SIGMA] = np.exp(x[pieces[nm.log_value(nm.SIGMA)]]).reshape(())
         for label in layout.labels:
             if centered:
-                r = x[pieces[f"r_{label}"]].reshape(shapes[f"r_{label}"]).copy()
-                out[f"r_{label}"] = r
+                r = x[pieces[nm.r(label)]].reshape(shapes[nm.r(label)]).copy()
+                out[nm.r(label)] = r
                 z = np.zeros_like(r)  # unused below: r is stored as sampled
             else:
-                z = x[pieces[f"z_{label}"]].reshape(shapes[f"z_{label}"])
-                out[f"z_{label}"] = z.copy()
-            packed = f"chol_cov_{label}{_PACKED}"
+                z = x[pieces[nm.z(label)]].reshape(shapes[nm.z(label)])
+                out[nm.z(label)] = z.copy()
+            packed = nm.packed_chol(label)
             if packed in pieces:
                 m = z.shape[1]
                 rows, cols = np.tril_indices(m)
@@ -116,16 +116,16 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
                 # the factor is for the columns divided by their units: back to the user's
                 L /= units[label][:, None]
                 sd = np.sqrt((L * L).sum(axis=1))
-                out[f"chol_cov_{label}"] = L[rows, cols]
-                out[f"sd_{label}"] = sd
-                out[f"cor_{label}"] = (L @ L.T) / np.outer(sd, sd)
+                out[nm.chol_cov(label)] = L[rows, cols]
+                out[nm.sd(label)] = sd
+                out[nm.cor(label)] = (L @ L.T) / np.outer(sd, sd)
                 if not centered:
-                    out[f"r_{label}"] = z @ L.T
+                    out[nm.r(label)] = z @ L.T
             else:
-                sd = np.exp(x[pieces[f"sd_{label}_log__"]])
-                out[f"sd_{label}"] = sd
+                sd = np.exp(x[pieces[nm.log_value(nm.sd(label))]])
+                out[nm.sd(label)] = sd
                 if not centered:
-                    out[f"r_{label}"] = z * sd
+                    out[nm.r(label)] = z * sd
         return {name: out[name] for name in order}
 
     return expand

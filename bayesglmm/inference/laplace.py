@@ -573,22 +573,6 @@ class LaplaceObjective:
         )
         return ev.modes, cv
 
-    def mode(self, theta: np.ndarray, beta: np.ndarray) -> dict:
-        """Conditional mode as a dict: ``u``, ``h`` (scalar curvature) or ``H`` (sparse matrix)."""
-        m = self.mode_at(theta, beta)
-        out: dict = {"u": m.u, "eta": m.eta}
-        if self.scalar:
-            out["h"] = m.factor.d
-        else:
-            from scipy import sparse
-
-            f = m.factor
-            if hasattr(f, "M") and sparse.issparse(f.M):
-                out["H"] = f.M
-            else:
-                out["H"] = sparse.block_diag(list(f.M), format="csc")
-        return out
-
 
 # ---------------------------------------------------------------------------- FD helpers
 def _theta_terms(layout: ThetaLayout, st: BlockedStructure) -> tuple[np.ndarray, np.ndarray]:
@@ -607,41 +591,6 @@ def _theta_terms(layout: ThetaLayout, st: BlockedStructure) -> tuple[np.ndarray,
             zs.append(Z[:, r])
             ts.append(term_of[(b, c)])
     return np.ascontiguousarray(np.column_stack(zs)), np.array(ts, dtype=np.intp)
-
-
-def _num_grad(f, x: np.ndarray, lower: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    """Central-difference gradient of a scalar function (one-sided at a lower bound)."""
-    x = np.asarray(x, dtype=float)
-    g = np.empty_like(x)
-    for i in range(x.size):
-        step = h * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
-        xp[i] += step
-        if x[i] - step < lower[i]:
-            g[i] = (f(xp) - f(x)) / step
-            continue
-        xm[i] -= step
-        g[i] = (f(xp) - f(xm)) / (2 * step)
-    return g
-
-
-def _num_hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """Second-difference Hessian of a scalar function (as lme4's ``deriv12``)."""
-    x = np.asarray(x, dtype=float)
-    n = x.size
-    steps = h * np.maximum(1.0, np.abs(x))
-    f0 = f(x)
-    fp = np.array([f(x + steps[i] * np.eye(n)[i]) for i in range(n)])
-    fm = np.array([f(x - steps[i] * np.eye(n)[i]) for i in range(n)])
-    H = np.diag((fp - 2 * f0 + fm) / steps**2)
-    for i in range(n):
-        for j in range(i + 1, n):
-            e = np.zeros(n)
-            e[i], e[j] = steps[i], steps[j]
-            H[i, j] = H[j, i] = (f(x + e) - fp[i] - fp[j] + 2 * f0 - fm[i] - fm[j] + f(x - e)) / (
-                2 * steps[i] * steps[j]
-            )
-    return H
 
 
 # ---------------------------------------------------------------------------- fitting

@@ -29,6 +29,7 @@ import numba
 import numpy as np
 from scipy import special
 
+from bayesglmm import posterior_names as nm
 from bayesglmm.design_types import Design
 from bayesglmm.families import ROW_KERNEL_CODES, Family, get_family, kernel_code
 from bayesglmm.inference.scaling import column_scales
@@ -291,11 +292,11 @@ def kernel_layout(
 
     beta_off = ic_off = sigma_off = -1
     if priors.fixed:
-        beta_off = add("beta_scaled", (len(priors.fixed),))
+        beta_off = add(nm.BETA_SCALED, (len(priors.fixed),))
         for j, p in enumerate(priors.fixed.values()):
             pr_rows.append((beta_off + j, *_prior_row(p.scaled(float(scales[j])), False)))
     if priors.intercept is not None:
-        ic_off = add("Intercept_centered", ())
+        ic_off = add(nm.INTERCEPT_CENTERED, ())
         pr_rows.append((ic_off, *_prior_row(priors.intercept, False)))
     labels = block_labels(design)
     sd_off, z_off, nterm, nlev, zcol, bcorr = [], [], [], [], [], []
@@ -309,7 +310,7 @@ def kernel_layout(
     for bl, (label, b) in enumerate(zip(labels, design.blocks, strict=True)):
         if b.correlated:
             m = b.n_terms
-            off = add(f"chol_cov_{label}_cholesky-cov-packed__", (m * (m + 1) // 2,))
+            off = add(nm.packed_chol(label), (m * (m + 1) // 2,))
             u = term_scales(b, design.weights)
             units.append(u)
             for t, p in enumerate(priors.sd[label]):
@@ -319,19 +320,19 @@ def kernel_layout(
             prior_const += _lkj_log_norm(eta_lkj, m)
         else:
             units.append(np.ones(b.n_terms))
-            off = add(f"sd_{label}_log__", (b.n_terms,))
+            off = add(nm.log_value(nm.sd(label)), (b.n_terms,))
             for t, p in enumerate(priors.sd[label]):
                 pr_rows.append((off + t, *_prior_row(p, True)))
         bcorr.append(int(b.correlated))
         sd_off.append(off)
         # the random effects themselves (centred) or their standardized version z
-        z_off.append(add(f"{'r' if centered else 'z'}_{label}", (b.n_levels, b.n_terms)))
+        z_off.append(add((nm.r(label) if centered else nm.z(label)), (b.n_levels, b.n_terms)))
         nterm.append(b.n_terms)
         nlev.append(b.n_levels)
         zcol.append(col)
         col += b.n_terms
     if code == _GAUSSIAN:
-        sigma_off = add(f"{fam.dispersion[0].name}_log__", ())
+        sigma_off = add(nm.log_value(fam.dispersion[0].name), ())
         pr_rows.append((sigma_off, *_prior_row(priors.sigma, True)))  # type: ignore[arg-type]
 
     n = design.n

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
@@ -370,18 +370,6 @@ def saturated_loglik(design: Design) -> float:
 
 
 # ---------------------------------------------------------------------------- structures
-class Factor(Protocol):
-    """A factorization of ``M = A' W A + I``."""
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray: ...  # noqa: D102
-
-    def logdet(self) -> float: ...  # noqa: D102
-
-    def unit_logdet(self) -> np.ndarray: ...  # noqa: D102
-
-    def inv_blocks(self) -> list[np.ndarray]: ...  # noqa: D102
-
-
 class ScalarStructure:
     """One block with one term: ``A = z * theta`` per row, ``M`` diagonal (a vector).
 
