@@ -27,6 +27,7 @@ from bayesglmm.inference.boundary import theta_scales
 from bayesglmm.inference.laplace import LaplaceObjective, newton_polish
 from bayesglmm.inference.ml_types import SINGULAR_MSG, MLEstimate
 from bayesglmm.inference.pirls import glm_start
+from bayesglmm.inference.scaling import standardized_ml
 
 __all__ = ["DispersionObjective", "fit_ml_dispersion"]
 
@@ -113,6 +114,7 @@ class DispersionObjective:
         return 0.5 * (H + H.T)
 
 
+@standardized_ml
 def fit_ml_dispersion(design: Design, *, tol: float = 1e-12, maxiter: int = 2000) -> MLEstimate:
     """ML by the Laplace approximation with the family's dispersion estimated jointly.
 
