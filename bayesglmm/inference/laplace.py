@@ -96,6 +96,7 @@ from bayesglmm.inference.pirls import (
 )
 from bayesglmm.inference.scalar_laplace import KIND_CODES, scalar_laplace
 from bayesglmm.inference.scaling import standardization, standardized_ml
+from bayesglmm.inference.vector_laplace import VectorLaplace
 from bayesglmm.separation import ML_UNRELIABLE, detect_separation
 
 __all__ = ["AGQError", "LaplaceEval", "LaplaceObjective", "fit_ml", "saturated_loglik"]
@@ -210,6 +211,8 @@ class LaplaceObjective:
         if self._kind_code is not None:
             t = self.fam.trials
             self._n = np.ones(self.fam.y.size) if t is None else np.ascontiguousarray(t, float)
+        # the fused Numba path for one vector-valued term (canonical link, Laplace)
+        self._vector = VectorLaplace.for_design(design, self.fam, self.layout, self.X, self.offset)
 
     # ------------------------------------------------------------------ helpers
     def reset(self) -> None:
@@ -328,6 +331,8 @@ class LaplaceObjective:
         self.n_evals += 1
         if self._kind_code is not None and not keep_mode:
             return self._evaluate_fused(beta, theta, gradient, nagq)
+        if self._vector is not None and not keep_mode and nagq == 1:
+            return self._evaluate_vector(beta, theta, gradient)
         m = self.mode_at(theta, beta)
         if self.scalar:
             eta_fixed = self.offset + self.X @ beta
@@ -385,6 +390,32 @@ class LaplaceObjective:
         modes = ((self.u * theta[0])[:, None],)
         extra = {k: r[k] for k in ("H", "du_dtheta", "du_dbeta") if k in r}
         return LaplaceEval(dev, grad, self.u, modes, None, r["n_iter"], extra)
+
+    def _evaluate_vector(self, beta: np.ndarray, theta: np.ndarray, gradient: bool) -> LaplaceEval:
+        """:meth:`evaluate` for one vector-valued term with a canonical link at ``nagq = 1``
+        (:mod:`~bayesglmm.inference.vector_laplace`)."""
+        Lam = self.chol_factors(theta)[0]
+        u0 = self._predicted_start(theta, beta)
+        # the predicted warm start, else the last mode, else zeros (as _evaluate_fused)
+        starts = [u0, self.u, np.zeros(self.q)] if u0 is not self.u else [u0, np.zeros(self.q)]
+        for start in starts:
+            r = self._vector.evaluate(beta, Lam, start, gradient=gradient)
+            if r["ok"] and r["converged"] and np.all(np.isfinite(r["u"])):
+                break
+        else:
+            self.reset()
+            what = "produced non-finite values" if not r["ok"] else "did not converge"
+            raise InferenceError(f"the conditional-mode search {what} at these parameters")
+        self.u = r["u"]
+        self._last = None
+        dev = r["deviance"] - 2.0 * self.fam.const
+        if not np.isfinite(dev):
+            raise InferenceError("the Laplace deviance is not finite at these parameters")
+        grad = r.get("gradient")
+        if gradient and np.all(np.isfinite(r["du_dtheta"])):
+            self._last = (self.u, theta.copy(), beta.copy(), r["du_dtheta"], r["du_dbeta"])
+        extra = {k: r[k] for k in ("du_dtheta", "du_dbeta", "cond_var") if k in r}
+        return LaplaceEval(dev, grad, self.u, self._modes(theta, self.u), None, r["n_iter"], extra)
 
     def scalar_mode_sensitivities(
         self, theta: np.ndarray, beta: np.ndarray
@@ -565,6 +596,9 @@ class LaplaceObjective:
         modes : tuple of (levels, p)
         cond_var : tuple of (levels, p, p)
         """
+        if self._vector is not None:  # the fused path: Lambda M^-1 Lambda' per group
+            ev = self.evaluate(beta, theta, 1, gradient=True)
+            return ev.modes, (ev.extra["cond_var"],)
         ev = self.evaluate(beta, theta, 1, keep_mode=True)
         inv = ev.mode.factor.inv_blocks()
         cv = tuple(
