@@ -112,6 +112,10 @@ _CYCLE_GTOL = 1e-3
 ``check.conv.grad`` tolerance of 2e-3, below which a fit counts as converged)."""
 
 
+_PREDICT_TRUST = 3.0
+"""Largest change of a spherical mode the first-order warm start may predict
+(:meth:`LaplaceObjective._predicted_start`); beyond it the search starts from the last mode."""
+
 _SCREEN_ITER = 15
 """L-BFGS-B iterations of the short search that screens each multi-start point."""
 
@@ -262,14 +266,25 @@ class LaplaceObjective:
     def _predicted_start(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
         """Warm start of the mode search: the last mode, moved to ``(theta, beta)`` to first
         order by its sensitivities (implicit-function theorem) when they are known, which
-        saves inner iterations along the optimizer's path."""
+        saves inner iterations along the optimizer's path.
+
+        A prediction that moves some mode by more than :data:`_PREDICT_TRUST` (spherical
+        units: prior SDs) is past where a first-order step can be trusted (a long
+        line-search trial): the last mode is the start then.  On grouseticks (three
+        factors, Poisson, an observation-level effect) such predictions cost 20-25 Newton
+        steps where the last mode needed 7-8: 119 -> 89 inner steps per fit.
+        """
         last = self._last
         if last is None or last[0] is not self.u:
             return self.u
         _, th0, b0, du_dt, du_db = last
         if du_dt.ndim == 2:  # blocked structure: (q, n_theta)
-            return self.u + du_dt @ (theta - th0) + du_db @ (beta - b0)
-        return self.u + du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
+            step = du_dt @ (theta - th0) + du_db @ (beta - b0)
+        else:
+            step = du_dt * (theta[0] - th0[0]) + du_db @ (beta - b0)
+        if not np.max(np.abs(step), initial=0.0) <= _PREDICT_TRUST:
+            return self.u
+        return self.u + step
 
     def mode_at(self, theta: np.ndarray, beta: np.ndarray) -> ModeResult:
         """Conditional mode of ``u`` at ``(theta, beta)`` (warm-started; updates :attr:`u`)."""

@@ -226,6 +226,135 @@ def _newton_dirs(Lam, u, acc, delta):  # pragma: no cover - numba
     return dmax
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _m2(Lam, row, oS):  # pragma: no cover - numba
+    """``p = 2``: ``M = I + Lambda' S Lambda`` in closed form, ``S`` packed at ``row[oS:]``;
+    returns ``(M00, M10, M11, LS00, LS01, LS10, LS11)`` (``LS = Lambda' S``)."""
+    l00 = Lam[0, 0]
+    l10 = Lam[1, 0]
+    l11 = Lam[1, 1]
+    s00 = row[oS]
+    s10 = row[oS + 1]
+    s11 = row[oS + 2]
+    LS00 = l00 * s00 + l10 * s10
+    LS01 = l00 * s10 + l10 * s11
+    LS10 = l11 * s10
+    LS11 = l11 * s11
+    M00 = 1.0 + LS00 * l00 + LS01 * l10
+    M10 = LS10 * l00 + LS11 * l10
+    M11 = 1.0 + LS11 * l11
+    return M00, M10, M11, LS00, LS01, LS10, LS11
+
+
+@njit(cache=True, nogil=True)
+def _newton_dirs2(Lam, u, acc, delta):  # pragma: no cover - numba
+    """:func:`_newton_dirs` for ``p = 2`` in closed form."""
+    l00 = Lam[0, 0]
+    l10 = Lam[1, 0]
+    l11 = Lam[1, 1]
+    dmax = 0.0
+    for g in range(u.shape[0]):
+        row = acc[g]
+        M00, M10, M11, _, _, _, _ = _m2(Lam, row, 3)
+        det = M00 * M11 - M10 * M10
+        if not (M00 > 0.0 and det > 0.0):
+            return math.nan
+        g0 = l00 * row[1] + l10 * row[2] - u[g, 0]
+        g1 = l11 * row[2] - u[g, 1]
+        d0 = (M11 * g0 - M10 * g1) / det
+        d1 = (M00 * g1 - M10 * g0) / det
+        delta[g, 0] = d0
+        delta[g, 1] = d1
+        dec = g0 * d0 + g1 * d1
+        if not math.isfinite(dec):
+            return math.nan
+        dmax = max(dmax, dec)
+    return dmax
+
+
+@njit(cache=True, nogil=True)
+def _dirs(Lam, u, acc, delta):  # pragma: no cover - numba
+    """:func:`_newton_dirs`, or :func:`_newton_dirs2` for ``p = 2``."""
+    if u.shape[1] == 2:
+        return _newton_dirs2(Lam, u, acc, delta)
+    return _newton_dirs(Lam, u, acc, delta)
+
+
+@njit(cache=True, nogil=True)
+def _group_gradient2(Lam, u, acc, k, rr, cc, du_dt, du_db, Kout):  # pragma: no cover
+    """:func:`_group_gradient` for ``p = 2``: the 2 x 2 algebra in closed form."""
+    L = u.shape[0]
+    nt = rr.size
+    oR = 6
+    oB = 12
+    oQ = oB + 2 * k
+    l00 = Lam[0, 0]
+    l10 = Lam[1, 0]
+    l11 = Lam[1, 1]
+    LS = np.empty((2, 2))
+    Mi = np.empty((2, 2))
+    MLS = np.empty((2, 2))
+    T = np.empty(2)
+    dF = np.empty(2)
+    g_theta = np.zeros(nt)
+    g_beta = np.zeros(k)
+    logdet = 0.0
+    for g in range(L):
+        row = acc[g]
+        M00, M10, M11, LS[0, 0], LS[0, 1], LS[1, 0], LS[1, 1] = _m2(Lam, row, 3)
+        det = M00 * M11 - M10 * M10
+        if not (M00 > 0.0 and det > 0.0):
+            return math.nan, g_theta, g_beta
+        logdet += math.log(det)
+        Mi[0, 0] = M11 / det
+        Mi[1, 1] = M00 / det
+        Mi[0, 1] = Mi[1, 0] = -M10 / det
+        # K = Lambda Minv Lambda'
+        LM00 = l00 * Mi[0, 0]
+        LM01 = l00 * Mi[0, 1]
+        LM10 = l10 * Mi[0, 0] + l11 * Mi[1, 0]
+        LM11 = l10 * Mi[0, 1] + l11 * Mi[1, 1]
+        K00 = LM00 * l00
+        K10 = LM10 * l00
+        K11 = LM10 * l10 + LM11 * l11
+        Kout[g, 0, 0] = K00
+        Kout[g, 1, 0] = K10
+        Kout[g, 0, 1] = LM00 * l10 + LM01 * l11
+        Kout[g, 1, 1] = K11
+        for a in range(2):
+            for b in range(2):
+                MLS[a, b] = Mi[a, 0] * LS[0, b] + Mi[a, 1] * LS[1, b]
+        # T_c = sum_ab K_ab R[a, b, c]; R packed (0,0), (1,0), (1,1) then c
+        T[0] = K00 * row[oR] + 2.0 * K10 * row[oR + 2] + K11 * row[oR + 4]
+        T[1] = K00 * row[oR + 1] + 2.0 * K10 * row[oR + 3] + K11 * row[oR + 5]
+        LT0 = l00 * T[0] + l10 * T[1]
+        LT1 = l11 * T[1]
+        for t in range(nt):
+            r, c = rr[t], cc[t]
+            uc = u[g, c]
+            zr = row[1 + r]
+            dF[0] = -LS[0, r] * uc
+            dF[1] = -LS[1, r] * uc
+            dF[c] += zr
+            v0 = Mi[0, 0] * dF[0] + Mi[0, 1] * dF[1]
+            v1 = Mi[1, 0] * dF[0] + Mi[1, 1] * dF[1]
+            du_dt[g, 0, t] = v0
+            du_dt[g, 1, t] = v1
+            g_theta[t] += -2.0 * zr * uc + 2.0 * MLS[c, r] + T[r] * uc + LT0 * v0 + LT1 * v1
+        for j in range(k):
+            q = K00 * row[oQ + j] + 2.0 * K10 * row[oQ + k + j] + K11 * row[oQ + 2 * k + j]
+            bw0 = row[oB + j]
+            bw1 = row[oB + k + j]
+            f0 = -(l00 * bw0 + l10 * bw1)
+            f1 = -l11 * bw1
+            v0 = Mi[0, 0] * f0 + Mi[0, 1] * f1
+            v1 = Mi[1, 0] * f0 + Mi[1, 1] * f1
+            du_db[g, 0, j] = v0
+            du_db[g, 1, j] = v1
+            g_beta[j] += q + LT0 * v0 + LT1 * v1
+    return logdet, g_theta, g_beta
+
+
 @njit(cache=True, nogil=True)
 def _objective(u, acc, obj):  # pragma: no cover - numba
     """``obj[g] = -sum ll + |u_g|^2 / 2``."""
@@ -263,7 +392,7 @@ def _mode(kind, y, n, ef, Z, ptr, Lam, u0, tol, maxit, final_pass):  # pragma: n
     converged = False
     it = 0
     for it in range(1, maxit + 1):
-        dmax = _newton_dirs(Lam, u, acc, delta)
+        dmax = _dirs(Lam, u, acc, delta)
         if not math.isfinite(dmax):
             return u, acc, False, it, False
         if dmax < tol:
@@ -672,9 +801,8 @@ class VectorLaplace:
         du_dt = np.empty((L, p, nt))
         du_db = np.empty((L, p, k))
         cond_var = np.empty((L, p, p))
-        logdet, g_theta, g_beta = _group_gradient(
-            Lam, u, acc, k, self.rr, self.cc, du_dt, du_db, cond_var
-        )
+        group = _group_gradient2 if p == 2 else _group_gradient
+        logdet, g_theta, g_beta = group(Lam, u, acc, k, self.rr, self.cc, du_dt, du_db, cond_var)
         out["deviance"] = float(-2.0 * acc[:, 0].sum() + uu + logdet)
         out["ok"] = bool(np.isfinite(out["deviance"]))
         out["gradient"] = np.concatenate([g_theta, g_beta - 2.0 * xd1])
