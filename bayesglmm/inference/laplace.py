@@ -22,7 +22,9 @@ approximation proper and the closer one to the integral, see
 The outer problem, minimizing the deviance over ``(theta, beta)`` jointly (lme4's second
 stage), is solved by L-BFGS-B with the analytic gradient (one scalar term, Laplace or AGQ:
 :mod:`bayesglmm.inference.agq`; for a canonical link the same formulas fused with the mode
-search in :mod:`bayesglmm.inference.scalar_laplace`; a vector term or several blocks:
+search in :mod:`bayesglmm.inference.scalar_laplace`; one vector-valued term with a canonical
+link likewise, per-group ``p x p`` algebra in closed form, in
+:mod:`bayesglmm.inference.vector_laplace`; otherwise, a vector term or several blocks:
 :meth:`LaplaceObjective._blocked_gradient`, from the selected inverse of the blocked
 Cholesky; AGQ on one grouping factor with 2 or 3 terms,
 :func:`~bayesglmm.inference.agq.vector_deviance`: central differences), then polished by bounded Newton steps on the finite-difference Hessian (of the
@@ -141,7 +143,7 @@ class LaplaceEval:
         Conditional modes ``b`` per block.
     mode : ModeResult or None
         Inner-solver state at the mode: ``eta``, weights, the factor of ``A'WA + I``.
-        None from the fused scalar path (ask :meth:`LaplaceObjective.evaluate` for
+        None from the fused scalar and vector paths (ask :meth:`LaplaceObjective.evaluate` for
         ``keep_mode=True``).
     """
 
@@ -338,7 +340,9 @@ class LaplaceObjective:
         keep_mode : bool
             Return the inner solver's state (:attr:`LaplaceEval.mode`).  Otherwise one
             scalar term with a canonical link takes the fused Numba path
-            (:mod:`~bayesglmm.inference.scalar_laplace`), whose ``mode`` is None.
+            (:mod:`~bayesglmm.inference.scalar_laplace`), and so does one vector-valued
+            term at ``nagq = 1`` (:mod:`~bayesglmm.inference.vector_laplace`); their
+            ``mode`` is None.
         """
         self.check_nagq(nagq)
         beta = np.asarray(beta, dtype=float)
