@@ -445,7 +445,9 @@ def _priors_from_dict(d: dict[str, Any]) -> Any:
         fixed={k: one(v) for k, v in d["fixed"].items()},
         sd={k: tuple(one(p) for p in v) for k, v in d["sd"].items()},
         cor={k: one(v) for k, v in d["cor"].items()},
-        sigma=one(d["sigma"]),
+        # fits saved before the dispersion priors had one key, "sigma" (gaussian)
+        dispersions={k: one(v) for k, v in d.get("dispersions", {}).items()}
+        or ({"sigma": one(d["sigma"])} if d.get("sigma") else {}),
     )
 
 

@@ -277,20 +277,26 @@ class PriorSet:
         Block label -> tuple of Priors, one per term.
     cor : dict
         Block label -> LKJ Prior (correlated blocks only).
-    sigma : Prior or None
-        Residual SD prior (gaussian only).
+    dispersions : dict
+        The family's dispersion parameters (``Family.dispersion``), name -> Prior: gaussian
+        ``sigma``; empty for families without one.
     """
 
     intercept: Prior | None
     fixed: dict[str, Prior]
     sd: dict[str, tuple[Prior, ...]]
     cor: dict[str, Prior]
-    sigma: Prior | None
+    dispersions: dict[str, Prior] = field(default_factory=dict)
+
+    @property
+    def sigma(self) -> Prior | None:
+        """The residual SD prior of a gaussian family (None for other families)."""
+        return self.dispersions.get("sigma")
 
     def dispersion(self, name: str) -> Prior:
         """The prior of the family's dispersion parameter ``name`` (gaussian ``sigma``)."""
-        if name == "sigma" and self.sigma is not None:
-            return self.sigma
+        if name in self.dispersions:
+            return self.dispersions[name]
         raise KeyError(f"no prior for the dispersion `{name}`")
 
     def table(self) -> list[tuple[str, str, str, str]]:
@@ -306,8 +312,7 @@ class PriorSet:
                 else [("sd", f"{label}[{i}]", str(p)) for i, p in enumerate(priors)]
             )
         rows += [("cor", k, str(v)) for k, v in self.cor.items()]
-        if self.sigma is not None:
-            rows.append(("sigma", "", str(self.sigma)))
+        rows += [(name, "", str(p)) for name, p in self.dispersions.items()]
         return rows
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,6 +323,7 @@ class PriorSet:
             "sd": {k: [p.to_dict() for p in v] for k, v in self.sd.items()},
             "cor": {k: v.to_dict() for k, v in self.cor.items()},
             "sigma": self.sigma.to_dict() if self.sigma else None,
+            "dispersions": {k: v.to_dict() for k, v in self.dispersions.items()},
         }
 
 
@@ -400,7 +406,8 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
     ----------
     design : Design
     user : mapping, optional
-        Keys ``intercept``, ``fixed``, ``sd``, ``cor``, ``sigma`` (class level) or
+        Keys ``intercept``, ``fixed``, ``sd``, ``cor``, and the family's dispersion
+        parameters by name (gaussian ``sigma``; ``Family.dispersion``) (class level) or
         ``fixed:<column>``, ``sd:<group>``, ``cor:<group>`` (per term).
 
     Raises
@@ -413,7 +420,8 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
     s_y = float(defaults.pop("_s_y"))  # type: ignore[arg-type]
     labels = block_labels(design)
     slopes = [n for n in design.x_names if n != "(Intercept)"]
-    valid = {"intercept", "fixed", "sd", "cor", "sigma"}
+    disp_names = [d.name for d in design.family.dispersion]
+    valid = {"intercept", "fixed", "sd", "cor", *disp_names}
     valid |= {f"fixed:{n}" for n in slopes}
     valid |= {f"sd:{g}" for g in (*labels, *design.groups)}
     valid |= {f"cor:{g}" for g in (*labels, *design.groups)}
@@ -423,7 +431,7 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
     pri = {k: as_prior(v, k) for k, v in user.items()}
     for key, p in pri.items():
         cls = key.split(":")[0]
-        if cls in ("sd", "sigma") and not p.positive:
+        if (cls == "sd" or cls in disp_names) and not p.positive:
             raise DesignError(f"prior for `{key}` must be on the positive half-line, got {p.dist}")
         if cls == "cor" and p.dist != "LKJ":
             raise DesignError(f"prior for `{key}` must be LKJ(eta=...), got {p.dist}")
@@ -467,5 +475,5 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
             cor[label] = pri.get(
                 f"cor:{label}", pri.get(f"cor:{block.group}", pri.get("cor", defaults["cor"]))
             )
-    sigma = pri.get("sigma", defaults.get("sigma")) if design.family.has_dispersion else None
-    return PriorSet(intercept=intercept, fixed=fixed, sd=sd, cor=cor, sigma=sigma)
+    dispersions = {name: pri.get(name, defaults[name]) for name in disp_names}
+    return PriorSet(intercept=intercept, fixed=fixed, sd=sd, cor=cor, dispersions=dispersions)
