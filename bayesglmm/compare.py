@@ -92,7 +92,8 @@ def _column_word(fit) -> str:  # noqa: ANN001
         if not fit.design.blocks:
             how = "GLM, exact"
         word = f"estimate (ML, {how}); logLik normalized"
-        if nagq > 1 and np.isfinite(fit.loglik):
+        norm = float(getattr(fit.ml, "loglik_normalized", np.nan))
+        if nagq > 1 and np.isfinite(fit.loglik) and abs(fit.loglik - norm) > 1e-6:
             word += f" (glmer's nAGQ > 1 value, fit.loglik, is {fit.loglik:.2f})"
         return word
     return _METHOD_WORDS.get(fit.method, f"estimate ({fit.method})") + "; no logLik"
