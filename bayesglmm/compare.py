@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -77,7 +78,83 @@ def _loglik_aic(fit: GLMMFit) -> tuple[float, float]:
     return ll, -2.0 * ll + 2.0 * fit.n_params
 
 
-def compare(fits: Sequence[GLMMFit], reference: int | str | None = None) -> pd.DataFrame:
+_METHOD_WORDS = {
+    "nuts": "posterior mean (NUTS)",
+    "laplace": "posterior mean (integrated Laplace)",
+    "advi": "posterior mean (mean-field ADVI)",
+    "fullrank_advi": "posterior mean (full-rank ADVI)",
+    "pql": "estimate (PQL)",
+    "ml": "estimate (ML)",
+}
+
+
+def _column_word(fit: GLMMFit) -> str:
+    """What a fit's column holds, with the scale of its logLik for ML fits."""
+    if fit.ml is not None and fit.method == "ml":
+        nagq = int(getattr(fit.ml, "nagq", 1) or 1)
+        how = "Laplace" if nagq <= 1 else f"adaptive Gauss-Hermite, {nagq} nodes"
+        if not fit.design.blocks:
+            how = "GLM, exact"
+        word = f"estimate (ML, {how}); logLik normalized"
+        norm = float(getattr(fit.ml, "loglik_normalized", np.nan))
+        if nagq > 1 and np.isfinite(fit.loglik) and abs(fit.loglik - norm) > 1e-6:
+            word += f" (glmer's nAGQ > 1 value, fit.loglik, is {fit.loglik:.2f})"
+        return word
+    return _METHOD_WORDS.get(fit.method, f"estimate ({fit.method})") + "; no logLik"
+
+
+class CompareTable(pd.DataFrame):
+    """:func:`compare`'s table: a :class:`pandas.DataFrame` whose printed form (``print``,
+    the notebook's HTML) ends with a legend saying what every column and row holds.
+
+    The legend is ``table.attrs["legend"]`` (a list of lines); anything derived from the
+    table (a slice, ``round()``) is a plain DataFrame without it.
+    """
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    def legend(self) -> str:
+        """The legend as text (empty if there is none)."""
+        return "\n".join(self.attrs.get("legend", []))
+
+    def __repr__(self) -> str:
+        text = super().__repr__()
+        return f"{text}\n\n{self.legend()}" if self.attrs.get("legend") else text
+
+    def _repr_html_(self) -> str | None:
+        html = super()._repr_html_()
+        if html is None or not self.attrs.get("legend"):
+            return html
+        import html as _html
+
+        items = "".join(f"<li>{_html.escape(line)}</li>" for line in self.attrs["legend"])
+        return f"{html}<ul style='font-size:smaller'>{items}</ul>"
+
+
+def _legend(fits: Sequence[GLMMFit], labels: list[str], ref: int | None) -> list[str]:
+    """The table's legend, one wrapped item per line."""
+    items = [f"{lab}: {_column_word(f)}" for lab, f in zip(labels, fits, strict=True)]
+    if ref is not None:
+        r = labels[ref]
+        items.append(
+            f"<fit> dist: (the fit's value - {r}'s posterior mean) / {r}'s posterior SD, the "
+            f"distance from the reference fit `{r}` in posterior SDs"
+        )
+    items += [
+        "rows: fixed effects on the link scale; sd(group: term), cor(group: a, b): the "
+        "random-effect SDs and correlations; ICC(...) on the latent scale",
+        "logLik: the log-likelihood at the ML estimate (ML fits only), properly normalized for "
+        "every nAGQ, as lme4 reports it for nAGQ = 1 (not glmer's nAGQ > 1 value, which is "
+        "relative to the saturated model): all ML columns, a GLM's too, are on one scale; "
+        "AIC = -2 logLik + 2 x parameters",
+        "elapsed_s: the fit's wall time in seconds",
+    ]
+    return [textwrap.fill(t, width=100, subsequent_indent="    ") for t in items]
+
+
+def compare(fits: Sequence[GLMMFit], reference: int | str | None = None) -> CompareTable:
     """Compare fits by any methods in one table.
 
     Parameters
@@ -90,12 +167,15 @@ def compare(fits: Sequence[GLMMFit], reference: int | str | None = None) -> pd.D
 
     Returns
     -------
-    pandas.DataFrame
-        Rows: fixed effects, group SDs and correlations, ICCs (latent scale), ``logLik``
-        and ``AIC`` (ML fits, the log-likelihood properly normalized for every ``nagq``, so
-        a GLM's and a GLMM's are on one scale), ``elapsed_s``; columns: one per method (posterior mean or estimate), plus
-        ``<method> dist`` columns with each method's distance from the reference in units of
-        the reference's posterior SD (``table.attrs["reference"]`` names it).
+    CompareTable
+        A :class:`pandas.DataFrame` that prints a legend below itself
+        (``table.attrs["legend"]``).  Rows: fixed effects, group SDs and correlations, ICCs
+        (latent scale), ``logLik`` and ``AIC`` (ML fits only; the log-likelihood properly
+        normalized for every ``nagq``, so a GLM's and a GLMM's, Laplace and AGQ, are on one
+        scale; glmer's ``nAGQ > 1`` value, relative to the saturated model, is not used),
+        ``elapsed_s``.  Columns: one per fit (posterior mean, or the estimate), plus
+        ``<method> dist`` columns with each fit's distance from the reference fit in units
+        of the reference's posterior SD (``table.attrs["reference"]`` names it).
     """
     fits = list(fits)
     if not fits:
@@ -139,7 +219,10 @@ def compare(fits: Sequence[GLMMFit], reference: int | str | None = None) -> pd.D
             table[f"{lab} dist"] = dist + [np.nan] * len(extra)
         table.attrs["reference"] = labels[ref]
     table.index.name = "parameter"
-    return table
+    out = CompareTable(table)
+    out.attrs.update(table.attrs)
+    out.attrs["legend"] = _legend(fits, labels, ref)
+    return out
 
 
 class _CallableModule(types.ModuleType):
@@ -151,7 +234,7 @@ class _CallableModule(types.ModuleType):
     ``fit.plot_ranef()``, ``bg.compare([...])`` raised "'module' object is not callable".
     """
 
-    def __call__(self, fits: Sequence[GLMMFit], reference: int | str | None = None) -> pd.DataFrame:  # noqa: D102
+    def __call__(self, fits: Sequence[GLMMFit], reference: int | str | None = None) -> CompareTable:  # noqa: D102
         return compare(fits, reference)
 
 

@@ -171,7 +171,7 @@ def plot_ranef(  # noqa: ANN201
         if fit.is_bayesian
         else f"conditional mode, {prob:.0%} interval (+- z conditional SD)"
     )
-    for ax, (i, t) in zip(axes[:, 0], panels, strict=True):
+    for ax, h_in, (i, t) in zip(axes[:, 0], heights, panels, strict=True):
         b = d.blocks[i]
         m, lo, hi = _ranef_intervals(fit, i, t, prob)
         order = np.argsort(m, kind="stable")
@@ -181,22 +181,54 @@ def plot_ranef(  # noqa: ANN201
         ax.hlines(y, lo[order], hi[order], color="0.55", lw=0.4 if many else 1.0)
         ax.plot(m[order], y, "o", ms=1.5 if many else 3.5, color=_COLORS[0])
         ax.axvline(0, color="k", lw=0.8)
-        if many:
-            k = max_labels // 2
-            shown = np.r_[np.arange(k), np.arange(order.size - k, order.size)]
-        else:
-            shown = y
-        ax.set_yticks(shown)
-        ax.set_yticklabels(names[shown], fontsize="x-small" if many else "small")
         ax.set_ylim(-1, order.size)
+        n_named = _name_levels(ax, names, h_in, max_labels)
         ax.set_ylabel(
             f"{b.group} ({b.n_levels} levels"
-            + (f"; lowest and highest {max_labels // 2} named)" if many else ")")
+            + (f"; lowest and highest {n_named} named)" if n_named < order.size // 2 else ")")
         )
         ax.set_xlabel(f"random effect: {b.terms[t]}")
     axes[0, 0].set_title(f"Random effects ({fit.label}): {kind}", fontsize="medium")
     fig.tight_layout()
     return fig
+
+
+def _name_levels(ax, names: np.ndarray, height_in: float, max_labels: int) -> int:  # noqa: ANN001
+    """Write the sorted levels' names on a caterpillar panel; returns how many per end.
+
+    Few levels: every name as a tick label.  Many: the ``max_labels // 2`` lowest and highest
+    (fewer if the panel cannot hold them apart).  When adjacent levels are closer than a
+    line of text, the names are fanned out at one line's spacing on the right of the panel,
+    each joined to its row by a thin line (consecutive tick labels there overlapped into a black smear at 294
+    levels).
+    """
+    n = names.size
+    line_pt = 8.5  # an x-small label and its gap
+    per_level_pt = height_in * 72.0 * 0.85 / (n + 1)  # ~85% of the figure height is the axes
+    if n <= max_labels and per_level_pt >= line_pt:
+        ax.set_yticks(np.arange(n))
+        ax.set_yticklabels(names, fontsize="small" if per_level_pt >= 10 else "x-small")
+        return n
+    fits_per_end = int(0.45 * height_in * 72.0 * 0.85 / line_pt)
+    k = max(1, min(max_labels // 2, n // 2, fits_per_end))
+    low = np.arange(k)
+    high = np.arange(n - k, n)
+    if per_level_pt >= line_pt:  # rows are far enough apart: plain tick labels
+        shown = np.r_[low, high]
+        ax.set_yticks(shown)
+        ax.set_yticklabels(names[shown], fontsize="x-small")
+        return k
+    ax.set_yticks([])
+    step = line_pt / per_level_pt  # one text line, in rows
+    trans = ax.get_yaxis_transform()  # x in axes fraction, y in data
+    for j, (rows, sign, start) in enumerate(((low, 1.0, 0.0), (high, -1.0, n - 1.0))):
+        for r, row in enumerate(rows if j == 0 else rows[::-1]):
+            y_text = start + sign * r * step
+            ax.plot([1.0, 1.03], [row, y_text], transform=trans, color="0.4", lw=0.4,
+                    clip_on=False)  # fmt: skip
+            ax.text(1.035, y_text, names[row], transform=trans, ha="left", va="center",
+                    fontsize="x-small", gid="level-name")  # fmt: skip
+    return k
 
 
 def plot_ppc(fit: GLMMFit, n_draws: int = 200, random_seed: int | None = 0):  # noqa: ANN201

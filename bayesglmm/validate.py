@@ -256,7 +256,7 @@ ADVI_OPTIONS: tuple[Option, ...] = (
     _int("draws", 1, 1000),
     _SEED,
     _pos("tolerance", 1e-3),
-    _int("every", 1, 500),
+    _int("every", 1, 200),
     Option("start", "advi_start", none_ok=True, default="ml"),
     _PROGRESS,
     _PARTIAL,

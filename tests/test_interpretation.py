@@ -156,6 +156,51 @@ def test_marginal_vs_conditional_simulation_seeded():
     assert abs(a["marginal"][0] - 0.5) < abs(a["typical"][0] - 0.5)
 
 
+def _level_names(ax) -> list[str]:  # noqa: ANN001
+    """A caterpillar panel's level names, lowest effect first: tick labels, or the fanned-out
+    texts (``gid="level-name"``) when the rows are closer than a line of text."""
+    texts = [t for t in ax.texts if t.get_gid() == "level-name"]
+    if texts:
+        return [t.get_text() for t in sorted(texts, key=lambda t: t.get_position()[1])]
+    return [t.get_text() for t in ax.get_yticklabels()]
+
+
+def test_caterpillar_level_names_do_not_overlap_at_407_levels():
+    """Issue 18: at 294 / 407 levels the 30 lowest and highest names were tick labels on
+    consecutive rows ~2 pt apart, one black smear; now they are fanned out, one text line
+    apart, each joined to its row."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(5)
+    n, k = 2000, 407
+    g = rng.integers(0, k, n)
+    df = pd.DataFrame({"y": rng.poisson(np.exp(0.3 + rng.normal(0, 0.6, k)[g])), "g": g})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bg.GLMM("y ~ 1 + (1 | g)", df, "poisson").fit(method="ml")
+    fig = fit.plot_ranef()
+    ax = fig.axes[0]
+    names = _level_names(ax)
+    order = fit.ranef()["g"]["(Intercept)"].sort_values(kind="stable").index.astype(str)
+    n_end = len(names) // 2
+    assert 10 <= n_end <= 30
+    assert names[:n_end] == list(order[:n_end]) and names[n_end:] == list(order[-n_end:])
+    assert f"lowest and highest {n_end} named" in ax.get_ylabel()
+    fig.canvas.draw()
+    boxes = sorted(
+        (t.get_window_extent() for t in ax.texts if t.get_gid() == "level-name"),
+        key=lambda b: b.y0,
+    )
+    gaps = [b2.y0 - b1.y1 for b1, b2 in zip(boxes, boxes[1:], strict=False)]
+    assert min(gaps) > -0.5  # no two names overlap (pixels; rounding)
+    # and none is cut off by the figure edge
+    fig_box = fig.bbox
+    assert all(fig_box.x0 <= b.x0 and b.x1 <= fig_box.x1 + 1 for b in boxes)
+    plt.close(fig)
+
+
 def test_caterpillar_names_levels_and_draws_every_factor_and_term():
     """Caterpillar plots name the levels (they were ranks 0..L-1), show every factor and
     term, and name only the extremes when there are many levels (issue 18)."""
@@ -182,7 +227,7 @@ def test_caterpillar_names_levels_and_draws_every_factor_and_term():
         fit = bg.GLMM("y ~ x + (1 + x | g) + (1 | h)", df, "poisson").fit(method="ml")
     fig = fit.plot_ranef(max_labels=20)
     assert len(fig.axes) == 3  # g: (Intercept), x; h: (Intercept)
-    names = [[t.get_text() for t in ax.get_yticklabels()] for ax in fig.axes]
+    names = [_level_names(ax) for ax in fig.axes]
     assert len(names[0]) == 20 and all(s.startswith("site") for s in names[0])
     # the named extremes are the lowest and highest conditional modes
     modes = fit.ranef()["g"]["(Intercept)"].sort_values()

@@ -74,7 +74,9 @@ def test_advi_states_how_it_converged_and_prints_a_plain_line(capsys, caplog):
         "Interrupted" in r.getMessage() for r in caplog.records
     )
     assert fit.options["converged"] is True
-    assert fit.options["convergence"].startswith("the mean loss over the last 500 iterations")
-    assert "advi: converged (the mean loss" in err
+    assert fit.options["convergence"].startswith(
+        "the median loss of the last 3 windows of 200 iterations lies within"
+    )
+    assert "advi: converged (the median loss" in err
     assert f"after {fit.options['iterations']:,} iterations" in err
-    assert "advi: iteration 1,000 of at most 30,000, loss " in err.replace("\r", "\n")
+    assert "advi: iteration 400 of at most 30,000, loss " in err.replace("\r", "\n")
