@@ -43,21 +43,21 @@ __version__ = "0.1.0"
 # public name -> module that defines it, imported on first attribute access
 _LAZY: dict[str, str] = {
     "GLMM": "bayesglmm.model",
-    "GLMMFit": "bayesglmm.results",
+    "GLMMFit": "bayesglmm.fit.results",
     "Prior": "bayesglmm.priors",
     "Family": "bayesglmm.families",
-    "compare": "bayesglmm.compare",
-    "plot_compare": "bayesglmm.plots",
-    "plot_marginal_vs_conditional": "bayesglmm.plots",
-    "simulate_marginal_vs_conditional": "bayesglmm.plots",
+    "compare": "bayesglmm.interpret.compare",
+    "plot_compare": "bayesglmm.interpret.plots",
+    "plot_marginal_vs_conditional": "bayesglmm.interpret.plots",
+    "simulate_marginal_vs_conditional": "bayesglmm.interpret.plots",
     "load_fit": "bayesglmm.model",
-    "sbc": "bayesglmm.calibration",
-    "SBCResult": "bayesglmm.calibration",
+    "sbc": "bayesglmm.calibration.sbc",
+    "SBCResult": "bayesglmm.calibration.sbc",
     "load_spec": "bayesglmm.spec",
     "list_specs": "bayesglmm.spec",
     "ModelSpec": "bayesglmm.spec",
-    "build_design": "bayesglmm.design",
-    "parse_formula": "bayesglmm.formula",
+    "build_design": "bayesglmm.design.build",
+    "parse_formula": "bayesglmm.formula.bars",
     "predictions": "bayesglmm.interpret.effects",
     "avg_predictions": "bayesglmm.interpret.effects",
     "comparisons": "bayesglmm.interpret.effects",
@@ -65,7 +65,7 @@ _LAZY: dict[str, str] = {
     "slopes": "bayesglmm.interpret.effects",
     "avg_slopes": "bayesglmm.interpret.effects",
     "datagrid": "bayesglmm.interpret.effects",
-    "plot_predictions": "bayesglmm.interpret.plots",
+    "plot_predictions": "bayesglmm.interpret.effect_plots",
     "r2": "bayesglmm.interpret.r2",
     "coef": "bayesglmm.interpret.accessors",
     "confint": "bayesglmm.interpret.accessors",
@@ -75,12 +75,14 @@ _SUBMODULES = ("datasets",)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     from bayesglmm import datasets
-    from bayesglmm.calibration import SBCResult, sbc
-    from bayesglmm.compare import compare
-    from bayesglmm.design import build_design
+    from bayesglmm.calibration.sbc import SBCResult, sbc
+    from bayesglmm.design.build import build_design
     from bayesglmm.families import Family
-    from bayesglmm.formula import parse_formula
+    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.formula.bars import parse_formula
     from bayesglmm.interpret.accessors import anova, coef, confint
+    from bayesglmm.interpret.compare import compare
+    from bayesglmm.interpret.effect_plots import plot_predictions
     from bayesglmm.interpret.effects import (
         avg_comparisons,
         avg_predictions,
@@ -90,16 +92,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
         predictions,
         slopes,
     )
-    from bayesglmm.interpret.plots import plot_predictions
-    from bayesglmm.interpret.r2 import r2
-    from bayesglmm.model import GLMM, load_fit
-    from bayesglmm.plots import (
+    from bayesglmm.interpret.plots import (
         plot_compare,
         plot_marginal_vs_conditional,
         simulate_marginal_vs_conditional,
     )
+    from bayesglmm.interpret.r2 import r2
+    from bayesglmm.model import GLMM, load_fit
     from bayesglmm.priors import Prior
-    from bayesglmm.results import GLMMFit
     from bayesglmm.spec import ModelSpec, list_specs, load_spec
 
 

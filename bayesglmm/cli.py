@@ -8,7 +8,7 @@
     bayesglmm demo [--out DIR]
 
 ``fit`` prints one progress line per method to stderr, the comparison table
-(:func:`bayesglmm.compare`) to stdout and, for a spec with reference values, how the ML fits
+(:func:`bayesglmm.interpret.compare`) to stdout and, for a spec with reference values, how the ML fits
 compare with them.  With ``--out`` it writes ``comparison.csv``, ``compare_forest.png``,
 ``ppc_<method>.png``, ``caterpillar_<method>.png`` (models with random effects), one saved fit per method
 (``fit_<method>/``, read back with :func:`bayesglmm.load_fit`), ``spec.json`` and, when
@@ -33,8 +33,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bayesglmm.engines.registry import check_option, get_engine
 from bayesglmm.errors import BayesGLMMError, SpecError
-from bayesglmm.inference.registry import check_option, get_engine
 from bayesglmm.spec import ModelSpec, load_spec, method_label, parse_method
 
 PROG = "bayesglmm"

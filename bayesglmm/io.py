@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesglmm.engines.types import FitInfo
 from bayesglmm.errors import (
     BayesGLMMError,
     BayesGLMMWarning,
@@ -50,12 +51,11 @@ from bayesglmm.errors import (
     SavedFitMismatchError,
     SaveLoadError,
 )
-from bayesglmm.inference.engine_types import FitInfo
 from bayesglmm.quiet import ignoring_warnings
 
 if TYPE_CHECKING:
+    from bayesglmm.fit.results import GLMMFit
     from bayesglmm.model import GLMM
-    from bayesglmm.results import GLMMFit
 
 FORMAT_VERSION = 2
 FIT_FILE = "fit.json"
@@ -416,7 +416,7 @@ def _ml_to_json(ml: Any) -> dict[str, Any]:
 
 
 def _ml_from_json(raw: dict[str, Any]) -> Any:
-    from bayesglmm.inference import ml_types
+    from bayesglmm.engines.ml import estimate as ml_types
 
     raw = _from_json(dict(raw))
     cls = getattr(ml_types, raw.pop("__class__"))

@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesglmm.design import build_design
-from bayesglmm.design_types import Design
+from bayesglmm.design.build import build_design
+from bayesglmm.design.types import Design
+from bayesglmm.engines.registry import EngineContext, check_fit_options, get_engine
 from bayesglmm.errors import ArgumentError
 from bayesglmm.families import Family
-from bayesglmm.inference.registry import EngineContext, check_fit_options, get_engine
+from bayesglmm.fit.results import GLMMFit, attach_log_likelihood, check_health
 from bayesglmm.io import read_fit
 from bayesglmm.priors import PriorSet, resolve_priors
-from bayesglmm.results import GLMMFit, attach_log_likelihood, check_health
 from bayesglmm.validate import (
     PRIOR_PREDICTIVE_OPTIONS,
     check_options,
@@ -54,7 +54,7 @@ class GLMM:
     Parameters
     ----------
     formula : str
-        E.g. ``"y ~ x + (1 + x | g)"``; see :func:`bayesglmm.formula.parse_formula`.
+        E.g. ``"y ~ x + (1 + x | g)"``; see :func:`bayesglmm.formula.bars.parse_formula`.
     data : pandas.DataFrame
         The data.
     family : {"bernoulli", "binomial", "poisson", "gaussian"}
@@ -185,7 +185,7 @@ class GLMM:
         clone of its parent's (extensions included) holding its own response, so fits of
         different models never see each other's data.
         """
-        from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
+        from bayesglmm.engines.pytensor_lock import PYTENSOR_LOCK
 
         with PYTENSOR_LOCK:  # pm.set_data and model building evaluate small graphs
             return self._build()
@@ -200,7 +200,7 @@ class GLMM:
                 built = clone_model(template)
                 pm.set_data({"y_obs": self.design.y}, model=built)
             else:
-                from bayesglmm.pymc_model import build_pymc_model
+                from bayesglmm.engines.bayes.pymc_model import build_pymc_model
 
                 built = build_pymc_model(self.design, self.priors, centered=self.centered)
             self._pymc_model = built
@@ -240,7 +240,7 @@ class GLMM:
             PRIOR_PREDICTIVE_OPTIONS,
             {"draws": draws, "random_seed": random_seed, **kwargs},
         )
-        from bayesglmm.inference.pytensor_lock import PYTENSOR_LOCK
+        from bayesglmm.engines.pytensor_lock import PYTENSOR_LOCK
 
         with self.build(), PYTENSOR_LOCK:
             return pm.sample_prior_predictive(
@@ -248,9 +248,9 @@ class GLMM:
             )
 
     def plot_prior_predictive(self, draws: int = 500, random_seed: int | None = 0) -> Any:
-        """Prior predictive check figure; see :func:`bayesglmm.plots.plot_prior_predictive`.
+        """Prior predictive check figure; see :func:`bayesglmm.interpret.plots.plot_prior_predictive`.
         ``prior_summary()`` lists the priors it draws from."""
-        from bayesglmm.plots import plot_prior_predictive
+        from bayesglmm.interpret.plots import plot_prior_predictive
 
         return plot_prior_predictive(self, draws=draws, random_seed=random_seed)
 
@@ -263,7 +263,7 @@ class GLMM:
     def kernel_layout(self) -> Any:
         """The fused NUTS kernel's layout (cached), or None when the model is outside it."""
         if self._kernel is None:
-            from bayesglmm.inference.nuts_kernel import kernel_layout
+            from bayesglmm.engines.bayes.log_density import kernel_layout
 
             self._kernel = kernel_layout(self.design, self.priors, centered=self.centered) or False
         return self._kernel or None
@@ -276,14 +276,14 @@ class GLMM:
         Parameters
         ----------
         method : str
-            A registered engine (:func:`bayesglmm.inference.registry.method_names`); the
+            A registered engine (:func:`bayesglmm.engines.registry.method_names`); the
             built-in ones are ``nuts``, ``ml``, ``pql``, ``laplace``, ``advi`` and
             ``fullrank_advi``.
             ``nuts``: NUTS (``draws``, ``tune``, ``chains``, ``cores``, ``random_seed``,
             ``sampler``, ``target_accept``, ``progressbar``).  ``sampler="auto"`` (default)
             runs nutpie's Rust NUTS on a fused Numba log density when the model allows
             (non-centred, logit/log/identity link), else PyMC's NUTS;
-            see :func:`bayesglmm.inference.mcmc.resolve_sampler`.
+            see :func:`bayesglmm.engines.bayes.pymc_nuts.resolve_sampler`.
             ``ml``: maximum likelihood by Laplace (``nagq=1``) or adaptive Gauss-Hermite
             quadrature (``nagq>1``, one grouping factor only: one scalar term, or 2 or 3
             correlated terms on the ``nagq^q`` tensor-product rule with ``nagq <= 25``
@@ -292,7 +292,7 @@ class GLMM:
             ``laplace``: Bayesian fast path with the random effects integrated out.
             ``advi``/``fullrank_advi``: PyMC variational inference.
             A formula without random-effect terms (``y ~ x``) is a GLM, fitted by every
-            method (:mod:`bayesglmm.inference.glm`): ``ml`` by IRLS to the exact MLE (any
+            method (:mod:`bayesglmm.engines.glm`): ``ml`` by IRLS to the exact MLE (any
             ``nagq``: there is nothing to integrate), ``pql`` by IRLS, ``laplace`` as one
             Gaussian at the posterior mode (gaussian included), ``nuts`` and the ADVIs as
             usual; ``fit.options["notes"]`` and the printed fit say so.
@@ -322,7 +322,7 @@ class GLMM:
         ArgumentError
             Before any work, for an unknown method or option (with close matches) or a
             value outside its range; each engine's table is in
-            :mod:`bayesglmm.inference.registry`.
+            :mod:`bayesglmm.engines.registry`.
         InferenceError
             When an engine fails; an exception from a dependency is re-raised as one, with
             the original chained (:func:`bayesglmm.validate.engine_boundary`).
@@ -341,7 +341,7 @@ class GLMM:
         if not self.design.blocks:
             # say it in every fit of a model without random effects (ML engines also put it
             # first among their messages); Bayesian Laplace adds its own notes
-            from bayesglmm.inference.glm import GLM_NOTE
+            from bayesglmm.engines.glm import GLM_NOTE
 
             if GLM_NOTE not in info.messages:
                 info.messages.insert(0, GLM_NOTE)

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from bayesglmm.design_types import Design
+from bayesglmm.design.types import Design
 from bayesglmm.errors import DesignError
 
 _DISTS: dict[str, tuple[str, ...]] = {
@@ -118,7 +118,7 @@ class Prior:
         scale families on the positive half-line).
 
         Used to put a slope prior on the slope per SD of its column
-        (:mod:`bayesglmm.inference.scaling`).
+        (:mod:`bayesglmm.engines.scaling`).
 
         Raises
         ------

@@ -85,11 +85,11 @@ import numpy as np
 import pandas as pd
 
 from bayesglmm import datasets
+from bayesglmm.engines import registry
+from bayesglmm.engines.registry import check_option
 from bayesglmm.errors import ArgumentError, BayesGLMMError, SpecError
 from bayesglmm.families import FAMILIES, get_family, get_spec
-from bayesglmm.formula import parse_formula
-from bayesglmm.inference import registry
-from bayesglmm.inference.registry import check_option
+from bayesglmm.formula.bars import parse_formula
 from bayesglmm.model import GLMM
 from bayesglmm.priors import as_prior
 
@@ -265,10 +265,10 @@ def _method_problem(text: str, random: Any, family: str) -> str:
     """Why a method cannot fit a model with these random terms (empty if it can, or if
     that is not clear without the data)."""
     method, kw = parse_method(text)
-    if not random:  # a GLM: every method fits it (bayesglmm.inference.glm)
+    if not random:  # a GLM: every method fits it (bayesglmm.engines.glm)
         return ""
     if method == "ml" and kw.get("nagq", 1) > 1:
-        from bayesglmm.inference.agq import MAX_NAGQ_VECTOR
+        from bayesglmm.engines.ml.agq import MAX_NAGQ_VECTOR
 
         nagq = kw["nagq"]
         limits = f"nagq <= {MAX_NAGQ_VECTOR[2]} for 2 terms and nagq <= {MAX_NAGQ_VECTOR[3]} for 3"

@@ -2,7 +2,7 @@
 
 One table of options per built-in method (:data:`NUTS_OPTIONS`, :data:`ML_OPTIONS`, ...):
 name, kind, valid range and default.  Each engine registers its table with the engine
-registry (:mod:`bayesglmm.inference.registry`), whose ``check_fit_options`` checks the
+registry (:mod:`bayesglmm.engines.registry`), whose ``check_fit_options`` checks the
 keyword arguments of one ``fit`` call against it and raises
 :class:`~bayesglmm.errors.ArgumentError` naming the argument, the value and the valid range;
 an unknown keyword gets a "did you mean" (or the methods that take it).  The CLI

@@ -6,7 +6,7 @@ Numba / PyTensor compile caches are loaded), then one timed fit each (NUTS, ADVI
 with the previous stopping rule), wall clock around ``model.fit``.  The table gives both wall times, their ratio, ADVI's iterations, whether it
 converged and by which criterion, and ``max dist``: the largest
 ``|ADVI mean - NUTS mean| / NUTS posterior SD`` over the fixed effects and group SDs
-(:func:`bayesglmm.compare.param_draws`).
+(:func:`bayesglmm.interpret.compare.param_draws`).
 
 Usage::
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 import bayesglmm as bg
-import bayesglmm.inference.advi as advi_module
-from bayesglmm.compare import param_draws
+import bayesglmm.engines.bayes.advi as advi_module
+from bayesglmm.interpret.compare import param_draws
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 
 For each model: NUTS (4 chains x 1000 after 1000 tuning), Bayesian integrated Laplace,
 mean-field and full-rank ADVI, Laplace ML and AGQ; the table gives each method's distance
-from NUTS in units of the NUTS posterior SD (``bayesglmm.compare``) and its wall time.
+from NUTS in units of the NUTS posterior SD (``bayesglmm.interpret.compare``) and its wall time.
 """
 
 from __future__ import annotations

@@ -231,11 +231,11 @@ def optimizer_rows(quick: bool = True) -> list[dict]:
     bounded), from the same start: deviance evaluations, seconds, deviance reached."""
     from scipy import optimize
 
-    from bayesglmm.design import build_design
+    from bayesglmm.design.build import build_design
+    from bayesglmm.engines.blas_threads import one_blas_thread
+    from bayesglmm.engines.ml.laplace import LaplaceObjective
+    from bayesglmm.engines.ml.pirls import glm_start
     from bayesglmm.errors import InferenceError
-    from bayesglmm.inference.blas_threads import one_blas_thread
-    from bayesglmm.inference.laplace import LaplaceObjective
-    from bayesglmm.inference.pirls import glm_start
 
     rows = []
     for name, df, formula, _, family in work_items(quick):

@@ -25,8 +25,8 @@ def ref_sd(ref: dict, group: str, term: str = "(Intercept)") -> float:
 
 def fake_ml_fit(model, beta, sds, sigma=None):
     """A GLMMFit on ``model``'s design with fixed beta and random-intercept SDs."""
-    from bayesglmm.inference.ml_types import MLEstimate
-    from bayesglmm.results import GLMMFit
+    from bayesglmm.engines.ml.estimate import MLEstimate
+    from bayesglmm.fit.results import GLMMFit
 
     d = model.design
     beta = np.asarray(beta, dtype=float)

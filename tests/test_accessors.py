@@ -11,7 +11,7 @@ import pytest
 from scipy import optimize, special, stats
 
 import bayesglmm as bg
-from bayesglmm.inference.laplace import LaplaceObjective, fit_ml
+from bayesglmm.engines.ml.laplace import LaplaceObjective, fit_ml
 
 
 def _data(seed: int = 7, G: int = 10, n: int = 15) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from bayesglmm.inference.advi import LossPlateau
+from bayesglmm.engines.bayes.advi import LossPlateau
 
 
 def _run(rule: LossPlateau, hist: np.ndarray) -> int | None:

@@ -1,5 +1,5 @@
 """Adaptive Gauss-Hermite quadrature for one grouping factor with 2 or 3 correlated terms
-(issue 14, item 7): the tensor-product rule of ``bayesglmm.inference.agq.vector_deviance``.
+(issue 14, item 7): the tensor-product rule of ``bayesglmm.engines.ml.agq.vector_deviance``.
 
 Reference values of the peer package ``glmm`` (its AGQ covers one grouping factor with up
 to 3 terms) are stored in ``tests/fixtures/agq_vector`` (provenance: README.md there); the
@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.inference.agq import MAX_NAGQ_VECTOR, vector_deviance
-from bayesglmm.inference.laplace import AGQError, LaplaceObjective, fit_ml
-from bayesglmm.inference.pirls import saturated_loglik
+from bayesglmm.engines.ml.agq import MAX_NAGQ_VECTOR, vector_deviance
+from bayesglmm.engines.ml.laplace import AGQError, LaplaceObjective, fit_ml
+from bayesglmm.engines.ml.pirls import saturated_loglik
 
 FIX = Path(__file__).parent / "fixtures" / "agq_vector"
 REF = json.loads((FIX / "glmm_references.json").read_text())["cases"]
@@ -100,7 +100,7 @@ def test_one_node_rule_is_the_laplace_deviance(data, formula, family, link):
 @pytest.mark.parametrize("nagq", [1, 5])
 def test_numba_and_numpy_node_sums_agree(bern, pois3, nagq, monkeypatch):
     """The Numba pass (canonical links) and the NumPy chunks (any family) give one answer."""
-    from bayesglmm.inference import scalar_laplace
+    from bayesglmm.engines.ml import scalar_laplace
 
     for design in (bern, pois3):
         obj = LaplaceObjective(design)

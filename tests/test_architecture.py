@@ -15,27 +15,24 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bayesglmm"
 
-ENGINE_PACKAGE = "bayesglmm.inference"
+ENGINE_PACKAGE = "bayesglmm.engines"
 UPWARD = (
     "bayesglmm.model",
-    "bayesglmm.results",
+    "bayesglmm.fit",
     "bayesglmm.io",
     "bayesglmm.spec",
     "bayesglmm.cli",
     "bayesglmm.interpret",
-    "bayesglmm.plots",
-    "bayesglmm.predict",
-    "bayesglmm.ppc",
-    "bayesglmm.compare",
+    "bayesglmm.calibration",
 )
-"""What an engine (``bayesglmm/inference/*``) must not import: the layers built on fits."""
+"""What an engine (``bayesglmm/engines/*``) must not import: the layers built on fits."""
 
 LINEAR_ALGEBRA = {
-    "bayesglmm.inference.agq",
-    "bayesglmm.inference.scalar_laplace",
-    "bayesglmm.inference.blocked_cholesky",
-    "bayesglmm.inference.pirls",
-    "bayesglmm.inference.laplace",
+    "bayesglmm.engines.ml.agq",
+    "bayesglmm.engines.ml.scalar_laplace",
+    "bayesglmm.engines.ml.blocked_cholesky",
+    "bayesglmm.engines.ml.pirls",
+    "bayesglmm.engines.ml.laplace",
 }
 
 
@@ -146,8 +143,8 @@ def _edges_within(graph: dict[str, set[str]], comp: list[str]) -> str:
 def test_the_parser_sees_lazy_imports_and_skips_type_checking_ones(tmp_path):
     graph = import_graph()
     # model.build imports pymc_model inside a function; results types nothing upward
-    assert "bayesglmm.pymc_model" in graph["bayesglmm.model"]
-    assert "bayesglmm.model" not in graph["bayesglmm.results"]
+    assert "bayesglmm.engines.bayes.pymc_model" in graph["bayesglmm.model"]
+    assert "bayesglmm.model" not in graph["bayesglmm.fit.results"]
     # the cycle finder finds a two-module and a three-module cycle
     toy = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c"}, "f": {"a"}}
     assert sorted(cycles(toy)) == [["a", "b"], ["c", "d", "e"]]
@@ -188,7 +185,7 @@ POSTERIOR_NAME_LITERALS = (
     r'__(term|term_b|level)"',
     r"cholesky-cov-packed__",
 )
-NOT_POSTERIOR_NAMES = {"bayesglmm/design.py": ('if name == "Intercept":',)}
+NOT_POSTERIOR_NAMES = {"bayesglmm/design/build.py": ('if name == "Intercept":',)}
 """Lines that match but are not posterior names (formulaic's intercept column)."""
 
 
@@ -210,3 +207,60 @@ def test_posterior_names_are_written_in_one_module():
             if pattern.search(code) and "``" not in code:
                 found.append(f"{rel}:{i}: {line.strip()}")
     assert not found, "posterior names written out:\n" + "\n".join(found)
+
+
+#: The pipeline, bottom to top (docs/architecture.md): a module imports only from its own
+#: layer or below.  A prefix names a module or a package (the longest prefix wins).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("bayesglmm.errors", "bayesglmm.quiet", "bayesglmm.intervals", "bayesglmm.posterior_names"),
+    ("bayesglmm.formula",),
+    ("bayesglmm.families",),
+    ("bayesglmm.design",),
+    ("bayesglmm.priors",),
+    ("bayesglmm.validate",),
+    ("bayesglmm.engines",),
+    ("bayesglmm.fit",),
+    ("bayesglmm.interpret",),
+    (
+        "bayesglmm.model",
+        "bayesglmm.io",
+        "bayesglmm.spec",
+        "bayesglmm.cli",
+        "bayesglmm.calibration",
+        "bayesglmm.datasets",
+        "bayesglmm.__main__",
+        "bayesglmm",
+    ),
+)
+
+#: The only imports allowed to go up: ``GLMMFit``'s convenience methods (``fit.icc()``,
+#: ``fit.predict()``, ``fit.plot_ppc()``, ``fit.save()``, ...) import the interpretation
+#: and io modules inside the method, so a user has them on the fit; those modules take the
+#: fit as an argument and import its type only for type checkers (no cycle at run time).
+DELEGATES = {
+    ("bayesglmm.fit.results", "bayesglmm.interpret"),
+    ("bayesglmm.fit.results", "bayesglmm.io"),
+}
+
+
+def _layer(module: str) -> int:
+    best = (-1, -1)
+    for i, prefixes in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and len(p) > best[1]:
+                best = (i, len(p))
+    assert best[0] >= 0, f"{module} is in no layer: add it to LAYERS and docs/architecture.md"
+    return best[0]
+
+
+def test_layers_import_only_downward():
+    graph = import_graph()
+    bad = []
+    for mod, deps in sorted(graph.items()):
+        for dep in sorted(deps):
+            if _layer(dep) <= _layer(mod):
+                continue
+            if any(mod == a and (dep == b or dep.startswith(b + ".")) for a, b in DELEGATES):
+                continue
+            bad.append(f"{mod} -> {dep}")
+    assert not bad, "imports going up the pipeline: " + "; ".join(bad)

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.design import build_design, encode_new_data
-from bayesglmm.design_types import Design
+from bayesglmm.design.build import build_design, encode_new_data
+from bayesglmm.design.types import Design
 from bayesglmm.errors import SpecError
 
 # a warning that a test does not ask for is a failure, and so is a stray NumPy RuntimeWarning
@@ -680,7 +680,7 @@ def test_fit_unknown_method_did_you_mean(model):
 
 
 def test_fit_seed_accepts_numpy_integers_and_generators():
-    from bayesglmm.inference.registry import check_fit_options
+    from bayesglmm.engines.registry import check_fit_options
 
     out = check_fit_options("laplace", {"random_seed": np.int64(3), "draws": np.int32(50)})
     assert out == {"random_seed": 3, "draws": 50} and type(out["draws"]) is int
@@ -1097,7 +1097,7 @@ def test_dotted_column_name(df):
 def test_foreign_engine_error_becomes_inference_error(model, monkeypatch):
     """Anything but a package error from inside an engine is re-raised as an InferenceError
     naming the method and where it came from, with the original chained."""
-    import bayesglmm.inference.pql as pql
+    import bayesglmm.engines.ml.pql as pql
 
     def broken(design, **kwargs):
         raise RuntimeError("Factor is exactly singular")
@@ -1105,7 +1105,7 @@ def test_foreign_engine_error_becomes_inference_error(model, monkeypatch):
     monkeypatch.setattr(pql, "fit_pql", broken)
     with raises(
         bg.InferenceError,
-        "method='pql' failed (in bayesglmm/inference/registry.py:",
+        "method='pql' failed (in bayesglmm/engines/registry.py:",
     ) as err:
         model.fit(method="pql")
     assert "RuntimeError: Factor is exactly singular; the data or model may be degenerate" in (

@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 import bayesglmm as bg
-from bayesglmm.calibration import simulate_from_prior
-from bayesglmm.inference.cov_param import CovParam, corr_cholesky
-from bayesglmm.inference.inla_grid import explore_grid, sample_grid
+from bayesglmm.calibration.sbc import simulate_from_prior
+from bayesglmm.engines.bayes.cov_param import CovParam, corr_cholesky
+from bayesglmm.engines.bayes.inla_grid import explore_grid, sample_grid
 
 TOENAIL = "outcome ~ treatment * time + (1 | patientID)"
 EPI_RS = "y ~ offset(log(weeks)) + followup * group + (1 + followup | subject)"
@@ -88,8 +88,8 @@ def test_cov_param_round_trip_and_prior():
 )
 def test_prior_gradient_matches_differences_of_the_prior(formula, data, family):
     """The term-by-term prior gradient equals central differences of the whole log prior."""
-    from bayesglmm.inference.bayes_laplace import _Posterior
-    from bayesglmm.inference.laplace import LaplaceObjective
+    from bayesglmm.engines.bayes.integrated_laplace import _Posterior
+    from bayesglmm.engines.ml.laplace import LaplaceObjective
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.compare import CompareTable
+from bayesglmm.interpret.compare import CompareTable
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.design import build_design, encode_new_data
-from bayesglmm.design_types import Design, RandomBlock
+from bayesglmm.design.build import build_design, encode_new_data
+from bayesglmm.design.types import Design, RandomBlock
 
 # every bayesglmm warning a test does not expect is a failure
 pytestmark = pytest.mark.filterwarnings("error::bayesglmm.BayesGLMMWarning")

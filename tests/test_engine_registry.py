@@ -15,10 +15,10 @@ import pytest
 
 import bayesglmm as bg
 from bayesglmm.cli import _methods_arg
+from bayesglmm.engines import registry
+from bayesglmm.engines.ml.laplace import fit_ml
+from bayesglmm.engines.registry import Engine, EngineResult, FitInfo
 from bayesglmm.errors import ArgumentError, SpecError
-from bayesglmm.inference import registry
-from bayesglmm.inference.laplace import fit_ml
-from bayesglmm.inference.registry import Engine, EngineResult, FitInfo
 from bayesglmm.spec import method_label, parse_method
 from bayesglmm.validate import Option
 

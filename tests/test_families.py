@@ -18,8 +18,11 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
-from bayesglmm import ppc
-from bayesglmm.design import build_design
+from bayesglmm.design.build import build_design
+from bayesglmm.engines.bayes import log_density as nuts_kernel
+from bayesglmm.engines.ml import scalar_laplace
+from bayesglmm.engines.ml.laplace import fit_ml
+from bayesglmm.engines.ml.laplace_dispersion import DispersionObjective, fit_ml_dispersion
 from bayesglmm.families import (
     FAMILIES,
     LINKS,
@@ -34,9 +37,7 @@ from bayesglmm.families import (
     unregister,
 )
 from bayesglmm.families.poisson import Poisson
-from bayesglmm.inference import nuts_kernel, scalar_laplace
-from bayesglmm.inference.laplace import fit_ml
-from bayesglmm.inference.laplace_dispersion import DispersionObjective, fit_ml_dispersion
+from bayesglmm.interpret import ppc
 
 PACKAGE = Path(bg.__file__).parent
 

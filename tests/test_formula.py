@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bayesglmm.errors import FormulaError
-from bayesglmm.formula import RandomTerm, parse_formula
+from bayesglmm.formula.bars import RandomTerm, parse_formula
 
 # One random term: (expr, group, factors, correlated)
 G = ("1", "g", ("g",), True)

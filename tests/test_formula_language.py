@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayesglmm as bg
-from bayesglmm.design import build_design, encode_new_data
+from bayesglmm.design.build import build_design, encode_new_data
 
 R = json.loads((Path(__file__).parent / "fixtures" / "r_transforms.json").read_text())
 
@@ -462,7 +462,7 @@ def test_small_language_errors_pinned(formula, message, pos):
 
 
 def test_diag_parses_like_a_bar_term():
-    from bayesglmm.formula import RandomTerm, parse_formula
+    from bayesglmm.formula.bars import RandomTerm, parse_formula
 
     p = parse_formula("y ~ x + diag(1 + x | a/b) + us(x | h)")
     assert p.fixed == "x"

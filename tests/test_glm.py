@@ -27,8 +27,8 @@ import pytest
 from helpers import lme4_reference
 
 import bayesglmm as bg
+from bayesglmm.engines.glm import GLM_NOTE
 from bayesglmm.errors import BayesGLMMError, DesignError, InferenceError
-from bayesglmm.inference.glm import GLM_NOTE
 
 sm = pytest.importorskip("statsmodels.api")
 
@@ -174,7 +174,7 @@ def _pymc_gaussian_approximation(model: bg.GLMM) -> tuple[np.ndarray, np.ndarray
     of the same model, in ``(beta in x_names order, [log sigma])``."""
     from scipy import optimize
 
-    from bayesglmm.pymc_model import slope_scales
+    from bayesglmm.engines.bayes.pymc_model import slope_scales
 
     pm_model = model.build()
     logp, dlogp = pm_model.compile_logp(), pm_model.compile_dlogp()
@@ -427,8 +427,8 @@ def test_compare_puts_a_glm_beside_a_glmm_on_one_loglik_scale(load):
     assert table.loc["AIC", "ml"] == pytest.approx(glmm.aic, abs=1e-9)
     assert np.isnan(table.loc["sd(patientID: (Intercept))", "glm_ml"])
     assert table.loc["sd(patientID: (Intercept))", "ml"] > 3
-    # the table works after the plotting module (which imports bayesglmm.compare) loaded
-    import bayesglmm.plots  # noqa: F401
+    # the table works after the plotting module (which imports bayesglmm.interpret.compare) loaded
+    import bayesglmm.interpret.plots  # noqa: F401
 
     assert bg.compare([glm]).columns.tolist() == ["glm_ml"]
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from bayesglmm import datasets
-from bayesglmm.design import build_design
-from bayesglmm.design_types import Design, RandomBlock
+from bayesglmm.design.build import build_design
+from bayesglmm.design.types import Design, RandomBlock
+from bayesglmm.engines.ml.laplace import fit_ml
 from bayesglmm.families import get_family
-from bayesglmm.inference.laplace import fit_ml
 
 glmm = pytest.importorskip("glmm", reason="the peer package `glmm` (test extra) is not installed")
 

@@ -14,7 +14,7 @@ from helpers import fake_ml_fit
 from scipy import special
 
 import bayesglmm as bg
-from bayesglmm.icc import distribution_variance, hdi
+from bayesglmm.interpret.icc import distribution_variance, hdi
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ import pytest
 import xarray as xr
 
 import bayesglmm as bg
-from bayesglmm.inference import mcmc
-from bayesglmm.inference.advi import LossPlateau
-from bayesglmm.inference.mcmc import keep_finished_draws
+from bayesglmm.engines.bayes import pymc_nuts as mcmc
+from bayesglmm.engines.bayes.advi import LossPlateau
+from bayesglmm.engines.bayes.pymc_nuts import keep_finished_draws
 
 
 @pytest.fixture
@@ -213,7 +213,7 @@ def test_invalid_cores_is_a_named_error_not_a_hang(model, cores, sampler):
 
 @pytest.mark.parametrize("cores", [0, -1, 1.5, True, "2"])
 def test_samplers_called_directly_check_cores(model, cores):
-    from bayesglmm.inference.kernel_nuts import sample_kernel_nuts
+    from bayesglmm.engines.bayes.nuts import sample_kernel_nuts
 
     with pytest.raises(bg.BayesGLMMError, match=r"cores=.* is not valid: give a whole number >= 1"):
         sample_kernel_nuts(model.design, model.kernel_layout(), draws=10, tune=10, cores=cores)

@@ -4,7 +4,7 @@ The deviance is even in every Cholesky diagonal of ``Lambda``, so its derivative
 variance of 0 is exactly 0: L-BFGS-B, whose first long step can be projected onto
 ``theta = 0``, stopped there and reported a singular fit.  Every ML engine (Laplace, AGQ,
 the gaussian LMM, the LMM inside PQL) now restarts off the boundary while an interior
-point is better (:mod:`bayesglmm.inference.boundary`).
+point is better (:mod:`bayesglmm.engines.ml.boundary`).
 
 References: the `glmm` package (run here when installed, else the values it gave, stored
 in tests/fixtures/peers/glmm_references.json) and statsmodels ML; provenance in
@@ -24,19 +24,19 @@ import pytest
 from scipy import optimize
 
 from bayesglmm import datasets
-from bayesglmm.design import build_design
-from bayesglmm.design_types import Design, RandomBlock
-from bayesglmm.errors import ConvergenceWarning
-from bayesglmm.inference.boundary import (
+from bayesglmm.design.build import build_design
+from bayesglmm.design.types import Design, RandomBlock
+from bayesglmm.engines.ml.boundary import (
     GRID,
     optimize_off_boundary,
     suspect_vector_terms,
     theta_scales,
     vector_starts,
 )
-from bayesglmm.inference.laplace import LaplaceObjective, fit_ml
-from bayesglmm.inference.pirls import WeightedLMM, weighted_lmm_fit
-from bayesglmm.inference.pql import _working, fit_pql
+from bayesglmm.engines.ml.laplace import LaplaceObjective, fit_ml
+from bayesglmm.engines.ml.pirls import WeightedLMM, weighted_lmm_fit
+from bayesglmm.engines.ml.pql import _working, fit_pql
+from bayesglmm.errors import ConvergenceWarning
 
 PEERS = Path(__file__).parent / "fixtures" / "peers"
 GLMM_REFS = json.loads((PEERS / "glmm_references.json").read_text())

@@ -18,12 +18,12 @@ import pytest
 from helpers import lme4_reference, ref_sd
 
 from bayesglmm import datasets
-from bayesglmm.design import build_design
-from bayesglmm.design_types import Design, RandomBlock
+from bayesglmm.design.build import build_design
+from bayesglmm.design.types import Design, RandomBlock
+from bayesglmm.engines.ml.agq import scalar_deviance
+from bayesglmm.engines.ml.laplace import AGQError, LaplaceObjective, fit_ml
 from bayesglmm.errors import ConvergenceWarning
 from bayesglmm.families import get_family
-from bayesglmm.inference.agq import scalar_deviance
-from bayesglmm.inference.laplace import AGQError, LaplaceObjective, fit_ml
 
 TOENAIL = "outcome ~ treatment * time + (1 | patientID)"
 EPI_RI = "y ~ offset(log(weeks)) + followup * group + (1 | subject)"

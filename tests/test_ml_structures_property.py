@@ -464,7 +464,7 @@ def _engine_without_nobs_check(case: Case):
     and cut back to its rows (the same data, levels and columns)."""
     import dataclasses
 
-    from bayesglmm.inference.laplace import fit_ml
+    from bayesglmm.engines.ml.laplace import fit_ml
 
     df, formula, _, _ = simulate(case)
     family = {"poisson_offset": "poisson"}.get(case.family, case.family)

@@ -1,5 +1,5 @@
 """Several grouping factors (crossed, nested) and vector-valued terms in the ML Laplace
-engine: the blocked Cholesky of ``A' W A + I`` (:mod:`bayesglmm.inference.blocked_cholesky`)
+engine: the blocked Cholesky of ``A' W A + I`` (:mod:`bayesglmm.engines.ml.blocked_cholesky`)
 and the analytic gradient of the Laplace deviance.
 
 References: lme4's tests/elston.R (grouseticks, three factors, nested and crossed; its
@@ -18,11 +18,11 @@ import pytest
 from scipy.special import expit
 
 from bayesglmm.cli import main
-from bayesglmm.design import build_design
-from bayesglmm.design_types import RandomBlock
+from bayesglmm.design.build import build_design
+from bayesglmm.design.types import RandomBlock
+from bayesglmm.engines.ml.blocked_cholesky import BlockedStructure
+from bayesglmm.engines.ml.laplace import LaplaceObjective, fit_ml
 from bayesglmm.errors import InferenceError
-from bayesglmm.inference.blocked_cholesky import BlockedStructure
-from bayesglmm.inference.laplace import LaplaceObjective, fit_ml
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODELS = Path(__file__).parents[1] / "models"
@@ -145,7 +145,7 @@ def test_theta_zero_is_identity():
 
 
 def test_schur_complement_limit_is_a_clear_error(monkeypatch):
-    import bayesglmm.inference.blocked_cholesky as bc
+    import bayesglmm.engines.ml.blocked_cholesky as bc
 
     monkeypatch.setattr(bc, "MAX_DENSE_SCHUR", 10)
     blocks = _small_blocks()

@@ -11,7 +11,7 @@ import pytest
 from pymc.pytensorf import join_nonshared_inputs
 
 import bayesglmm as bg
-from bayesglmm.inference.nuts_kernel import logp_and_grad
+from bayesglmm.engines.bayes.log_density import logp_and_grad
 
 
 def _sim(seed: int = 3, n: int = 240) -> pd.DataFrame:
@@ -178,7 +178,7 @@ def test_kernel_posterior_matches_pymc_sampler():
 )
 def test_fused_pointwise_loglik_equals_numpy(formula, family, monkeypatch):
     """The parallel Numba log-likelihood matrix equals the NumPy one, draw by draw."""
-    from bayesglmm import ppc
+    from bayesglmm.interpret import ppc
 
     m = bg.GLMM(formula, _sim(), family)
     with warnings.catch_warnings():
@@ -192,7 +192,7 @@ def test_fused_pointwise_loglik_equals_numpy(formula, family, monkeypatch):
 
 
 def test_default_target_accept_by_number_of_groups():
-    from bayesglmm.inference.mcmc import default_target_accept
+    from bayesglmm.engines.bayes.pymc_nuts import default_target_accept
 
     few = bg.GLMM("Richness ~ NAP + (1 | Beach)", bg.datasets.load("rikz"), "poisson")
     many = bg.GLMM(

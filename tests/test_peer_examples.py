@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesglmm.design import build_design
-from bayesglmm.design_types import Design
+from bayesglmm.design.build import build_design
+from bayesglmm.design.types import Design
+from bayesglmm.engines.ml.laplace import LaplaceObjective, fit_ml
 from bayesglmm.errors import ConvergenceWarning
-from bayesglmm.inference.laplace import LaplaceObjective, fit_ml
 
 PEERS = Path(__file__).parent / "fixtures" / "peers"
 PUBLISHED = json.loads((PEERS / "published_references.json").read_text())
@@ -253,8 +253,8 @@ def test_noncanonical_gradient_matches_differences(link, nagq):
 def test_observed_information_formulas(link):
     """The analytic observed information of the binomial probit/cloglog log-likelihood
     and its derivative equal differences of the log-likelihood (moderate eta)."""
+    from bayesglmm.engines.ml.pirls import FamilyKernel
     from bayesglmm.families import get_family
-    from bayesglmm.inference.pirls import FamilyKernel
 
     eta = np.linspace(-3.0, 1.0, 9)
     y = np.array([0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 3.0, 2.0, 1.0])

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from bayesglmm import datasets
-from bayesglmm.design import build_design
+from bayesglmm.design.build import build_design
+from bayesglmm.engines.ml.pql import fit_pql
 from bayesglmm.errors import ConvergenceWarning, InferenceError
-from bayesglmm.inference.pql import fit_pql
 
 GLMMPQL_FE = [-0.7432, -0.0348, -0.2947, -0.1002]
 

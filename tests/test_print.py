@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.results import _pval, _sig, health_messages
+from bayesglmm.fit.results import _pval, _sig, health_messages
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayesglmm as bg
-from bayesglmm.design import build_design, encode_new_data
-from bayesglmm.formula import RandomTerm, parse_formula
+from bayesglmm.design.build import build_design, encode_new_data
+from bayesglmm.formula.bars import RandomTerm, parse_formula
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

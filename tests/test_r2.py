@@ -15,7 +15,7 @@ import pytest
 from scipy import special
 
 import bayesglmm as bg
-from bayesglmm.inference.ml_types import MLEstimate
+from bayesglmm.engines.ml.estimate import MLEstimate
 from bayesglmm.interpret import r2 as R2
 
 FIX = Path(__file__).parent / "fixtures"

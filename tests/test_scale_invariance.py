@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.inference.scaling import standardization
-from bayesglmm.separation import ML_UNRELIABLE
+from bayesglmm.design.separation import ML_UNRELIABLE
+from bayesglmm.engines.scaling import standardization
 
 FACTORS = (1e-6, 1e2, 1e6)
 
@@ -145,8 +145,8 @@ def test_bayesian_engines_are_scale_invariant(model, method):
 def test_kernel_initial_point_is_in_standardized_units():
     """The start's log density does not depend on the predictor's scale (it was -1.4e23
     with NAP in centimetres: the jitter was U(-1, 1) per centimetre)."""
-    from bayesglmm.inference.kernel_nuts import _initial_point
-    from bayesglmm.inference.nuts_kernel import logp_and_grad
+    from bayesglmm.engines.bayes.log_density import logp_and_grad
+    from bayesglmm.engines.bayes.nuts import _initial_point
 
     lps = []
     for f in (1.0, 1e2, 1e6):
@@ -353,7 +353,7 @@ def test_random_slope_start_theta_on_the_users_scale():
 def test_random_scaling_maps_exactly():
     """The maps of :func:`random_scaling`: theta round-trips, a singular covariance stays
     singular, an uncorrelated block is only scaled (a shift would change its model)."""
-    from bayesglmm.inference.scaling import random_scaling
+    from bayesglmm.engines.scaling import random_scaling
 
     df = _slope_data("poisson")
     df["x"] = 1e3 * df["x"] + 1e5
@@ -464,8 +464,8 @@ def test_default_slope_sd_prior_follows_the_units():
 def test_kernel_matches_pymc_on_a_scaled_correlated_block():
     """The kernel and the PyMC model agree on the log density of a correlated block whose
     Cholesky factor is sampled for scaled columns, at a slope on ``x * 1e6``."""
-    from bayesglmm.inference.kernel_nuts import _initial_point
-    from bayesglmm.inference.nuts_kernel import logp_and_grad
+    from bayesglmm.engines.bayes.log_density import logp_and_grad
+    from bayesglmm.engines.bayes.nuts import _initial_point
 
     df = _slope_data("poisson")
     df["x"] = df["x"] * 1e6

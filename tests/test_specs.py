@@ -136,7 +136,7 @@ REFERENCES = [
 
 @pytest.mark.parametrize(("path", "index"), REFERENCES)
 def test_ml_fit_reproduces_reference(path, index):
-    pytest.importorskip("bayesglmm.inference.laplace", reason="ML engine not yet available")
+    pytest.importorskip("bayesglmm.engines.ml.laplace", reason="ML engine not yet available")
     spec = load_spec(path)
     ref = spec.references[index]
     model = _quiet_model(spec)
@@ -173,7 +173,7 @@ def _rikz_spec(**reference) -> ModelSpec:
 
 @pytest.fixture(scope="module")
 def rikz_fit():
-    pytest.importorskip("bayesglmm.inference.laplace", reason="ML engine not yet available")
+    pytest.importorskip("bayesglmm.engines.ml.laplace", reason="ML engine not yet available")
     return _rikz_spec().model().fit(method="ml")
 
 

@@ -12,7 +12,7 @@ process-wide config flags while it compiles (``config.change_flags(mode=...,
 traceback__limit=...)``); overlapping compiles restored each other's values, leaving
 ``pytensor.config.mode`` as one compile's Mode object (with its rewrites) and
 ``traceback__limit`` at 0 for the rest of the process.  The engines that compile PyTensor
-graphs now hold ``bayesglmm.inference.pytensor_lock.PYTENSOR_LOCK``
+graphs now hold ``bayesglmm.engines.pytensor_lock.PYTENSOR_LOCK``
 (``test_pytensor_config_is_unchanged_after_threaded_fits``); the fused-kernel NUTS and the
 ML engines do not use PyTensor and run in parallel.  (Ruled out on the way: shared RNGs,
 shared variables or compiled functions between the clones, graph differences, data
@@ -156,8 +156,8 @@ def test_new_data_level_mismatch_is_an_error_in_parallel_threads():
 
     from formulaic import Formula
 
-    from bayesglmm.design import _apply_spec
-    from bayesglmm.rlang import Lang
+    from bayesglmm.design.build import _apply_spec
+    from bayesglmm.formula.rlang import Lang
 
     lang = Lang(["f", "x"])
 
@@ -224,7 +224,7 @@ def test_one_blas_thread_sections_overlapping_in_threads():
 
 _BLAS_SCRIPT = """
 import threading
-from bayesglmm.inference.blas_threads import _controller, one_blas_thread
+from bayesglmm.engines.blas_threads import _controller, one_blas_thread
 
 def counts():
     return sorted((i["filepath"], i["num_threads"]) for i in _controller().info()

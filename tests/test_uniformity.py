@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayesglmm.uniformity import (
+from bayesglmm.calibration.uniformity import (
     bin_counts,
     chi2_test,
     ecdf_band,

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesglmm.design import build_design
-from bayesglmm.design_types import Design
-from bayesglmm.inference.laplace import LaplaceObjective, fit_ml
-from bayesglmm.inference.vector_laplace import VectorLaplace
+from bayesglmm.design.build import build_design
+from bayesglmm.design.types import Design
+from bayesglmm.engines.ml.laplace import LaplaceObjective, fit_ml
+from bayesglmm.engines.ml.vector_laplace import VectorLaplace
 
 
 def _data(family: str, n: int = 1500, groups: int = 60, seed: int = 11) -> pd.DataFrame:

@@ -28,8 +28,8 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.inference.laplace import LaplaceObjective
-from bayesglmm.inference.nuts_kernel import logp_and_grad
+from bayesglmm.engines.bayes.log_density import logp_and_grad
+from bayesglmm.engines.ml.laplace import LaplaceObjective
 
 glmm = pytest.importorskip("glmm")
 

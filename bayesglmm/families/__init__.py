@@ -1,7 +1,7 @@
 """Response families: one :class:`FamilySpec` per family, one :class:`Link` per link, and the
 registry (``family=`` names, aliases, Numba row-kernel codes).  NumPy only.
 
-``Family(name, link)`` is the value a :class:`~bayesglmm.design_types.Design` holds; every
+``Family(name, link)`` is the value a :class:`~bayesglmm.design.types.Design` holds; every
 engine, PPC, residual and ICC reads the family's behaviour through it
 (``docs/architecture.md``, "Families").
 """

@@ -7,7 +7,7 @@ PPC and SBC), the latent-scale variance (ICC, Nakagawa's R2), the residual piece
 name of the Numba row kernel that the fused engines use.  The engines, PPC, residuals and
 ICC read these; none of them branches on a family's name.
 
-:class:`Family` is the small value users and :class:`~bayesglmm.design_types.Design` hold:
+:class:`Family` is the small value users and :class:`~bayesglmm.design.types.Design` hold:
 a registered family name and one of its links.  Its methods forward to the spec with the
 link filled in.  ``FAMILIES`` (filled by :mod:`bayesglmm.families.registry`) maps names to
 specs; see ``docs/architecture.md`` ("Families") for how to add one.

@@ -3,7 +3,7 @@
 Prior weights are precision weights, ``N(y | eta, sigma^2 / w)`` (lme4's), and a zero weight
 drops the row from the likelihood.  The ML default is the dedicated LMM path
 (``inference/laplace.py``'s profiled deviance); the general Laplace path takes the
-dispersion as a parameter too (:class:`~bayesglmm.inference.laplace.LaplaceObjective`).
+dispersion as a parameter too (:class:`~bayesglmm.engines.ml.laplace.LaplaceObjective`).
 """
 
 from __future__ import annotations

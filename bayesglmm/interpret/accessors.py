@@ -184,7 +184,7 @@ def _confint_profile(
         )
     if d.family.is_linear:
         return _confint_profile_lmm(fit, level, lo_name, hi_name, parm)
-    from bayesglmm.inference.laplace import LaplaceObjective
+    from bayesglmm.engines.ml.laplace import LaplaceObjective
 
     obj = LaplaceObjective(d)
     nagq = int(getattr(ml, "nagq", 1))
@@ -300,7 +300,7 @@ def _confint_profile_lmm(
 
     from scipy import optimize, stats
 
-    from bayesglmm.inference.laplace import fit_ml
+    from bayesglmm.engines.ml.laplace import fit_ml
 
     d = fit.design
     dev_hat = -2.0 * float(fit.ml.loglik)

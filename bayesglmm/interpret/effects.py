@@ -69,7 +69,7 @@ _AVG_SUFFIX = "avg"
 # ---------------------------------------------------------------------------- parameter states
 @dataclass
 class _State:
-    """Draws of every parameter, duck-typed as a fit for :mod:`bayesglmm.predict`."""
+    """Draws of every parameter, duck-typed as a fit for :mod:`bayesglmm.interpret.predict`."""
 
     design: Any
     beta: np.ndarray  # (S, k)
@@ -114,7 +114,7 @@ class _MLParams:
     """The ML estimate as a flat vector ``[beta, theta_free]`` with its covariance ``V``."""
 
     def __init__(self, fit: Any) -> None:
-        from bayesglmm.inference.pirls import ThetaLayout
+        from bayesglmm.engines.ml.pirls import ThetaLayout
 
         ml = fit.ml
         self.fit = fit
@@ -395,14 +395,14 @@ class _Predictor:
     """Encodes a frame once; evaluates the mean (or link) on any parameter state."""
 
     def __init__(self, fit: Any, frame: pd.DataFrame, re: str, type: str) -> None:  # noqa: A002
-        from bayesglmm import predict
+        from bayesglmm.interpret import predict
 
         self.fit, self.re, self.type = fit, re, type
         self.nd, self.labels = predict.encode(fit, frame, re)  # type: ignore[arg-type]
         self.new_levels = "sample" if fit.is_bayesian else "zero"
 
     def __call__(self, st: _State) -> np.ndarray:
-        from bayesglmm import predict
+        from bayesglmm.interpret import predict
 
         fam = self.fit.design.family
         eta = predict.fixed_eta(st, self.nd)

@@ -10,7 +10,7 @@
   ``insight::get_variance``) of the fixed-effect linear predictor over the fitted rows;
 * ``s2_re``: the sum over random-effect blocks of ``Sigma[0, 0]`` (a random intercept) or,
   with random slopes, the mean over rows of ``z_i' Sigma z_i`` (Johnson 2014);
-* ``s2_d``: the distribution-specific variance, as :func:`bayesglmm.icc.distribution_variance`
+* ``s2_d``: the distribution-specific variance, as :func:`bayesglmm.interpret.icc.distribution_variance`
   (and the ICC): logit ``pi^2/3``, probit 1, cloglog ``pi^2/6``; Poisson ``ln(1 + 1/lambda)``
   (``"lognormal"``, default), ``1/lambda`` (``"delta"``) or ``trigamma(lambda)``
   (``"trigamma"``), ``lambda = exp(mean(X beta + offset) + s2_re / 2)``; gaussian: the
@@ -60,7 +60,7 @@ def random_variance(fit: Any) -> dict[str, np.ndarray]:
 def nakagawa_components(fit: Any, method: PoissonMethod = "lognormal") -> dict[str, np.ndarray]:
     """Variance components of Nakagawa's R², (S,) each: ``fixed``, ``random``,
     ``distribution`` (residual variance for the gaussian family)."""
-    from bayesglmm.icc import distribution_variance
+    from bayesglmm.interpret.icc import distribution_variance
 
     d = fit.design
     if not d.blocks:
@@ -105,7 +105,7 @@ def nakagawa_draws(fit: Any, method: PoissonMethod = "lognormal") -> dict[str, n
 
 def bayes_r2_draws(fit: Any, re: Literal["conditional", "none"] = "conditional") -> np.ndarray:
     """Bayesian R² (Gelman et al. 2019), one value per draw, (S,)."""
-    from bayesglmm.predict import predict_draws
+    from bayesglmm.interpret.predict import predict_draws
 
     if re not in ("conditional", "none"):
         raise ArgumentError(f"re must be 'conditional' or 'none', not {re!r}")

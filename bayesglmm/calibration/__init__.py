@@ -1,0 +1,1 @@
+"""Simulation-based calibration (:mod:`.sbc`) and rank-uniformity tests (:mod:`.uniformity`)."""

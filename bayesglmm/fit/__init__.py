@@ -1,0 +1,1 @@
+"""The one fit type, :class:`~bayesglmm.fit.results.GLMMFit`, returned by every engine."""

@@ -1,0 +1,1 @@
+"""Formulas: lme4's bar terms (:mod:`.bars`) and R's expression language (:mod:`.rlang`)."""

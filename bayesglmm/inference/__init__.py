@@ -1,1 +1,0 @@
-"""Inference engines: NUTS, Laplace/AGQ ML, PQL, Bayesian Laplace, ADVI."""
