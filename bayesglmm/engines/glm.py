@@ -381,7 +381,7 @@ def fit_glm_laplace(
     gauss = design.family.is_linear
     f = glm_laplace_density(sd_design, sd_priors)
     ml = fit_glm_ml(sd_design)
-    x0 = np.concatenate([ml.beta, [np.log(ml.sigma)] if gauss else []])
+    x0 = np.concatenate([ml.beta, [np.log(ml.sigma)] if gauss and ml.sigma is not None else []])
     if x0.size == 0:
         raise InferenceError(
             "the model has no parameters (no fixed effects, no random effects, no sigma): "

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def _unique_labels(fits: Sequence[GLMMFit]) -> list[str]:
-    labels, seen = [], {}
+    labels: list[str] = []
+    seen: dict[str, int] = {}
     for f in fits:
         lab = f.label
         seen[lab] = seen.get(lab, 0) + 1
@@ -58,9 +59,9 @@ def param_draws(fit: GLMMFit, *, extras: bool = True) -> dict[str, np.ndarray]:
         from bayesglmm.interpret.icc import icc_draws
 
         with ignoring_warnings():
-            for k, v in icc_draws(fit).items():
-                if k != "conditional":
-                    out[f"ICC({k})"] = v
+            for which, v in icc_draws(fit).items():
+                if which != "conditional":
+                    out[f"ICC({which})"] = v
     return out
 
 

@@ -5,7 +5,7 @@ with labelled axes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import matplotlib
 
@@ -147,8 +147,9 @@ def plot_ranef(  # noqa: ANN201
     panels = []
     for i in blocks:
         terms = list(d.blocks[i].terms)
+        ts: list[int]
         if term is None:
-            ts = range(len(terms))
+            ts = list(range(len(terms)))
         elif isinstance(term, str):
             ts = [terms.index(term)] if term in terms else []
         else:
@@ -265,16 +266,16 @@ def plot_ppc(fit: GLMMFit, n_draws: int = 200, random_seed: int | None = 0):  # 
         ax.set_title(f"Hanging rootogram ({fit.label})")
     elif d.family.is_binomial and d.blocks:
         blk = d.blocks[0]
-        n = d.trials if d.trials is not None else np.ones(d.n)
+        n = np.asarray(d.trials, dtype=float) if d.trials is not None else np.ones(d.n)
         tot = np.bincount(blk.index, weights=n, minlength=blk.n_levels)
-        obs = np.bincount(blk.index, weights=d.y, minlength=blk.n_levels) / tot
-        rep = (
+        p_obs = np.bincount(blk.index, weights=d.y, minlength=blk.n_levels) / tot
+        p_rep = (
             np.stack([np.bincount(blk.index, weights=r, minlength=blk.n_levels) for r in yrep])
             / tot
         )
-        lo, hi = eti(rep, CI_PROB)
-        ax.vlines(obs, lo, hi, color="0.7", lw=0.8)
-        ax.plot(obs, rep.mean(axis=0), "o", ms=3, color=_COLORS[0])
+        lo, hi = eti(p_rep, CI_PROB)
+        ax.vlines(p_obs, lo, hi, color="0.7", lw=0.8)
+        ax.plot(p_obs, p_rep.mean(axis=0), "o", ms=3, color=_COLORS[0])
         ax.plot([0, 1], [0, 1], color="k", lw=0.8)
         ax.set_xlabel(f"observed proportion per {blk.group}")
         ax.set_ylabel(f"replicated proportion (mean, {describe()})")
@@ -291,7 +292,10 @@ def plot_ppc(fit: GLMMFit, n_draws: int = 200, random_seed: int | None = 0):  # 
     return fig
 
 
-def plot_residuals(fit: GLMMFit, type: str = "deviance"):  # noqa: A002, ANN201
+def plot_residuals(
+    fit: GLMMFit,
+    type: Literal["deviance", "pearson", "response"] = "deviance",  # noqa: A002
+):  # noqa: ANN201
     """Residuals against fitted values (conditional, response scale)."""
     from bayesglmm.interpret.ppc import residuals
 

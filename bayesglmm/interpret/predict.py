@@ -12,6 +12,7 @@ included), so no Monte Carlo error enters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -183,7 +184,7 @@ def predict_draws(
 
 def predict_at_quantiles(
     fit: GLMMFit,
-    q: list[float] | np.ndarray = (0.2, 0.4, 0.6, 0.8),
+    q: Sequence[float] | np.ndarray = (0.2, 0.4, 0.6, 0.8),
     newdata: pd.DataFrame | None = None,
     kind: Kind = "response",
     group: str | None = None,

@@ -202,7 +202,7 @@ class CovParam:
             lp += float(log_sd.sum())
             for logpdf, s in zip(b.sd_priors, sd, strict=True):
                 lp += float(logpdf(s))
-            if b.correlated:
+            if b.correlated and b.eta is not None:  # a correlated block has its LKJ eta
                 y = psi[b.start + b.p : b.start + b.p + b.n_cor]
                 Lc, log_jac = corr_cholesky(y, b.p)
                 i = np.arange(1, b.p)

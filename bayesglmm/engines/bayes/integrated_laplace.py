@@ -133,6 +133,7 @@ class _Posterior:
                 ev = self.obj.evaluate(beta, theta, self.nagq, gradient=True)
             except (InferenceError, np.linalg.LinAlgError):
                 return np.inf, np.zeros(phi.size)
+            assert ev.gradient is not None  # asked for
             g = 0.5 * ev.gradient
             g[: self.m] *= theta  # d theta / d log sd
             return 0.5 * ev.deviance - self.log_prior(phi), g - self._prior_grad(phi)
@@ -296,6 +297,7 @@ def _draw_ranef_scalar(
     """
     S = betas.shape[0]
     L = obj.L
+    assert L is not None  # one scalar term
     thetas = cp.factors(psis)[0][:, 0, 0]  # one scalar term: theta is its SD
     out = np.empty((S, L))
     order = np.argsort(thetas, kind="stable")

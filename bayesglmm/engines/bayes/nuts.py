@@ -228,7 +228,7 @@ def sample_kernel_nuts(
         make_initial_point_fn=lambda seed: _initial_point(layout, seed),
     )
     if random_seed is None:
-        random_seed = int(np.random.SeedSequence().entropy % (2**63))
+        random_seed = int(np.random.default_rng().integers(2**63))  # fresh entropy
     t0 = time.perf_counter()
     sampler = nutpie.sample(
         compiled,

@@ -250,8 +250,8 @@ def scalar_deviance(
         r += (pi[:, sl].T[:, idx] * d1k).sum(axis=0)
         Tk = np.bincount(flat, weights=(z[None, :] * d1k).ravel(), minlength=m * L)
         T[:, sl] = Tk.reshape(m, L).T
-    grad = agq_gradient(th, H, U, T, pi, nodes, du_dt, du_db, dH_dt, dH_db, X.T @ r)
-    return dev, grad, dev_g
+    gradient = agq_gradient(th, H, U, T, pi, nodes, du_dt, du_db, dH_dt, dH_db, X.T @ r)
+    return dev, gradient, dev_g
 
 
 # ---------------------------------------------------------------------------- vector terms
@@ -265,7 +265,7 @@ def _product_rule(nagq: int, q: int) -> tuple[np.ndarray, np.ndarray]:
     x, logw = gh_rule(nagq)
     grids = np.meshgrid(*([x] * q), indexing="ij")
     nodes = np.stack([g.ravel() for g in grids], axis=1)  # (nagq^q, q)
-    lw = sum(np.meshgrid(*([logw] * q), indexing="ij")).ravel()
+    lw = np.sum(np.meshgrid(*([logw] * q), indexing="ij"), axis=0).ravel()
     nodes.setflags(write=False)
     lw.setflags(write=False)
     return nodes, lw

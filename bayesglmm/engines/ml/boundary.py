@@ -86,16 +86,16 @@ def theta_scales(blocks: tuple[RandomBlock, ...], n_theta: int) -> np.ndarray:
     A random slope on a covariate measured in large units has a small ``theta``; the
     boundary grid is set in these units so it probes the same range of effect sizes.
     """
-    out = []
+    out: list[float] = []
     for b in blocks:
         p = b.n_terms
         rms = np.sqrt(np.mean(np.asarray(b.Z, dtype=float) ** 2, axis=0))
         s = np.where(rms > 0, 1.0 / np.where(rms > 0, rms, 1.0), 1.0)
         if b.correlated and p > 1:
             # column-major lower triangle: element (i, j) belongs to column (term) j
-            out.extend(s[j] for j in range(p) for _ in range(j, p))
+            out.extend(float(s[j]) for j in range(p) for _ in range(j, p))
         else:
-            out.extend(s)
+            out.extend(float(v) for v in s)
     arr = np.asarray(out, dtype=float)
     if arr.size != n_theta:  # pragma: no cover - layout and blocks always agree
         raise InferenceError("internal: theta layout does not match the random-effect blocks")
@@ -234,8 +234,8 @@ def correlated_probes(
             if corr:
                 diag_pos = pos + np.array([j * p - j * (j - 1) // 2 for j in range(p)])
                 sd = np.sqrt(np.sum(L * L, axis=1))
-                for j in np.flatnonzero(np.max(np.abs(L), axis=1) < BOUNDARY_TOL):
-                    for k in np.flatnonzero(sd >= BOUNDARY_TOL):
+                for j in map(int, np.flatnonzero(np.max(np.abs(L), axis=1) < BOUNDARY_TOL)):
+                    for k in map(int, np.flatnonzero(sd >= BOUNDARY_TOL)):
                         for t in GRID:
                             for sign in (1.0, -1.0):
                                 A = np.eye(p)

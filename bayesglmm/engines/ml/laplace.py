@@ -85,6 +85,7 @@ from bayesglmm.engines.ml.estimate import SINGULAR_MSG, MLEstimate
 from bayesglmm.engines.ml.pirls import (
     FamilyKernel,
     ModeResult,
+    ScalarStructure,
     ThetaLayout,
     glm_start,
     make_structure,
@@ -204,7 +205,7 @@ class LaplaceObjective:
         # the analytic gradient of the blocked structure (several blocks or a vector term)
         self.analytic = self.st.kind == "blocked"
         if self.analytic:
-            self._theta_terms = _theta_terms(self.layout, self.st)
+            self._theta_terms = _theta_terms(self.layout, self.blocked_st)
         self.q = self.st.q
         self.L = design.blocks[0].n_levels if self.scalar else None
         self.vector_agq = len(design.blocks) == 1 and design.blocks[0].n_terms in MAX_NAGQ_VECTOR
@@ -356,7 +357,7 @@ class LaplaceObjective:
         if self.scalar:
             eta_fixed = self.offset + self.X @ beta
             dev, grad, _ = scalar_deviance(
-                self.st, self.fam, self.X, eta_fixed, m, nagq, grad=gradient
+                self.scalar_st, self.fam, self.X, eta_fixed, m, nagq, grad=gradient
             )
             if m.sens is not None and np.all(np.isfinite(m.sens[0])):
                 self._last = (self.u, theta.copy(), beta.copy(), m.sens[0], m.sens[1])
@@ -382,7 +383,8 @@ class LaplaceObjective:
         self, beta: np.ndarray, theta: np.ndarray, gradient: bool, nagq: int = 1
     ) -> LaplaceEval:
         """:meth:`evaluate` for one scalar term with a canonical link (Numba)."""
-        st = self.st
+        st = self.scalar_st
+        assert self._kind_code is not None  # set for a scalar term with a row kernel
         eta_fixed = self.offset + self.X @ beta
         u0 = self._predicted_start(theta, beta)
         args = (self._kind_code, self.fam.y, self._n, eta_fixed, self.X, st.z, st.index)
@@ -458,10 +460,10 @@ class LaplaceObjective:
             x = ev.extra
             return ev.u, x["H"], x["du_dtheta"], x["du_dbeta"]
         m = self.mode_at(theta, beta)
-        th, st = float(theta[0]), self.st
+        th, st = float(theta[0]), self.scalar_st
         H = np.asarray(m.factor.d, dtype=float)
         w_obs = self.fam.laplace_curvature(m.eta, m.d1, m.w)[0]
-        a = group_colsums(st.index, st.z * w_obs, self.X, self.L)
+        a = group_colsums(st.index, st.z * w_obs, self.X, st.L)
         return m.u, H, m.u * (2.0 - H) / (th * H), -th * a / H[:, None]
 
     def deviance(self, params: np.ndarray, nagq: int = 1) -> float:
@@ -473,7 +475,20 @@ class LaplaceObjective:
         """Deviance and its gradient at ``[theta, beta]``."""
         theta, beta = self.split(params)
         ev = self.evaluate(beta, theta, nagq, gradient=True)
+        assert ev.gradient is not None  # asked for
         return ev.deviance, ev.gradient
+
+    @property
+    def scalar_st(self) -> ScalarStructure:
+        """The structure, on the paths of one scalar term."""
+        assert isinstance(self.st, ScalarStructure)
+        return self.st
+
+    @property
+    def blocked_st(self) -> BlockedStructure:
+        """The structure, on the paths of the blocked factorization."""
+        assert isinstance(self.st, BlockedStructure)
+        return self.st
 
     def _blocked_gradient(self, m: ModeResult, beta: np.ndarray) -> np.ndarray | None:
         """Analytic ``d deviance / d [theta, beta]`` at the mode, any blocked structure.
@@ -493,7 +508,7 @@ class LaplaceObjective:
         Returns None when ``H`` is not positive definite (a non-canonical link far from the
         mode); the caller then differences.
         """
-        st, fam = self.st, self.fam
+        st, fam = self.blocked_st, self.fam
         F = m.factor
         u, d1, w = m.u, m.d1, m.w
         if fam.canonical:
@@ -502,7 +517,9 @@ class LaplaceObjective:
         elif hasattr(fam, "laplace_curvature"):
             # the determinant holds the observed information (the factor at the mode):
             # M = H, its weight is w_obs and dw its derivative
-            w_obs, dw = fam.laplace_curvature(m.eta, d1, w)
+            w_lc, dw_lc = fam.laplace_curvature(m.eta, d1, w)
+            assert w_lc is not None and dw_lc is not None  # a non-canonical link has them
+            w_obs, dw = w_lc, dw_lc
             w, H = w_obs, F
         else:
             w_obs, dw = fam.curvature_at(m.eta, d1, w)
@@ -619,6 +636,7 @@ class LaplaceObjective:
             ev = self.evaluate(beta, theta, 1, gradient=True)
             return ev.modes, (ev.extra["cond_var"],)
         ev = self.evaluate(beta, theta, 1, keep_mode=True)
+        assert ev.mode is not None  # keep_mode
         inv = ev.mode.factor.inv_blocks()
         cv = tuple(
             np.einsum("ij,gjk,lk->gil", F, Minv, F)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import special
@@ -167,7 +167,7 @@ class FamilyKernel:
             self._lc = None
             self.const = 0.0
         elif wt is not None and self.kind != "gaussian":
-            lc0 = 0.0
+            lc0: float | np.ndarray = 0.0
             if self.kind == "poisson" or self.trials is not None:
                 n1 = np.ones_like(self.y) if self.trials is None else self.trials
                 lc0 = family.spec.row_constants(self.y, n1)
@@ -453,7 +453,7 @@ class _DiagFactor:
 if TYPE_CHECKING:
     from bayesglmm.engines.ml.blocked_cholesky import BlockedStructure
 
-    Structure = ScalarStructure | BlockedStructure
+type Structure = ScalarStructure | BlockedStructure  # evaluated lazily (PEP 695)
 
 
 def make_structure(design: Design) -> Structure:
@@ -483,7 +483,7 @@ class ModeResult:
     ll: np.ndarray
     d1: np.ndarray
     w: np.ndarray
-    factor: object
+    factor: Any  # the structure's factorization: ScalarFactor (d) or BlockedFactor (L11, ...)
     n_iter: int
     converged: bool
     sens: tuple | None = None  # (du/dtheta, du/dbeta) when the gradient was computed
