@@ -146,16 +146,18 @@ def test_student_t_engines_it_does_not_fit(method):
 
 @pytest.mark.slow
 def test_student_t_nuts_posterior_means_near_ml():
-    """2,000 rows: the posterior means of the fixed effects and sigma, and the posterior
-    medians of the group SD and nu (right-skewed), within 0.25 posterior SD of ML.  Priors:
+    """2,000 rows in 100 groups (20 a group): the posterior means of the fixed effects and
+    sigma, and the posterior medians of the group SD and nu (right-skewed), within 0.25
+    posterior SD of ML (4 chains x 600 draws, nutpie; with 40 groups the group SD's median
+    sat 0.27 posterior SD above ML, the small-sample gap between a posterior and ML).  Priors:
     the defaults for the fixed effects and sigma; nu ~ Gamma(2, 0.02), flatter than brms's
     Gamma(2, 0.1) (mean 100: the data decide nu at this n)."""
-    df = _simulate(2000, 40, 6)
+    df = _simulate(2000, 100, 6)
     m = bg.GLMM(
         "y ~ x + (1 | g)", df, family="t", priors={"nu": bg.Prior("Gamma", alpha=2.0, beta=0.02)}
     )
     ml = m.fit(method="ml").ml
-    fit = m.fit(method="nuts", draws=1000, tune=1000, chains=4, random_seed=3)
+    fit = m.fit(method="nuts", draws=600, tune=600, chains=4, random_seed=3, sampler="nutpie")
     beta = fit.draws_fixed()
     for i in range(2):
         assert abs(beta[:, i].mean() - ml.beta[i]) < 0.25 * beta[:, i].std(), i
