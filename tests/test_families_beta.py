@@ -124,3 +124,18 @@ def test_beta_nuts_posterior_means_near_ml():
     assert abs(np.median(sd) - np.sqrt(ml.covariances[0][0, 0])) < 0.25 * sd.std()
     loo = fit.loo()
     assert np.isfinite(loo.elpd)
+
+
+def test_beta_glm_ml_equals_statsmodels_betamodel():
+    """Without random effects the Beta GLM has a peer: statsmodels' ``BetaModel`` (logit
+    mean, log precision).  Estimates within 1e-4, phi within 1e-4 relative, logLik within
+    1e-6, standard errors within 1e-3 relative."""
+    betareg = pytest.importorskip("statsmodels.othermod.betareg")
+    df = _simulate(500, 20, 3)
+    est = bg.GLMM("y ~ x", df, family="beta").fit(method="ml").ml
+    X = np.column_stack([np.ones(len(df)), df.x])
+    ref = betareg.BetaModel(df.y.to_numpy(), X).fit(disp=0)
+    np.testing.assert_allclose(est.beta, ref.params[:2], atol=1e-4)
+    assert est.family_dispersion[0] == pytest.approx(np.exp(ref.params[2]), rel=1e-4)
+    assert est.loglik == pytest.approx(ref.llf, abs=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.diag(est.vcov_beta)), ref.bse[:2], rtol=1e-3)
