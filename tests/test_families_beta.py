@@ -96,9 +96,10 @@ def test_beta_response_outside_0_1_is_a_clear_error(bad):
     assert f"found {bad:g} at row 3 (1 bad value(s))" in msg
 
 
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x"])
 @pytest.mark.parametrize("method", ["pql", "laplace"])
-def test_beta_engines_it_does_not_fit(method):
-    m = bg.GLMM("y ~ x + (1 | g)", _simulate(200, 10, 2), family="beta")
+def test_beta_engines_it_does_not_fit(method, formula):
+    m = bg.GLMM(formula, _simulate(200, 10, 2), family="beta")
     with pytest.raises(InferenceError, match="beta family"):
         m.fit(method=method)
 

@@ -428,6 +428,13 @@ def fit_glm_laplace(
     integration (``nagq``, ``strategy``, ``grid_*``) have nothing to act on and are listed in
     a note.
     """
+    fam = design.family
+    if fam.has_dispersion and not fam.is_linear:  # only the gaussian's sigma is handled here
+        fam.check_engine("laplace")
+        raise InferenceError(
+            f"method='laplace' does not estimate the {fam.name} family's dispersion; use "
+            "method='nuts' or 'ml'"
+        )
     from bayesglmm.draws import draws_to_tree
     from bayesglmm.inference.scaling import standardization
 
