@@ -1,8 +1,8 @@
 """Prior descriptions and data-scaled defaults (NumPy/SciPy only; no PyMC here).
 
 Defaults follow rstanarm's weakly informative, autoscaled priors, adapted to an
-uncentred intercept (``s_y`` is 1 for binomial/Poisson families and ``sd(y)`` for the
-gaussian):
+uncentred intercept (``s_y`` is 1 for binomial/Poisson/beta families and ``sd(y)`` for the
+gaussian and Student-t):
 
 ====================  ==========================================  ==============================
 class                 default                                      why
@@ -25,6 +25,9 @@ class                 default                                      why
 ``cor``               LKJ(eta=2)                                   mild shrinkage of correlations
                                                                    towards 0; keeps NUTS stable
 ``sigma`` (gaussian)  HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms
+``sigma`` (t)         HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms' ``student``
+``nu`` (t)            Gamma(alpha=2, beta=0.1)                     as brms (prior mean 20)
+``phi`` (beta)        Gamma(alpha=0.01, beta=0.01)                 as brms' ``Beta`` precision
 ====================  ==========================================  ==============================
 
 ``u_j`` is the SD of a random-effect term column, or its range when it takes two values (an
@@ -34,7 +37,7 @@ a slope-SD prior ``1 / f`` as wide, and the posterior of the slope SD is the ori
 divided by ``f`` (tests/test_scale_invariance.py).
 
 Users override priors per class (``"intercept"``, ``"fixed"``, ``"sd"``, ``"cor"``,
-``"sigma"``) or per term (``"fixed:time"``, ``"sd:patientID"``, ``"cor:subject"``) with a
+``"sigma"``, a family's dispersion by its name: ``"nu"``, ``"phi"``) or per term (``"fixed:time"``, ``"sd:patientID"``, ``"cor:subject"``) with a
 :class:`Prior` or a plain dict ``{"dist": "Normal", "mu": 0, "sigma": 1}``; a number for
 ``cor`` means the LKJ ``eta``.
 """

@@ -237,7 +237,7 @@ def test_newdata_without_the_offset_column(df):
 
 
 def test_unknown_family_and_link(df):
-    with raises(bg.DesignError, "unknown family `negbin`; choose one of bernoulli, binomial"):
+    with raises(bg.DesignError, "unknown family `negbin`; choose one of bernoulli, beta, binomial"):
         build_design("y ~ x + (1 | g)", df, "negbin")
     with raises(bg.DesignError, "link `logit` is not available for family `poisson`"):
         build_design("y ~ x + (1 | g)", df, "poisson", link="logit")

@@ -46,6 +46,8 @@ EXPECTED = {
     "binomial": (("logit", "probit", "cloglog"), "logit"),
     "poisson": (("log",), "log"),
     "gaussian": (("identity",), "identity"),
+    "beta": (("logit",), "logit"),
+    "student_t": (("identity",), "identity"),
 }
 
 
@@ -75,7 +77,7 @@ def test_aliases_and_case():
     [
         (
             lambda: get_family("negbin"),
-            "unknown family `negbin`; choose one of bernoulli, binomial",
+            "unknown family `negbin`; choose one of bernoulli, beta, binomial",
         ),
         (lambda: Family("gamma", "log"), "unknown family `gamma`; choose one of bernoulli"),
         (

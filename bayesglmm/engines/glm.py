@@ -181,6 +181,7 @@ def fit_glm_ml(
     hessian = None
     sigma: float | None = None
     phi: float | None = None
+    fam_disp: tuple = ()
     if design.family.is_linear:
         # precision weights (sigma^2 / w, as lm and lmer): weighted least squares; rows of
         # weight 0 do not count as observations
@@ -214,6 +215,10 @@ def fit_glm_ml(
         hessian = 2.0 * fisher  # of the deviance, over [theta (none), beta]
         if not converged:
             messages.append(f"IRLS did not converge in {maxiter} iterations")
+        if method == "ml" and design.family.has_dispersion:  # Beta phi, Student-t sigma, nu
+            beta, vcov, loglik, fam_disp, hessian = _glm_dispersion_ml(design, beta)
+            if design.family.dispersion[0].name == "sigma":
+                sigma = fam_disp[0]
         if method == "pql":
             if dispersion == "fixed":
                 phi = 1.0
@@ -258,7 +263,61 @@ def fit_glm_ml(
         dispersion=phi,
         hessian=hessian,
         n_obs=n,
+        family_dispersion=fam_disp,
     )
+
+
+def _glm_dispersion_ml(
+    design: Design, beta0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, tuple, np.ndarray]:
+    """ML of a GLM whose family has dispersion parameters (no LMM shortcut): BFGS over
+    ``[beta, dispersions on the unconstrained scale]`` from the IRLS ``beta``, then the
+    central-difference Hessian of the deviance (step ``1e-4``) for ``vcov(beta)``.
+
+    Returns ``(beta, vcov_beta, loglik, dispersions (natural scale), deviance Hessian)``.
+    """
+    from scipy import optimize
+
+    fam = FamilyKernel(design.family, design.y, design.trials, weights=design.weights)
+    disps = design.family.dispersion
+    X = np.asarray(design.X, dtype=float)
+    off = design.offset
+    k = design.k
+    mu0 = design.family.linkinv(X @ beta0 + off)
+    d0 = design.family.spec.dispersion_start(np.asarray(design.y, dtype=float), mu0)
+    x0 = np.concatenate(
+        [beta0, [float(d.to_unconstrained(v)) for d, v in zip(disps, d0, strict=True)]]
+    )
+
+    def natural(x: np.ndarray) -> np.ndarray:
+        return np.array([float(d.from_unconstrained(v)) for d, v in zip(disps, x[k:], strict=True)])
+
+    def dev(x: np.ndarray) -> float:
+        fam.set_dispersion(natural(x))
+        with np.errstate(all="ignore"):
+            v = -2.0 * (float(np.sum(fam.ll(X @ x[:k] + off))) + fam.const)
+        return v if np.isfinite(v) else 1e300
+
+    res = optimize.minimize(dev, x0, method="BFGS", options={"gtol": 1e-7, "maxiter": 2000})
+    x = res.x
+    m = x.size
+    H = np.empty((m, m))
+    h = 1e-4 * np.maximum(1.0, np.abs(x))
+    for i in range(m):
+        for j in range(i, m):
+
+            def at(a: float, b: float, i: int = i, j: int = j) -> float:
+                z = x.copy()
+                z[i] += a * h[i]
+                z[j] += b * h[j]
+                return dev(z)
+
+            H[i, j] = H[j, i] = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (4 * h[i] * h[j])
+    try:
+        vcov = 2.0 * np.linalg.inv(H)[:k, :k]
+    except np.linalg.LinAlgError:
+        vcov = np.full((k, k), np.nan)
+    return x[:k], vcov, -0.5 * float(res.fun), tuple(float(v) for v in natural(x)), H
 
 
 # ---------------------------------------------------------------------------- Bayesian Laplace
@@ -369,6 +428,13 @@ def fit_glm_laplace(
     integration (``nagq``, ``strategy``, ``grid_*``) have nothing to act on and are listed in
     a note.
     """
+    fam = design.family
+    if fam.has_dispersion and not fam.is_linear:  # only the gaussian's sigma is handled here
+        fam.check_engine("laplace")
+        raise InferenceError(
+            f"method='laplace' does not estimate the {fam.name} family's dispersion; use "
+            "method='nuts' or 'ml'"
+        )
     from bayesglmm.engines.bayes.draws import draws_to_tree
     from bayesglmm.engines.scaling import standardization
 

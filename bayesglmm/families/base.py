@@ -104,6 +104,11 @@ class FamilySpec:
     unsupported : dict
         Engine name -> reason, for the engines that do not fit this family
         (:meth:`check_engine` raises it).
+    laplace_information : {"observed", "fisher"}
+        The weight of the Laplace engines' mode search and determinant for a family without
+        a row kernel: the observed information (default) or, for a log-likelihood that is
+        not concave in ``eta`` (Student-t), the expected (Fisher) one from
+        :meth:`score_weights` (Fisher scoring, as lme4 for a non-canonical link).
     count_response : str
         Description of the response in error messages.
     """
@@ -120,6 +125,7 @@ class FamilySpec:
     response_kind: ClassVar[str] = "real"
     separation: ClassVar[str | None] = None
     unsupported: ClassVar[dict[str, str]] = {}
+    laplace_information: ClassVar[str] = "observed"
 
     # ---------------------------------------------------------------- likelihood
     def loglik(
@@ -142,12 +148,14 @@ class FamilySpec:
         raise NotImplementedError
 
     def score_weights(
-        self, link: Link, y: Array, eta: Array, trials: Array | None = None
+        self, link: Link, y: Array, eta: Array, trials: Array | None = None, sigma: Any = None
     ) -> tuple[Array, Array]:
         """``(d loglik / d eta, Fisher weight n mu_eta^2 / V(mu))`` per row.
 
         This generic version holds for any exponential-family response with the variance
         function :meth:`variance`; families override it for numerically better forms.
+        ``sigma`` is the dispersion argument (:meth:`dispersion_arg`) for families whose
+        score depends on it (Beta, Student-t); the engines pass it only to those.
         """
         eta = np.asarray(eta, dtype=float)
         n = 1.0 if trials is None else trials
@@ -182,6 +190,19 @@ class FamilySpec:
     def dispersion_start(self, y: Array, mu: Array) -> tuple[float, ...]:
         """Starting values of the dispersion parameters (natural scale) given fitted means."""
         return ()
+
+    def dispersion_arg(self, disp: dict[str, Any]) -> Any:
+        """The ``sigma`` argument of this family's functions (``loglik``,
+        ``pearson_variance``, ``data_scale_icc_part``) from its dispersion values by name:
+        the only one for a family with one (gaussian ``sigma``), None for none; a family
+        with several overrides it (Student-t: the tuple ``(sigma, nu)``)."""
+        return next(iter(disp.values())) if disp else None
+
+    def latent_dispersion(self, disp: dict[str, Any]) -> Any:
+        """The ``sigma2`` argument of :meth:`distribution_variance` from the dispersion
+        values by name: the square of the only one (gaussian ``sigma^2``), None for none."""
+        v = self.dispersion_arg(disp)
+        return None if v is None else np.asarray(v, dtype=float) ** 2
 
     def start_mean(self, y: Array, trials: Array | None) -> float:
         """A starting mean response on the data scale (per trial), inside the support."""
@@ -418,7 +439,7 @@ class Family:
         return self.spec.loglik(self.link_fn, y, eta, trials, sigma, weights)
 
     def score_weights(
-        self, y: Array, eta: Array, trials: Array | None = None
+        self, y: Array, eta: Array, trials: Array | None = None, sigma: Any = None
     ) -> tuple[Array, Array]:
         """First derivative of the log-likelihood in ``eta`` and the Fisher weight.
 
@@ -429,8 +450,13 @@ class Family:
         w : ndarray
             Expected information ``n * mu_eta**2 / V(mu)`` per observation (for the gaussian,
             1, to be divided by the residual variance by the caller).
+        sigma : optional
+            The dispersion argument, for families whose score depends on it (Beta,
+            Student-t); omitted for the others.
         """
-        return self.spec.score_weights(self.link_fn, y, eta, trials)
+        if sigma is None:
+            return self.spec.score_weights(self.link_fn, y, eta, trials)
+        return self.spec.score_weights(self.link_fn, y, eta, trials, sigma)
 
     def variance(self, mu: Array, trials: Array | None = None) -> Array:
         """Variance of the response given its mean (per trial count for the binomial)."""

@@ -16,10 +16,12 @@ from bayesglmm.families.base import (
     resolve_name,
     unregister,
 )
+from bayesglmm.families.beta import Beta
 from bayesglmm.families.binomial import Bernoulli, Binomial
 from bayesglmm.families.gaussian import Gaussian
 from bayesglmm.families.links import LINKS
 from bayesglmm.families.poisson import Poisson
+from bayesglmm.families.student_t import StudentT
 
 __all__ = [
     "ALIASES",
@@ -38,6 +40,8 @@ register(Bernoulli())
 register(Binomial())
 register(Poisson())
 register(Gaussian(), aliases=("normal",))
+register(Beta())
+register(StudentT(), aliases=("t", "student"))
 
 #: The Numba row kernels, in code order: the integer a Numba engine dispatches on is the
 #: position here.  A family names its kernel per link in ``FamilySpec.row_kernels``.

@@ -285,8 +285,19 @@ class GLMMFit:
         if not self.design.family.has_dispersion:
             return None
         if self.ml is not None:
-            return np.array([float(self.ml.sigma)])
+            est = self.ml.family_dispersion or (self.ml.sigma,)  # the first dispersion
+            return np.array([float(est[0])])
         return _stack(posterior_dataset(self.idata)[self.design.family.dispersion[0].name])
+
+    def dispersion_arg(self, sl: slice | None = None, mean: bool = False) -> Any:
+        """The family's dispersion argument (``FamilySpec.dispersion_arg``) from
+        :meth:`draws_dispersion`: draws ``sl`` as a column (S, 1), or their means."""
+        disp = self.draws_dispersion()
+        if mean:
+            vals = {k: float(np.mean(v)) for k, v in disp.items()}
+        else:
+            vals = {k: v[sl if sl is not None else slice(None)][:, None] for k, v in disp.items()}
+        return self.design.family.spec.dispersion_arg(vals)
 
     def draws_dispersion(self) -> dict[str, np.ndarray]:
         """Draws (Bayesian) or the estimate (ML, one entry) of each of the family's dispersion
@@ -345,7 +356,7 @@ class GLMMFit:
                         )
                     )
         s = self.draws_sigma()
-        if s is not None:
+        if s is not None and self.design.family.dispersion[0].name == "sigma":
             rows.append(("Residual", None, None, float(np.mean(s**2)), float(np.mean(s))))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_cor"])
 
@@ -376,7 +387,7 @@ class GLMMFit:
     def n_params(self) -> int:
         """Number of estimated parameters (fixed effects + covariance parameters [+ sigma])."""
         ml = self._require_ml("n_params")
-        extra = 1 if self.design.family.has_dispersion else 0
+        extra = len(self.design.family.dispersion)  # its dispersion parameters
         return int(self.design.k + len(np.asarray(ml.theta)) + extra)
 
     @property
@@ -881,6 +892,13 @@ class GLMMFit:
         cors = vc[vc.term2.notna()]
         for _, r in cors.iterrows():
             lines.append(f" {r.group:<12} cor({r.term1}, {r.term2}) = {r.sd_cor:.3f}")
+        if d.family.has_dispersion and not d.family.is_linear:  # phi; sigma and nu; ...
+            what = "estimates" if self.ml is not None else "posterior means"
+            vals = ", ".join(
+                f"{k} = {_sig(float(np.mean(v)), digits)}"
+                for k, v in self.draws_dispersion().items()
+            )
+            lines.append(f"Dispersion parameters ({d.family.name}, {what}): {vals}")
         lines.append("")
         if self.ml is None:
             lines.extend(self._bayes_fixed_lines())

@@ -99,10 +99,11 @@ def icc_draws(
     fam = d.family
     sigma = fit.draws_sigma()
     if scale == "data":
-        return _data_scale(fam, mean_eta, group_var, total_re, sigma)
+        disp = None if sigma is None else fam.spec.dispersion_arg(fit.draws_dispersion())
+        return _data_scale(fam, mean_eta, group_var, total_re, disp)
     lam = fam.spec.latent_mean(fam.link_fn, mean_eta + total_re / 2.0)
     dist = distribution_variance(
-        fam.name, fam.link, lam, method, None if sigma is None else sigma**2
+        fam.name, fam.link, lam, method, fam.spec.latent_dispersion(fit.draws_dispersion())
     )
     denom = total_re + dist
     out = {g: v / denom for g, v in group_var.items()}

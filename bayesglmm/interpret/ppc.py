@@ -87,7 +87,7 @@ def pointwise_loglik(fit: GLMMFit, chunk: int = 256) -> np.ndarray:
                 eta += R[i][sl, :, 0][:, b.index] * b.Z[:, 0]
             else:
                 eta += np.einsum("snp,np->sn", R[i][sl][:, b.index, :], b.Z)
-        s = 1.0 if sigma is None else sigma[sl][:, None]
+        s = 1.0 if sigma is None else fit.dispersion_arg(sl)
         out[sl] = d.family.loglik(d.y[None, :], eta, d.trials, s, d.weights)
     return out
 
@@ -141,7 +141,7 @@ def residuals(
     sw = 1.0 if d.weights is None else np.sqrt(np.asarray(d.weights, dtype=float))
     disp = fit.draws_dispersion()
     if type == "pearson":
-        s = next(iter(disp.values())).mean() if disp else None
+        s = fit.dispersion_arg(mean=True) if disp else None
         return sw * (y - mu) / np.sqrt(fam.spec.pearson_variance(mu, n, s))
     if type != "deviance":
         raise DesignError(f"type must be 'deviance', 'pearson' or 'response', not {type!r}")

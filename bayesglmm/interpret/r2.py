@@ -72,10 +72,9 @@ def nakagawa_components(fit: Any, method: PoissonMethod = "lognormal") -> dict[s
     s2_f = xb.var(axis=1, ddof=1)
     s2_re = sum(random_variance(fit).values())
     fam = d.family
-    sigma = fit.draws_sigma()
     lam = fam.spec.latent_mean(fam.link_fn, xb.mean(axis=1) + d.offset.mean() + s2_re / 2.0)
     s2_d = distribution_variance(
-        fam.name, fam.link, lam, method, None if sigma is None else sigma**2
+        fam.name, fam.link, lam, method, fam.spec.latent_dispersion(fit.draws_dispersion())
     )
     S = beta.shape[0]
     return {

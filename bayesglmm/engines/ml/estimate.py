@@ -89,8 +89,11 @@ class MLEstimate:
 
     @property
     def n_params(self) -> int:
-        """Parameters counted by AIC: ``k + len(theta)`` (+1 for a gaussian sigma)."""
+        """Parameters counted by AIC: ``k + len(theta)`` (+1 for a gaussian sigma, + the
+        number of a family's dispersion parameters when estimated jointly)."""
         extra = 1 if (self.sigma is not None and self.method == "ml") else 0
+        if self.family_dispersion:  # Beta phi; Student-t sigma and nu
+            extra = len(self.family_dispersion)
         return int(self.beta.size + self.theta.size + extra)
 
     @property

@@ -161,6 +161,9 @@ class FamilyKernel:
         # the family's row kernel names the inlined fast path; others use the family's
         # NumPy loglik / score (``generic``)
         self.kind = family.row_kernel or "generic"
+        # a generic family with a dispersion gets it in its score too (Beta, Student-t)
+        self._disp_score = self.kind == "generic" and family.has_dispersion
+        self._fisher = family.spec.laplace_information == "fisher"
         self._case_w = None  # case weights multiplying a generic family's rows
         if wt is not None and self.kind == "generic" and not family.spec.case_weights_fold:
             self._case_w = wt
@@ -191,9 +194,18 @@ class FamilyKernel:
             self.const = 0.0 if self._lc is None else float(self._lc.sum())
 
     def set_dispersion(self, values: np.ndarray) -> None:
-        """Set the family's dispersion parameter(s) (natural scale; gaussian: ``sigma``)."""
-        if len(values):
+        """Set the family's dispersion parameter(s) (natural scale; gaussian: ``sigma``).
+
+        One value is kept as the float ``sigma`` (every one-dispersion family); several
+        become the family's own argument (``FamilySpec.dispersion_arg``, Student-t:
+        ``(sigma, nu)``), which its ``loglik`` and ``score_weights`` receive."""
+        if len(values) == 1:
             self.sigma = float(values[0])
+        elif len(values) > 1:
+            names = [d.name for d in self.family.dispersion]
+            self.sigma = self.family.spec.dispersion_arg(
+                {n: float(v) for n, v in zip(names, values, strict=True)}
+            )
 
     def _pmu(self, mu: np.ndarray) -> np.ndarray:
         """Poisson mean times the case weight (``trials`` holds it when weighted)."""
@@ -242,10 +254,11 @@ class FamilyKernel:
             s2 = self.sigma**2
             wt = 1.0 if self.weights is None else self.weights
             return wt * (self.y - eta) / s2, wt * np.full_like(eta, 1.0 / s2)
+        sig = self.sigma if self._disp_score else None
         if self._case_w is not None:
-            d1, w = self.family.score_weights(self.y, eta, self.trials)
+            d1, w = self.family.score_weights(self.y, eta, self.trials, sig)
             return self._case_w * d1, self._case_w * w
-        return self.family.score_weights(self.y, eta, self.trials)
+        return self.family.score_weights(self.y, eta, self.trials, sig)
 
     def full(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ll, d1, w)`` in one pass (shares the exponentials for logit and log links)."""
@@ -301,6 +314,12 @@ class FamilyKernel:
         """
         if self.canonical:
             return self.curvature_at(eta, d1, w)
+        if self._fisher:  # a log-likelihood not concave in eta (Student-t): Fisher weight
+            if order == 1:
+                return w, None
+            _, wp = self.score(eta + 1e-5)
+            _, wm = self.score(eta - 1e-5)
+            return w, (wp - wm) / 2e-5
         if self.family.is_binomial and self.family.link in ("probit", "cloglog"):
             return self._binomial_observed(np.asarray(eta, dtype=float))
         h, h2 = 1e-5, 1e-4
