@@ -145,5 +145,6 @@ def residuals(
         return sw * (y - mu) / np.sqrt(fam.spec.pearson_variance(mu, n, s))
     if type != "deviance":
         raise DesignError(f"type must be 'deviance', 'pearson' or 'response', not {type!r}")
-    dev = fam.spec.unit_deviance(y, mu, n)
+    s = next(iter(disp.values())).mean() if disp else None
+    dev = fam.spec.unit_deviance(y, mu, n, s)
     return sw * np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))

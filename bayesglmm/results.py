@@ -284,8 +284,8 @@ class GLMMFit:
         """Residual SD draws (gaussian), else None."""
         if not self.design.family.has_dispersion:
             return None
-        if self.ml is not None:
-            return np.array([float(self.ml.sigma)])
+        if self.ml is not None:  # the family's first dispersion (gaussian: sigma)
+            return np.array([float((self.ml.family_dispersion or (self.ml.sigma,))[0])])
         return _stack(posterior_dataset(self.idata)[self.design.family.dispersion[0].name])
 
     def draws_dispersion(self) -> dict[str, np.ndarray]:

@@ -142,12 +142,14 @@ class FamilySpec:
         raise NotImplementedError
 
     def score_weights(
-        self, link: Link, y: Array, eta: Array, trials: Array | None = None
+        self, link: Link, y: Array, eta: Array, trials: Array | None = None, sigma: Any = 1.0
     ) -> tuple[Array, Array]:
         """``(d loglik / d eta, Fisher weight n mu_eta^2 / V(mu))`` per row.
 
         This generic version holds for any exponential-family response with the variance
         function :meth:`variance`; families override it for numerically better forms.
+        ``sigma`` is the family's (first) dispersion parameter; the engines pass it only to
+        families that have one (``FamilyKernel``).
         """
         eta = np.asarray(eta, dtype=float)
         n = 1.0 if trials is None else trials
@@ -226,8 +228,10 @@ class FamilySpec:
         """Variance of each row's response at fitted mean ``mu`` (counts for binomial rows)."""
         return self.variance(mu)
 
-    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
-        """Per-row deviance contribution (squared deviance residual) at mean ``mu``."""
+    def unit_deviance(self, y: Array, mu: Array, n: Array, sigma: Any = None) -> Array:
+        """Per-row deviance contribution (squared deviance residual) at mean ``mu``;
+        ``sigma`` is the family's (first) dispersion when it has one (negative binomial
+        ``theta``), else None."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- PyMC
@@ -418,9 +422,11 @@ class Family:
         return self.spec.loglik(self.link_fn, y, eta, trials, sigma, weights)
 
     def score_weights(
-        self, y: Array, eta: Array, trials: Array | None = None
+        self, y: Array, eta: Array, trials: Array | None = None, sigma: Any = None
     ) -> tuple[Array, Array]:
-        """First derivative of the log-likelihood in ``eta`` and the Fisher weight.
+        """First derivative of the log-likelihood in ``eta`` and the Fisher weight
+        (``sigma``: the dispersion of a family with one whose score needs it, negative
+        binomial ``theta``; forwarded only when given).
 
         Returns
         -------
@@ -430,7 +436,9 @@ class Family:
             Expected information ``n * mu_eta**2 / V(mu)`` per observation (for the gaussian,
             1, to be divided by the residual variance by the caller).
         """
-        return self.spec.score_weights(self.link_fn, y, eta, trials)
+        if sigma is None:
+            return self.spec.score_weights(self.link_fn, y, eta, trials)
+        return self.spec.score_weights(self.link_fn, y, eta, trials, sigma)
 
     def variance(self, mu: Array, trials: Array | None = None) -> Array:
         """Variance of the response given its mean (per trial count for the binomial)."""

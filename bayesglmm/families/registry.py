@@ -19,6 +19,7 @@ from bayesglmm.families.base import (
 from bayesglmm.families.binomial import Bernoulli, Binomial
 from bayesglmm.families.gaussian import Gaussian
 from bayesglmm.families.links import LINKS
+from bayesglmm.families.negative_binomial import NegativeBinomial
 from bayesglmm.families.poisson import Poisson
 
 __all__ = [
@@ -38,6 +39,7 @@ register(Bernoulli())
 register(Binomial())
 register(Poisson())
 register(Gaussian(), aliases=("normal",))
+register(NegativeBinomial(), aliases=("negbinomial", "negative_binomial", "nb", "nbinom2"))
 
 #: The Numba row kernels, in code order: the integer a Numba engine dispatches on is the
 #: position here.  A family names its kernel per link in ``FamilySpec.row_kernels``.
