@@ -345,7 +345,7 @@ class GLMMFit:
                         )
                     )
         s = self.draws_sigma()
-        if s is not None:
+        if s is not None and self.design.family.dispersion[0].name == "sigma":
             rows.append(("Residual", None, None, float(np.mean(s**2)), float(np.mean(s))))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_cor"])
 
@@ -435,6 +435,9 @@ class GLMMFit:
                         out[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = (dims, cor[..., j, k])
         if "sigma" in post:
             out[nm.SIGMA] = (dims, post[nm.SIGMA].values)
+        for disp in d.family.dispersion:  # other dispersions by name (negative binomial shape)
+            if disp.name != nm.SIGMA and disp.name in post:
+                out[disp.name] = (dims, post[disp.name].values)
         return xr.Dataset(out, coords={"chain": post["chain"].values, "draw": post["draw"].values})
 
     def summary(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
@@ -457,7 +460,8 @@ class GLMMFit:
         se = self.se()
         z = est / se
         p = special.erfc(np.abs(z) / math.sqrt(2.0))
-        zname = "t value" if self.design.family.has_dispersion else "z value"
+        fam = self.design.family
+        zname = "t value" if fam.has_dispersion and not fam.spec.wald_z else "z value"
         return pd.DataFrame(
             {"Estimate": est, "Std. Error": se, zname: z, "Pr(>|z|)": p}, index=est.index
         )
@@ -799,7 +803,7 @@ class GLMMFit:
             betas.append(np.asarray(f.ml.beta))
             covs.append([np.asarray(c) for c in f.ml.covariances])
             ranefs.append([np.asarray(m) for m in f.ml.modes])
-            sigmas.append(f.ml.sigma)
+            sigmas.append((f.ml.family_dispersion or (f.ml.sigma,))[0])
         if not betas:
             raise BayesGLMMError(f"all {n_boot} bootstrap refits failed")
         sigma = np.array(sigmas, dtype=float) if d.family.has_dispersion else None
@@ -845,7 +849,14 @@ class GLMMFit:
         """
         d = self.design
         lines = [self._title()]
-        lines.append(f" Family: {d.family.name} ( {d.family.link} )")
+        disp = ", ".join(  # dispersions other than the residual SD, lme4's Negative Binomial(2.3)
+            f"{p.label or p.name} = {_sig(float(np.mean(v)), digits)}"
+            for p, v in zip(d.family.dispersion, self.draws_dispersion().values(), strict=True)
+            if p.name != "sigma"
+        )
+        lines.append(
+            f" Family: {d.family.name}{f'({disp})' if disp else ''} ( {d.family.link} )"
+        )
         lines.append(f"Formula: {d.formula}")
         if d.success_level is not None:
             lines.append(f"Response: `{d.response_name}`, success = {d.success_level!r}")

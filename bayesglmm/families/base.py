@@ -43,11 +43,15 @@ class Dispersion:
         (:meth:`FamilySpec.response_scale`), as in ``priors.py``'s defaults.
     transform : {"log"}
         Map to the unconstrained scale the engines optimise and sample on.
+    label : str, optional
+        How a printed fit names it when that differs from ``name`` (the negative binomial's
+        ``shape`` is printed as lme4's ``theta``).
     """
 
     name: str
     prior: tuple[str, dict[str, Any]]
     transform: str = "log"
+    label: str | None = None
 
     def to_unconstrained(self, value: Array | float) -> Array:
         """The parameter on the unconstrained scale."""
@@ -106,6 +110,9 @@ class FamilySpec:
         (:meth:`check_engine` raises it).
     count_response : str
         Description of the response in error messages.
+    wald_z : bool
+        A family with a dispersion whose ML fixed-effect table shows ``z value`` as lme4
+        does (``glmer.nb``); otherwise a dispersion family shows ``t value``.
     """
 
     name: ClassVar[str]
@@ -120,6 +127,7 @@ class FamilySpec:
     response_kind: ClassVar[str] = "real"
     separation: ClassVar[str | None] = None
     unsupported: ClassVar[dict[str, str]] = {}
+    wald_z: ClassVar[bool] = False
 
     # ---------------------------------------------------------------- likelihood
     def loglik(

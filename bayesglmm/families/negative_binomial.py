@@ -42,7 +42,8 @@ class NegativeBinomial(FamilySpec):
     name = "negativebinomial"
     links = ("log",)
     canonical_link = "log"
-    dispersion = (Dispersion("shape", ("Gamma", {"alpha": 0.01, "beta": 0.01})),)
+    dispersion = (Dispersion("shape", ("Gamma", {"alpha": 0.01, "beta": 0.01}), label="theta"),)
+    wald_z = True
     separation = "counts"
     response_kind = "counts"
     unsupported = {
