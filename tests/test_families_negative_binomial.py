@@ -248,3 +248,18 @@ def test_nb_nuts_posterior_means_near_ml_on_2000_rows() -> None:
     assert np.isfinite(loo.elpd)
     pp = fit.posterior_predictive()
     assert pp is not None
+
+
+def test_nb_observed_information_is_minus_the_score_derivative() -> None:
+    fam = get_family("nb")
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 20, 40).astype(float)
+    eta = rng.normal(0.5, 1.5, 40)
+    th, h = 0.7, 1e-5
+    w, dw = fam.spec.observed_information(fam.link_fn, y, eta, None, th)
+    d1p, _ = fam.score_weights(y, eta + h, sigma=th)
+    d1m, _ = fam.score_weights(y, eta - h, sigma=th)
+    np.testing.assert_allclose(w, -(d1p - d1m) / (2 * h), rtol=1e-7, atol=1e-9)
+    wp, _ = fam.spec.observed_information(fam.link_fn, y, eta + h, None, th)
+    wm, _ = fam.spec.observed_information(fam.link_fn, y, eta - h, None, th)
+    np.testing.assert_allclose(dw, (wp - wm) / (2 * h), rtol=1e-6, atol=1e-9)

@@ -170,6 +170,14 @@ class FamilySpec:
         """Variance function ``V(mu)`` (times ``trials`` when given)."""
         raise NotImplementedError
 
+    def observed_information(
+        self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any
+    ) -> tuple[Array, Array] | None:
+        """``(-d2 loglik / d eta2, its derivative in eta)`` per row for a non-canonical link,
+        analytic; None (the default) lets the engines take differences of the score
+        (``FamilyKernel.laplace_curvature``)."""
+        return None
+
     def row_constants(self, y: Array, trials: Array) -> Array:
         """The ``eta``-free terms of each row's log-likelihood (``log choose``, ``-log y!``)."""
         return np.zeros_like(np.asarray(y, dtype=float))
