@@ -45,6 +45,7 @@ EXPECTED = {
     "binomial": (("logit", "probit", "cloglog"), "logit"),
     "poisson": (("log",), "log"),
     "gaussian": (("identity",), "identity"),
+    "negativebinomial": (("log",), "log"),
 }
 
 
