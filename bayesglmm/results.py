@@ -854,9 +854,7 @@ class GLMMFit:
             for p, v in zip(d.family.dispersion, self.draws_dispersion().values(), strict=True)
             if p.name != "sigma"
         )
-        lines.append(
-            f" Family: {d.family.name}{f'({disp})' if disp else ''} ( {d.family.link} )"
-        )
+        lines.append(f" Family: {d.family.name}{f'({disp})' if disp else ''} ( {d.family.link} )")
         lines.append(f"Formula: {d.formula}")
         if d.success_level is not None:
             lines.append(f"Response: `{d.response_name}`, success = {d.success_level!r}")
