@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +267,11 @@ def test_nb_observed_information_is_minus_the_score_derivative() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("BAYESGLMM_NB_SBC") != "1",
+    reason="~10 min (PyMC path, no NB row kernel yet): outside make test's 15-min budget; "
+    "run with BAYESGLMM_NB_SBC=1",
+)
 def test_nb_sbc_random_intercept_nuts() -> None:
     """A small SBC of the negative binomial random intercept under NUTS (the PyMC model):
     20 simulations from the prior, the shape ranked with the fixed effects and the group SD.
