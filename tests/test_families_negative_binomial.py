@@ -297,3 +297,12 @@ def test_nb_sbc_random_intercept_nuts() -> None:
     assert len(res.ranks) + len(res.failures) == 20 and len(res.failures) <= 1
     uni = res.uniformity()
     assert (uni[["p_chi2", "p_gamma"]] > 0.001).all().all(), uni
+
+
+def test_nb_ml_fit_saves_and_loads(ml_fit: bg.GLMMFit, tmp_path: Path) -> None:
+    path = tmp_path / "nb.nc"
+    ml_fit.save(path)
+    back = bg.load_fit(path)
+    assert back.ml.family_dispersion[0] == pytest.approx(ml_fit.ml.family_dispersion[0])
+    np.testing.assert_allclose(back.fixef().values, ml_fit.fixef().values)
+    assert str(back).splitlines()[1] == str(ml_fit).splitlines()[1]  # the theta line
