@@ -28,6 +28,11 @@ class                 default                                      why
 ``sigma`` (t)         HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms' ``student``
 ``nu`` (t)            Gamma(alpha=2, beta=0.1)                     as brms (prior mean 20)
 ``phi`` (beta)        Gamma(alpha=0.01, beta=0.01)                 as brms' ``Beta`` precision
+``shape`` (negative   Gamma(alpha=0.01, beta=0.01)                 as brms's ``shape``: lme4's
+binomial)                                                          ``theta``, ``Var = mu +
+                                                                   mu^2 / shape``; vague, mean 1,
+                                                                   most mass near 0 and a long
+                                                                   right tail
 ====================  ==========================================  ==============================
 
 ``u_j`` is the SD of a random-effect term column, or its range when it takes two values (an
@@ -37,7 +42,8 @@ a slope-SD prior ``1 / f`` as wide, and the posterior of the slope SD is the ori
 divided by ``f`` (tests/test_scale_invariance.py).
 
 Users override priors per class (``"intercept"``, ``"fixed"``, ``"sd"``, ``"cor"``,
-``"sigma"``, a family's dispersion by its name: ``"nu"``, ``"phi"``) or per term (``"fixed:time"``, ``"sd:patientID"``, ``"cor:subject"``) with a
+and the family's dispersion by its name: ``"sigma"``, ``"shape"``, ``"nu"``, ``"phi"``) or per
+term (``"fixed:time"``, ``"sd:patientID"``, ``"cor:subject"``) with a
 :class:`Prior` or a plain dict ``{"dist": "Normal", "mu": 0, "sigma": 1}``; a number for
 ``cor`` means the LKJ ``eta``.
 """

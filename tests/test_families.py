@@ -48,6 +48,7 @@ EXPECTED = {
     "gaussian": (("identity",), "identity"),
     "beta": (("logit",), "logit"),
     "student_t": (("identity",), "identity"),
+    "negativebinomial": (("log",), "log"),
 }
 
 

@@ -288,7 +288,7 @@ def _one(
         kwargs.setdefault("log_likelihood", False)  # ranks need no pointwise log-likelihood
     with ignoring_warnings():  # thread-safe: a threaded client runs several at once
         fit = sim_model.fit(method=method, **kwargs)
-    draws = param_draws(fit, extras=False)
+    draws = param_draws(fit, extras=False, dispersion=True)
     ranks = {}
     for name, true in truth.items():
         dr = np.asarray(draws[name])

@@ -181,8 +181,19 @@ def fit_glm_ml(
     hessian = None
     sigma: float | None = None
     phi: float | None = None
-    fam_disp: tuple = ()
-    if design.family.is_linear:
+    family_dispersion: tuple = ()
+    if design.family.has_dispersion and not design.family.is_linear:
+        if method == "pql":  # the family states why (negative binomial: glmmPQL's theta)
+            design.family.check_engine("pql")
+        # a free dispersion (negative binomial theta): [beta, log dispersion] jointly
+        beta, vcov, loglik, family_dispersion, hessian, grad, n_iter, converged = (
+            _glm_with_dispersion(design, tol, maxiter)
+        )
+        if not converged:
+            messages.append("the GLM with a dispersion did not converge")
+        if design.family.dispersion[0].name == "sigma":  # Student-t: its scale
+            sigma = family_dispersion[0]
+    elif design.family.is_linear:
         # precision weights (sigma^2 / w, as lm and lmer): weighted least squares; rows of
         # weight 0 do not count as observations
         w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
@@ -215,10 +226,6 @@ def fit_glm_ml(
         hessian = 2.0 * fisher  # of the deviance, over [theta (none), beta]
         if not converged:
             messages.append(f"IRLS did not converge in {maxiter} iterations")
-        if method == "ml" and design.family.has_dispersion:  # Beta phi, Student-t sigma, nu
-            beta, vcov, loglik, fam_disp, hessian = _glm_dispersion_ml(design, beta)
-            if design.family.dispersion[0].name == "sigma":
-                sigma = fam_disp[0]
         if method == "pql":
             if dispersion == "fixed":
                 phi = 1.0
@@ -263,61 +270,97 @@ def fit_glm_ml(
         dispersion=phi,
         hessian=hessian,
         n_obs=n,
-        family_dispersion=fam_disp,
+        family_dispersion=family_dispersion,
     )
 
 
-def _glm_dispersion_ml(
-    design: Design, beta0: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float, tuple, np.ndarray]:
-    """ML of a GLM whose family has dispersion parameters (no LMM shortcut): BFGS over
-    ``[beta, dispersions on the unconstrained scale]`` from the IRLS ``beta``, then the
-    central-difference Hessian of the deviance (step ``1e-4``) for ``vcov(beta)``.
+def _glm_with_dispersion(design: Design, tol: float, maxiter: int) -> tuple:
+    """ML of a GLM whose family has dispersion parameters (negative binomial ``theta``):
+    L-BFGS over ``[beta, log dispersion]`` from the IRLS fit at the starting dispersion, then
+    Newton steps with a finite-difference Hessian (analytic score in ``beta``, central
+    differences in the log dispersion).  Standard errors as ``MASS::glm.nb``'s.
 
-    Returns ``(beta, vcov_beta, loglik, dispersions (natural scale), deviance Hessian)``.
+    Returns ``(beta, vcov_beta, loglik, dispersion, deviance Hessian, max|grad|, iterations,
+    converged)``.
     """
-    from scipy import optimize
-
-    fam = FamilyKernel(design.family, design.y, design.trials, weights=design.weights)
-    disps = design.family.dispersion
+    fam = design.family
     X = np.asarray(design.X, dtype=float)
-    off = design.offset
-    k = design.k
-    mu0 = design.family.linkinv(X @ beta0 + off)
-    d0 = design.family.spec.dispersion_start(np.asarray(design.y, dtype=float), mu0)
+    y = np.asarray(design.y, dtype=float)
+    k, m = design.k, len(fam.dispersion)
+    kern = FamilyKernel(fam, y, design.trials, weights=design.weights)
+    beta0 = irls(design, tol=tol, maxiter=maxiter)[0]
+    mu0 = fam.linkinv(X @ beta0 + design.offset)
+    disp0 = fam.spec.dispersion_start(y, mu0)
     x0 = np.concatenate(
-        [beta0, [float(d.to_unconstrained(v)) for d, v in zip(disps, d0, strict=True)]]
+        [beta0, [float(d.to_unconstrained(v)) for d, v in zip(fam.dispersion, disp0, strict=True)]]
     )
 
-    def natural(x: np.ndarray) -> np.ndarray:
-        return np.array([float(d.from_unconstrained(v)) for d, v in zip(disps, x[k:], strict=True)])
-
-    def dev(x: np.ndarray) -> float:
-        fam.set_dispersion(natural(x))
+    def nll(x: np.ndarray) -> float:
+        disp = [float(d.from_unconstrained(v)) for d, v in zip(fam.dispersion, x[k:], strict=True)]
+        kern.set_dispersion(np.asarray(disp))  # one value, or the family's tuple (t: sigma, nu)
         with np.errstate(all="ignore"):
-            v = -2.0 * (float(np.sum(fam.ll(X @ x[:k] + off))) + fam.const)
+            v = -(float(np.sum(kern.ll(X @ x[:k] + design.offset))) + kern.const)
         return v if np.isfinite(v) else 1e300
 
-    res = optimize.minimize(dev, x0, method="BFGS", options={"gtol": 1e-7, "maxiter": 2000})
+    def grad(x: np.ndarray) -> np.ndarray:
+        disp = [float(d.from_unconstrained(v)) for d, v in zip(fam.dispersion, x[k:], strict=True)]
+        kern.set_dispersion(np.asarray(disp))
+        d1, _ = kern.score(X @ x[:k] + design.offset)
+        g = np.empty(k + m)
+        g[:k] = -(X.T @ d1)
+        for i in range(m):
+            h = 1e-6 * max(1.0, abs(x[k + i]))
+            xp, xm = x.copy(), x.copy()
+            xp[k + i] += h
+            xm[k + i] -= h
+            g[k + i] = (nll(xp) - nll(xm)) / (2 * h)
+        return g
+
+    def hess(x: np.ndarray) -> np.ndarray:
+        g0 = grad(x)
+        H = np.empty((k + m, k + m))
+        for i in range(k + m):
+            h = 1e-5 * max(1.0, abs(x[i]))
+            xp = x.copy()
+            xp[i] += h
+            H[i] = (grad(xp) - g0) / h
+        return 0.5 * (H + H.T)
+
+    res = optimize.minimize(
+        nll, x0, jac=grad, method="L-BFGS-B", options={"maxiter": 10 * maxiter, "ftol": 1e-15}
+    )
     x = res.x
-    m = x.size
-    H = np.empty((m, m))
-    h = 1e-4 * np.maximum(1.0, np.abs(x))
-    for i in range(m):
-        for j in range(i, m):
-
-            def at(a: float, b: float, i: int = i, j: int = j) -> float:
-                z = x.copy()
-                z[i] += a * h[i]
-                z[j] += b * h[j]
-                return dev(z)
-
-            H[i, j] = H[j, i] = (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1)) / (4 * h[i] * h[j])
+    n_iter = int(res.nit)
+    for _ in range(20):  # Newton polish
+        g = grad(x)
+        if np.max(np.abs(g)) < 1e-8:
+            break
+        step = np.linalg.solve(hess(x), g)
+        t = 1.0
+        while nll(x - t * step) > nll(x) + 1e-12 and t > 1e-4:
+            t /= 2.0
+        x = x - t * step
+        n_iter += 1
+    g = grad(x)
+    H = hess(x)
+    gmax = float(np.max(np.abs(g)))
+    kern.set_dispersion(
+        np.asarray(
+            [float(d.from_unconstrained(v)) for d, v in zip(fam.dispersion, x[k:], strict=True)]
+        )
+    )
     try:
-        vcov = 2.0 * np.linalg.inv(H)[:k, :k]
+        if fam.spec.dispersion_orthogonal:
+            # beta and the dispersion are orthogonal (negative binomial): the standard errors
+            # of glm.nb, the Fisher information in beta at the estimated dispersion
+            _, w = kern.score(X @ x[:k] + design.offset)
+            vcov = np.linalg.inv(X.T @ (X * w[:, None]))
+        else:  # Beta (statsmodels' BetaModel), Student-t: the joint observed information
+            vcov = np.linalg.inv(H)[:k, :k]
     except np.linalg.LinAlgError:
         vcov = np.full((k, k), np.nan)
-    return x[:k], vcov, -0.5 * float(res.fun), tuple(float(v) for v in natural(x)), H
+    disp = tuple(float(d.from_unconstrained(v)) for d, v in zip(fam.dispersion, x[k:], strict=True))
+    return x[:k].copy(), vcov, -nll(x), disp, 2.0 * H, gmax, n_iter, gmax < 1e-3
 
 
 # ---------------------------------------------------------------------------- Bayesian Laplace

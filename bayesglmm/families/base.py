@@ -43,11 +43,15 @@ class Dispersion:
         (:meth:`FamilySpec.response_scale`), as in ``priors.py``'s defaults.
     transform : {"log"}
         Map to the unconstrained scale the engines optimise and sample on.
+    label : str, optional
+        How a printed fit names it when that differs from ``name`` (the negative binomial's
+        ``shape`` is printed as lme4's ``theta``).
     """
 
     name: str
     prior: tuple[str, dict[str, Any]]
     transform: str = "log"
+    label: str | None = None
 
     def to_unconstrained(self, value: Array | float) -> Array:
         """The parameter on the unconstrained scale."""
@@ -111,6 +115,9 @@ class FamilySpec:
         :meth:`score_weights` (Fisher scoring, as lme4 for a non-canonical link).
     count_response : str
         Description of the response in error messages.
+    wald_z : bool
+        A family with a dispersion whose ML fixed-effect table shows ``z value`` as lme4
+        does (``glmer.nb``); otherwise a dispersion family shows ``t value``.
     """
 
     name: ClassVar[str]
@@ -126,6 +133,11 @@ class FamilySpec:
     separation: ClassVar[str | None] = None
     unsupported: ClassVar[dict[str, str]] = {}
     laplace_information: ClassVar[str] = "observed"
+    wald_z: ClassVar[bool] = False
+    #: beta and the dispersion are orthogonal (the expected cross-information is 0, as for
+    #: the negative binomial): a GLM's standard errors are then glm.nb's, the Fisher
+    #: information in beta at the estimated dispersion; otherwise the joint observed one
+    dispersion_orthogonal: ClassVar[bool] = False
 
     # ---------------------------------------------------------------- likelihood
     def loglik(
@@ -167,6 +179,14 @@ class FamilySpec:
     def variance(self, mu: Array, trials: Array | None = None) -> Array:
         """Variance function ``V(mu)`` (times ``trials`` when given)."""
         raise NotImplementedError
+
+    def observed_information(
+        self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any
+    ) -> tuple[Array, Array] | None:
+        """``(-d2 loglik / d eta2, its derivative in eta)`` per row for a non-canonical link,
+        analytic; None (the default) lets the engines take differences of the score
+        (``FamilyKernel.laplace_curvature``)."""
+        return None
 
     def row_constants(self, y: Array, trials: Array) -> Array:
         """The ``eta``-free terms of each row's log-likelihood (``log choose``, ``-log y!``)."""
@@ -247,8 +267,10 @@ class FamilySpec:
         """Variance of each row's response at fitted mean ``mu`` (counts for binomial rows)."""
         return self.variance(mu)
 
-    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
-        """Per-row deviance contribution (squared deviance residual) at mean ``mu``."""
+    def unit_deviance(self, y: Array, mu: Array, n: Array, sigma: Any = None) -> Array:
+        """Per-row deviance contribution (squared deviance residual) at mean ``mu``;
+        ``sigma`` is the family's (first) dispersion when it has one (negative binomial
+        ``theta``), else None."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- PyMC
@@ -441,7 +463,9 @@ class Family:
     def score_weights(
         self, y: Array, eta: Array, trials: Array | None = None, sigma: Any = None
     ) -> tuple[Array, Array]:
-        """First derivative of the log-likelihood in ``eta`` and the Fisher weight.
+        """First derivative of the log-likelihood in ``eta`` and the Fisher weight
+        (``sigma``: the dispersion of a family with one whose score needs it, negative
+        binomial ``theta``; forwarded only when given).
 
         Returns
         -------

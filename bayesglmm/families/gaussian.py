@@ -136,5 +136,5 @@ class Gaussian(FamilySpec):
     def pearson_variance(self, mu: Array, n: Array, sigma: Any) -> Array:
         return np.broadcast_to(np.asarray(sigma, dtype=float) ** 2, np.shape(mu))
 
-    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
+    def unit_deviance(self, y: Array, mu: Array, n: Array, sigma: Any = None) -> Array:
         return (y - mu) ** 2

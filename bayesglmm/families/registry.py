@@ -20,6 +20,7 @@ from bayesglmm.families.beta import Beta
 from bayesglmm.families.binomial import Bernoulli, Binomial
 from bayesglmm.families.gaussian import Gaussian
 from bayesglmm.families.links import LINKS
+from bayesglmm.families.negative_binomial import NegativeBinomial
 from bayesglmm.families.poisson import Poisson
 from bayesglmm.families.student_t import StudentT
 
@@ -42,6 +43,7 @@ register(Poisson())
 register(Gaussian(), aliases=("normal",))
 register(Beta())
 register(StudentT(), aliases=("t", "student"))
+register(NegativeBinomial(), aliases=("negbinomial", "negative_binomial", "nb", "nbinom2"))
 
 #: The Numba row kernels, in code order: the integer a Numba engine dispatches on is the
 #: position here.  A family names its kernel per link in ``FamilySpec.row_kernels``.

@@ -284,9 +284,8 @@ class GLMMFit:
         """Residual SD draws (gaussian), else None."""
         if not self.design.family.has_dispersion:
             return None
-        if self.ml is not None:
-            est = self.ml.family_dispersion or (self.ml.sigma,)  # the first dispersion
-            return np.array([float(est[0])])
+        if self.ml is not None:  # the family's first dispersion (gaussian: sigma)
+            return np.array([float((self.ml.family_dispersion or (self.ml.sigma,))[0])])
         return _stack(posterior_dataset(self.idata)[self.design.family.dispersion[0].name])
 
     def dispersion_arg(self, sl: slice | None = None, mean: bool = False) -> Any:
@@ -446,6 +445,9 @@ class GLMMFit:
                         out[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = (dims, cor[..., j, k])
         if "sigma" in post:
             out[nm.SIGMA] = (dims, post[nm.SIGMA].values)
+        for disp in d.family.dispersion:  # other dispersions by name (negative binomial shape)
+            if disp.name != nm.SIGMA and disp.name in post:
+                out[disp.name] = (dims, post[disp.name].values)
         return xr.Dataset(out, coords={"chain": post["chain"].values, "draw": post["draw"].values})
 
     def summary(self, ci_prob: float = CI_PROB) -> pd.DataFrame:
@@ -468,7 +470,8 @@ class GLMMFit:
         se = self.se()
         z = est / se
         p = special.erfc(np.abs(z) / math.sqrt(2.0))
-        zname = "t value" if self.design.family.has_dispersion else "z value"
+        fam = self.design.family
+        zname = "t value" if fam.has_dispersion and not fam.spec.wald_z else "z value"
         return pd.DataFrame(
             {"Estimate": est, "Std. Error": se, zname: z, "Pr(>|z|)": p}, index=est.index
         )
@@ -810,7 +813,7 @@ class GLMMFit:
             betas.append(np.asarray(f.ml.beta))
             covs.append([np.asarray(c) for c in f.ml.covariances])
             ranefs.append([np.asarray(m) for m in f.ml.modes])
-            sigmas.append(f.ml.sigma)
+            sigmas.append((f.ml.family_dispersion or (f.ml.sigma,))[0])
         if not betas:
             raise BayesGLMMError(f"all {n_boot} bootstrap refits failed")
         sigma = np.array(sigmas, dtype=float) if d.family.has_dispersion else None
@@ -856,7 +859,12 @@ class GLMMFit:
         """
         d = self.design
         lines = [self._title()]
-        lines.append(f" Family: {d.family.name} ( {d.family.link} )")
+        disp = ", ".join(  # dispersions other than the residual SD, lme4's Negative Binomial(2.3)
+            f"{p.label or p.name} = {_sig(float(np.mean(v)), digits)}"
+            for p, v in zip(d.family.dispersion, self.draws_dispersion().values(), strict=True)
+            if p.name != "sigma"
+        )
+        lines.append(f" Family: {d.family.name}{f'({disp})' if disp else ''} ( {d.family.link} )")
         lines.append(f"Formula: {d.formula}")
         if d.success_level is not None:
             lines.append(f"Response: `{d.response_name}`, success = {d.success_level!r}")

@@ -28,10 +28,14 @@ def _unique_labels(fits: Sequence[GLMMFit]) -> list[str]:
     return labels
 
 
-def param_draws(fit: GLMMFit, *, extras: bool = True) -> dict[str, np.ndarray]:
+def param_draws(
+    fit: GLMMFit, *, extras: bool = True, dispersion: bool | None = None
+) -> dict[str, np.ndarray]:
     """Parameter name -> draws ``(S,)`` (ML: one value): fixed effects and group SDs.
 
-    With ``extras`` also the group correlations, ``sigma`` and the latent-scale ICCs.  Shared
+    With ``extras`` also the group correlations, the family's dispersion parameters by name
+    (``sigma``, negative binomial ``shape``; ``dispersion`` overrides: SBC ranks them) and
+    the latent-scale ICCs.  Shared
     by :func:`compare`, :func:`bayesglmm.interpret.plots.plot_compare` and SBC.
     """
     out: dict[str, np.ndarray] = {}
@@ -50,11 +54,10 @@ def param_draws(fit: GLMMFit, *, extras: bool = True) -> dict[str, np.ndarray]:
                         out[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = cov[:, j, k] / (
                             sd[:, j] * sd[:, k]
                         )
+    if extras if dispersion is None else dispersion:
+        out.update(fit.draws_dispersion())
     if not extras:
         return out
-    s = fit.draws_sigma()
-    if s is not None:
-        out["sigma"] = s
     if fit.design.blocks:
         from bayesglmm.interpret.icc import icc_draws
 

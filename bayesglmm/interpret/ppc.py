@@ -145,5 +145,8 @@ def residuals(
         return sw * (y - mu) / np.sqrt(fam.spec.pearson_variance(mu, n, s))
     if type != "deviance":
         raise DesignError(f"type must be 'deviance', 'pearson' or 'response', not {type!r}")
-    dev = fam.spec.unit_deviance(y, mu, n)
+    if disp:  # a family with a dispersion gets it (negative binomial theta)
+        dev = fam.spec.unit_deviance(y, mu, n, next(iter(disp.values())).mean())
+    else:
+        dev = fam.spec.unit_deviance(y, mu, n)
     return sw * np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))

@@ -322,6 +322,15 @@ class FamilyKernel:
             return w, (wp - wm) / 2e-5
         if self.family.is_binomial and self.family.link in ("probit", "cloglog"):
             return self._binomial_observed(np.asarray(eta, dtype=float))
+        sig = self.sigma if self.family.has_dispersion else None
+        obs = self.family.spec.observed_information(
+            self.family.link_fn, self.y, np.asarray(eta, dtype=float), self.trials, sig
+        )
+        if obs is not None:  # the family's analytic one (negative binomial)
+            wo, dwo = obs
+            if self._case_w is not None:
+                wo, dwo = self._case_w * wo, self._case_w * dwo
+            return wo, (dwo if order != 1 else None)
         h, h2 = 1e-5, 1e-4
         d1p, _ = self.score(eta + h)
         d1m, _ = self.score(eta - h)
