@@ -172,7 +172,7 @@ class Beta(FamilySpec):
     def pearson_variance(self, mu: Array, n: Array, sigma: Any) -> Array:
         return mu * (1.0 - mu) / (1.0 + np.asarray(sigma, dtype=float))
 
-    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
+    def unit_deviance(self, y: Array, mu: Array, n: Array, sigma: Any = None) -> Array:
         """The quasi-binomial unit deviance of the variance function ``mu (1 - mu)``
         (``2 [y log(y / mu) + (1 - y) log((1 - y) / (1 - mu))]``; ``phi``-free, as
         ``residuals(type="deviance")`` of a quasi-binomial GLM)."""

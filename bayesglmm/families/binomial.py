@@ -174,7 +174,7 @@ class Bernoulli(FamilySpec):
     def pearson_variance(self, mu: Array, n: Array, sigma: Any) -> Array:
         return self.variance(mu / n, n)
 
-    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
+    def unit_deviance(self, y: Array, mu: Array, n: Array, sigma: Any = None) -> Array:
         p = np.clip(mu / n, 1e-12, 1 - 1e-12)
         with np.errstate(divide="ignore", invalid="ignore"):
             a = np.where(y > 0, y * np.log(y / (n * p)), 0.0)

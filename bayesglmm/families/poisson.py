@@ -110,7 +110,7 @@ class Poisson(FamilySpec):
         m = np.exp(mean_eta + v / 2.0)
         return m**2 * np.expm1(v), m
 
-    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
+    def unit_deviance(self, y: Array, mu: Array, n: Array, sigma: Any = None) -> Array:
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(y > 0, y * np.log(y / mu), 0.0)
         return 2.0 * (t - (y - mu))

@@ -155,7 +155,7 @@ class StudentT(FamilySpec):
         v = np.where(nu > 2.0, t_variance(s, nu), s * s)
         return np.broadcast_to(v, np.shape(mu))
 
-    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
+    def unit_deviance(self, y: Array, mu: Array, n: Array, sigma: Any = None) -> Array:
         return (y - mu) ** 2
 
     # ---------------------------------------------------------------- PyMC
