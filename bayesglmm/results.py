@@ -284,8 +284,9 @@ class GLMMFit:
         """Residual SD draws (gaussian), else None."""
         if not self.design.family.has_dispersion:
             return None
-        if self.ml is not None:
-            return np.array([float(self.ml.sigma)])
+        if self.ml is not None:  # the first dispersion estimate (gaussian sigma, gamma shape)
+            est = self.ml.family_dispersion or (self.ml.sigma,)
+            return np.array([float(est[0])])
         return _stack(posterior_dataset(self.idata)[self.design.family.dispersion[0].name])
 
     def draws_dispersion(self) -> dict[str, np.ndarray]:
@@ -345,6 +346,8 @@ class GLMMFit:
                         )
                     )
         s = self.draws_sigma()
+        if s is not None:  # lme4's sigma(fit): gaussian sigma, gamma sqrt(1 / shape)
+            s = self.design.family.spec.residual_sd(s)
         if s is not None:
             rows.append(("Residual", None, None, float(np.mean(s**2)), float(np.mean(s))))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_cor"])
@@ -881,6 +884,11 @@ class GLMMFit:
         cors = vc[vc.term2.notna()]
         for _, r in cors.iterrows():
             lines.append(f" {r.group:<12} cor({r.term1}, {r.term2}) = {r.sd_cor:.3f}")
+        note = d.family.spec.dispersion_note(
+            {k: float(np.mean(v)) for k, v in self.draws_dispersion().items()}
+        )
+        if note:
+            lines.append(note)
         lines.append("")
         if self.ml is None:
             lines.extend(self._bayes_fixed_lines())

@@ -142,12 +142,14 @@ class FamilySpec:
         raise NotImplementedError
 
     def score_weights(
-        self, link: Link, y: Array, eta: Array, trials: Array | None = None
+        self, link: Link, y: Array, eta: Array, trials: Array | None = None, sigma: Any = None
     ) -> tuple[Array, Array]:
         """``(d loglik / d eta, Fisher weight n mu_eta^2 / V(mu))`` per row.
 
         This generic version holds for any exponential-family response with the variance
-        function :meth:`variance`; families override it for numerically better forms.
+        function :meth:`variance` and dispersion 1; families override it for numerically
+        better forms, and families with a dispersion parameter must (``sigma`` is then its
+        value, as :meth:`loglik` receives it; the engines pass it only to such families).
         """
         eta = np.asarray(eta, dtype=float)
         n = 1.0 if trials is None else trials
@@ -221,6 +223,15 @@ class FamilySpec:
         p = link.linkinv(mean_eta[:, None] + np.sqrt(v)[:, None] * x[None, :])
         ep = p @ w
         return (p**2) @ w - ep**2, self.variance(p) @ w
+
+    def residual_sd(self, disp: Array) -> Array | None:
+        """lme4's ``sigma(fit)`` (the ``Residual`` row of ``VarCorr``) from the draws or the
+        estimate of the first dispersion parameter; the gaussian's is ``sigma`` itself."""
+        return disp
+
+    def dispersion_note(self, disp: dict[str, float]) -> str | None:
+        """A line for ``print(fit)`` on the dispersion (estimates by name), None for none."""
+        return None
 
     def pearson_variance(self, mu: Array, n: Array, sigma: Any) -> Array:
         """Variance of each row's response at fitted mean ``mu`` (counts for binomial rows)."""
@@ -418,9 +429,11 @@ class Family:
         return self.spec.loglik(self.link_fn, y, eta, trials, sigma, weights)
 
     def score_weights(
-        self, y: Array, eta: Array, trials: Array | None = None
+        self, y: Array, eta: Array, trials: Array | None = None, sigma: Any = None
     ) -> tuple[Array, Array]:
         """First derivative of the log-likelihood in ``eta`` and the Fisher weight.
+
+        ``sigma``: the dispersion value, for a family that has one (None otherwise).
 
         Returns
         -------
@@ -430,7 +443,9 @@ class Family:
             Expected information ``n * mu_eta**2 / V(mu)`` per observation (for the gaussian,
             1, to be divided by the residual variance by the caller).
         """
-        return self.spec.score_weights(self.link_fn, y, eta, trials)
+        if sigma is None:
+            return self.spec.score_weights(self.link_fn, y, eta, trials)
+        return self.spec.score_weights(self.link_fn, y, eta, trials, sigma)
 
     def variance(self, mu: Array, trials: Array | None = None) -> Array:
         """Variance of the response given its mean (per trial count for the binomial)."""

@@ -17,6 +17,7 @@ from bayesglmm.families.base import (
     unregister,
 )
 from bayesglmm.families.binomial import Bernoulli, Binomial
+from bayesglmm.families.gamma import Gamma
 from bayesglmm.families.gaussian import Gaussian
 from bayesglmm.families.links import LINKS
 from bayesglmm.families.poisson import Poisson
@@ -38,6 +39,7 @@ register(Bernoulli())
 register(Binomial())
 register(Poisson())
 register(Gaussian(), aliases=("normal",))
+register(Gamma())
 
 #: The Numba row kernels, in code order: the integer a Numba engine dispatches on is the
 #: position here.  A family names its kernel per link in ``FamilySpec.row_kernels``.

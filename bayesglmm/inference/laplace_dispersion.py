@@ -77,7 +77,12 @@ class DispersionObjective:
         """Deviance and gradient (analytic in ``[theta, beta]``, central differences in the
         dispersion coordinates at fixed ``[theta, beta]``)."""
         x = np.asarray(x, dtype=float)
-        f, g_tb = self.obj.deviance_grad(self._set(x))
+        try:
+            f, g_tb = self.obj.deviance_grad(self._set(x))
+        except InferenceError:
+            # outside the family's domain (Gamma with the inverse link: eta <= 0 on some
+            # row): a huge deviance makes the line search step back (L-BFGS-B stops on inf)
+            return 1e12, np.zeros(x.size)
         u0 = self.obj.u.copy()
         g_d = np.empty(self.n_disp)
         m = self.n_theta + self.k

@@ -242,10 +242,12 @@ class FamilyKernel:
             s2 = self.sigma**2
             wt = 1.0 if self.weights is None else self.weights
             return wt * (self.y - eta) / s2, wt * np.full_like(eta, 1.0 / s2)
+        # a family with a dispersion gets its value (its score and weight depend on it)
+        disp = self.sigma if self.family.has_dispersion else None
         if self._case_w is not None:
-            d1, w = self.family.score_weights(self.y, eta, self.trials)
+            d1, w = self.family.score_weights(self.y, eta, self.trials, disp)
             return self._case_w * d1, self._case_w * w
-        return self.family.score_weights(self.y, eta, self.trials)
+        return self.family.score_weights(self.y, eta, self.trials, disp)
 
     def full(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ll, d1, w)`` in one pass (shares the exponentials for logit and log links)."""
