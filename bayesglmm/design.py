@@ -572,6 +572,14 @@ def _response(
             f"response `{expr}` must be finite; found {y[i]:g} at row {_row(frame.index, i)} "
             f"({int((~np.isfinite(y)).sum())} non-finite value(s))"
         )
+    if kind == "real":  # the family's own range (gamma: y > 0)
+        bad, what = family.spec.check_response(y, None)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"response `{expr}` {what}; found {y[i]:g} at row {_row(frame.index, i)} "
+                f"({int(bad.sum())} bad value(s))"
+            )
     return y, None, None
 
 
