@@ -24,7 +24,10 @@ class                 default                                      why
                                                                    would be another prior
 ``cor``               LKJ(eta=2)                                   mild shrinkage of correlations
                                                                    towards 0; keeps NUTS stable
-``sigma`` (gaussian)  HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms
+``sigma`` (gaussian)  HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms (any link: log too)
+``shape`` (gamma)     Gamma(alpha=0.01, beta=0.01)                 brms's default on the Gamma
+                                                                   shape (Var = mu^2 / shape);
+                                                                   key ``"shape"`` overrides it
 ====================  ==========================================  ==============================
 
 ``u_j`` is the SD of a random-effect term column, or its range when it takes two values (an
