@@ -229,6 +229,11 @@ class FamilySpec:
         estimate of the first dispersion parameter; the gaussian's is ``sigma`` itself."""
         return disp
 
+    def dispersion_from_phi(self, phi: float) -> tuple[float, ...]:
+        """The family's dispersion parameters from the quasi-likelihood dispersion ``phi``
+        (``Var = phi V(mu)``) that PQL estimates; empty where they are not a function of it."""
+        return ()
+
     def dispersion_note(self, disp: dict[str, float]) -> str | None:
         """A line for ``print(fit)`` on the dispersion (estimates by name), None for none."""
         return None

@@ -11,6 +11,9 @@ the log link; both are here (``link="log"`` or ``"inverse"``, the canonical defa
 R).  With the inverse link the linear predictor must stay positive (``mu = 1 / eta``); a
 non-positive ``eta`` has log-likelihood ``-inf``.
 
+PQL (``MASS::glmmPQL``) fits it with the working LMM's residual variance as the
+quasi-likelihood dispersion ``phi = 1 / shape``.
+
 No Numba row kernel: ML runs the generic NumPy Laplace path with the shape in the
 parameter vector (``inference/laplace_dispersion.py``) and NUTS the PyMC model.
 """
@@ -50,10 +53,6 @@ class Gamma(FamilySpec):
     dispersion = (Dispersion("shape", ("Gamma", {"alpha": 0.01, "beta": 0.01})),)
     response_kind = "real"
     unsupported = {
-        "pql": (
-            "method='pql' does not fit the gamma family here (MASS::glmmPQL's quasi-"
-            "likelihood dispersion is not implemented); use method='ml' or 'nuts'"
-        ),
         "laplace": (
             "method='laplace' (Bayesian Laplace) does not integrate the gamma family's shape; "
             "use method='nuts' (or 'advi', or 'ml' for the Laplace ML fit)"
@@ -161,6 +160,10 @@ class Gamma(FamilySpec):
         em = mu @ w
         em2 = (mu**2) @ w
         return em2 - em**2, em2 / a
+
+    def dispersion_from_phi(self, phi: float) -> tuple[float, ...]:
+        """PQL's ``phi`` (``Var = phi mu^2``): ``shape = 1 / phi``."""
+        return (1.0 / phi,)
 
     def residual_sd(self, disp: Array) -> Array:
         """lme4's ``sigma(fit)`` for a Gamma GLMM: ``sqrt(phi) = sqrt(1 / shape)``."""
