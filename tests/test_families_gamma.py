@@ -289,3 +289,22 @@ def test_gamma_advi_runs_and_is_near_ml(log_fit) -> None:  # noqa: ANN001
     assert fit.draws_dispersion()["shape"].mean() == pytest.approx(
         ml.ml.family_dispersion[0], rel=0.2
     )
+
+
+def test_gamma_glm_without_random_effects_matches_glmm() -> None:
+    """A Gamma GLM: beta by IRLS, then [beta, log shape] jointly by ML; glmm's logLik
+    (its reported dispersion is the Pearson phi of R's summary.glm, not the ML one)."""
+    import glmm
+
+    df = simulate("log", 11)
+    fit = _ml("y ~ x", df, family="gamma", link="log")
+    ref = glmm.fit(df, "y ~ x", family="gamma", link="log")
+    np.testing.assert_allclose(fit.ml.beta, ref.beta, atol=1e-6)
+    assert fit.ml.loglik == pytest.approx(ref.loglik, abs=1e-6)
+    # the ML shape maximizes the profile log-likelihood in the shape
+    shape = fit.ml.family_dispersion[0]
+    fam = fit.design.family
+    eta = fit.design.X @ fit.ml.beta
+    for s in (shape * 0.99, shape * 1.01):
+        assert fam.loglik(fit.design.y, eta, None, s).sum() < fit.ml.loglik
+    assert "Gamma shape" in str(fit)

@@ -181,6 +181,7 @@ def fit_glm_ml(
     hessian = None
     sigma: float | None = None
     phi: float | None = None
+    family_disp: tuple[float, ...] = ()
     if design.family.is_linear:
         # precision weights (sigma^2 / w, as lm and lmer): weighted least squares; rows of
         # weight 0 do not count as observations
@@ -214,6 +215,11 @@ def fit_glm_ml(
         hessian = 2.0 * fisher  # of the deviance, over [theta (none), beta]
         if not converged:
             messages.append(f"IRLS did not converge in {maxiter} iterations")
+        if method == "ml" and design.family.dispersion:  # gamma, gaussian with a log link
+            beta, disp, loglik, vcov, hessian, grad = _glm_dispersion(design, beta)
+            family_disp = (disp,)
+            if design.family.dispersion[0].name == "sigma":
+                sigma = disp
         if method == "pql":
             if dispersion == "fixed":
                 phi = 1.0
@@ -258,7 +264,50 @@ def fit_glm_ml(
         dispersion=phi,
         hessian=hessian,
         n_obs=n,
+        family_dispersion=family_disp,
     )
+
+
+def _glm_dispersion(
+    design: Design, beta0: np.ndarray
+) -> tuple[np.ndarray, float, float, np.ndarray, np.ndarray, float]:
+    """Joint ML of ``[beta, log dispersion]`` for a GLM whose family has one dispersion
+    parameter (other than the linear gaussian), from the IRLS ``beta0`` (at dispersion 1).
+
+    Returns ``(beta, dispersion, loglik, vcov_beta, deviance Hessian over beta, max|grad|)``;
+    the Hessian is the Fisher information at the estimate (the family's ``score_weights``
+    with the dispersion), as the IRLS branch's.
+    """
+    fam = design.family
+    X = np.asarray(design.X, dtype=float)
+    y = np.asarray(design.y, dtype=float)
+    k = X.shape[1]
+    d0 = fam.dispersion[0]
+
+    def nll(x: np.ndarray) -> float:
+        eta = X @ x[:k] + design.offset
+        with np.errstate(all="ignore"):
+            ll = fam.loglik(y, eta, design.trials, float(np.exp(x[k])), design.weights)
+        s = float(np.sum(ll))
+        return -s if np.isfinite(s) else 1e300
+
+    mu0 = fam.linkinv(X @ beta0 + design.offset)
+    x0 = np.concatenate([beta0, [float(d0.to_unconstrained(fam.spec.dispersion_start(y, mu0)[0]))]])
+    res = optimize.minimize(nll, x0, method="BFGS", options={"gtol": 1e-9})
+    if not res.success:  # BFGS's line search gave up (precision loss): polish by simplex
+        opts = {"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000}
+        res = optimize.minimize(nll, res.x, method="Nelder-Mead", options=opts)
+    x = res.x
+    disp = float(d0.from_unconstrained(x[k]))
+    eta = X @ x[:k] + design.offset
+    fk = FamilyKernel(fam, y, design.trials, sigma=disp, weights=design.weights)
+    d1, w = fk.score(eta)
+    fisher = X.T @ (X * w[:, None])
+    try:
+        vcov = np.linalg.inv(fisher)
+    except np.linalg.LinAlgError:
+        vcov = np.full((k, k), np.nan)
+    return x[:k], disp, -float(res.fun), vcov, 2.0 * fisher, float(np.max(np.abs(X.T @ d1)))
 
 
 # ---------------------------------------------------------------------------- Bayesian Laplace
