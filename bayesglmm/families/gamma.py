@@ -14,8 +14,10 @@ non-positive ``eta`` has log-likelihood ``-inf``.
 PQL (``MASS::glmmPQL``) fits it with the working LMM's residual variance as the
 quasi-likelihood dispersion ``phi = 1 / shape``.
 
-No Numba row kernel: ML runs the generic NumPy Laplace path with the shape in the
-parameter vector (``inference/laplace_dispersion.py``) and NUTS the PyMC model.
+ML runs the generic NumPy Laplace path with the shape in the parameter vector
+(``inference/laplace_dispersion.py``).  NUTS runs the fused Numba kernel for the log link
+(row kernel ``gamma_log``, a branch of ``inference/nuts_kernel.logp_and_grad``) and the
+PyMC model for the inverse link.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Gamma(FamilySpec):
     canonical_link = "inverse"
     dispersion = (Dispersion("shape", ("Gamma", {"alpha": 0.01, "beta": 0.01})),)
     response_kind = "real"
+    row_kernels = {"log": "gamma_log"}  # the fused NUTS kernel (inference/nuts_kernel.py)
     unsupported = {
         "laplace": (
             "method='laplace' (Bayesian Laplace) does not integrate the gamma family's shape; "
