@@ -44,7 +44,8 @@ EXPECTED = {
     "bernoulli": (("logit", "probit", "cloglog"), "logit"),
     "binomial": (("logit", "probit", "cloglog"), "logit"),
     "poisson": (("log",), "log"),
-    "gaussian": (("identity",), "identity"),
+    "gaussian": (("identity", "log"), "identity"),
+    "gamma": (("inverse", "log"), "inverse"),
 }
 
 
@@ -76,7 +77,7 @@ def test_aliases_and_case():
             lambda: get_family("negbin"),
             "unknown family `negbin`; choose one of bernoulli, binomial",
         ),
-        (lambda: Family("gamma", "log"), "unknown family `gamma`; choose one of bernoulli"),
+        (lambda: Family("tweedie", "log"), "unknown family `tweedie`; choose one of bernoulli"),
         (
             lambda: get_family("poisson", "logit"),
             "link `logit` is not available for family `poisson`; choose one of log",
