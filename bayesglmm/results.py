@@ -802,7 +802,7 @@ class GLMMFit:
             betas.append(np.asarray(f.ml.beta))
             covs.append([np.asarray(c) for c in f.ml.covariances])
             ranefs.append([np.asarray(m) for m in f.ml.modes])
-            sigmas.append(f.ml.sigma)
+            sigmas.append((f.ml.family_dispersion or (f.ml.sigma,))[0])  # gamma: shape
         if not betas:
             raise BayesGLMMError(f"all {n_boot} bootstrap refits failed")
         sigma = np.array(sigmas, dtype=float) if d.family.has_dispersion else None

@@ -349,3 +349,11 @@ def test_gamma_kernel_equals_pymc_logp_and_gradient(formula, priors, weighted, c
 def test_gamma_inverse_link_uses_pymc() -> None:
     m = bg.GLMM("y ~ x + (1|g)", simulate("inverse", 13), "gamma", link="inverse")
     assert m.kernel_layout() is None
+
+
+def test_gamma_bootstrap_keeps_the_shape(log_fit) -> None:  # noqa: ANN001
+    _, fit = log_fit
+    boot = fit.bootstrap(n_boot=4, random_seed=1)
+    shape = boot.draws_dispersion()["shape"]
+    assert shape.shape == (4,) and np.all(shape > 0)
+    assert abs(np.log(shape.mean() / fit.ml.family_dispersion[0])) < 0.5
