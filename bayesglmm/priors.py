@@ -24,7 +24,7 @@ class                 default                                      why
                                                                    would be another prior
 ``cor``               LKJ(eta=2)                                   mild shrinkage of correlations
                                                                    towards 0; keeps NUTS stable
-``sigma`` (gaussian)  HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms
+``sigma`` (gaussian)  HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms (any link: log too)
 ``sigma`` (t)         HalfStudentT(nu=3, sigma=2.5 sd(y))          as brms' ``student``
 ``nu`` (t)            Gamma(alpha=2, beta=0.1)                     as brms (prior mean 20)
 ``phi`` (beta)        Gamma(alpha=0.01, beta=0.01)                 as brms' ``Beta`` precision
@@ -33,6 +33,9 @@ binomial)                                                          ``theta``, ``
                                                                    mu^2 / shape``; vague, mean 1,
                                                                    most mass near 0 and a long
                                                                    right tail
+``shape`` (gamma)     Gamma(alpha=0.01, beta=0.01)                 brms's default on the Gamma
+                                                                   shape (Var = mu^2 / shape);
+                                                                   key ``"shape"`` overrides it
 ====================  ==========================================  ==============================
 
 ``u_j`` is the SD of a random-effect term column, or its range when it takes two values (an

@@ -45,7 +45,8 @@ EXPECTED = {
     "bernoulli": (("logit", "probit", "cloglog"), "logit"),
     "binomial": (("logit", "probit", "cloglog"), "logit"),
     "poisson": (("log",), "log"),
-    "gaussian": (("identity",), "identity"),
+    "gaussian": (("identity", "log"), "identity"),
+    "gamma": (("inverse", "log"), "inverse"),
     "beta": (("logit",), "logit"),
     "student_t": (("identity",), "identity"),
     "negativebinomial": (("log",), "log"),
@@ -80,7 +81,7 @@ def test_aliases_and_case():
             lambda: get_family("negbin"),
             "unknown family `negbin`; choose one of bernoulli, beta, binomial",
         ),
-        (lambda: Family("gamma", "log"), "unknown family `gamma`; choose one of bernoulli"),
+        (lambda: Family("tweedie", "log"), "unknown family `tweedie`; choose one of bernoulli"),
         (
             lambda: get_family("poisson", "logit"),
             "link `logit` is not available for family `poisson`; choose one of log",

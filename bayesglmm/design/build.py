@@ -572,7 +572,7 @@ def _response(
             f"response `{expr}` must be finite; found {y[i]:g} at row {_row(frame.index, i)} "
             f"({int((~np.isfinite(y)).sum())} non-finite value(s))"
         )
-    if kind == "real":  # the family's own range (beta: strictly inside (0, 1))
+    if kind == "real":  # the family's own range (beta: inside (0, 1); gamma: y > 0)
         bad, what = family.spec.check_response(y, None)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])

@@ -182,9 +182,9 @@ def fit_glm_ml(
     sigma: float | None = None
     phi: float | None = None
     family_dispersion: tuple = ()
-    if design.family.has_dispersion and not design.family.is_linear:
-        if method == "pql":  # the family states why (negative binomial: glmmPQL's theta)
-            design.family.check_engine("pql")
+    if method == "pql":  # the family states why not (negative binomial: glmmPQL's theta)
+        design.family.check_engine("pql")
+    if design.family.has_dispersion and not design.family.is_linear and method != "pql":
         # a free dispersion (negative binomial theta): [beta, log dispersion] jointly
         beta, vcov, loglik, family_dispersion, hessian, grad, n_iter, converged = (
             _glm_with_dispersion(design, tol, maxiter)

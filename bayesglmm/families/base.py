@@ -165,9 +165,9 @@ class FamilySpec:
         """``(d loglik / d eta, Fisher weight n mu_eta^2 / V(mu))`` per row.
 
         This generic version holds for any exponential-family response with the variance
-        function :meth:`variance`; families override it for numerically better forms.
-        ``sigma`` is the dispersion argument (:meth:`dispersion_arg`) for families whose
-        score depends on it (Beta, Student-t); the engines pass it only to those.
+        function :meth:`variance` and dispersion 1; families override it for numerically
+        better forms, and families with a dispersion parameter must (``sigma`` is then its
+        value, as :meth:`loglik` receives it; the engines pass it only to such families).
         """
         eta = np.asarray(eta, dtype=float)
         n = 1.0 if trials is None else trials
@@ -262,6 +262,21 @@ class FamilySpec:
         p = link.linkinv(mean_eta[:, None] + np.sqrt(v)[:, None] * x[None, :])
         ep = p @ w
         return (p**2) @ w - ep**2, self.variance(p) @ w
+
+    def residual_sd(self, disp: Array) -> Array | None:
+        """lme4's ``sigma(fit)`` (the ``Residual`` row of ``VarCorr``) from the draws or the
+        estimate of the first dispersion parameter; the gaussian's (and the t's scale) is
+        ``sigma`` itself; None where the dispersion is no residual SD (NB, Beta)."""
+        return disp if self.dispersion and self.dispersion[0].name == "sigma" else None
+
+    def dispersion_from_phi(self, phi: float) -> tuple[float, ...]:
+        """The family's dispersion parameters from the quasi-likelihood dispersion ``phi``
+        (``Var = phi V(mu)``) that PQL estimates; empty where they are not a function of it."""
+        return ()
+
+    def dispersion_note(self, disp: dict[str, float]) -> str | None:
+        """A line for ``print(fit)`` on the dispersion (estimates by name), None for none."""
+        return None
 
     def pearson_variance(self, mu: Array, n: Array, sigma: Any) -> Array:
         """Variance of each row's response at fitted mean ``mu`` (counts for binomial rows)."""
@@ -466,6 +481,8 @@ class Family:
         """First derivative of the log-likelihood in ``eta`` and the Fisher weight
         (``sigma``: the dispersion of a family with one whose score needs it, negative
         binomial ``theta``; forwarded only when given).
+
+        ``sigma``: the dispersion value, for a family that has one (None otherwise).
 
         Returns
         -------

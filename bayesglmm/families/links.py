@@ -67,6 +67,15 @@ def _probit_mu_eta(eta: Array) -> Array:
     return np.exp(-0.5 * eta * eta) / math.sqrt(2.0 * math.pi)
 
 
+def _recip(x: Array) -> Array:
+    return 1.0 / np.asarray(x, dtype=float)
+
+
+def _inverse_mu_eta(eta: Array) -> Array:
+    eta = np.asarray(eta, dtype=float)
+    return -1.0 / (eta * eta)
+
+
 def _identity(x: Array) -> Array:
     return np.asarray(x, dtype=float)
 
@@ -87,6 +96,7 @@ LINKS: dict[str, Link] = {
     ),
     "log": Link("log", _exp, _exp, np.log),
     "identity": Link("identity", _identity, _one, _identity),
+    "inverse": Link("inverse", _recip, _inverse_mu_eta, _recip),  # Gamma's canonical link
 }
 
 

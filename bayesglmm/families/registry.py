@@ -18,6 +18,7 @@ from bayesglmm.families.base import (
 )
 from bayesglmm.families.beta import Beta
 from bayesglmm.families.binomial import Bernoulli, Binomial
+from bayesglmm.families.gamma import Gamma
 from bayesglmm.families.gaussian import Gaussian
 from bayesglmm.families.links import LINKS
 from bayesglmm.families.negative_binomial import NegativeBinomial
@@ -44,10 +45,11 @@ register(Gaussian(), aliases=("normal",))
 register(Beta())
 register(StudentT(), aliases=("t", "student"))
 register(NegativeBinomial(), aliases=("negbinomial", "negative_binomial", "nb", "nbinom2"))
+register(Gamma())
 
 #: The Numba row kernels, in code order: the integer a Numba engine dispatches on is the
 #: position here.  A family names its kernel per link in ``FamilySpec.row_kernels``.
-ROW_KERNELS: tuple[str, ...] = ("logit", "poisson", "gaussian")
+ROW_KERNELS: tuple[str, ...] = ("logit", "poisson", "gaussian", "gamma_log")
 ROW_KERNEL_CODES: dict[str, int] = {name: code for code, name in enumerate(ROW_KERNELS)}
 
 

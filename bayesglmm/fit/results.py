@@ -355,7 +355,9 @@ class GLMMFit:
                         )
                     )
         s = self.draws_sigma()
-        if s is not None and self.design.family.dispersion[0].name == "sigma":
+        if s is not None:  # lme4's sigma(fit): gaussian sigma, gamma sqrt(1 / shape)
+            s = self.design.family.spec.residual_sd(s)
+        if s is not None:
             rows.append(("Residual", None, None, float(np.mean(s**2)), float(np.mean(s))))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_cor"])
 
@@ -900,12 +902,13 @@ class GLMMFit:
         cors = vc[vc.term2.notna()]
         for _, r in cors.iterrows():
             lines.append(f" {r.group:<12} cor({r.term1}, {r.term2}) = {r.sd_cor:.3f}")
-        if d.family.has_dispersion and not d.family.is_linear:  # phi; sigma and nu; ...
+        disp_means = {k: float(np.mean(v)) for k, v in self.draws_dispersion().items()}
+        note = d.family.spec.dispersion_note(disp_means)  # the family's own line (gamma)
+        if note:
+            lines.append(note)
+        elif d.family.has_dispersion and not d.family.is_linear:  # phi; sigma and nu; ...
             what = "estimates" if self.ml is not None else "posterior means"
-            vals = ", ".join(
-                f"{k} = {_sig(float(np.mean(v)), digits)}"
-                for k, v in self.draws_dispersion().items()
-            )
+            vals = ", ".join(f"{k} = {_sig(v, digits)}" for k, v in disp_means.items())
             lines.append(f"Dispersion parameters ({d.family.name}, {what}): {vals}")
         lines.append("")
         if self.ml is None:

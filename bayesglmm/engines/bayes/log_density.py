@@ -52,7 +52,8 @@ _PRIOR_CODES = {
 _LOGIT = ROW_KERNEL_CODES["logit"]
 _POISSON = ROW_KERNEL_CODES["poisson"]
 _GAUSSIAN = ROW_KERNEL_CODES["gaussian"]
-_SUPPORTED = ("logit", "poisson", "gaussian")
+_GAMMA_LOG = ROW_KERNEL_CODES["gamma_log"]
+_SUPPORTED = ("logit", "poisson", "gaussian", "gamma_log")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -222,8 +223,8 @@ def _lik_constant(family: Family, y: np.ndarray, arrays: dict[str, np.ndarray]) 
 
 def _weighted_y(family: Family, y: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """The kernel's ``y``: case weights times the response (binomial, Poisson)."""
-    if family.spec.precision_weights:
-        return y
+    if family.spec.precision_weights or not family.spec.case_weights_fold:
+        return y  # gaussian: precision weights; gamma: case weights in ``trials``
     return np.ascontiguousarray(arrays["w"] * y)
 
 
@@ -267,8 +268,7 @@ def kernel_layout(
         all_priors.append(priors.intercept)
     for label in priors.sd:
         all_priors.extend(priors.sd[label])
-    if priors.sigma is not None:
-        all_priors.append(priors.sigma)
+    all_priors.extend(priors.dispersions.values())
     if any(p.dist not in _PRIOR_CODES for p in all_priors):
         return None
 
@@ -331,9 +331,9 @@ def kernel_layout(
         nlev.append(b.n_levels)
         zcol.append(col)
         col += b.n_terms
-    if code == _GAUSSIAN:
+    if fam.dispersion:  # gaussian sigma, gamma shape: sampled on the log scale
         sigma_off = add(nm.log_value(fam.dispersion[0].name), ())
-        pr_rows.append((sigma_off, *_prior_row(priors.sigma, True)))  # type: ignore[arg-type]
+        pr_rows.append((sigma_off, *_prior_row(priors.dispersion(fam.dispersion[0].name), True)))
 
     n = design.n
     zunit = np.concatenate(units) if units else np.zeros(0)
@@ -451,6 +451,22 @@ def _prior_logp_grad(code: int, a: float, b: float, c: float, v: float) -> tuple
 
 
 @numba.njit(nogil=True, cache=True)
+def _digamma(x: float) -> float:
+    """psi(x) for x > 0: recurrence to x >= 6, then the asymptotic series (~1e-15)."""
+    acc = 0.0
+    while x < 6.0:
+        acc -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    t = f * (
+        -1.0 / 12
+        + f
+        * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132 + f * 691.0 / 32760))))
+    )
+    return acc + math.log(x) - 0.5 / x + t
+
+
+@numba.njit(nogil=True, cache=True)
 def logp_and_grad(
     x: np.ndarray,
     X: np.ndarray,
@@ -564,6 +580,24 @@ def logp_and_grad(
             mu = trials[i] * math.exp(eta[i])
             lp += y[i] * eta[i] - mu
             geta[i] = y[i] - mu
+    elif family == _GAMMA_LOG:  # gamma, log link (trials: the case weights)
+        la = x[sigma_off]
+        a = math.exp(la)
+        c0 = a * la - math.lgamma(a)
+        dg = _digamma(a)
+        ds = 0.0
+        for i in range(n):
+            w = trials[i]
+            if w == 0.0:
+                geta[i] = 0.0
+                continue
+            e = eta[i]
+            ly = math.log(y[i])
+            r = y[i] * math.exp(-e)
+            lp += w * (c0 + (a - 1.0) * ly - a * (e + r))
+            geta[i] = w * a * (r - 1.0)
+            ds += w * (la + 1.0 - dg + ly - e - r)
+        grad[sigma_off] += a * ds
     else:  # gaussian, identity link (trials: the precision weights, 1 when unweighted)
         ls = x[sigma_off]
         inv_var = math.exp(-2.0 * ls)

@@ -43,13 +43,14 @@ _ADAPTATION = "draw_diag"
 def _expanded(layout: KernelLayout) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
     """(name, shape, dims) of every stored variable, as PyMC stores them."""
     out: list[tuple[str, tuple[int, ...], tuple[str, ...]]] = []
+    disp = {nm.log_value(d.name): d.name for d in layout.family.dispersion}
     for name, shape in zip(layout.names, layout.shapes, strict=True):
         if name == nm.BETA_SCALED:
             out += [(nm.BETA_SCALED, shape, (nm.FIXED_DIM,)), (nm.BETA, shape, (nm.FIXED_DIM,))]
         elif name == nm.INTERCEPT_CENTERED:
             out += [(nm.INTERCEPT_CENTERED, (), ()), (nm.INTERCEPT, (), ())]
-        elif name == nm.log_value(nm.SIGMA):
-            out.append((nm.SIGMA, (), ()))
+        elif name in disp:  # the family's dispersion (gaussian sigma, gamma shape)
+            out.append((disp[name], (), ()))
         elif name.startswith("sd_"):
             label = name[3:-6]
             out.append((nm.sd(label), shape, (nm.term_dim(label),)))
@@ -95,8 +96,9 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
             b0c = float(x[pieces[nm.INTERCEPT_CENTERED]][0])
             out[nm.INTERCEPT_CENTERED] = np.asarray(b0c)
             out[nm.INTERCEPT] = np.asarray(b0c - float(xmean @ beta) if beta.size else b0c)
-        if nm.log_value(nm.SIGMA) in pieces:
-            out[nm.SIGMA] = np.exp(x[pieces[nm.log_value(nm.SIGMA)]]).reshape(())
+        for d in layout.family.dispersion:  # sampled on the log scale
+            if nm.log_value(d.name) in pieces:
+                out[d.name] = np.exp(x[pieces[nm.log_value(d.name)]]).reshape(())
         for label in layout.labels:
             if centered:
                 r = x[pieces[nm.r(label)]].reshape(shapes[nm.r(label)]).copy()

@@ -77,7 +77,17 @@ class DispersionObjective:
         """Deviance and gradient (analytic in ``[theta, beta]``, central differences in the
         dispersion coordinates at fixed ``[theta, beta]``)."""
         x = np.asarray(x, dtype=float)
-        f, g_tb = self.obj.deviance_grad(self._set(x))
+        try:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                f, g_tb = self.obj.deviance_grad(self._set(x))
+        except InferenceError:
+            f = np.nan
+        if not np.isfinite(f):
+            # outside the family's domain (Gamma with the inverse link: eta <= 0 on some
+            # row) or a non-positive curvature at the mode (gaussian with a log link, far
+            # from the optimum): a huge deviance makes the line search step back
+            # (L-BFGS-B stops on inf or NaN)
+            return 1e12, np.zeros(x.size)
         u0 = self.obj.u.copy()
         g_d = np.empty(self.n_disp)
         m = self.n_theta + self.k

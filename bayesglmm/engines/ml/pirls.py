@@ -120,6 +120,10 @@ class ThetaLayout:
 
 
 # ---------------------------------------------------------------------------- family kernel
+#: the row kernels :class:`FamilyKernel` inlines; other families use their NumPy methods
+_INLINED = ("logit", "poisson", "gaussian")
+
+
 class FamilyKernel:
     """Per-row log-likelihood, score and weights of a family, with the fast paths inlined.
 
@@ -161,6 +165,8 @@ class FamilyKernel:
         # the family's row kernel names the inlined fast path; others use the family's
         # NumPy loglik / score (``generic``)
         self.kind = family.row_kernel or "generic"
+        if self.kind not in _INLINED:  # a row kernel of the fused engines only
+            self.kind = "generic"
         # a generic family with a dispersion gets it in its score too (Beta, Student-t)
         self._disp_score = self.kind == "generic" and family.has_dispersion
         self._fisher = family.spec.laplace_information == "fisher"

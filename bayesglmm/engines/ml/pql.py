@@ -160,4 +160,6 @@ def fit_pql(
         elapsed=time.perf_counter() - t0,
         dispersion=float(phi),
         n_obs=design.n,
+        # the family's own dispersion parameter(s) from phi (gamma: shape = 1 / phi)
+        family_dispersion=design.family.spec.dispersion_from_phi(float(phi)),
     )
