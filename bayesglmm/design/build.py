@@ -12,7 +12,7 @@
 4. build the fixed-effect matrix with formulaic and our R language, drop aliased columns,
    check a binary or binomial response for separation (:mod:`.fixed`); add the offsets;
 5. build one :class:`~bayesglmm.design.types.RandomBlock` per random term: per-row term
-   values and an integer group index, never a dense indicator matrix (:mod:`.random`);
+   values and an integer group index, never a dense indicator matrix (:mod:`.random_terms`);
 6. keep the encoding state (:mod:`.encoder`) so new data can be encoded the same way
    (:func:`~bayesglmm.design.newdata.encode_new_data`, re-exported here).
 """
@@ -37,7 +37,7 @@ from bayesglmm.design.levels import factor_levels, is_numeric
 from bayesglmm.design.materialize import categorical_levels, is_column_ref
 from bayesglmm.design.naming import r_name
 from bayesglmm.design.newdata import NewData, encode_new_data
-from bayesglmm.design.random import random_blocks
+from bayesglmm.design.random_terms import random_blocks
 from bayesglmm.design.response import parse_response
 from bayesglmm.design.types import Design
 from bayesglmm.design.weights_offset import apply_weights, offsets, row_argument

@@ -18,6 +18,7 @@ __all__ = ["factor_levels", "group_codes", "is_numeric", "level_codes"]
 
 
 def is_numeric(col: pd.Series) -> bool:
+    """True for a numeric (or boolean) column that is not a categorical."""
     return pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype)
 
 

@@ -25,11 +25,13 @@ def r_name(name: str) -> str:
 
 
 def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
 def value_text(v: Any) -> str:
+    """A cell value for messages: ``2.5`` for floats, ``'a'`` otherwise, never ``np.float64``."""
     v = v.item() if isinstance(v, np.generic) else v
     return f"{v:g}" if isinstance(v, float) else repr(v)
 

@@ -24,6 +24,7 @@ __all__ = ["check_counts", "parse_response"]
 
 
 def _two_level_response(col: pd.Series, name: str) -> tuple[np.ndarray, str | None]:
+    """A bernoulli response as 0/1, and the level counted as a success (a factor's second)."""
     if pd.api.types.is_bool_dtype(col):
         return col.to_numpy(dtype=float), None
     if is_numeric(col):
@@ -50,6 +51,7 @@ def _two_level_response(col: pd.Series, name: str) -> tuple[np.ndarray, str | No
 
 
 def check_counts(y: np.ndarray, name: str, index: pd.Index, what: str) -> None:
+    """Refuse a value of ``y`` that is not a non-negative integer (``what``: counts, trials)."""
     bad = ~np.isfinite(y) | (y < 0) | (y != np.round(y))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -68,6 +70,14 @@ def parse_response(
     lang: Lang,
     weighted: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """``(y, trials, success_level)`` at the rows of the model frame, checked for the family.
+
+    ``trials`` is the binomial ``trials=`` argument (a column, or values over the input rows
+    of which the frame keeps ``row_index``); ``weighted`` says that ``weights=`` was given
+    (a binomial proportion then takes them as its trials).  ``success_level`` is the label
+    counted as a success of a two-level factor response, else None.
+    """
+
     def values(expr: str) -> np.ndarray:
         if is_column_ref(expr, frame):
             col = frame[expr.strip("`")]
