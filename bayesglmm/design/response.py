@@ -171,4 +171,12 @@ def parse_response(
             f"response `{expr}` must be finite; found {y[i]:g} at row {row_label(frame.index, i)} "
             f"({int((~np.isfinite(y)).sum())} non-finite value(s))"
         )
+    if kind == "real":  # the family's own range (beta: strictly inside (0, 1))
+        bad, what = family.spec.check_response(y, None)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"response `{expr}` {what}; found {y[i]:g} at row {row_label(frame.index, i)} "
+                f"({int(bad.sum())} bad value(s))"
+            )
     return y, None, None
