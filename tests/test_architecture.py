@@ -185,7 +185,7 @@ POSTERIOR_NAME_LITERALS = (
     r'__(term|term_b|level)"',
     r"cholesky-cov-packed__",
 )
-NOT_POSTERIOR_NAMES = {"bayesglmm/design/build.py": ('if name == "Intercept":',)}
+NOT_POSTERIOR_NAMES = {"bayesglmm/design/naming.py": ('if name == "Intercept":',)}
 """Lines that match but are not posterior names (formulaic's intercept column)."""
 
 

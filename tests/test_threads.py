@@ -156,7 +156,7 @@ def test_new_data_level_mismatch_is_an_error_in_parallel_threads():
 
     from formulaic import Formula
 
-    from bayesglmm.design.build import _apply_spec
+    from bayesglmm.design.newdata import _apply_spec
     from bayesglmm.formula.rlang import Lang
 
     lang = Lang(["f", "x"])

@@ -5,7 +5,8 @@ formulaic reads the fixed part of a formula, but as Python: ``^`` inside ``I()``
 lookup, a column called ``center`` or ``log`` is shadowed by formulaic's function of that
 name (backticks do not help), and the variables of stateful transforms (``scale(x)``,
 ``poly(x, 2)``, ``bs(x)``) are not reported as required.  This module reads the R text
-itself, token by token, and produces
+itself, token by token (the tokens and the tables of R functions are in
+:mod:`bayesglmm.formula.rsyntax`), and produces
 
 * the formulaic text, in which every column is referred to by a safe name (``_bg0_`` for a
   name formulaic would misread, the column's own name otherwise) and R's functions and
@@ -32,110 +33,29 @@ from formulaic import Formula
 from formulaic.transforms import TRANSFORMS
 
 from bayesglmm.errors import FormulaError
-
-__all__ = ["Lang", "Translation", "tokens"]
-
-_TOKEN = re.compile(
-    r"""
-     (?P<ws>\s+)
-    |(?P<bq>`[^`]*`)
-    |(?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-    |(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?L?)
-    |(?P<name>(?:[^\W\d]|\.(?!\d))[\w.]*)
-    |(?P<op>%[^%\s]*%|\*\*|==|!=|<=|>=|&&|\|\||[-+*/^:~|&!<>=(),\[\]{}$@?])
-    """,
-    re.X,
+from bayesglmm.formula.rsyntax import (
+    CONSTANTS,
+    FACTOR_FUNCTIONS,
+    FORMULAIC_TRANSFORMS,
+    NUMERIC_FUNCTIONS,
+    NUMPY_FUNCTIONS,
+    R_OPERATORS,
+    SPLINE_DF,
+    SUPPORTED_FUNCTIONS,
+    TOKEN,
+    Tok,
+    caret,
+    tokens,
 )
 
-# R's functions with a NumPy spelling of the same meaning (element-wise, stateless)
-_NUMPY = {
-    "sqrt": "np.sqrt",
-    "exp": "np.exp",
-    "log1p": "np.log1p",
-    "expm1": "np.expm1",
-    "abs": "np.abs",
-    "floor": "np.floor",
-    "ceiling": "np.ceil",
-    "trunc": "np.trunc",
-    "sign": "np.sign",
-    "sin": "np.sin",
-    "cos": "np.cos",
-    "tan": "np.tan",
-    "asin": "np.arcsin",
-    "acos": "np.arccos",
-    "atan": "np.arctan",
-    "sinh": "np.sinh",
-    "cosh": "np.cosh",
-    "tanh": "np.tanh",
-    "round": "np.round",
-    "pmin": "np.minimum",
-    "pmax": "np.maximum",
-    "ifelse": "np.where",
-}
-_FACTOR = frozenset({"factor", "as.factor", "ordered", "as.ordered", "C"})
-_NUMERIC = frozenset({"as.numeric", "as.double"})
-# formulaic's own transforms and contrasts, used under their own names
-_KEEP = frozenset(TRANSFORMS) - {"np"}
-_SPLINE_DF = frozenset({"cr", "cc", "cs"})
-_CONSTANTS = {
-    "TRUE": "True",
-    "FALSE": "False",
-    "T": "True",
-    "F": "False",
-    "NULL": "None",
-    "Inf": "np.inf",
-    "NA": "np.nan",
-    "NaN": "np.nan",
-    "pi": "np.pi",
-}
-_R_OPS = {"^": "**", "%%": "%", "%/%": "//", "&&": "&", "||": "|", "!": "~"}
-SUPPORTED_FUNCTIONS = tuple(
-    sorted(
-        {*_NUMPY, *_FACTOR, *_NUMERIC, "log", "I", "relevel", "c", "Q"} | (_KEEP - {"Q"}),
-        key=str.lower,
-    )
-)
-"""Functions a formula may call (besides ``np.*`` and formulaic's ``contr.*``)."""
+__all__ = ["Lang", "Translation"]
+
 
 _SAFE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = frozenset(
-    {*TRANSFORMS, *_NUMPY, *_CONSTANTS, "np", "numpy", "contr", "I", "C", "Q", "c"}
+    {*TRANSFORMS, *NUMPY_FUNCTIONS, *CONSTANTS, "np", "numpy", "contr", "I", "C", "Q", "c"}
     | set(dir(builtins))
 )
-
-
-@dataclass(frozen=True)
-class Tok:
-    """One token: its kind (``ws bq str num name op``), text and position."""
-
-    kind: str
-    text: str
-    pos: int
-
-
-def tokens(text: str, offset: int = 0, formula: str | None = None) -> list[Tok]:
-    """Split R text into tokens (whitespace dropped); positions are ``offset + index``.
-
-    ``formula`` is the whole formula that ``text`` is part of, for the caret of an error.
-    """
-    out: list[Tok] = []
-    i = 0
-    while i < len(text):
-        m = _TOKEN.match(text, i)
-        if m is None:
-            where = formula if formula is not None else text
-            shift = offset if formula is not None else 0
-            raise FormulaError(_caret(where, shift + i, f"unexpected character `{text[i]}`"))
-        kind = m.lastgroup or "op"
-        if kind != "ws":
-            out.append(Tok(kind, m.group(), offset + i))
-        i = m.end()
-    return out
-
-
-def _caret(formula: str, pos: int, message: str) -> str:
-    pos = max(0, min(pos, len(formula)))
-    return f"{message}\n    {formula}\n    {' ' * pos}^"
 
 
 @dataclass
@@ -243,11 +163,11 @@ class _Render:
 
     def fail(self, pos: int, message: str) -> FormulaError:
         if self.whole != self.formula:  # a piece not found verbatim: place the caret by text
-            m = _TOKEN.match(self.formula, pos)
+            m = TOKEN.match(self.formula, pos)
             found = self.whole.find(m.group()) if m else -1
             if found >= 0:
-                return FormulaError(_caret(self.whole, found, message))
-        return FormulaError(_caret(self.formula, pos, message))
+                return FormulaError(caret(self.whole, found, message))
+        return FormulaError(caret(self.formula, pos, message))
 
     # -------------------------------------------------------------- structure
     def _close(self, toks: list[Tok], i: int) -> int:
@@ -357,7 +277,7 @@ class _Render:
             elif t.kind == "op":
                 if t.text == "%in%":
                     raise self.fail(t.pos, "`%in%` inside a function call is not supported")
-                parts.append(_R_OPS.get(t.text, t.text))
+                parts.append(R_OPERATORS.get(t.text, t.text))
                 if t.text in ("&", "|", "&&", "||", "!"):
                     parts[-1] = _Logic(parts[-1])
             else:
@@ -369,8 +289,8 @@ class _Render:
         """A bare name used as a value: the column if there is one, else a constant."""
         if t.text in self.lang.columns:
             return self._column(t.text, t.pos)
-        if t.text in _CONSTANTS:
-            return _CONSTANTS[t.text]
+        if t.text in CONSTANTS:
+            return CONSTANTS[t.text]
         if t.text.startswith(("np.", "numpy.")):
             return t.text
         return self._column(t.text, t.pos)  # unknown: reported by the caller, with a caret
@@ -406,7 +326,7 @@ class _Render:
             if len(args) == 1 and args[0][1][0].kind == "str" and len(args[0][1]) == 1:
                 return self._column(args[0][1][0].text[1:-1], args[0][1][0].pos)
             raise self.fail(pos, "Q() takes one column name in quotes, e.g. Q('my col')")
-        if name in _FACTOR:
+        if name in FACTOR_FUNCTIONS:
             ren = {"contrasts": "contrasts", "levels": "levels"}
             return f"C({self._join(args, ren)})"
         if name == "relevel":
@@ -414,7 +334,7 @@ class _Render:
                 raise self.fail(pos, 'relevel() needs a factor and a reference: relevel(f, "b")')
             ref = self.code(args[1][1])
             return f"C({self.code(args[0][1])}, contr.treatment({ref}))"
-        if name in _NUMERIC:
+        if name in NUMERIC_FUNCTIONS:
             if len(args) != 1:
                 raise self.fail(pos, f"{name}() takes one argument")
             return f"np.asarray({self.code(args[0][1])}, dtype=float)"
@@ -427,8 +347,8 @@ class _Render:
             raise self.fail(pos, "log() takes a value and an optional base: log(x, 2)")
         if name == "c":
             return f"[{self._join(args, {})}]"
-        if name in _NUMPY:
-            return f"{_NUMPY[name]}({self._join(args, {})})"
+        if name in NUMPY_FUNCTIONS:
+            return f"{NUMPY_FUNCTIONS[name]}({self._join(args, {})})"
         if name == "bs":
             ren = {"intercept": "include_intercept", "Boundary.knots": "_bg_boundary"}
             text = self._join(args, ren)
@@ -437,7 +357,7 @@ class _Render:
             if not any(a == "extrapolation" for a, _ in args):
                 text += ", extrapolation='extend'"  # as R's predict.bs: polynomial ends
             return f"bs({text})"
-        if name in _SPLINE_DF:
+        if name in SPLINE_DF:
             if not any(a in ("df", "knots") for a, _ in args) and len(args) < 2:
                 raise self.fail(
                     pos,
@@ -448,7 +368,7 @@ class _Render:
             if not any(a == "constraints" for a, _ in args):
                 text += ", constraints='center'"  # mgcv's identifiability constraint
             return f"{name}({text})"
-        if name in _KEEP or name.startswith(("np.", "numpy.", "contr.")):
+        if name in FORMULAIC_TRANSFORMS or name.startswith(("np.", "numpy.", "contr.")):
             return f"{name}({self._join(args, {})})"
         if name in ("ns", "s", "te", "t2"):
             raise self.fail(
