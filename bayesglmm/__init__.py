@@ -52,7 +52,7 @@ _LAZY: dict[str, str] = {
     "simulate_marginal_vs_conditional": "bayesglmm.interpret.plots",
     "load_fit": "bayesglmm.model",
     "sbc": "bayesglmm.calibration.sbc",
-    "SBCResult": "bayesglmm.calibration.sbc",
+    "SBCResult": "bayesglmm.calibration.sbc_result",
     "load_spec": "bayesglmm.spec",
     "list_specs": "bayesglmm.spec",
     "ModelSpec": "bayesglmm.spec",
@@ -75,7 +75,8 @@ _SUBMODULES = ("datasets",)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     from bayesglmm import datasets
-    from bayesglmm.calibration.sbc import SBCResult, sbc
+    from bayesglmm.calibration.sbc import sbc
+    from bayesglmm.calibration.sbc_result import SBCResult
     from bayesglmm.design.build import build_design
     from bayesglmm.families import Family
     from bayesglmm.fit.results import GLMMFit
