@@ -144,9 +144,14 @@ class SBCResult:
             ax.stairs(counts, edges, fill=True, color="0.45", alpha=0.75)
             ax.stairs(n * probs, edges, color="C0", lw=0.8)
             ax.set_xlim(0, 1)
+            pvalues = (
+                ""
+                if uni is None
+                else f"\np(chi2) = {_fmt_p(uni.loc[p, 'p_chi2'])}, "
+                f"p(ECDF) = {_fmt_p(uni.loc[p, 'p_gamma'], floor=1 / 10_001)}"
+            )
             ax.set_title(
-                f"{p}\np(chi2) = {_fmt_p(uni.loc[p, 'p_chi2'])}, "
-                f"p(ECDF) = {_fmt_p(uni.loc[p, 'p_gamma'], floor=1 / 10_001)}",
+                f"{p}{pvalues}",
                 fontsize="small",
             )
             ax.set_xlabel("normalized rank")

@@ -223,7 +223,9 @@ def _confint_profile(
     def profile_dev(idx: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
         x0 = start.copy()
         x0[idx] = value
-        bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+        bounds: list[tuple[float | None, float | None]] = [
+            (lo if np.isfinite(lo) else None, None) for lo in lower
+        ]
         bounds[idx] = (value, value)
 
         def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -252,7 +254,7 @@ def _confint_profile(
                 start[idx] = est
             prev_v, prev_z = est, 0.0
             v = est
-            found = None
+            found: float | tuple[float, float, float, float] | None = None
             for _ in range(60):
                 v = prev_v + direction * step
                 if is_sd and v <= 0.0:

@@ -185,8 +185,8 @@ def _compare(
     fit: Any,
     variables: Any,
     newdata: Any,
-    re: str,
-    type: str,  # noqa: A002
+    re: RE,
+    type: Type,  # noqa: A002
     comparison: str,
     by: Any,
     average: bool,

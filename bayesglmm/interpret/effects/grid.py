@@ -12,6 +12,8 @@ import pandas as pd
 
 from bayesglmm.errors import ArgumentError
 from bayesglmm.interpret.effects.state import (
+    RE,
+    Type,
     _State,
 )
 
@@ -130,12 +132,12 @@ def _check_re_type(re: str, type: str) -> None:  # noqa: A002
 class _Predictor:
     """Encodes a frame once; evaluates the mean (or link) on any parameter state."""
 
-    def __init__(self, fit: Any, frame: pd.DataFrame, re: str, type: str) -> None:  # noqa: A002
+    def __init__(self, fit: Any, frame: pd.DataFrame, re: RE, type: Type) -> None:  # noqa: A002
         from bayesglmm.interpret import predict
 
         self.fit, self.re, self.type = fit, re, type
-        self.nd, self.labels = predict.encode(fit, frame, re)  # type: ignore[arg-type]
-        self.new_levels = "sample" if fit.is_bayesian else "zero"
+        self.nd, self.labels = predict.encode(fit, frame, re)
+        self.new_levels: predict.NewLevels = "sample" if fit.is_bayesian else "zero"
 
     def __call__(self, st: _State) -> np.ndarray:
         from bayesglmm.interpret import predict

@@ -46,8 +46,8 @@ def _slopes(
     fit: Any,
     variables: Any,
     newdata: Any,
-    re: str,
-    type: str,  # noqa: A002
+    re: RE,
+    type: Type,  # noqa: A002
     slope: str,
     eps: float | None,
     by: Any,
