@@ -67,9 +67,9 @@ _LAZY: dict[str, str] = {
     "datagrid": "bayesglmm.interpret.effects",
     "plot_predictions": "bayesglmm.interpret.effect_plots",
     "r2": "bayesglmm.interpret.r2",
-    "coef": "bayesglmm.interpret.accessors",
-    "confint": "bayesglmm.interpret.accessors",
-    "anova": "bayesglmm.interpret.accessors",
+    "coef": "bayesglmm.interpret.coefficients",
+    "confint": "bayesglmm.interpret.confidence_intervals",
+    "anova": "bayesglmm.interpret.anova_table",
 }
 _SUBMODULES = ("datasets",)
 
@@ -81,8 +81,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     from bayesglmm.families import Family
     from bayesglmm.fit.results import GLMMFit
     from bayesglmm.formula.bars import parse_formula
-    from bayesglmm.interpret.accessors import anova, coef, confint
+    from bayesglmm.interpret.anova_table import anova
+    from bayesglmm.interpret.coefficients import coef
     from bayesglmm.interpret.compare import compare
+    from bayesglmm.interpret.confidence_intervals import confint
     from bayesglmm.interpret.effect_plots import plot_predictions
     from bayesglmm.interpret.effects import (
         avg_comparisons,

@@ -19,6 +19,7 @@ from bayesglmm.interpret.effects.state import (
     _State,
     draws_label,
 )
+from bayesglmm.intervals import wald_z
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -86,7 +87,7 @@ def _infer(
         e[j] = h
         J[:, j] = (g(par.point + e) - g(par.point - e)) / (2.0 * h)
     se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, par.V, J), 0.0))
-    z = _z(conf_level)
+    z = wald_z(conf_level)
     out = pd.DataFrame({"estimate": est, "std.error": se})
     if from_link is not None:
         out["std.error"] = se * np.abs(_num_deriv(from_link, g0))
@@ -112,12 +113,6 @@ def _pnorm2(z: np.ndarray) -> np.ndarray:
     from scipy import special
 
     return special.erfc(np.abs(z) / math.sqrt(2.0))
-
-
-def _z(level: float) -> float:
-    from scipy import stats
-
-    return float(stats.norm.ppf(0.5 + level / 2.0))
 
 
 def _check_level(conf_level: float) -> None:
