@@ -52,7 +52,7 @@ _LAZY: dict[str, str] = {
     "simulate_marginal_vs_conditional": "bayesglmm.interpret.plots",
     "load_fit": "bayesglmm.model",
     "sbc": "bayesglmm.calibration.sbc",
-    "SBCResult": "bayesglmm.calibration.sbc",
+    "SBCResult": "bayesglmm.calibration.sbc_result",
     "load_spec": "bayesglmm.spec",
     "list_specs": "bayesglmm.spec",
     "ModelSpec": "bayesglmm.spec",
@@ -67,21 +67,24 @@ _LAZY: dict[str, str] = {
     "datagrid": "bayesglmm.interpret.effects",
     "plot_predictions": "bayesglmm.interpret.effect_plots",
     "r2": "bayesglmm.interpret.r2",
-    "coef": "bayesglmm.interpret.accessors",
-    "confint": "bayesglmm.interpret.accessors",
-    "anova": "bayesglmm.interpret.accessors",
+    "coef": "bayesglmm.interpret.coefficients",
+    "confint": "bayesglmm.interpret.confidence_intervals",
+    "anova": "bayesglmm.interpret.anova_table",
 }
 _SUBMODULES = ("datasets",)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
     from bayesglmm import datasets
-    from bayesglmm.calibration.sbc import SBCResult, sbc
+    from bayesglmm.calibration.sbc import sbc
+    from bayesglmm.calibration.sbc_result import SBCResult
     from bayesglmm.design.build import build_design
     from bayesglmm.families import Family
     from bayesglmm.fit.results import GLMMFit
     from bayesglmm.formula.bars import parse_formula
-    from bayesglmm.interpret.accessors import anova, coef, confint
+    from bayesglmm.interpret.anova_table import anova
+    from bayesglmm.interpret.coefficients import coef
     from bayesglmm.interpret.compare import compare
+    from bayesglmm.interpret.confidence_intervals import confint
     from bayesglmm.interpret.effect_plots import plot_predictions
     from bayesglmm.interpret.effects import (
         avg_comparisons,

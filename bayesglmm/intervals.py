@@ -32,3 +32,10 @@ def column_names(prob: float = CI_PROB) -> tuple[str, str]:
 def describe(prob: float = CI_PROB) -> str:
     """``"95% equal-tailed interval"``, for titles and headers."""
     return f"{100 * prob:g}% equal-tailed interval"
+
+
+def wald_z(prob: float = CI_PROB) -> float:
+    """The normal quantile of a two-sided ``prob`` Wald interval (1.96 for 95%)."""
+    from scipy import stats
+
+    return float(stats.norm.ppf(0.5 + prob / 2.0))

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -411,6 +411,27 @@ def _default_sd(base: Prior, z: np.ndarray, weights: np.ndarray | None = None) -
     return Prior("HalfStudentT", nu=base.params["nu"], sigma=base.params["sigma"] / unit)
 
 
+PRIOR_CLASSES = ("intercept", "fixed", "sd", "cor")
+"""The prior classes of every model; a family adds its dispersion parameters by name."""
+
+
+def check_prior_class(key: str, prior: Prior, dispersion: Sequence[str] = ()) -> None:
+    """Raise :class:`DesignError` if ``prior`` cannot be the prior of ``key``'s class.
+
+    The class is the part of ``key`` before any ``:`` (``sd:subject`` -> ``sd``): SDs and
+    the ``dispersion`` parameters need a prior on the positive half-line, ``cor`` an LKJ,
+    ``intercept`` and ``fixed`` a prior on the real line.  Needs no data (the spec files
+    check their ``[priors]`` with it when loaded).
+    """
+    cls = key.split(":")[0]
+    if (cls == "sd" or cls in dispersion) and not prior.positive:
+        raise DesignError(f"prior for `{key}` must be on the positive half-line, got {prior.dist}")
+    if cls == "cor" and prior.dist != "LKJ":
+        raise DesignError(f"prior for `{key}` must be LKJ(eta=...), got {prior.dist}")
+    if cls in ("intercept", "fixed") and (prior.positive or prior.dist == "LKJ"):
+        raise DesignError(f"prior for `{key}` must be on the real line, got {prior.dist}")
+
+
 def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> PriorSet:
     """Resolve user overrides against the defaults for this design.
 
@@ -433,7 +454,7 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
     labels = block_labels(design)
     slopes = [n for n in design.x_names if n != "(Intercept)"]
     disp_names = [d.name for d in design.family.dispersion]
-    valid = {"intercept", "fixed", "sd", "cor", *disp_names}
+    valid = {*PRIOR_CLASSES, *disp_names}
     valid |= {f"fixed:{n}" for n in slopes}
     valid |= {f"sd:{g}" for g in (*labels, *design.groups)}
     valid |= {f"cor:{g}" for g in (*labels, *design.groups)}
@@ -442,13 +463,7 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
             raise DesignError(f"unknown prior key `{key}`; valid keys: {', '.join(sorted(valid))}")
     pri = {k: as_prior(v, k) for k, v in user.items()}
     for key, p in pri.items():
-        cls = key.split(":")[0]
-        if (cls == "sd" or cls in disp_names) and not p.positive:
-            raise DesignError(f"prior for `{key}` must be on the positive half-line, got {p.dist}")
-        if cls == "cor" and p.dist != "LKJ":
-            raise DesignError(f"prior for `{key}` must be LKJ(eta=...), got {p.dist}")
-        if cls in ("intercept", "fixed") and p.positive:
-            raise DesignError(f"prior for `{key}` must be on the real line, got {p.dist}")
+        check_prior_class(key, p, disp_names)
 
     intercept = None
     if "(Intercept)" in design.x_names:

@@ -1,4 +1,4 @@
-"""lme4-style accessors (bayesglmm.interpret.accessors): coef, confint, anova."""
+"""lme4-style accessors (bayesglmm.interpret.coefficients, .confidence_intervals, .anova_table): coef, confint, anova."""
 
 from __future__ import annotations
 

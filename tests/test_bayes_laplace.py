@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 import bayesglmm as bg
-from bayesglmm.calibration.sbc import simulate_from_prior
+from bayesglmm.calibration.prior_simulation import simulate_from_prior
 from bayesglmm.engines.bayes.cov_param import CovParam, corr_cholesky
 from bayesglmm.engines.bayes.inla_grid import explore_grid, sample_grid
 

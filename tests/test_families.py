@@ -220,11 +220,14 @@ def test_a_registered_family_fits_by_ml_and_nuts_kernel(toy_family):
 
 
 def test_spec_method_check_reads_the_family():
-    from bayesglmm.spec import _method_problem
+    from bayesglmm.spec.methods import method_problem
 
-    msg = "the integrated Laplace path is not for the gaussian family; use `nuts`"
-    assert _method_problem("laplace", ["1 | g"], "gaussian") == msg
-    assert _method_problem("laplace", ["1 | g"], "poisson") == ""
+    msg = "method='laplace' is for non-gaussian families; use 'nuts'"
+    assert method_problem("laplace", ["1 | g"], "gaussian") == msg
+    assert method_problem("laplace", ["1 | g"], "poisson") == ""
+    assert method_problem("pql", ["1 | g"], "gaussian") == (
+        "PQL is for non-gaussian families; use method='ml' for an LMM"
+    )
 
 
 def test_kernel_args_are_a_checked_record():

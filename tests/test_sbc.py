@@ -57,7 +57,7 @@ def test_sbc_failures_counted_not_lost(small_poisson):
 
 
 def test_prior_simulation_seeded(small_poisson):
-    from bayesglmm.calibration.sbc import simulate_from_prior
+    from bayesglmm.calibration.prior_simulation import simulate_from_prior
 
     y1, t1 = simulate_from_prior(small_poisson, np.random.default_rng(5))
     y2, t2 = simulate_from_prior(small_poisson, np.random.default_rng(5))
@@ -66,15 +66,15 @@ def test_prior_simulation_seeded(small_poisson):
 
 
 def test_lkj_draw_is_correlation_matrix():
-    from bayesglmm.calibration.sbc import _draw_lkj
+    from bayesglmm.calibration.prior_simulation import draw_lkj
 
-    C = _draw_lkj(4, 2.0, np.random.default_rng(0))
+    C = draw_lkj(4, 2.0, np.random.default_rng(0))
     np.testing.assert_allclose(np.diag(C), 1.0)
     assert np.all(np.linalg.eigvalsh(C) > 0)
 
 
 def test_result_plot_without_dask(tmp_path):
-    from bayesglmm.calibration.sbc import SBCResult
+    from bayesglmm.calibration.sbc_result import SBCResult
 
     rng = np.random.default_rng(0)
     ranks = pd.DataFrame({"a": rng.integers(0, 100, 60), "b": rng.integers(0, 100, 60)})
@@ -95,7 +95,7 @@ def test_sbc_keeps_finished_simulations_and_lists_failures(small_poisson, monkey
     listed with the error and where it was raised (in the result and the warning)."""
     from dask.distributed import Client
 
-    from bayesglmm.calibration.sbc import simulate_from_prior
+    from bayesglmm.calibration.prior_simulation import simulate_from_prior
     from bayesglmm.model import GLMM
 
     original_fit = GLMM.fit
@@ -134,7 +134,7 @@ def test_sbc_keeps_finished_simulations_when_a_worker_dies(small_poisson):
     import dask
     from dask.distributed import Client, LocalCluster
 
-    from bayesglmm.calibration.sbc import simulate_from_prior
+    from bayesglmm.calibration.prior_simulation import simulate_from_prior
     from bayesglmm.model import GLMM
 
     y_kill = simulate_from_prior(small_poisson, np.random.default_rng(_sim_seed(2, 8, 5)))[0]
@@ -246,8 +246,8 @@ def test_sbc_in_a_plain_script(tmp_path, guarded):
 def test_unguarded_call_detection(tmp_path):
     import ast
 
-    from bayesglmm.calibration.sbc import _is_main_guard
+    from bayesglmm.calibration.dask_runner import is_main_guard
 
-    assert _is_main_guard(ast.parse('__name__ == "__main__"', mode="eval").body)
-    assert _is_main_guard(ast.parse('"__main__" == __name__', mode="eval").body)
-    assert not _is_main_guard(ast.parse('__name__ != "__main__"', mode="eval").body)
+    assert is_main_guard(ast.parse('__name__ == "__main__"', mode="eval").body)
+    assert is_main_guard(ast.parse('"__main__" == __name__', mode="eval").body)
+    assert not is_main_guard(ast.parse('__name__ != "__main__"', mode="eval").body)

@@ -17,7 +17,7 @@ fits have always had.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -256,6 +256,45 @@ def _fit_ml(
     return EngineResult(estimate=fit_ml(design, **options))
 
 
+def _n_effects(expr: str) -> int | None:
+    """Effects per group of a random term's left-hand side; None when not obvious."""
+    if "-" in expr.replace("-1", "") or "(" in expr or "*" in expr or ":" in expr:
+        return None
+    pieces = [p.strip() for p in expr.split("+")]
+    rest = [p for p in pieces if p not in ("0", "-1", "1")]
+    has_intercept = not any(p in ("0", "-1") for p in pieces)
+    return len(rest) + (1 if has_intercept else 0)
+
+
+def _ml_terms_problem(random: Sequence[Any], options: Mapping[str, Any]) -> str:
+    """Why adaptive quadrature (``nagq > 1``) cannot fit these random terms, or ``""``
+    (the limits :meth:`LaplaceObjective.check_nagq` applies to the design)."""
+    nagq = int(options.get("nagq", 1))
+    if nagq <= 1:
+        return ""
+    from bayesglmm.engines.ml.agq import MAX_NAGQ_VECTOR
+
+    limits = f"nagq <= {MAX_NAGQ_VECTOR[2]} for 2 terms and nagq <= {MAX_NAGQ_VECTOR[3]} for 3"
+    if len(random) != 1:
+        return (
+            f"adaptive quadrature needs one grouping factor with at most 3 random-effect "
+            f"terms, the formula has {len(random)} random-effect terms; use `ml` (Laplace)"
+        )
+    n = _n_effects(random[0].expr)
+    term = f"({random[0].expr} | {random[0].group})"
+    if n is not None and n > 3:
+        return (
+            f"adaptive quadrature needs at most 3 random-effect terms per group, {term} "
+            f"has {n}; use `ml` (Laplace)"
+        )
+    if n is not None and n > 1 and nagq > MAX_NAGQ_VECTOR[n]:
+        return (
+            f"adaptive quadrature with {n} terms per group, {term}, uses nagq^{n} nodes per "
+            f"group: {limits}; use agq:{MAX_NAGQ_VECTOR[n]} or fewer"
+        )
+    return ""
+
+
 def _fit_pql(
     design: Design, priors: PriorSet, options: dict[str, Any], context: EngineContext
 ) -> EngineResult:
@@ -336,6 +375,7 @@ register(
         label="Maximum likelihood (Laplace)",
         description="Laplace",
         counted_alias=("agq", "nagq", "adaptive Gauss-Hermite, {n} nodes"),
+        terms_check=_ml_terms_problem,
     )
 )
 register(

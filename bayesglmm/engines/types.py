@@ -6,7 +6,7 @@ once in :mod:`bayesglmm.engines.registry`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -162,6 +162,10 @@ class Engine:
         ``option=n``, e.g. ``("agq", "nagq", ...)`` for ``agq:25``.
     check : callable, optional
         Cross-option checks after each option was checked alone: ``check(options, where)``.
+    terms_check : callable, optional
+        ``terms_check(random_terms, options) -> str``: why the engine cannot fit a model
+        with these random-effect terms (the parsed formula's, before any data), or ``""``
+        (the spec files check their methods with it).
     """
 
     name: str
@@ -174,6 +178,7 @@ class Engine:
     aliases: Mapping[str, tuple[Mapping[str, Any], str]] = field(default_factory=dict)
     counted_alias: tuple[str, str, str] | None = None
     check: Callable[[dict[str, Any], str], None] | None = None
+    terms_check: Callable[[Sequence[Any], Mapping[str, Any]], str] | None = None
 
     def option(self, name: str) -> Option | None:
         """The option called ``name``, or None."""

@@ -1053,7 +1053,7 @@ class GLMMFit:
 
     def coef(self) -> dict[str, pd.DataFrame]:
         """Fixed + random effects per level of each grouping factor (lme4's ``coef``)."""
-        from bayesglmm.interpret.accessors import coef
+        from bayesglmm.interpret.coefficients import coef
 
         return coef(self)
 
@@ -1061,15 +1061,15 @@ class GLMMFit:
         self, parm: list[str] | None = None, *, level: float = CI_PROB, method: str | None = None
     ) -> pd.DataFrame:
         """Wald or profile intervals (ML), equal-tailed posterior intervals (Bayesian); see
-        :func:`bayesglmm.interpret.accessors.confint`."""
-        from bayesglmm.interpret.accessors import confint
+        :func:`bayesglmm.interpret.confidence_intervals.confint`."""
+        from bayesglmm.interpret.confidence_intervals import confint
 
         return confint(self, parm, level=level, method=method)  # type: ignore[arg-type]
 
     def anova(self, *others: GLMMFit, names: list[str] | None = None) -> pd.DataFrame:
         """Likelihood-ratio tests (ML) or LOO differences (Bayesian) against other fits; see
-        :func:`bayesglmm.interpret.accessors.anova`."""
-        from bayesglmm.interpret.accessors import anova
+        :func:`bayesglmm.interpret.anova_table.anova`."""
+        from bayesglmm.interpret.anova_table import anova
 
         return anova(self, *others, names=names)
 

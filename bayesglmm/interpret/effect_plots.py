@@ -21,9 +21,9 @@ _RE_LABEL = {
 
 
 def _axis_values(frame: pd.DataFrame, fit: Any, var: str, n: int, by: bool) -> list[Any]:
-    from bayesglmm.interpret.effects import _categorical_levels
+    from bayesglmm.interpret.effects.grid import categorical_levels
 
-    levels = _categorical_levels(fit, var, frame)
+    levels = categorical_levels(fit, var, frame)
     if levels is not None:
         return levels
     x = frame[var].to_numpy(dtype=float)

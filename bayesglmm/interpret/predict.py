@@ -13,7 +13,7 @@ included), so no Monte Carlo error enters.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ from bayesglmm.design.build import NewData, encode_new_data
 from bayesglmm.errors import DesignError
 
 if TYPE_CHECKING:
+    from bayesglmm.design.types import Design
     from bayesglmm.fit.results import GLMMFit
 
 Kind = Literal["response", "link"]
@@ -32,6 +33,23 @@ NewLevels = Literal["sample", "zero", "error"]
 DEFAULT_SEED = 0
 
 _GH_NODES = 40
+
+
+class ParameterDraws(Protocol):
+    """What the prediction functions read from a fit: its design and parameter draws (a
+    :class:`GLMMFit`, or one state of :mod:`bayesglmm.interpret.effects`)."""
+
+    @property
+    def design(self) -> Design: ...
+
+    @property
+    def n_samples(self) -> int: ...
+
+    def draws_fixed(self) -> np.ndarray: ...
+
+    def draws_cov(self, i: int) -> np.ndarray: ...
+
+    def draws_ranef(self, i: int) -> np.ndarray: ...
 
 
 def _own_data(fit: GLMMFit) -> NewData:
@@ -68,13 +86,13 @@ def encode(
     return nd, labels
 
 
-def fixed_eta(fit: GLMMFit, nd: NewData) -> np.ndarray:
+def fixed_eta(fit: ParameterDraws, nd: NewData) -> np.ndarray:
     """Fixed part plus offset, (S, n)."""
     return fit.draws_fixed() @ nd.X.T + nd.offset[None, :]
 
 
 def random_eta(
-    fit: GLMMFit,
+    fit: ParameterDraws,
     nd: NewData,
     new_levels: NewLevels = "sample",
     rng: np.random.Generator | None = None,
@@ -125,7 +143,7 @@ def _safe_chol(cov: np.ndarray) -> np.ndarray:
     return np.linalg.cholesky(cov + 1e-12 * np.eye(p)[None])
 
 
-def re_variance(fit: GLMMFit, nd: NewData) -> np.ndarray:
+def re_variance(fit: ParameterDraws, nd: NewData) -> np.ndarray:
     """Per-row variance of the random-effect part, ``v_i = sum_k z_ik' Sigma_k z_ik``, (S, n)."""
     v = np.zeros((fit.n_samples, nd.n))
     for i in range(len(fit.design.blocks)):
@@ -134,7 +152,7 @@ def re_variance(fit: GLMMFit, nd: NewData) -> np.ndarray:
     return v
 
 
-def marginal_mean(fit: GLMMFit, eta_fixed: np.ndarray, v: np.ndarray) -> np.ndarray:
+def marginal_mean(fit: ParameterDraws, eta_fixed: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``E[g^-1(eta + sqrt(v) u)]``, u ~ N(0, 1), by Gauss-Hermite quadrature."""
     x, w = np.polynomial.hermite_e.hermegauss(_GH_NODES)
     w = w / w.sum()
