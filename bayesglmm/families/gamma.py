@@ -184,7 +184,7 @@ class Gamma(FamilySpec):
     def pearson_variance(self, mu: Array, n: Array, sigma: Any) -> Array:
         return np.asarray(mu, dtype=float) ** 2 / np.asarray(sigma, dtype=float)
 
-    def unit_deviance(self, y: Array, mu: Array, n: Array) -> Array:
+    def unit_deviance(self, y: Array, mu: Array, n: Array, sigma: Any = None) -> Array:
         """``2 (-log(y / mu) + (y - mu) / mu)`` (R's ``Gamma()$dev.resids``)."""
         return 2.0 * (-np.log(y / mu) + (y - mu) / mu)
 
