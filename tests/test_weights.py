@@ -311,7 +311,7 @@ def test_pointwise_loglik_is_the_weighted_contribution(df):
         llw = fw.log_likelihood()
         assert (llw[:, :5] == 0.0).all()
         # the same draws under the unweighted design: the ratio is the weight (case weights)
-        fu = bg.results.GLMMFit(mu.design, fw.priors, "laplace", idata=fw.idata, model=mu)
+        fu = bg.GLMMFit(mu.design, fw.priors, "laplace", idata=fw.idata, model=mu)
         llu = fu.log_likelihood()
         if family == "poisson":
             np.testing.assert_allclose(llw[:, 5:], w[None, 5:] * llu[:, 5:], rtol=1e-12)
