@@ -502,8 +502,8 @@ class GLMMFit:
         """Save to a directory (the typed data the fit used, the fitted response, spec,
         checksums, draws as netCDF or ML estimates, package version); read back with
         :func:`bayesglmm.load_fit`.  A different fit already saved in ``path`` is replaced
-        only with ``overwrite=True``; see :func:`bayesglmm.io.save_fit`."""
-        from bayesglmm.io import save_fit
+        only with ``overwrite=True``; see :func:`bayesglmm.io.write.save_fit`."""
+        from bayesglmm.io.write import save_fit
 
         return save_fit(self, path, overwrite=overwrite)
 
