@@ -17,7 +17,9 @@ from bayesglmm.design.types import Design
 from bayesglmm.engines.registry import EngineContext, check_fit_options, get_engine
 from bayesglmm.errors import ArgumentError
 from bayesglmm.families import Family
-from bayesglmm.fit.results import GLMMFit, attach_log_likelihood, check_health
+from bayesglmm.fit.health import check_health
+from bayesglmm.fit.loo import attach_log_likelihood
+from bayesglmm.fit.results import GLMMFit
 from bayesglmm.io import read_fit
 from bayesglmm.priors import PriorSet, resolve_priors
 from bayesglmm.validate import (

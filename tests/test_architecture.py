@@ -234,11 +234,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 #: The only imports allowed to go up: ``GLMMFit``'s convenience methods (``fit.icc()``,
-#: ``fit.predict()``, ``fit.plot_ppc()``, ``fit.save()``, ...) import the interpretation
-#: and io modules inside the method, so a user has them on the fit; those modules take the
-#: fit as an argument and import its type only for type checkers (no cycle at run time).
+#: ``fit.predict()``, ``fit.plot_ppc()`` in ``fit/interpretation.py``, ``fit.save()`` in
+#: ``fit/results.py``) import the interpretation and io modules inside the method, so a
+#: user has them on the fit; those modules take the fit as an argument and import its type
+#: only for type checkers (no cycle at run time).
 DELEGATES = {
-    ("bayesglmm.fit.results", "bayesglmm.interpret"),
+    ("bayesglmm.fit.interpretation", "bayesglmm.interpret"),
     ("bayesglmm.fit.results", "bayesglmm.io"),
 }
 

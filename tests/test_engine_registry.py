@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.cli import _methods_arg
+from bayesglmm.cli.args import methods_arg
 from bayesglmm.engines import registry
 from bayesglmm.engines.ml.laplace import fit_ml
 from bayesglmm.engines.registry import Engine, EngineResult, FitInfo
@@ -95,7 +95,7 @@ def test_spec_and_cli_accept_a_registered_engine(toy):
     assert parse_method("toy_short") == ("toy_ml", {"maxiter": 50})
     assert method_label("toy_ml") == "toy_ml (a toy engine from the tests)"
     assert method_label("toy_short") == "toy_short (the toy engine, 50 iterations)"
-    assert _methods_arg("ml,toy_ml") == ["ml", "toy_ml"]
+    assert methods_arg("ml,toy_ml") == ["ml", "toy_ml"]
     with pytest.raises(SpecError, match="did you mean `toy_ml`"):
         parse_method("toy_mll")
 

@@ -150,9 +150,9 @@ def test_a_model_without_its_snapshot_refuses_to_save_changed_data(tmp_path):
 
 def _write_meta(path, meta):
     """Write an edited fit.json with a matching self-checksum (a determined edit)."""
-    from bayesglmm.io import _meta_sha
+    from bayesglmm.io.fit_json import meta_sha
 
-    meta["fit_json_sha256"] = _meta_sha(meta)
+    meta["fit_json_sha256"] = meta_sha(meta)
     (path / "fit.json").write_text(json.dumps(meta))
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.fit.results import check_health
+from bayesglmm.fit.health import check_health
 
 
 def _olre(seed: int = 20) -> pd.DataFrame:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 import bayesglmm as bg
-from bayesglmm.fit.results import _pval, _sig, health_messages
+from bayesglmm.fit.health import health_messages
+from bayesglmm.fit.printing import _pval, _sig
 
 
 @pytest.fixture(scope="module")
