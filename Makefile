@@ -35,7 +35,7 @@ venv: $(VENV)/.stamp-base
 demo: $(VENV)/.stamp-base
 	$(PY) -m bayesglmm demo
 
-test: $(VENV)/.stamp-test
+test: lint
 	$(PY) -m pytest -n 2 --dist loadfile -q tests
 
 test-fast: $(VENV)/.stamp-test
@@ -52,9 +52,11 @@ sbc: $(VENV)/.stamp-bench
 notebooks: $(VENV)/.stamp-test
 	$(PY) scripts/execute_notebooks.py
 
+# ruff (lint + format) and mypy on the package; part of `make test`
 lint: $(VENV)/.stamp-test
-	$(VENV)/bin/ruff check bayesglmm tests benchmarks
-	$(VENV)/bin/ruff format --check bayesglmm tests benchmarks
+	$(VENV)/bin/ruff check bayesglmm tests benchmarks scripts
+	$(VENV)/bin/ruff format --check bayesglmm tests benchmarks scripts
+	$(VENV)/bin/mypy
 
 fresh-clone-check:
 	bash scripts/fresh_clone_check.sh

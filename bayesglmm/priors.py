@@ -260,7 +260,7 @@ def as_prior(value: Prior | Mapping[str, Any] | float, key: str) -> Prior:
         return value
     if isinstance(value, numbers.Real) and key.split(":")[0] == "cor":
         try:
-            return Prior("LKJ", eta=value)
+            return Prior("LKJ", eta=float(value))
         except DesignError as exc:
             raise _for_key(exc, key, "LKJ") from exc
     if isinstance(value, Mapping):
@@ -311,9 +311,9 @@ class PriorSet:
             return self.dispersions[name]
         raise KeyError(f"no prior for the dispersion `{name}`")
 
-    def table(self) -> list[tuple[str, str, str, str]]:
-        """Rows (class, term, prior, source) for :meth:`GLMMFit.prior_summary`."""
-        rows = []
+    def table(self) -> list[tuple[str, str, str]]:
+        """Rows (class, term, prior) for :meth:`GLMMFit.prior_summary`."""
+        rows: list[tuple[str, str, str]] = []
         if self.intercept is not None:
             rows.append(("intercept", "(Intercept)", str(self.intercept)))
         rows += [("fixed", k, str(v)) for k, v in self.fixed.items()]
@@ -479,8 +479,8 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
             # exact values: rounding made Normal(0, 0) of a column with SD > 5e4; printing
             # rounds (``Prior.__str__``)
             col = X[:, design.x_names.index(name)]
-            sd = float(design.row_std(col))
-            scale = 2.5 * s_y / sd if sd > 0 and np.isfinite(sd) else 2.5 * s_y
+            col_sd = float(design.row_std(col))
+            scale = 2.5 * s_y / col_sd if col_sd > 0 and np.isfinite(col_sd) else 2.5 * s_y
             fixed[name] = Prior("Normal", mu=0.0, sigma=scale)
     dists = {p.dist for p in fixed.values()}
     if len(dists) > 1:
@@ -490,9 +490,9 @@ def resolve_priors(design: Design, user: Mapping[str, Any] | None = None) -> Pri
     sd: dict[str, tuple[Prior, ...]] = {}
     cor: dict[str, Prior] = {}
     for label, block in zip(labels, design.blocks, strict=True):
-        p = pri.get(f"sd:{label}", pri.get(f"sd:{block.group}", pri.get("sd")))
-        if p is not None:
-            sd[label] = (p,) * block.n_terms
+        user_sd = pri.get(f"sd:{label}", pri.get(f"sd:{block.group}", pri.get("sd")))
+        if user_sd is not None:
+            sd[label] = (user_sd,) * block.n_terms
         else:
             Z = np.asarray(block.Z, dtype=float)
             sd[label] = tuple(

@@ -96,7 +96,7 @@ class Bernoulli(FamilySpec):
         return ll
 
     def score_weights(
-        self, link: Link, y: Array, eta: Array, trials: Array | None = None
+        self, link: Link, y: Array, eta: Array, trials: Array | None = None, sigma: Any = None
     ) -> tuple[Array, Array]:
         """Score and Fisher weight; exact in both tails for probit and cloglog."""
         eta = np.asarray(eta, dtype=float)

@@ -45,7 +45,7 @@ class Poisson(FamilySpec):
         return y * e - np.exp(e) - special.gammaln(y + 1.0)
 
     def score_weights(
-        self, link: Link, y: Array, eta: Array, trials: Array | None = None
+        self, link: Link, y: Array, eta: Array, trials: Array | None = None, sigma: Any = None
     ) -> tuple[Array, Array]:
         mu = np.exp(np.minimum(np.asarray(eta, dtype=float), 700.0))
         return y - mu, mu

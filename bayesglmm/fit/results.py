@@ -190,6 +190,7 @@ class GLMMFit(InterpretationMethods):
         """The family's dispersion argument (``FamilySpec.dispersion_arg``) from
         :meth:`draws_dispersion`: draws ``sl`` as a column (S, 1), or their means."""
         disp = self.draws_dispersion()
+        vals: dict[str, Any]
         if mean:
             vals = {k: float(np.mean(v)) for k, v in disp.items()}
         else:

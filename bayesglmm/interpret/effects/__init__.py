@@ -38,10 +38,10 @@ Modules: ``state`` (parameter states: draws or around the ML estimate), ``infere
 ``by=`` groups, the predictor, the tidy output), ``predictions``, ``comparisons``, ``slopes``.
 """
 
-from bayesglmm.interpret.effects.comparisons import avg_comparisons, comparisons
+from bayesglmm.interpret.effects.comparison import avg_comparisons, comparisons
 from bayesglmm.interpret.effects.grid import datagrid, fitted_frame
-from bayesglmm.interpret.effects.predictions import avg_predictions, predictions
-from bayesglmm.interpret.effects.slopes import avg_slopes, slopes
+from bayesglmm.interpret.effects.prediction import avg_predictions, predictions
+from bayesglmm.interpret.effects.slope import avg_slopes, slopes
 from bayesglmm.interpret.effects.state import RE, MLMethod, Type, draws_label
 
 __all__ = [

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bayesglmm.errors import ArgumentError
-from bayesglmm.interpret.effects.comparisons import (
+from bayesglmm.interpret.effects.comparison import (
     _contrasts,
     _normalize_variables,
     _with,
@@ -29,7 +29,7 @@ from bayesglmm.interpret.effects.inference import (
     _infer,
     _Quantity,
 )
-from bayesglmm.interpret.effects.predictions import _keep_attrs
+from bayesglmm.interpret.effects.prediction import _keep_attrs
 from bayesglmm.interpret.effects.state import (
     RE,
     MLMethod,

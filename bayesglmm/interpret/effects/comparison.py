@@ -26,7 +26,7 @@ from bayesglmm.interpret.effects.inference import (
     _infer,
     _Quantity,
 )
-from bayesglmm.interpret.effects.predictions import _keep_attrs
+from bayesglmm.interpret.effects.prediction import _keep_attrs
 from bayesglmm.interpret.effects.state import (
     RE,
     MLMethod,
