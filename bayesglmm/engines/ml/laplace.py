@@ -68,12 +68,7 @@ from scipy import optimize
 from bayesglmm.design.separation import ML_UNRELIABLE, detect_separation
 from bayesglmm.design.types import Design
 from bayesglmm.engines.blas_threads import one_blas_thread
-from bayesglmm.engines.ml.agq import (
-    MAX_NAGQ_VECTOR,
-    group_colsums,
-    scalar_deviance,
-    vector_deviance,
-)
+from bayesglmm.engines.ml.agq import MAX_NAGQ_VECTOR, scalar_deviance, vector_deviance
 from bayesglmm.engines.ml.blocked_cholesky import BlockedStructure, grad_pass1, grad_pass2
 from bayesglmm.engines.ml.boundary import (
     correlated_probes,
@@ -93,6 +88,7 @@ from bayesglmm.engines.ml.pirls import (
     saturated_loglik,
     weighted_lmm_fit,
 )
+from bayesglmm.engines.ml.quadrature import group_colsums
 from bayesglmm.engines.ml.scalar_laplace import KIND_CODES, scalar_laplace
 from bayesglmm.engines.ml.vector_laplace import VectorLaplace
 from bayesglmm.engines.scaling import standardization, standardized_ml

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 from scipy.special import logsumexp
 
-from bayesglmm.engines.ml.agq import agq_gradient, curvature_terms, gh_rule, laplace_gradient
+from bayesglmm.engines.ml.quadrature import agq_gradient, curvature_terms, gh_rule, laplace_gradient
 from bayesglmm.families import ROW_KERNEL_CODES
 from bayesglmm.families.binomial import row_logit
 from bayesglmm.families.poisson import row_log
