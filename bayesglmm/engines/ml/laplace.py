@@ -61,6 +61,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -384,12 +385,36 @@ class LaplaceObjective:
         eta_fixed = self.offset + self.X @ beta
         u0 = self._predicted_start(theta, beta)
         args = (self._kind_code, self.fam.y, self._n, eta_fixed, self.X, st.z, st.index)
-        # the predicted warm start, else the last mode, else zeros: a far-off start (a long
-        # optimiser step with a log link) can need hundreds of Newton steps, and a mode that
-        # did not converge would give a wrong deviance
+        r, dev = self._mode_search(
+            u0,
+            theta,
+            beta,
+            gradient,
+            lambda start: scalar_laplace(
+                *args, float(theta[0]), start, gradient=gradient, nagq=nagq
+            ),
+        )
+        grad = r.get("gradient")
+        modes = ((self.u * theta[0])[:, None],)
+        extra = {k: r[k] for k in ("H", "du_dtheta", "du_dbeta") if k in r}
+        return LaplaceEval(dev, grad, self.u, modes, None, r["n_iter"], extra)
+
+    def _mode_search(
+        self,
+        u0: np.ndarray,
+        theta: np.ndarray,
+        beta: np.ndarray,
+        gradient: bool,
+        run: Callable[[np.ndarray], dict[str, Any]],
+    ) -> tuple[dict[str, Any], float]:
+        """A fused path's mode search, ``run(start)``, from the predicted warm start ``u0``,
+        else the last mode, else zeros (a far-off start, a long optimiser step with a log
+        link, can need hundreds of Newton steps, and an unconverged mode would give a wrong
+        deviance); keeps the mode and its sensitivities for the next warm start.  Returns the
+        kernel's record and the deviance."""
         starts = [u0, self.u, np.zeros(self.q)] if u0 is not self.u else [u0, np.zeros(self.q)]
         for start in starts:
-            r = scalar_laplace(*args, float(theta[0]), start, gradient=gradient, nagq=nagq)
+            r = run(start)
             if r["ok"] and r["converged"] and np.all(np.isfinite(r["u"])):
                 break
         else:
@@ -401,36 +426,23 @@ class LaplaceObjective:
         dev = r["deviance"] - 2.0 * self.fam.const
         if not np.isfinite(dev):
             raise InferenceError("the Laplace deviance is not finite at these parameters")
-        grad = r.get("gradient")
         if gradient and np.all(np.isfinite(r["du_dtheta"])):
             self._last = (self.u, theta.copy(), beta.copy(), r["du_dtheta"], r["du_dbeta"])
-        modes = ((self.u * theta[0])[:, None],)
-        extra = {k: r[k] for k in ("H", "du_dtheta", "du_dbeta") if k in r}
-        return LaplaceEval(dev, grad, self.u, modes, None, r["n_iter"], extra)
+        return r, float(dev)
 
     def _evaluate_vector(self, beta: np.ndarray, theta: np.ndarray, gradient: bool) -> LaplaceEval:
         """:meth:`evaluate` for one vector-valued term with a canonical link at ``nagq = 1``
         (:mod:`~bayesglmm.engines.ml.vector_laplace`)."""
         Lam = self.chol_factors(theta)[0]
         u0 = self._predicted_start(theta, beta)
-        # the predicted warm start, else the last mode, else zeros (as _evaluate_fused)
-        starts = [u0, self.u, np.zeros(self.q)] if u0 is not self.u else [u0, np.zeros(self.q)]
-        for start in starts:
-            r = self._vector.evaluate(beta, Lam, start, gradient=gradient)
-            if r["ok"] and r["converged"] and np.all(np.isfinite(r["u"])):
-                break
-        else:
-            self.reset()
-            what = "produced non-finite values" if not r["ok"] else "did not converge"
-            raise InferenceError(f"the conditional-mode search {what} at these parameters")
-        self.u = r["u"]
-        self._last = None
-        dev = r["deviance"] - 2.0 * self.fam.const
-        if not np.isfinite(dev):
-            raise InferenceError("the Laplace deviance is not finite at these parameters")
+        r, dev = self._mode_search(
+            u0,
+            theta,
+            beta,
+            gradient,
+            lambda start: self._vector.evaluate(beta, Lam, start, gradient=gradient),
+        )
         grad = r.get("gradient")
-        if gradient and np.all(np.isfinite(r["du_dtheta"])):
-            self._last = (self.u, theta.copy(), beta.copy(), r["du_dtheta"], r["du_dbeta"])
         extra = {k: r[k] for k in ("du_dtheta", "du_dbeta", "cond_var") if k in r}
         return LaplaceEval(dev, grad, self.u, self._modes(theta, self.u), None, r["n_iter"], extra)
 
