@@ -334,7 +334,6 @@ class PriorSet:
             "fixed": {k: v.to_dict() for k, v in self.fixed.items()},
             "sd": {k: [p.to_dict() for p in v] for k, v in self.sd.items()},
             "cor": {k: v.to_dict() for k, v in self.cor.items()},
-            "sigma": self.sigma.to_dict() if self.sigma else None,
             "dispersions": {k: v.to_dict() for k, v in self.dispersions.items()},
         }
 
