@@ -24,6 +24,7 @@ would depend on it; glmm reports the normalized value too).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 
@@ -31,9 +32,15 @@ import numpy as np
 from scipy import optimize
 
 from bayesglmm.design.types import Design
-from bayesglmm.engines.ml.boundary import theta_scales
+from bayesglmm.engines.ml.boundary import (
+    correlated_probes,
+    optimize_off_boundary,
+    theta_scales,
+    vector_multistart,
+)
+from bayesglmm.engines.ml.concave_mode import ModeSafeObjective
 from bayesglmm.engines.ml.estimate import SINGULAR_MSG, MLEstimate
-from bayesglmm.engines.ml.laplace import LaplaceObjective, newton_polish
+from bayesglmm.engines.ml.laplace import newton_polish
 from bayesglmm.engines.ml.pirls import glm_start
 from bayesglmm.engines.scaling import standardized_ml
 from bayesglmm.errors import ConvergenceWarning, InferenceError
@@ -62,7 +69,7 @@ class DispersionObjective:
             raise InferenceError(
                 f"the {design.family.name} family has no dispersion parameter; use fit_ml"
             )
-        self.obj = LaplaceObjective(design)
+        self.obj = ModeSafeObjective(design)
         self.obj.check_nagq(self.nagq)
         self.n_theta, self.k, self.n_disp = self.obj.n_theta, self.obj.k, len(self.dispersion)
         self.lower = np.concatenate([self.obj.lower, np.full(self.n_disp, -np.inf)])
@@ -165,6 +172,72 @@ def _optimize(
     return x, H, f, g, int(res.nit)
 
 
+_SCREEN_ITER = 15
+"""L-BFGS-B iterations of the short search that screens each multi-start point."""
+
+
+def _local_fit(
+    dobj: DispersionObjective, x0: np.ndarray, tol: float, maxiter: int
+) -> tuple[tuple, str | None]:
+    """:func:`_optimize` with :func:`fit_ml`'s safeguards for the covariance parameters:
+    restarts off a variance of 0 or a correlation of +-1 while an interior point is better
+    (:func:`~bayesglmm.engines.ml.boundary.optimize_off_boundary`) and, for a correlated
+    vector term on few groups or on a boundary face, a screened multi-start
+    (:func:`~bayesglmm.engines.ml.boundary.vector_multistart`).  The dispersion coordinates
+    ride along after ``[theta, beta]``.  Returns ``((x, deviance, Hessian, gradient,
+    iterations), multi-start message or None)``.
+    """
+    design, layout, nt = dobj.design, dobj.obj.layout, dobj.n_theta
+    scales = np.concatenate([theta_scales(design.blocks, nt), np.ones(dobj.k + dobj.n_disp)])
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in dobj.lower]
+
+    def dev(x: np.ndarray) -> float:
+        return _safe_deviance(dobj, x)
+
+    def run(start: np.ndarray) -> tuple:
+        x, H, f, g, nit = _optimize(dobj, start, tol, maxiter)
+        return x, f, H, g, nit
+
+    def screen(start: np.ndarray) -> tuple:
+        res = optimize.minimize(
+            dobj.deviance_grad,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": _SCREEN_ITER, "ftol": tol, "gtol": 1e-8, "maxcor": 20},
+        )
+        return res.x, float(res.fun)
+
+    probes = correlated_probes(layout, scales, dev)
+
+    def optimize_from(start: np.ndarray) -> tuple:
+        return optimize_off_boundary(run, dev, start, dobj.lower == 0.0, scales, extra=probes)[0]
+
+    first = optimize_from(x0)
+    best, ms = vector_multistart(
+        screen,
+        optimize_from,
+        first,
+        design.blocks,
+        layout.factors,
+        layout.from_factors,
+        layout.correlated,
+        nt,
+    )
+    return best, ms.message()
+
+
+def _safe_deviance(dobj: DispersionObjective, x: np.ndarray) -> float:
+    """The deviance, ``inf`` where the mode search fails (a probe that cannot be evaluated)."""
+    try:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = dobj.deviance(x)
+    except InferenceError:
+        return np.inf
+    return f if np.isfinite(f) else np.inf
+
+
 def _start(dobj: DispersionObjective) -> np.ndarray:
     """lme4's ``theta = 1`` in units of each term's column, the GLM's ``beta`` and the
     family's moment start of the dispersion (on the unconstrained scale)."""
@@ -223,10 +296,10 @@ def fit_ml_dispersion(
     x0 = _start(dobj)
     n_iter = 0
     if nagq > 1:  # the Laplace optimum is the AGQ search's start (as lme4's nAGQ > 1 stage)
-        laplace = DispersionObjective(design, 1)
-        x0, _, _, _, n_iter = _optimize(laplace, x0, tol, maxiter)
-    x, H, f, g, nit = _optimize(dobj, x0, tol, maxiter)
-    return _estimate(dobj, x, H, f, g, n_iter + nit, t0)
+        (x0, _, _, _, n_iter), _ = _local_fit(DispersionObjective(design, 1), x0, tol, maxiter)
+    (x, f, H, g, nit), note = _local_fit(dobj, x0, tol, maxiter)
+    est = _estimate(dobj, x, H, f, g, n_iter + nit, t0)
+    return est if note is None else dataclasses.replace(est, messages=(*est.messages, note))
 
 
 def _estimate(
