@@ -115,8 +115,10 @@ def test_gamma_bayesian_laplace_and_agq_raise() -> None:
     model = bg.GLMM("y ~ x + (1|g)", simulate("log", 11), family="gamma", link="log")
     with pytest.raises(bg.InferenceError, match="does not integrate the gamma family's shape"):
         model.fit(method="laplace")
-    with pytest.raises(bg.InferenceError, match="nagq > 1 is not available for the gamma"):
-        model.fit(method="ml", nagq=5)
+    # AGQ fits one grouping factor (tests/test_agq_dispersion.py); two are refused
+    two = bg.GLMM("y ~ x + (1|g) + (1|h)", simulate("log", 12), family="gamma", link="log")
+    with pytest.raises(bg.InferenceError, match="nagq > 1 needs one grouping factor"):
+        two.fit(method="ml", nagq=5)
 
 
 @pytest.mark.parametrize("case", ["log_2", "inverse_1"])

@@ -199,8 +199,10 @@ def test_nb_pql_and_bayes_laplace_are_clear_errors() -> None:
         m.fit(method="pql")
     with pytest.raises(bg.InferenceError, match="not the dispersion theta"):
         m.fit(method="laplace")
-    with pytest.raises(bg.InferenceError, match="nagq > 1 is not available"):
-        m.fit(method="ml", nagq=5)
+    # AGQ fits one grouping factor (tests/test_agq_dispersion.py); two are refused
+    two = bg.GLMM("y ~ x + (1|g) + (1|h)", _data("ri_two_factors"), family="nb")
+    with pytest.raises(bg.InferenceError, match="nagq > 1 needs one grouping factor"):
+        two.fit(method="ml", nagq=5)
 
 
 def test_nb_advi_is_near_ml(ml_fit: bg.GLMMFit) -> None:

@@ -240,17 +240,11 @@ def _fit_ml(
     fam = design.family
     if design.blocks and fam.dispersion and not fam.is_linear:
         # a free dispersion (negative binomial, Gamma, Beta, Student-t, gaussian with a
-        # non-identity link): Laplace over [theta, beta, dispersion]
-        from bayesglmm.engines.ml.laplace import AGQError
+        # non-identity link): Laplace (nagq = 1) or AGQ over [theta, beta, dispersion]
         from bayesglmm.engines.ml.laplace_dispersion import fit_ml_dispersion
 
         nagq = int(options.get("nagq", 1))
-        if nagq != 1:
-            raise AGQError(
-                f"nagq > 1 is not available for the {fam.name} family: its dispersion is "
-                "estimated by the Laplace path; use nagq=1"
-            )
-        return EngineResult(estimate=fit_ml_dispersion(design))
+        return EngineResult(estimate=fit_ml_dispersion(design, nagq))
     from bayesglmm.engines.ml.laplace import fit_ml
 
     return EngineResult(estimate=fit_ml(design, **options))

@@ -130,16 +130,22 @@ def scalar_deviance(
 
     # ---- sensitivities of the mode and of the curvature (shared by Laplace and AGQ)
     eta, d1, w = mode.eta, mode.d1, mode.w
-    # observed information and its derivative: H is built from them (pirls' factor)
-    w_obs, dw = fam.laplace_curvature(eta, d1, w)
+    # the weight H is built from (pirls' factor) and its derivative: the observed
+    # information, or the Fisher weight for a family whose log-likelihood is not concave in
+    # eta (Student-t, ``laplace_information = "fisher"``)
+    w_H, dw = fam.laplace_curvature(eta, d1, w)
+    # the mode's sensitivities (implicit-function theorem) need the observed information
+    # whichever weight H holds
+    w_obs = fam.curvature(eta)[0] if fam.family.spec.laplace_information == "fisher" else w_H
     z2 = z * z
     c = z2 * dw
-    Sobs = np.bincount(idx, weights=z2 * w_obs, minlength=L)
+    S_H = np.bincount(idx, weights=z2 * w_H, minlength=L)
+    Sobs = S_H if w_obs is w_H else np.bincount(idx, weights=z2 * w_obs, minlength=L)
     zd1 = np.bincount(idx, weights=z * d1, minlength=L)
     du_dt, du_db, dH_dt, dH_db = curvature_terms(
         th,
         u,
-        Sobs,
+        S_H,
         Sobs,
         zd1,
         np.bincount(idx, weights=c * z, minlength=L),
