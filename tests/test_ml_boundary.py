@@ -26,14 +26,9 @@ from scipy import optimize
 from bayesglmm import datasets
 from bayesglmm.design.build import build_design
 from bayesglmm.design.types import Design, RandomBlock
-from bayesglmm.engines.ml.boundary import (
-    GRID,
-    optimize_off_boundary,
-    suspect_vector_terms,
-    theta_scales,
-    vector_starts,
-)
+from bayesglmm.engines.ml.boundary import GRID, optimize_off_boundary, theta_scales
 from bayesglmm.engines.ml.laplace import LaplaceObjective, fit_ml
+from bayesglmm.engines.ml.multistart import suspect_vector_terms, vector_starts
 from bayesglmm.engines.ml.pirls import WeightedLMM, weighted_lmm_fit
 from bayesglmm.engines.ml.pql import _working, fit_pql
 from bayesglmm.errors import ConvergenceWarning

@@ -420,7 +420,7 @@ def test_pinned_few_groups_local_optimum():
     start L-BFGS-B ended in the worse one: at a zero intercept variance the deviance is flat
     in the split of the slope variance between L10 and L11.  Two fixes reach glmm's optimum:
     the correlated boundary probes (boundary.correlated_probes) and the vector-term
-    multi-start (boundary.vector_multistart)."""
+    multi-start (multistart.vector_multistart)."""
     case = Case(
         seed=17,
         family="bernoulli",
