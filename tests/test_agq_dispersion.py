@@ -181,8 +181,8 @@ def test_agq_deviance_converges_to_the_exact_marginal_likelihood(family: str) ->
     closer than Laplace.  (Measured at 25: ~1e-9 and below for NB, Gamma, Beta, Student-t;
     1.2e-5 for the gaussian with a log link, whose integrand has a flat tail as ``mu -> 0``;
     1.8e-8 at 51 and 5e-12 at 100.)  The gaussian-log point has groups with ``y > 2 mu`` at
-    ``b = 0``, where the observed information is negative (the mode search's safeguard,
-    :mod:`bayesglmm.engines.ml.concave_mode`)."""
+    ``b = 0``, where the observed information is negative (the mode search steps with the
+    Fisher weight on those rows: ``pirls._step_weight``)."""
     df, kw = _tiny(family)
     model = bg.GLMM("y ~ x + (1 | g)", df, **kw)
     dobj = DispersionObjective(model.design, 25)

@@ -36,11 +36,10 @@ from bayesglmm.engines.ml.boundary import (
     correlated_probes,
     optimize_off_boundary,
     theta_scales,
-    vector_multistart,
 )
-from bayesglmm.engines.ml.concave_mode import ModeSafeObjective
 from bayesglmm.engines.ml.estimate import SINGULAR_MSG, MLEstimate
-from bayesglmm.engines.ml.laplace import newton_polish
+from bayesglmm.engines.ml.laplace import LaplaceObjective, newton_polish
+from bayesglmm.engines.ml.multistart import vector_multistart
 from bayesglmm.engines.ml.pirls import glm_start
 from bayesglmm.engines.scaling import standardized_ml
 from bayesglmm.errors import ConvergenceWarning, InferenceError
@@ -69,7 +68,7 @@ class DispersionObjective:
             raise InferenceError(
                 f"the {design.family.name} family has no dispersion parameter; use fit_ml"
             )
-        self.obj = ModeSafeObjective(design)
+        self.obj = LaplaceObjective(design)
         self.obj.check_nagq(self.nagq)
         self.n_theta, self.k, self.n_disp = self.obj.n_theta, self.obj.k, len(self.dispersion)
         self.lower = np.concatenate([self.obj.lower, np.full(self.n_disp, -np.inf)])

@@ -70,6 +70,20 @@ class ModeResult:
     sens: tuple | None = None  # (du/dtheta, du/dbeta) when the gradient was computed
 
 
+def _step_weight(fam: FamilyKernel, eta: np.ndarray, d1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The row weights of a Newton step: the observed information, and the Fisher weight
+    ``w`` on rows where the observed one is not positive (a log-likelihood not concave in
+    ``eta``: the gaussian with a log link where ``y > 2 mu``).  So ``A' W A + I`` stays
+    positive definite, every step is an ascent direction and a decrement is never negative:
+    a search started where the curvature is negative no longer stops at once, far from the
+    mode.  Near the mode, where the observed information is positive, the steps are
+    Newton's (quadratic convergence); at the mode the gradient is 0 whichever weight."""
+    if fam.canonical:
+        return w
+    w_obs = fam.laplace_curvature(eta, d1, w, order=1)[0]
+    return np.where(w_obs > 0.0, w_obs, w)
+
+
 def pirls(
     st: Structure,
     fam: FamilyKernel,
@@ -100,7 +114,8 @@ def pirls(
         The same for canonical links.  (Every step is a Newton step on the observed
         information; for a non-canonical link it comes from differences of the score, so
         the looser ``tol`` applies.  The binomial probit and cloglog log-likelihoods are
-        concave in ``eta``, so the observed information is never negative.)
+        concave in ``eta``, so the observed information is never negative; where another
+        family's is, the step takes the Fisher weight on those rows: :func:`_step_weight`.)
     """
     fused = getattr(st, "rows_at", None)
 
@@ -122,7 +137,7 @@ def pirls(
     for it in range(1, maxit + 1):  # noqa: B007
         # Newton steps (observed information; = Fisher for a canonical link): quadratic
         # convergence, so the mode is exact for the Laplace determinant
-        F = st.factor(w if fam.canonical else fam.laplace_curvature(eta, d1, w, order=1)[0])
+        F = st.factor(_step_weight(fam, eta, d1, w))
         g = st.atv(d1) - u
         delta = F.solve(g)
         dec = st.unit_sum_u(g * delta)
