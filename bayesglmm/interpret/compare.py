@@ -36,7 +36,7 @@ def param_draws(
     With ``extras`` also the group correlations, the family's dispersion parameters by name
     (``sigma``, negative binomial ``shape``; ``dispersion`` overrides: SBC ranks them) and
     the latent-scale ICCs.  Shared
-    by :func:`compare`, :func:`bayesglmm.interpret.plots.plot_compare` and SBC.
+    by :func:`compare`, :func:`bayesglmm.interpret.forest_plot.plot_compare` and SBC.
     """
     out: dict[str, np.ndarray] = {}
     B = fit.draws_fixed()
