@@ -8,12 +8,13 @@ interpretation modules are written once for both kinds of fit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from bayesglmm import posterior_names as nm
 from bayesglmm.design.types import Design
+from bayesglmm.errors import ArgumentError
 from bayesglmm.fit.posterior import posterior_dataset, stack_draws
 
 __all__ = ["ParameterDrawMethods"]
@@ -69,13 +70,29 @@ class ParameterDrawMethods:
             return np.asarray(self.ml.modes[i], dtype=float)[None]
         return stack_draws(posterior_dataset(self.idata)[nm.r(self.labels[i])])
 
-    def draws_sigma(self) -> np.ndarray | None:
-        """Residual SD draws (gaussian), else None."""
-        if not self.design.family.has_dispersion:
-            return None
-        if self.ml is not None:  # the family's first dispersion (gaussian: sigma)
-            return np.array([float((self.ml.family_dispersion or (self.ml.sigma,))[0])])
-        return stack_draws(posterior_dataset(self.idata)[self.design.family.dispersion[0].name])
+    def draws_sigma(self) -> np.ndarray:
+        """Draws (Bayesian) or the estimate (ML, one entry) of the residual SD ``sigma``.
+
+        Only for a family whose dispersion parameters include ``sigma`` (gaussian; Student-t's
+        scale): ``draws_dispersion("sigma")``.  Other families' dispersion is no SD
+        (negative binomial and gamma ``shape``, Beta ``phi``): read it by its name with
+        :meth:`draws_dispersion`; lme4's ``sigma(fit)`` of any family is the ``Residual`` row
+        of :meth:`varcorr`.
+
+        Raises
+        ------
+        ArgumentError
+            For a family without a ``sigma`` parameter, naming its dispersion parameters.
+        """
+        fam = self.design.family
+        if "sigma" not in [d.name for d in fam.dispersion]:
+            names = ", ".join(f"`{d.name}`" for d in fam.dispersion)
+            has = f"its dispersion parameters are {names}" if names else "it has none"
+            hint = f'; use fit.draws_dispersion("{fam.dispersion[0].name}")' if names else ""
+            raise ArgumentError(
+                f"draws_sigma(): the {fam.name} family has no residual SD `sigma` ({has}){hint}"
+            )
+        return self.draws_dispersion("sigma")
 
     def dispersion_arg(self, sl: slice | None = None, mean: bool = False) -> Any:
         """The family's dispersion argument (``FamilySpec.dispersion_arg``) from
@@ -88,14 +105,48 @@ class ParameterDrawMethods:
             vals = {k: v[sl if sl is not None else slice(None)][:, None] for k, v in disp.items()}
         return self.design.family.spec.dispersion_arg(vals)
 
-    def draws_dispersion(self) -> dict[str, np.ndarray]:
-        """Draws (Bayesian) or the estimate (ML, one entry) of each of the family's dispersion
-        parameters, by name (``Family.dispersion``); empty when it has none."""
+    @overload
+    def draws_dispersion(self) -> dict[str, np.ndarray]: ...
+
+    @overload
+    def draws_dispersion(self, name: str) -> np.ndarray: ...
+
+    def draws_dispersion(self, name: str | None = None) -> dict[str, np.ndarray] | np.ndarray:
+        """Draws (Bayesian) or the estimate (ML, one entry) of the family's dispersion
+        parameters (``Family.dispersion``).
+
+        Parameters
+        ----------
+        name : str, optional
+            One parameter (gaussian ``sigma``; negative binomial and gamma ``shape``; Beta
+            ``phi``; Student-t ``sigma`` and ``nu``).
+
+        Returns
+        -------
+        dict or ndarray
+            Without ``name``, every parameter by name (empty when the family has none);
+            with it, that parameter's values, shape (samples,).
+
+        Raises
+        ------
+        ArgumentError
+            For a ``name`` that is not one of the family's dispersion parameters.
+        """
+        fam = self.design.family
+        names = [d.name for d in fam.dispersion]
+        if name is not None and name not in names:
+            valid = ", ".join(f"`{n}`" for n in names) or "none"
+            raise ArgumentError(
+                f"draws_dispersion(): the {fam.name} family has no dispersion parameter "
+                f"`{name}` (its dispersion parameters: {valid})"
+            )
         out = {}
-        for i, disp in enumerate(self.design.family.dispersion):
+        for i, disp in enumerate(fam.dispersion):
+            if name is not None and disp.name != name:
+                continue
             if self.ml is not None:  # the family's dispersion estimates (gaussian: sigma)
                 est = self.ml.family_dispersion or (self.ml.sigma,)
                 out[disp.name] = np.array([float(est[i])])
             else:
                 out[disp.name] = stack_draws(posterior_dataset(self.idata)[disp.name])
-        return out
+        return out if name is None else out[name]

@@ -179,9 +179,10 @@ class GLMMFit(ParameterDrawMethods, InterpretationMethods):
                             np.nanmean(cor) if np.isfinite(cor).any() else 0.0,
                         )
                     )
-        s = self.draws_sigma()
-        if s is not None:  # lme4's sigma(fit): gaussian sigma, gamma sqrt(1 / shape)
-            s = self.design.family.spec.residual_sd(s)
+        # lme4's sigma(fit), from the first dispersion parameter: gaussian sigma, gamma
+        # sqrt(1 / shape); none where the dispersion is no residual SD (NB, Beta)
+        first = next(iter(self.draws_dispersion().values()), None)
+        s = None if first is None else self.design.family.spec.residual_sd(first)
         if s is not None:
             rows.append(("Residual", None, None, float(np.mean(s**2)), float(np.mean(s))))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_cor"])

@@ -97,9 +97,9 @@ def icc_draws(
     mean_eta = xb.mean(axis=1) + d.offset.mean()
     var_fixed = xb.var(axis=1)
     fam = d.family
-    sigma = fit.draws_sigma()
     if scale == "data":
-        disp = None if sigma is None else fam.spec.dispersion_arg(fit.draws_dispersion())
+        dispersion = fit.draws_dispersion()
+        disp = fam.spec.dispersion_arg(dispersion) if dispersion else None
         return _data_scale(fam, mean_eta, group_var, total_re, disp)
     lam = fam.spec.latent_mean(fam.link_fn, mean_eta + total_re / 2.0)
     dist = distribution_variance(

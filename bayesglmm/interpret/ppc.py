@@ -76,7 +76,7 @@ def pointwise_loglik(fit: GLMMFit, chunk: int = 256) -> np.ndarray:
     d = fit.design
     S = fit.n_samples
     out = np.empty((S, d.n))
-    sigma = fit.draws_sigma()
+    has_dispersion = d.family.has_dispersion
     B = fit.draws_fixed()
     R = [fit.draws_ranef(i) for i in range(len(d.blocks))]
     for start in range(0, S, chunk):
@@ -87,7 +87,7 @@ def pointwise_loglik(fit: GLMMFit, chunk: int = 256) -> np.ndarray:
                 eta += R[i][sl, :, 0][:, b.index] * b.Z[:, 0]
             else:
                 eta += np.einsum("snp,np->sn", R[i][sl][:, b.index, :], b.Z)
-        s = 1.0 if sigma is None else fit.dispersion_arg(sl)
+        s = fit.dispersion_arg(sl) if has_dispersion else 1.0
         out[sl] = d.family.loglik(d.y[None, :], eta, d.trials, s, d.weights)
     return out
 
