@@ -255,7 +255,9 @@ class GLMMFit(ParameterDrawMethods, InterpretationMethods):
         ``ci_prob`` interval, 95% by default as everywhere in bayesglmm) and, for NUTS,
         ``ess_bulk, ess_tail, r_hat, mcse_mean, mcse_sd``; rows ``(Intercept)``, the
         predictors, ``sd(g: term)``, ``cor(g: a, b)``, ``sigma``.  ML fits: glmer's layout,
-        ``Estimate, Std. Error, z value, Pr(>|z|)`` (t value for gaussian).
+        ``Estimate, Std. Error, z value, Pr(>|z|)`` (``t value`` for a family with an
+        estimated scale, as glmer's Gamma); a gaussian identity-link (linear mixed) model
+        gets lmer's, ``Estimate, Std. Error, t value`` and no p-value.
         """
         return summary_table(self, ci_prob)
 
