@@ -18,7 +18,7 @@ from bayesglmm.fit.posterior import posterior_dataset
 from bayesglmm.intervals import CI_PROB
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
     from bayesglmm.interpret.icc import PoissonMethod, Scale
     from bayesglmm.interpret.predict import RE, Kind, NewLevels
 
@@ -26,9 +26,9 @@ ResidualType = Literal["deviance", "pearson", "response"]
 ConfintMethod = Literal["Wald", "profile"]
 
 
-def _fit(obj: InterpretationMethods) -> GLMMFit:
+def _fit(obj: InterpretationMethods) -> FitLike:
     """The fit this mixin is part of (``GLMMFit`` is its only subclass), for the type checker."""
-    return cast("GLMMFit", obj)
+    return cast("FitLike", obj)
 
 
 class InterpretationMethods:
@@ -255,7 +255,7 @@ class InterpretationMethods:
 
         return confint(_fit(self), parm, level=level, method=method)
 
-    def anova(self, *others: GLMMFit, names: list[str] | None = None) -> pd.DataFrame:
+    def anova(self, *others: FitLike, names: list[str] | None = None) -> pd.DataFrame:
         """Likelihood-ratio tests (ML) or LOO differences (Bayesian) against other fits; see
         :func:`bayesglmm.interpret.anova_table.anova`."""
         from bayesglmm.interpret.anova_table import anova

@@ -34,7 +34,7 @@ from bayesglmm.intervals import CI_PROB
 from bayesglmm.priors import PriorSet, block_labels
 
 if TYPE_CHECKING:  # the model imports this module; a fit only calls its model's methods
-    from bayesglmm.model import GLMM
+    from bayesglmm.fit_protocol import ModelLike
 
 
 class GLMMFit(ParameterDrawMethods, InterpretationMethods):
@@ -77,7 +77,7 @@ class GLMMFit(ParameterDrawMethods, InterpretationMethods):
         elapsed: float = float("nan"),
         options: Mapping[str, Any] | None = None,
         health: dict[str, Any] | None = None,
-        model: GLMM | None = None,
+        model: ModelLike | None = None,
         info: FitInfo | None = None,
     ) -> None:
         self.design = design
@@ -94,7 +94,7 @@ class GLMMFit(ParameterDrawMethods, InterpretationMethods):
 
     # ------------------------------------------------------------------ basics
     @property
-    def model(self) -> GLMM | None:
+    def model(self) -> ModelLike | None:
         """The model that made this fit (refits, predictions on new data), when known."""
         return self._model
 

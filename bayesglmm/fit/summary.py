@@ -16,10 +16,10 @@ from bayesglmm.fit.posterior import posterior_dataset
 from bayesglmm.intervals import CI_PROB
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 
-def parameter_draws(fit: GLMMFit) -> xr.Dataset:
+def parameter_draws(fit: FitLike) -> xr.Dataset:
     """The named parameters as scalar (chain, draw) variables, under the names every
     table uses: ``(Intercept)`` and the predictors as in ``fixef()``, ``sd(g: term)``,
     ``cor(g: a, b)`` and ``sigma`` as in ``compare()``."""
@@ -50,7 +50,7 @@ def parameter_draws(fit: GLMMFit) -> xr.Dataset:
     return xr.Dataset(out, coords={"chain": post["chain"].values, "draw": post["draw"].values})
 
 
-def summary_table(fit: GLMMFit, ci_prob: float = CI_PROB) -> pd.DataFrame:
+def summary_table(fit: FitLike, ci_prob: float = CI_PROB) -> pd.DataFrame:
     """``fit.summary()``: see :meth:`bayesglmm.GLMMFit.summary`."""
     if fit.ml is None:
         ds = parameter_draws(fit)

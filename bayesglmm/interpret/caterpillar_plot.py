@@ -14,12 +14,12 @@ from bayesglmm.interpret.figure_style import COLORS
 from bayesglmm.intervals import CI_PROB, eti
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 __all__ = ["plot_ranef"]
 
 
-def _ranef_intervals(fit: GLMMFit, block: int, term: int, prob: float) -> tuple[np.ndarray, ...]:
+def _ranef_intervals(fit: FitLike, block: int, term: int, prob: float) -> tuple[np.ndarray, ...]:
     """Per level: centre, lower, upper.  Bayesian: mean and equal-tailed ``prob`` interval of
     the draws; ML: conditional mode +- z * conditional SD."""
     r = fit.draws_ranef(block)[:, :, term]  # (S, L)
@@ -33,7 +33,7 @@ def _ranef_intervals(fit: GLMMFit, block: int, term: int, prob: float) -> tuple[
 
 
 def plot_ranef(  # noqa: ANN201
-    fit: GLMMFit,
+    fit: FitLike,
     block: int | str | None = None,
     term: int | str | None = None,
     prob: float = CI_PROB,
@@ -48,7 +48,7 @@ def plot_ranef(  # noqa: ANN201
 
     Parameters
     ----------
-    fit : GLMMFit
+    fit : FitLike
     block : int or str, optional
         One grouping factor (index or its label, e.g. ``"Beach"``); default all.
     term : int or str, optional

@@ -13,12 +13,12 @@ from bayesglmm.interpret.figure_style import COLORS
 from bayesglmm.intervals import CI_PROB, describe, eti
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 __all__ = ["plot_ppc", "plot_prior_predictive", "plot_residuals"]
 
 
-def plot_ppc(fit: GLMMFit, n_draws: int = 200, random_seed: int | None = 0):  # noqa: ANN201
+def plot_ppc(fit: FitLike, n_draws: int = 200, random_seed: int | None = 0):  # noqa: ANN201
     """Posterior (or parametric, for ML fits) predictive check.
 
     Counts: a hanging rootogram (sqrt of observed vs expected frequencies).  Binary and
@@ -79,7 +79,7 @@ def plot_ppc(fit: GLMMFit, n_draws: int = 200, random_seed: int | None = 0):  # 
 
 
 def plot_residuals(
-    fit: GLMMFit,
+    fit: FitLike,
     type: Literal["deviance", "pearson", "response"] = "deviance",  # noqa: A002
 ):  # noqa: ANN201
     """Residuals against fitted values (conditional, response scale)."""

@@ -15,7 +15,7 @@ from bayesglmm.interpret.figure_style import COLORS
 from bayesglmm.intervals import CI_PROB, describe, eti
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 __all__ = ["plot_compare"]
 
@@ -28,7 +28,7 @@ def _interval(draws: np.ndarray, prob: float = CI_PROB) -> tuple[float, float, f
     return float(np.mean(draws)), float(lo), float(hi)
 
 
-def _forest_draws(fit: GLMMFit) -> dict[str, np.ndarray]:
+def _forest_draws(fit: FitLike) -> dict[str, np.ndarray]:
     """Fixed effects and group SDs; an ML fit's fixed effects as (estimate, Wald 95% bounds)."""
     out = param_draws(fit, extras=False)
     if not fit.is_bayesian:
@@ -41,7 +41,7 @@ def _forest_draws(fit: GLMMFit) -> dict[str, np.ndarray]:
 
 
 def plot_compare(
-    fits: Sequence[GLMMFit], prob: float = CI_PROB, figsize: tuple[float, float] | None = None
+    fits: Sequence[FitLike], prob: float = CI_PROB, figsize: tuple[float, float] | None = None
 ):  # noqa: ANN001, ANN201
     """Forest plot overlaying the methods: fixed effects and group SDs.
 

@@ -32,7 +32,7 @@ from bayesglmm.families import get_family
 from bayesglmm.intervals import CI_PROB, column_names, eti
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 Scale = Literal["latent", "data"]
 PoissonMethod = Literal["lognormal", "delta", "trigamma"]
@@ -62,7 +62,7 @@ def distribution_variance(
 
 
 def icc_draws(
-    fit: GLMMFit,
+    fit: FitLike,
     scale: Scale = "latent",
     method: PoissonMethod = "lognormal",
 ) -> dict[str, np.ndarray]:
@@ -125,7 +125,7 @@ def _data_scale(fam, mean_eta, group_var, total_re, sigma) -> dict[str, np.ndarr
 
 
 def icc_table(
-    fit: GLMMFit,
+    fit: FitLike,
     scale: Scale = "latent",
     method: PoissonMethod = "lognormal",
     ci_prob: float = CI_PROB,
