@@ -47,9 +47,9 @@ _LAZY: dict[str, str] = {
     "Prior": "bayesglmm.priors",
     "Family": "bayesglmm.families",
     "compare": "bayesglmm.interpret.compare",
-    "plot_compare": "bayesglmm.interpret.plots",
-    "plot_marginal_vs_conditional": "bayesglmm.interpret.plots",
-    "simulate_marginal_vs_conditional": "bayesglmm.interpret.plots",
+    "plot_compare": "bayesglmm.interpret.forest_plot",
+    "plot_marginal_vs_conditional": "bayesglmm.interpret.marginal_conditional",
+    "simulate_marginal_vs_conditional": "bayesglmm.interpret.marginal_conditional",
     "load_fit": "bayesglmm.model",
     "sbc": "bayesglmm.calibration.sbc",
     "SBCResult": "bayesglmm.calibration.sbc_result",
@@ -95,8 +95,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily
         predictions,
         slopes,
     )
-    from bayesglmm.interpret.plots import (
-        plot_compare,
+    from bayesglmm.interpret.forest_plot import plot_compare
+    from bayesglmm.interpret.marginal_conditional import (
         plot_marginal_vs_conditional,
         simulate_marginal_vs_conditional,
     )

@@ -250,9 +250,9 @@ class GLMM:
             )
 
     def plot_prior_predictive(self, draws: int = 500, random_seed: int | None = 0) -> Any:
-        """Prior predictive check figure; see :func:`bayesglmm.interpret.plots.plot_prior_predictive`.
+        """Prior predictive check figure; see :func:`bayesglmm.interpret.check_plots.plot_prior_predictive`.
         ``prior_summary()`` lists the priors it draws from."""
-        from bayesglmm.interpret.plots import plot_prior_predictive
+        from bayesglmm.interpret.check_plots import plot_prior_predictive
 
         return plot_prior_predictive(self, draws=draws, random_seed=random_seed)
 

@@ -48,8 +48,9 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _imports(path: Path, modules: set[str]) -> set[str]:
-    """The bayesglmm modules ``path`` imports at run time (lazy ones included)."""
+def _imports(path: Path, modules: set[str], type_checking: bool = False) -> set[str]:
+    """The bayesglmm modules ``path`` imports at run time (lazy ones included), and with
+    ``type_checking`` those it imports for type checkers only (``if TYPE_CHECKING:``) too."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
@@ -64,7 +65,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child.test):
+            if isinstance(child, ast.If) and _is_type_checking(child.test) and not type_checking:
                 for sub in child.orelse:
                     visit(sub)
                 continue
@@ -90,11 +91,12 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
     return out
 
 
-def import_graph() -> dict[str, set[str]]:
-    """``{module: modules it imports}`` over every bayesglmm module."""
+def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
+    """``{module: modules it imports}`` over every bayesglmm module (with ``type_checking``,
+    the imports under ``if TYPE_CHECKING:`` included)."""
     paths = sorted(PACKAGE.rglob("*.py"))
     modules = {_module_name(p) for p in paths}
-    return {_module_name(p): _imports(p, modules) for p in paths}
+    return {_module_name(p): _imports(p, modules, type_checking) for p in paths}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -214,6 +216,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("bayesglmm.priors",),
     ("bayesglmm.validate",),
     ("bayesglmm.engines",),
+    ("bayesglmm.fit_protocol",),
     ("bayesglmm.fit",),
     ("bayesglmm.interpret",),
     (
@@ -260,3 +263,46 @@ def test_layers_import_only_downward():
                 continue
             bad.append(f"{mod} -> {dep}")
     assert not bad, "imports going up the pipeline: " + "; ".join(bad)
+
+
+def _strict_graph() -> dict[str, set[str]]:
+    """The import graph with the imports for type checkers included, but for those of the
+    package root: ``bayesglmm/__init__.py`` names every public object under ``if
+    TYPE_CHECKING:`` (its lazy attributes), the top of the house by definition."""
+    graph = import_graph(type_checking=True)
+    graph["bayesglmm"] = import_graph()["bayesglmm"]
+    return graph
+
+
+def test_type_checking_imports_make_no_cycle_either():
+    """An import made for annotations only still ties two modules: ``interpret/`` and the
+    fit's own work modules annotate with ``bayesglmm.fit_protocol.FitLike``, the fit and the
+    saved-fit reader with ``ModelLike``, so no module names ``GLMMFit`` or ``GLMM`` above it
+    (``farm-studio look`` draws no circle)."""
+    graph = _strict_graph()
+    found = cycles(graph)
+    assert not found, "import cycles: " + " | ".join(_edges_within(graph, c) for c in found)
+
+
+def test_type_checking_imports_go_only_downward_too():
+    graph = _strict_graph()
+    bad = []
+    for mod, deps in sorted(graph.items()):
+        for dep in sorted(deps):
+            if _layer(dep) <= _layer(mod):
+                continue
+            if any(mod == a and (dep == b or dep.startswith(b + ".")) for a, b in DELEGATES):
+                continue
+            bad.append(f"{mod} -> {dep}")
+    assert not bad, "imports (for type checkers too) going up the pipeline: " + "; ".join(bad)
+
+
+def test_the_strict_checks_see_type_checking_imports():
+    """The strict graph reads ``if TYPE_CHECKING:`` blocks (a test that cannot fail is none)."""
+    icc = "bayesglmm.interpret.icc"  # annotates with FitLike for type checkers only
+    assert "bayesglmm.fit_protocol" not in import_graph()[icc]
+    assert "bayesglmm.fit_protocol" in _strict_graph()[icc]
+    # interpret annotating with GLMMFit would be a cycle with fit.interpretation's delegates
+    graph = _strict_graph()
+    graph[icc] = graph[icc] | {"bayesglmm.fit.results"}
+    assert any(icc in c for c in cycles(graph))

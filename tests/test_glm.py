@@ -428,7 +428,7 @@ def test_compare_puts_a_glm_beside_a_glmm_on_one_loglik_scale(load):
     assert np.isnan(table.loc["sd(patientID: (Intercept))", "glm_ml"])
     assert table.loc["sd(patientID: (Intercept))", "ml"] > 3
     # the table works after the plotting module (which imports bayesglmm.interpret.compare) loaded
-    import bayesglmm.interpret.plots  # noqa: F401
+    import bayesglmm.interpret.forest_plot  # noqa: F401
 
     assert bg.compare([glm]).columns.tolist() == ["glm_ml"]
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from bayesglmm.families.base import Dispersion, Family, FamilySpec
+from bayesglmm.families.base import FamilySpec
 from bayesglmm.families.binomial import cloglog_ratios, log_choose, probit_ratios, softplus
+from bayesglmm.families.dispersion import Dispersion
+from bayesglmm.families.family import Family
 from bayesglmm.families.links import LINKS, Link, get_link
 from bayesglmm.families.registry import (
     FAMILIES,

@@ -7,22 +7,22 @@ module and add one ``register(...)`` line below (``docs/architecture.md``, "Fami
 
 from __future__ import annotations
 
-from bayesglmm.families.base import (
-    ALIASES,
-    FAMILIES,
-    Family,
-    FamilySpec,
-    register,
-    resolve_name,
-    unregister,
-)
+from bayesglmm.families.base import FamilySpec
 from bayesglmm.families.beta import Beta
 from bayesglmm.families.binomial import Bernoulli, Binomial
+from bayesglmm.families.family import Family
 from bayesglmm.families.gamma import Gamma
 from bayesglmm.families.gaussian import Gaussian
 from bayesglmm.families.links import LINKS
 from bayesglmm.families.negative_binomial import NegativeBinomial
 from bayesglmm.families.poisson import Poisson
+from bayesglmm.families.registered import (
+    ALIASES,
+    FAMILIES,
+    register,
+    resolve_name,
+    unregister,
+)
 from bayesglmm.families.student_t import StudentT
 
 __all__ = [

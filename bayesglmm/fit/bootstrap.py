@@ -6,7 +6,7 @@ call: this module does not import the model.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,12 +16,12 @@ from bayesglmm.errors import BayesGLMMError
 from bayesglmm.quiet import ignoring_warnings
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 
-def parametric_bootstrap(
-    fit: GLMMFit, n_boot: int = 200, random_seed: int | None = None
-) -> GLMMFit:
+def parametric_bootstrap[F: FitLike](
+    fit: F, n_boot: int = 200, random_seed: int | None = None
+) -> F:
     """``fit.bootstrap()``: see :meth:`bayesglmm.GLMMFit.bootstrap`."""
     ml = fit._require_ml("bootstrap")
     model = fit.model
@@ -55,7 +55,8 @@ def parametric_bootstrap(
         raise BayesGLMMError(f"all {n_boot} bootstrap refits failed")
     sigma = np.array(sigmas, dtype=float) if d.family.has_dispersion else None
     tree = draws_to_tree(d, np.array(betas), covs, ranefs, sigma=sigma)
-    return type(fit)(
+    fit_type: Any = type(fit)  # GLMMFit: a fit of the same type, whose draws are the refits
+    return fit_type(
         d,
         fit.priors,
         fit.method,

@@ -21,7 +21,7 @@ from bayesglmm.errors import SamplerWarning
 from bayesglmm.fit.posterior import posterior_dataset
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 #: R-hat above this: the chains disagree (Vehtari et al. 2021).
 MAX_RHAT = 1.01
@@ -132,7 +132,7 @@ def health_messages(h: dict[str, Any]) -> list[str]:
     return msgs
 
 
-def diagnostics_table(fit: GLMMFit) -> pd.DataFrame:
+def diagnostics_table(fit: FitLike) -> pd.DataFrame:
     """``fit.diagnostics()``: one row per check with its value, threshold, status
     (``ok``/``warn``/``n/a``) and advice."""
     rows: list[tuple[str, Any, str, str, str]] = []

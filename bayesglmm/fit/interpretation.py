@@ -18,7 +18,7 @@ from bayesglmm.fit.posterior import posterior_dataset
 from bayesglmm.intervals import CI_PROB
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
     from bayesglmm.interpret.icc import PoissonMethod, Scale
     from bayesglmm.interpret.predict import RE, Kind, NewLevels
 
@@ -26,9 +26,9 @@ ResidualType = Literal["deviance", "pearson", "response"]
 ConfintMethod = Literal["Wald", "profile"]
 
 
-def _fit(obj: InterpretationMethods) -> GLMMFit:
+def _fit(obj: InterpretationMethods) -> FitLike:
     """The fit this mixin is part of (``GLMMFit`` is its only subclass), for the type checker."""
-    return cast("GLMMFit", obj)
+    return cast("FitLike", obj)
 
 
 class InterpretationMethods:
@@ -156,7 +156,7 @@ class InterpretationMethods:
     def plot_ppc(self, n_draws: int = 200, random_seed: int | None = 0) -> Any:
         """Posterior predictive check figure (rootogram for counts, per-group proportions for
         binary data)."""
-        from bayesglmm.interpret.plots import plot_ppc
+        from bayesglmm.interpret.check_plots import plot_ppc
 
         return plot_ppc(_fit(self), n_draws=n_draws, random_seed=random_seed)
 
@@ -168,14 +168,14 @@ class InterpretationMethods:
         max_labels: int = 60,
     ) -> Any:
         """Caterpillar plots of the random effects, every factor and term, levels by name;
-        see :func:`bayesglmm.interpret.plots.plot_ranef`."""
-        from bayesglmm.interpret.plots import plot_ranef
+        see :func:`bayesglmm.interpret.caterpillar_plot.plot_ranef`."""
+        from bayesglmm.interpret.caterpillar_plot import plot_ranef
 
         return plot_ranef(_fit(self), block=block, term=term, prob=prob, max_labels=max_labels)
 
     def plot_residuals(self, type: ResidualType = "deviance") -> Any:  # noqa: A002
         """Residuals-vs-fitted figure."""
-        from bayesglmm.interpret.plots import plot_residuals
+        from bayesglmm.interpret.check_plots import plot_residuals
 
         return plot_residuals(_fit(self), type=type)
 
@@ -255,7 +255,7 @@ class InterpretationMethods:
 
         return confint(_fit(self), parm, level=level, method=method)
 
-    def anova(self, *others: GLMMFit, names: list[str] | None = None) -> pd.DataFrame:
+    def anova(self, *others: FitLike, names: list[str] | None = None) -> pd.DataFrame:
         """Likelihood-ratio tests (ML) or LOO differences (Bayesian) against other fits; see
         :func:`bayesglmm.interpret.anova_table.anova`."""
         from bayesglmm.interpret.anova_table import anova

@@ -12,10 +12,10 @@ from bayesglmm.errors import BayesGLMMError
 from bayesglmm.fit.posterior import posterior_dataset, stack_draws
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 
-def attach_log_likelihood(fit: GLMMFit) -> None:
+def attach_log_likelihood(fit: FitLike) -> None:
     """Store the pointwise log-likelihood in ``fit.idata["log_likelihood"]`` (variable ``y``)."""
     post = posterior_dataset(fit.idata)
     nc, nd = post.sizes["chain"], post.sizes["draw"]
@@ -26,13 +26,13 @@ def attach_log_likelihood(fit: GLMMFit) -> None:
     )
 
 
-def require_draws(fit: GLMMFit, what: str) -> None:
+def require_draws(fit: FitLike, what: str) -> None:
     """Raise unless ``fit`` carries posterior draws."""
     if not fit.is_bayesian:
         raise BayesGLMMError(f"`{what}` needs posterior draws (method nuts, laplace or advi)")
 
 
-def loo(fit: GLMMFit, group: str | None = None) -> Any:
+def loo(fit: FitLike, group: str | None = None) -> Any:
     """``fit.loo()``: see :meth:`bayesglmm.GLMMFit.loo`."""
     require_draws(fit, "loo")
     if "log_likelihood" not in fit.idata.children:  # fitted with log_likelihood=False
@@ -56,7 +56,7 @@ def loo(fit: GLMMFit, group: str | None = None) -> Any:
     return azs.loo(tree)
 
 
-def waic(fit: GLMMFit) -> pd.Series:
+def waic(fit: FitLike) -> pd.Series:
     """``fit.waic()``: see :meth:`bayesglmm.GLMMFit.waic`."""
     require_draws(fit, "waic")
     ll = (

@@ -13,7 +13,7 @@ from bayesglmm.fit.summary import parameter_draws, summary_table
 from bayesglmm.intervals import CI_PROB, describe, eti
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 
 def _engine_label(method: str) -> str:
@@ -22,7 +22,7 @@ def _engine_label(method: str) -> str:
     return method if engine is None else engine.label or method
 
 
-def format_fit(fit: GLMMFit, digits: int = 4) -> str:
+def format_fit(fit: FitLike, digits: int = 4) -> str:
     """The printed fit: lme4's layout for ML and PQL fits, brms's for Bayesian ones.
 
     Parameters
@@ -103,7 +103,7 @@ def format_fit(fit: GLMMFit, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
-def _title(fit: GLMMFit) -> str:
+def _title(fit: FitLike) -> str:
     """lme4's first line: what kind of model, fitted how."""
     fam = fit.design.family
     linear = fam.is_linear
@@ -131,7 +131,7 @@ def _title(fit: GLMMFit) -> str:
     return f"{kind} fit by {_engine_label(fit.method)}"
 
 
-def _bayes_fixed_lines(fit: GLMMFit) -> list[str]:
+def _bayes_fixed_lines(fit: FitLike) -> list[str]:
     """brms-style blocks: estimate, error, 95% interval; R-hat and ESS for MCMC."""
     d = fit.design
     mcmc = fit.method == "nuts"

@@ -4,7 +4,8 @@ Bayesian fits (NUTS, Bayesian Laplace, ADVI) carry draws in ``fit.idata`` (an
 ``xarray.DataTree`` with the variable names of :mod:`bayesglmm.posterior_names`); ML fits
 (Laplace, AGQ, PQL) carry an ``MLEstimate``.  Every accessor works on both.  The class holds
 the data and thin methods; the work is in the modules of :mod:`bayesglmm.fit` (``health``,
-``summary``, ``printing``, ``loo``, ``bootstrap``); the interpretation methods come from the
+``summary``, ``printing``, ``loo``, ``bootstrap``); the parameter accessors (``draws_*``) come
+from the mixin in :mod:`bayesglmm.fit.parameter_draws`, the interpretation methods from the
 mixin in :mod:`bayesglmm.fit.interpretation`.
 """
 
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesglmm import posterior_names as nm
 from bayesglmm.design.types import Design
 from bayesglmm.engines.types import FitInfo
 from bayesglmm.errors import BayesGLMMError
@@ -27,17 +27,17 @@ from bayesglmm.fit.health import diagnostics_table
 from bayesglmm.fit.interpretation import InterpretationMethods
 from bayesglmm.fit.loo import loo as psis_loo
 from bayesglmm.fit.loo import waic as waic_series
-from bayesglmm.fit.posterior import posterior_dataset, stack_draws
+from bayesglmm.fit.parameter_draws import ParameterDrawMethods
 from bayesglmm.fit.printing import format_fit
 from bayesglmm.fit.summary import summary_table
 from bayesglmm.intervals import CI_PROB
 from bayesglmm.priors import PriorSet, block_labels
 
 if TYPE_CHECKING:  # the model imports this module; a fit only calls its model's methods
-    from bayesglmm.model import GLMM
+    from bayesglmm.fit_protocol import ModelLike
 
 
-class GLMMFit(InterpretationMethods):
+class GLMMFit(ParameterDrawMethods, InterpretationMethods):
     """A fitted GLMM, whatever the method.
 
     Attributes
@@ -77,7 +77,7 @@ class GLMMFit(InterpretationMethods):
         elapsed: float = float("nan"),
         options: Mapping[str, Any] | None = None,
         health: dict[str, Any] | None = None,
-        model: GLMM | None = None,
+        model: ModelLike | None = None,
         info: FitInfo | None = None,
     ) -> None:
         self.design = design
@@ -94,7 +94,7 @@ class GLMMFit(InterpretationMethods):
 
     # ------------------------------------------------------------------ basics
     @property
-    def model(self) -> GLMM | None:
+    def model(self) -> ModelLike | None:
         """The model that made this fit (refits, predictions on new data), when known."""
         return self._model
 
@@ -134,80 +134,6 @@ class GLMMFit(InterpretationMethods):
         if self.ml is None:
             raise BayesGLMMError(f"`{what}` is only defined for ML fits (method='ml' or 'pql')")
         return self.ml
-
-    # ------------------------------------------------------------------ draws (uniform)
-    def draws_fixed(self) -> np.ndarray:
-        """Fixed effects as (samples, k) in ``design.x_names`` order (ML: one row)."""
-        if self.ml is not None:
-            return np.asarray(self.ml.beta, dtype=float)[None, :]
-        post = posterior_dataset(self.idata)
-        cols = []
-        for name in self.design.x_names:
-            if name == "(Intercept)":
-                cols.append(stack_draws(post[nm.INTERCEPT]))
-            else:
-                cols.append(stack_draws(post[nm.BETA].sel({nm.FIXED_DIM: name})))
-        if not cols:
-            return np.zeros((self.n_samples, 0))
-        return np.column_stack(cols)
-
-    @property
-    def n_samples(self) -> int:
-        """Number of posterior draws (1 for ML fits)."""
-        if self.ml is not None:
-            return 1
-        post = posterior_dataset(self.idata)
-        return int(post.sizes["chain"] * post.sizes["draw"])
-
-    def draws_cov(self, i: int) -> np.ndarray:
-        """Covariance matrices of block ``i`` as (samples, p, p)."""
-        if self.ml is not None:
-            return np.asarray(self.ml.covariances[i], dtype=float)[None]
-        label = self.labels[i]
-        post = posterior_dataset(self.idata)
-        sd = stack_draws(post[nm.sd(label)])
-        if nm.cor(label) in post:
-            cor = stack_draws(post[nm.cor(label)])
-        else:
-            cor = np.broadcast_to(np.eye(sd.shape[1]), (sd.shape[0], sd.shape[1], sd.shape[1]))
-        return cor * sd[:, :, None] * sd[:, None, :]
-
-    def draws_ranef(self, i: int) -> np.ndarray:
-        """Random effects of block ``i`` as (samples, levels, p) (ML: conditional modes)."""
-        if self.ml is not None:
-            return np.asarray(self.ml.modes[i], dtype=float)[None]
-        return stack_draws(posterior_dataset(self.idata)[nm.r(self.labels[i])])
-
-    def draws_sigma(self) -> np.ndarray | None:
-        """Residual SD draws (gaussian), else None."""
-        if not self.design.family.has_dispersion:
-            return None
-        if self.ml is not None:  # the family's first dispersion (gaussian: sigma)
-            return np.array([float((self.ml.family_dispersion or (self.ml.sigma,))[0])])
-        return stack_draws(posterior_dataset(self.idata)[self.design.family.dispersion[0].name])
-
-    def dispersion_arg(self, sl: slice | None = None, mean: bool = False) -> Any:
-        """The family's dispersion argument (``FamilySpec.dispersion_arg``) from
-        :meth:`draws_dispersion`: draws ``sl`` as a column (S, 1), or their means."""
-        disp = self.draws_dispersion()
-        vals: dict[str, Any]
-        if mean:
-            vals = {k: float(np.mean(v)) for k, v in disp.items()}
-        else:
-            vals = {k: v[sl if sl is not None else slice(None)][:, None] for k, v in disp.items()}
-        return self.design.family.spec.dispersion_arg(vals)
-
-    def draws_dispersion(self) -> dict[str, np.ndarray]:
-        """Draws (Bayesian) or the estimate (ML, one entry) of each of the family's dispersion
-        parameters, by name (``Family.dispersion``); empty when it has none."""
-        out = {}
-        for i, disp in enumerate(self.design.family.dispersion):
-            if self.ml is not None:  # the family's dispersion estimates (gaussian: sigma)
-                est = self.ml.family_dispersion or (self.ml.sigma,)
-                out[disp.name] = np.array([float(est[i])])
-            else:
-                out[disp.name] = stack_draws(posterior_dataset(self.idata)[disp.name])
-        return out
 
     # ------------------------------------------------------------------ lme4-style accessors
     def fixef(self) -> pd.Series:
@@ -253,9 +179,10 @@ class GLMMFit(InterpretationMethods):
                             np.nanmean(cor) if np.isfinite(cor).any() else 0.0,
                         )
                     )
-        s = self.draws_sigma()
-        if s is not None:  # lme4's sigma(fit): gaussian sigma, gamma sqrt(1 / shape)
-            s = self.design.family.spec.residual_sd(s)
+        # lme4's sigma(fit), from the first dispersion parameter: gaussian sigma, gamma
+        # sqrt(1 / shape); none where the dispersion is no residual SD (NB, Beta)
+        first = next(iter(self.draws_dispersion().values()), None)
+        s = None if first is None else self.design.family.spec.residual_sd(first)
         if s is not None:
             rows.append(("Residual", None, None, float(np.mean(s**2)), float(np.mean(s))))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd_cor"])
@@ -328,7 +255,9 @@ class GLMMFit(InterpretationMethods):
         ``ci_prob`` interval, 95% by default as everywhere in bayesglmm) and, for NUTS,
         ``ess_bulk, ess_tail, r_hat, mcse_mean, mcse_sd``; rows ``(Intercept)``, the
         predictors, ``sd(g: term)``, ``cor(g: a, b)``, ``sigma``.  ML fits: glmer's layout,
-        ``Estimate, Std. Error, z value, Pr(>|z|)`` (t value for gaussian).
+        ``Estimate, Std. Error, z value, Pr(>|z|)`` (``t value`` for a family with an
+        estimated scale, as glmer's Gamma); a gaussian identity-link (linear mixed) model
+        gets lmer's, ``Estimate, Std. Error, t value`` and no p-value.
         """
         return summary_table(self, ci_prob)
 

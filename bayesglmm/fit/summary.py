@@ -1,4 +1,5 @@
-"""The parameter table of a fit, ``fit.summary()``: ArviZ's for draws, glmer's for ML."""
+"""The parameter table of a fit, ``fit.summary()``: ArviZ's for draws; for ML, lmer's (a linear
+mixed model) or glmer's."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from bayesglmm.fit.posterior import posterior_dataset
 from bayesglmm.intervals import CI_PROB
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 
-def parameter_draws(fit: GLMMFit) -> xr.Dataset:
+def parameter_draws(fit: FitLike) -> xr.Dataset:
     """The named parameters as scalar (chain, draw) variables, under the names every
     table uses: ``(Intercept)`` and the predictors as in ``fixef()``, ``sd(g: term)``,
     ``cor(g: a, b)`` and ``sigma`` as in ``compare()``."""
@@ -49,7 +50,7 @@ def parameter_draws(fit: GLMMFit) -> xr.Dataset:
     return xr.Dataset(out, coords={"chain": post["chain"].values, "draw": post["draw"].values})
 
 
-def summary_table(fit: GLMMFit, ci_prob: float = CI_PROB) -> pd.DataFrame:
+def summary_table(fit: FitLike, ci_prob: float = CI_PROB) -> pd.DataFrame:
     """``fit.summary()``: see :meth:`bayesglmm.GLMMFit.summary`."""
     if fit.ml is None:
         ds = parameter_draws(fit)
@@ -61,8 +62,14 @@ def summary_table(fit: GLMMFit, ci_prob: float = CI_PROB) -> pd.DataFrame:
     est = fit.fixef()
     se = fit.se()
     z = est / se
-    p = special.erfc(np.abs(z) / math.sqrt(2.0))
     fam = fit.design.family
+    if fam.is_linear:
+        # lmer's table: a t value and no p-value (its reference distribution needs
+        # denominator degrees of freedom, which lme4 leaves to lmerTest)
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": z}, index=est.index)
+    # glmer's: a Wald z test; "t value" for a family with an estimated scale (lme4's Gamma,
+    # whose p-value is still the normal one, Pr(>|z|))
+    p = special.erfc(np.abs(z) / math.sqrt(2.0))
     zname = "t value" if fam.has_dispersion and not fam.spec.wald_z else "z value"
     return pd.DataFrame(
         {"Estimate": est, "Std. Error": se, zname: z, "Pr(>|z|)": p}, index=est.index

@@ -15,10 +15,10 @@ from bayesglmm.errors import BayesGLMMError
 from bayesglmm.quiet import ignoring_warnings
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 
-def _unique_labels(fits: Sequence[GLMMFit]) -> list[str]:
+def _unique_labels(fits: Sequence[FitLike]) -> list[str]:
     labels: list[str] = []
     seen: dict[str, int] = {}
     for f in fits:
@@ -29,14 +29,14 @@ def _unique_labels(fits: Sequence[GLMMFit]) -> list[str]:
 
 
 def param_draws(
-    fit: GLMMFit, *, extras: bool = True, dispersion: bool | None = None
+    fit: FitLike, *, extras: bool = True, dispersion: bool | None = None
 ) -> dict[str, np.ndarray]:
     """Parameter name -> draws ``(S,)`` (ML: one value): fixed effects and group SDs.
 
     With ``extras`` also the group correlations, the family's dispersion parameters by name
     (``sigma``, negative binomial ``shape``; ``dispersion`` overrides: SBC ranks them) and
     the latent-scale ICCs.  Shared
-    by :func:`compare`, :func:`bayesglmm.interpret.plots.plot_compare` and SBC.
+    by :func:`compare`, :func:`bayesglmm.interpret.forest_plot.plot_compare` and SBC.
     """
     out: dict[str, np.ndarray] = {}
     B = fit.draws_fixed()
@@ -68,7 +68,7 @@ def param_draws(
     return out
 
 
-def _loglik_aic(fit: GLMMFit) -> tuple[float, float]:
+def _loglik_aic(fit: FitLike) -> tuple[float, float]:
     """An ML fit's properly normalized log-likelihood and its AIC (NaN for other fits).
 
     The normalized value, not glmer's ``nAGQ > 1`` convention (relative to the saturated
@@ -92,7 +92,7 @@ _METHOD_WORDS = {
 }
 
 
-def _column_word(fit: GLMMFit) -> str:
+def _column_word(fit: FitLike) -> str:
     """What a fit's column holds, with the scale of its logLik for ML fits."""
     if fit.ml is not None and fit.method == "ml":
         nagq = int(getattr(fit.ml, "nagq", 1) or 1)
@@ -137,7 +137,7 @@ class CompareTable(pd.DataFrame):
         return f"{html}<ul style='font-size:smaller'>{items}</ul>"
 
 
-def _legend(fits: Sequence[GLMMFit], labels: list[str], ref: int | None) -> list[str]:
+def _legend(fits: Sequence[FitLike], labels: list[str], ref: int | None) -> list[str]:
     """The table's legend, one wrapped item per line."""
     items = [f"{lab}: {_column_word(f)}" for lab, f in zip(labels, fits, strict=True)]
     if ref is not None:
@@ -158,7 +158,7 @@ def _legend(fits: Sequence[GLMMFit], labels: list[str], ref: int | None) -> list
     return [textwrap.fill(t, width=100, subsequent_indent="    ") for t in items]
 
 
-def compare(fits: Sequence[GLMMFit], reference: int | str | None = None) -> CompareTable:
+def compare(fits: Sequence[FitLike], reference: int | str | None = None) -> CompareTable:
     """Compare fits by any methods in one table.
 
     Parameters
@@ -238,7 +238,7 @@ class _CallableModule(types.ModuleType):
     ``fit.plot_ranef()``, ``bg.compare([...])`` raised "'module' object is not callable".
     """
 
-    def __call__(self, fits: Sequence[GLMMFit], reference: int | str | None = None) -> CompareTable:  # noqa: D102
+    def __call__(self, fits: Sequence[FitLike], reference: int | str | None = None) -> CompareTable:  # noqa: D102
         return compare(fits, reference)
 
 

@@ -54,7 +54,8 @@ def confint(
     -------
     pandas.DataFrame
         Rows named as ``summary()`` and ``fixef()``: ``(Intercept)``, the predictors,
-        ``sd(g: term)`` (and ``cor(g: a, b)``, ``sigma`` for Bayesian fits);
+        ``sd(g: term)`` (and ``cor(g: a, b)`` and the family's dispersion parameters by
+        name, ``sigma``, ``shape``, ``phi``, ``nu``, for Bayesian fits);
         columns ``estimate``, the lower and upper limits named ``2.5 %`` and ``97.5 %``
         (R's names at level 0.95), and ``method``.
 
@@ -108,9 +109,7 @@ def _confint_draws(fit: Any, level: float, lo_name: str, hi_name: str) -> pd.Dat
                     with np.errstate(invalid="ignore", divide="ignore"):
                         c = cov[:, j, k] / np.sqrt(cov[:, j, j] * cov[:, k, k])
                     rows[f"cor({b.group}: {b.terms[j]}, {b.terms[k]})"] = np.nan_to_num(c)
-    s = fit.draws_sigma()
-    if s is not None:
-        rows["sigma"] = s
+    rows.update(fit.draws_dispersion())  # by name: sigma, shape, phi, nu
     out = []
     for name, v in rows.items():
         lo, hi = np.quantile(v, [a, 1.0 - a])

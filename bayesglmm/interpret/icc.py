@@ -32,7 +32,7 @@ from bayesglmm.families import get_family
 from bayesglmm.intervals import CI_PROB, column_names, eti
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 Scale = Literal["latent", "data"]
 PoissonMethod = Literal["lognormal", "delta", "trigamma"]
@@ -62,7 +62,7 @@ def distribution_variance(
 
 
 def icc_draws(
-    fit: GLMMFit,
+    fit: FitLike,
     scale: Scale = "latent",
     method: PoissonMethod = "lognormal",
 ) -> dict[str, np.ndarray]:
@@ -97,9 +97,9 @@ def icc_draws(
     mean_eta = xb.mean(axis=1) + d.offset.mean()
     var_fixed = xb.var(axis=1)
     fam = d.family
-    sigma = fit.draws_sigma()
     if scale == "data":
-        disp = None if sigma is None else fam.spec.dispersion_arg(fit.draws_dispersion())
+        dispersion = fit.draws_dispersion()
+        disp = fam.spec.dispersion_arg(dispersion) if dispersion else None
         return _data_scale(fam, mean_eta, group_var, total_re, disp)
     lam = fam.spec.latent_mean(fam.link_fn, mean_eta + total_re / 2.0)
     dist = distribution_variance(
@@ -125,7 +125,7 @@ def _data_scale(fam, mean_eta, group_var, total_re, sigma) -> dict[str, np.ndarr
 
 
 def icc_table(
-    fit: GLMMFit,
+    fit: FitLike,
     scale: Scale = "latent",
     method: PoissonMethod = "lognormal",
     ci_prob: float = CI_PROB,

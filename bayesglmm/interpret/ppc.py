@@ -10,16 +10,16 @@ from bayesglmm.errors import DesignError
 from bayesglmm.interpret.predict import encode, fixed_eta, random_eta
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 
-def eta_draws(fit: GLMMFit) -> np.ndarray:
+def eta_draws(fit: FitLike) -> np.ndarray:
     """Conditional linear predictor of the fitted rows, (S, n)."""
     nd, _ = encode(fit, None, "conditional")
     return fixed_eta(fit, nd) + random_eta(fit, nd, "zero")
 
 
-def _pointwise_loglik_fused(fit: GLMMFit) -> np.ndarray | None:
+def _pointwise_loglik_fused(fit: FitLike) -> np.ndarray | None:
     """The Numba kernel's pointwise log-likelihood (logit and log links), else None."""
     from bayesglmm.engines.bayes.log_density import pointwise_code, pointwise_loglik_draws
 
@@ -63,7 +63,7 @@ def _pointwise_loglik_fused(fit: GLMMFit) -> np.ndarray | None:
     )
 
 
-def pointwise_loglik(fit: GLMMFit, chunk: int = 256) -> np.ndarray:
+def pointwise_loglik(fit: FitLike, chunk: int = 256) -> np.ndarray:
     """Log-likelihood of every observation under every draw, (S, n), computed in chunks.
 
     With prior weights each row's entry is its weighted contribution (``w_i ll_i``; gaussian
@@ -76,7 +76,7 @@ def pointwise_loglik(fit: GLMMFit, chunk: int = 256) -> np.ndarray:
     d = fit.design
     S = fit.n_samples
     out = np.empty((S, d.n))
-    sigma = fit.draws_sigma()
+    has_dispersion = d.family.has_dispersion
     B = fit.draws_fixed()
     R = [fit.draws_ranef(i) for i in range(len(d.blocks))]
     for start in range(0, S, chunk):
@@ -87,12 +87,12 @@ def pointwise_loglik(fit: GLMMFit, chunk: int = 256) -> np.ndarray:
                 eta += R[i][sl, :, 0][:, b.index] * b.Z[:, 0]
             else:
                 eta += np.einsum("snp,np->sn", R[i][sl][:, b.index, :], b.Z)
-        s = 1.0 if sigma is None else fit.dispersion_arg(sl)
+        s = fit.dispersion_arg(sl) if has_dispersion else 1.0
         out[sl] = d.family.loglik(d.y[None, :], eta, d.trials, s, d.weights)
     return out
 
 
-def simulate_response(fit: GLMMFit, mu_or_eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def simulate_response(fit: FitLike, mu_or_eta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw responses given linear predictors (S, n), by the family's ``simulate``."""
     d = fit.design
     S = mu_or_eta.shape[0]
@@ -101,7 +101,7 @@ def simulate_response(fit: GLMMFit, mu_or_eta: np.ndarray, rng: np.random.Genera
 
 
 def replicate(
-    fit: GLMMFit, n_draws: int | None = None, random_seed: int | None = None
+    fit: FitLike, n_draws: int | None = None, random_seed: int | None = None
 ) -> np.ndarray:
     """Replicated responses, (R, n).
 
@@ -118,7 +118,7 @@ def replicate(
     return simulate_response(fit, eta, rng)
 
 
-def fitted(fit: GLMMFit) -> np.ndarray:
+def fitted(fit: FitLike) -> np.ndarray:
     """Conditional fitted means (posterior mean for Bayesian fits), per row."""
     d = fit.design
     mu = d.family.linkinv(eta_draws(fit)).mean(axis=0)
@@ -126,7 +126,7 @@ def fitted(fit: GLMMFit) -> np.ndarray:
 
 
 def residuals(
-    fit: GLMMFit,
+    fit: FitLike,
     type: Literal["deviance", "pearson", "response"] = "deviance",  # noqa: A002
 ) -> np.ndarray:
     """Conditional residuals (as ``residuals(glmer_fit, type=...)``)."""

@@ -23,7 +23,7 @@ from bayesglmm.errors import DesignError
 
 if TYPE_CHECKING:
     from bayesglmm.design.types import Design
-    from bayesglmm.fit.results import GLMMFit
+    from bayesglmm.fit_protocol import FitLike
 
 Kind = Literal["response", "link"]
 RE = Literal["conditional", "none", "marginal"]
@@ -52,7 +52,7 @@ class ParameterDraws(Protocol):
     def draws_ranef(self, i: int) -> np.ndarray: ...
 
 
-def _own_data(fit: GLMMFit) -> NewData:
+def _own_data(fit: FitLike) -> NewData:
     d = fit.design
     return NewData(
         X=d.X,
@@ -65,7 +65,7 @@ def _own_data(fit: GLMMFit) -> NewData:
 
 
 def encode(
-    fit: GLMMFit,
+    fit: FitLike,
     newdata: pd.DataFrame | None,
     re: RE,
 ) -> tuple[NewData, list[np.ndarray | None]]:
@@ -165,7 +165,7 @@ def marginal_mean(fit: ParameterDraws, eta_fixed: np.ndarray, v: np.ndarray) -> 
 
 
 def predict_draws(
-    fit: GLMMFit,
+    fit: FitLike,
     newdata: pd.DataFrame | None = None,
     kind: Kind = "response",
     re: RE = "conditional",
@@ -201,7 +201,7 @@ def predict_draws(
 
 
 def predict_at_quantiles(
-    fit: GLMMFit,
+    fit: FitLike,
     q: Sequence[float] | np.ndarray = (0.2, 0.4, 0.6, 0.8),
     newdata: pd.DataFrame | None = None,
     kind: Kind = "response",

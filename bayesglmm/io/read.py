@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +35,7 @@ from bayesglmm.io.frame_codec import decode_frame
 from bayesglmm.io.rebuild import rebuild_model
 
 if TYPE_CHECKING:
-    from bayesglmm.fit.results import GLMMFit
-    from bayesglmm.model import GLMM
+    from bayesglmm.fit_protocol import FitLike, ModelLike
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -115,7 +115,9 @@ def _load_posterior(path: Path, meta: dict[str, Any]) -> Any:
     return idata
 
 
-def read_fit(path: str | Path, fit_cls: type[GLMMFit], model_cls: type[GLMM]) -> GLMMFit:
+def read_fit[F: FitLike](
+    path: str | Path, fit_cls: Callable[..., F], model_cls: Callable[..., ModelLike]
+) -> F:
     """Read a fit written by :func:`save_fit` as ``fit_cls`` holding a ``model_cls``; the
     public entry point is :func:`bayesglmm.load_fit` (:func:`bayesglmm.model.load_fit`),
     which passes the package's classes (so that this module needs neither).
@@ -135,9 +137,9 @@ def read_fit(path: str | Path, fit_cls: type[GLMMFit], model_cls: type[GLMM]) ->
         ) from exc
 
 
-def _load(
-    path: Path, meta: dict[str, Any], fit_cls: type[GLMMFit], model_cls: type[GLMM]
-) -> GLMMFit:
+def _load[F: FitLike](
+    path: Path, meta: dict[str, Any], fit_cls: Callable[..., F], model_cls: Callable[..., ModelLike]
+) -> F:
     _check_file(path, DATA_FILE, meta["data_sha256"])
     try:
         with np.load(path / DATA_FILE, allow_pickle=False) as npz:

@@ -3,6 +3,7 @@ saving checks and loading returns)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from bayesglmm.io.fit_json import from_json
 from bayesglmm.quiet import ignoring_warnings
 
 if TYPE_CHECKING:
-    from bayesglmm.model import GLMM
+    from bayesglmm.fit_protocol import ModelLike
 
 
 def model_frame(model: Any, design: Any) -> pd.DataFrame:
@@ -30,8 +31,8 @@ def model_frame(model: Any, design: Any) -> pd.DataFrame:
 
 
 def rebuild_model(
-    meta: dict[str, Any], frame: pd.DataFrame, arrays: Any, model_cls: type[GLMM]
-) -> GLMM:
+    meta: dict[str, Any], frame: pd.DataFrame, arrays: Any, model_cls: Callable[..., ModelLike]
+) -> ModelLike:
     """The GLMM of a saved fit, from the typed columns (warnings already seen at fit time)."""
     trials: Any = meta["trials"]
     if trials is None and "trials" in arrays:
