@@ -321,3 +321,13 @@ def test_nb1_nuts_posterior_means_near_ml() -> None:
     assert np.isfinite(fit.loo().elpd)
     assert fit.posterior_predictive(random_seed=1) is not None
     assert 0 < float(fit.icc().loc["g"].iloc[0]) < 1
+
+
+def test_nb1_ml_fit_saves_and_loads(ml_fit: bg.GLMMFit, tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "nb1.nc"
+    ml_fit.save(path)
+    back = bg.load_fit(path)
+    assert back.design.family.name == "negativebinomial1"
+    assert back.ml.family_dispersion[0] == pytest.approx(ml_fit.ml.family_dispersion[0])
+    np.testing.assert_allclose(back.fixef().values, ml_fit.fixef().values)
+    assert str(back).splitlines()[1] == str(ml_fit).splitlines()[1]  # the phi line
