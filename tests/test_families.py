@@ -50,6 +50,7 @@ EXPECTED = {
     "beta": (("logit",), "logit"),
     "student_t": (("identity",), "identity"),
     "negativebinomial": (("log",), "log"),
+    "negativebinomial1": (("log",), "log"),
 }
 
 

@@ -15,6 +15,7 @@ from bayesglmm.families.gamma import Gamma
 from bayesglmm.families.gaussian import Gaussian
 from bayesglmm.families.links import LINKS
 from bayesglmm.families.negative_binomial import NegativeBinomial
+from bayesglmm.families.negative_binomial1 import NegativeBinomial1
 from bayesglmm.families.poisson import Poisson
 from bayesglmm.families.registered import (
     ALIASES,
@@ -46,6 +47,7 @@ register(Beta())
 register(StudentT(), aliases=("t", "student"))
 register(NegativeBinomial(), aliases=("negbinomial", "negative_binomial", "nb", "nbinom2"))
 register(Gamma())
+register(NegativeBinomial1(), aliases=("nbinom1", "negbinomial1", "negative_binomial1", "nb1"))
 
 #: The Numba row kernels, in code order: the integer a Numba engine dispatches on is the
 #: position here.  A family names its kernel per link in ``FamilySpec.row_kernels``.
