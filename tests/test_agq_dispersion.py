@@ -260,7 +260,9 @@ def test_one_node_quadrature_is_the_laplace_deviance(family: str) -> None:
     # comes from trigamma differences, the decrement stops at 1e-11, 1e-6 relative)
     tol = 1e-6 if family in ("student_t", "nb1") else 1e-9
     np.testing.assert_allclose(g_quad, g_lap, rtol=tol, atol=1e-9)
-    assert dobj.deviance(x) == pytest.approx(lap, rel=1e-12)
+    # a fresh mode search ends within its tolerance of this mode: the determinant is
+    # first-order sensitive to it (NB1: decrement 1e-11, so ~3e-6 in u, 3e-10 relative)
+    assert dobj.deviance(x) == pytest.approx(lap, rel=1e-9 if family == "nb1" else 1e-12)
 
 
 def test_nagq_1_is_todays_laplace_fit(models: dict[str, bg.GLMM]) -> None:
