@@ -242,6 +242,24 @@ def test_gaussian_log_with_random_effects_is_a_clear_error() -> None:
     assert np.all(fit.draws_dispersion()["sigma"] > 0)
 
 
+def test_interpretation_reads_the_laplace_dispersion_draws() -> None:
+    """print, varcorr, the ICC (Nakagawa's lognormal rule at each draw's shape), marginal
+    predictions, the posterior predictive and LOO run on a negative binomial Laplace fit."""
+    model = bg.GLMM("y ~ x + (1 | g)", _nb_data(300, False), "negativebinomial")
+    fit = model.fit(method="laplace", draws=200, random_seed=4)
+    shape = fit.draws_dispersion()["shape"]
+    text = str(fit)
+    assert f"shape = {shape.mean():.3f}" in text and "theta = " in text
+    assert list(fit.varcorr()["group"]) == ["g"]  # no Residual row, as glmer.nb
+    icc = fit.icc()
+    assert 0.0 < icc.loc["g", "mean"] < 1.0
+    pred = fit.predict(re="marginal")
+    assert pred.shape == (1, 200, 300) and np.all(np.isfinite(pred.values))
+    with warnings.catch_warnings():  # Pareto k with 200 draws: not what is tested here
+        warnings.simplefilter("ignore")
+        assert np.all(np.isfinite(fit.loo().elpd_i))
+
+
 def test_nagq_above_one_with_a_dispersion_is_a_clear_error() -> None:
     model = bg.GLMM("y ~ x + (1 | g)", _nb_data(200, False), "negativebinomial")
     with pytest.raises(bg.InferenceError) as err:

@@ -9,11 +9,19 @@ for one scalar term, Laplace otherwise):
 
 where ``psi`` holds each block's log SDs and, for a correlated block, its unconstrained
 canonical partial correlations (:mod:`bayesglmm.engines.bayes.cov_param`: the SD priors and
-``LKJ(eta)`` on the correlation matrix, with the Jacobians, as PyMC's ``LKJCholeskyCov``).
+``LKJ(eta)`` on the correlation matrix, with the Jacobians, as PyMC's ``LKJCholeskyCov``),
+then the family's dispersion parameters on their log scale (negative binomial and Gamma
+``shape``, Beta ``phi``, Student-t ``sigma, nu``, gaussian ``sigma``) with their priors and
+the log-Jacobian; with a dispersion the random effects are integrated out by Laplace (as the
+ML fit with a dispersion).  The posterior and its derivatives are
+:class:`~bayesglmm.engines.bayes.laplace_posterior.IntegratedPosterior`; the draws are made
+in :mod:`~bayesglmm.engines.bayes.laplace_draws`.  A GLM (no random effects) is one Gaussian
+at the posterior mode (:func:`~bayesglmm.engines.glm.fit_glm_laplace`, and
+:mod:`~bayesglmm.engines.bayes.glm_dispersion_laplace` for a family with a dispersion).
 
 Two strategies turn this density into draws:
 
-``"grid"`` (default for up to three covariance parameters), INLA's grid strategy:
+``"grid"`` (default for up to three hyperparameters), INLA's grid strategy:
     ``log p(psi | y)`` is explored on a lattice in the standardized coordinates of the
     Gaussian at the joint mode (:mod:`bayesglmm.engines.bayes.inla_grid`), each point with the
     fixed effects integrated out by Laplace:
@@ -26,7 +34,8 @@ Two strategies turn this density into draws:
 
 Either way the random effects of each draw come from their conditional Gaussian
 ``N(u*, H^-1)`` given ``(psi, beta)``.  Draws carry the names and coords NUTS uses
-(``Intercept``, ``beta``, ``sd_<group>``, ``cor_<group>``, ``r_<group>``).
+(``Intercept``, ``beta``, ``sd_<group>``, ``cor_<group>``, ``r_<group>``, and the
+dispersions by their ``Family.dispersion`` names).
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ from bayesglmm.quiet import ignoring_warnings
 __all__ = ["fit_bayes_laplace"]
 
 Strategy = Literal["auto", "grid", "gaussian"]
-GRID_MAX_DIM = 3  # "auto" uses the grid up to this many covariance parameters
+GRID_MAX_DIM = 3  # "auto" uses the grid up to this many hyperparameters (covariance + dispersion)
 _GRID_STEP = {1: 0.5, 2: 1.0, 3: 1.25}
 _GRID_THRESHOLD = {1: 3.0, 2: 3.5, 3: 4.0}
 
@@ -127,9 +136,10 @@ def fit_bayes_laplace(
         random-effect term gets 15-point adaptive Gauss-Hermite (Laplace alone is badly off
         for binary data with few observations per group, e.g. toenail) unless Laplace
         agrees with it at the ML estimates (see :func:`_choose_nagq`); else 1 (Laplace).
+        A family with a dispersion: 1 (``nagq > 1`` is an ``AGQError``, as in ``ml``).
     strategy : {"auto", "grid", "gaussian"}
-        How the covariance parameters are integrated over: INLA's grid or one Gaussian at
-        the mode.  ``"auto"``: the grid for up to three covariance parameters.
+        How the hyperparameters (covariance parameters and dispersions) are integrated
+        over: INLA's grid or one Gaussian at the mode.  ``"auto"``: the grid for up to three.
     grid_step : float, optional
         Lattice spacing in standardized units (default 0.5, 1, 1.25 for 1, 2, 3 parameters).
     grid_threshold : float, optional
@@ -142,7 +152,8 @@ def fit_bayes_laplace(
         One chain of draws with the NUTS variable names.
     info : dict
         ``strategy``, ``n_hyper``, ``grid_points`` (and the grid settings), ``nagq``,
-        ``converged``, ``mode`` (``[psi, beta]``, ``beta`` on the user's scale) and timings.
+        ``converged``, ``mode`` (``[psi, beta]``: ``psi`` with the log dispersions last,
+        ``beta`` on the user's scale) and timings.
 
     The approximation is computed on standardized fixed-effect columns
     (:mod:`bayesglmm.engines.scaling`) and reported on the user's scale.
