@@ -41,22 +41,34 @@ MAKER = _load_maker()
 
 #: Laplace posterior mean within this many NUTS posterior SDs of the NUTS mean
 MEAN_TOL = 0.25
+#: the Student-t's Laplace holds the Fisher weight, not the observed information (its
+#: log-likelihood is not concave in eta; FamilySpec.laplace_information): its sigma sits
+#: 0.246 NUTS SD above NUTS (measured), the other scalars within 0.09
+MEAN_TOL_CASE = {"student_t_ri": 0.3}
 #: Laplace posterior SD / NUTS posterior SD within these bounds
 SD_RATIO = (0.85, 1.15)
 
 
 def _scalars(fit: bg.GLMMFit) -> dict[str, np.ndarray]:
     post = fit.idata["posterior"]
-    disp = fit.design.family.dispersion[0].name
-    return {
+    out = {
         "Intercept": post["Intercept"].values.ravel(),
         "x": post["beta"].sel(fixed="x").values.ravel(),
         "sd_g": post["sd_g"].isel(g__term=0).values.ravel(),
-        disp: post[disp].values.ravel(),
     }
+    for d in fit.design.family.dispersion:
+        out[d.name] = post[d.name].values.ravel()
+    return out
 
 
-@pytest.mark.parametrize("case", sorted(REF))
+#: the Student-t and Beta Laplace fits run the generic NumPy path with differenced
+#: information: 30-70 s on the shared 2-core machine
+SLOW_CASES = {"student_t_ri", "beta_ri"}
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES else c for c in sorted(REF)]
+)
 def test_laplace_agrees_with_long_nuts(case: str) -> None:
     """Posterior means of the fixed effects, the group SD and the dispersion within 0.25
     NUTS posterior SD of a long NUTS run, posterior SDs within 15%; the tight-prior case
@@ -71,7 +83,8 @@ def test_laplace_agrees_with_long_nuts(case: str) -> None:
     for name, r in ref["posterior"].items():
         assert r["rhat"] < 1.02, (case, name)  # the reference itself is converged
         mean, sd = got[name].mean(), got[name].std()
-        assert abs(mean - r["mean"]) < MEAN_TOL * r["sd"], (case, name, mean, r)
+        tol = MEAN_TOL_CASE.get(case, MEAN_TOL)
+        assert abs(mean - r["mean"]) < tol * r["sd"], (case, name, mean, r)
         assert SD_RATIO[0] < sd / r["sd"] < SD_RATIO[1], (case, name, sd, r)
 
 
@@ -126,6 +139,38 @@ def test_gradient_in_the_dispersion_matches_differences(formula: str) -> None:
         (post.log_prior(phi + e) - post.log_prior(phi - e)) / (2 * h) for e in h * np.eye(phi.size)
     ]
     np.testing.assert_allclose(post._prior_grad(phi), prior_ref, rtol=1e-6, atol=1e-6)
+
+
+class _NoNoise:
+    """A generator stand-in whose normal draws are 0: the draws are the predicted modes."""
+
+    def standard_normal(self, size: object) -> np.ndarray:
+        return np.zeros(size)
+
+
+def test_anchored_random_effect_draws_follow_the_dispersion() -> None:
+    """One scalar term: the anchored random-effect draws (16 mode searches moved to each
+    draw's (theta, shape, beta) by their derivatives) are centred on the exact conditional
+    modes over a spread of shapes (1.5-6): measured mean error 0.013 conditional SDs, max 0.20
+    (without the shape derivative 0.046 and 0.45)."""
+    from bayesglmm.engines.bayes.laplace_draws import draw_ranef
+
+    model = bg.GLMM("y ~ x + (1 | g)", _nb_data(300, False), "negativebinomial")
+    obj = LaplaceObjective(model.design)
+    post = IntegratedPosterior(model.design, model.priors, obj, 1)
+    rng = np.random.default_rng(5)
+    S = 400
+    psis = np.column_stack(
+        [rng.normal(np.log(0.5), 0.15, S), rng.uniform(np.log(1.5), np.log(6.0), S)]
+    )
+    betas = np.column_stack([rng.normal(0.3, 0.1, S), rng.normal(0.5, 0.05, S)])
+    anchored = draw_ranef(post, psis, betas, _NoNoise())[0][:, :, 0]  # type: ignore[arg-type]
+    err = np.empty_like(anchored)
+    for s in range(S):
+        theta = post.set_hyper(psis[s])
+        m = obj.mode_at(theta, betas[s])
+        err[s] = np.abs(anchored[s] - m.u * theta[0]) / (theta[0] / np.sqrt(m.factor.d))
+    assert err.mean() < 0.025 and err.max() < 0.3
 
 
 def _family_data(case: str, seed: int = 7) -> tuple[pd.DataFrame, dict]:

@@ -27,9 +27,9 @@ def draw_ranef(
     """Random effects per draw from their conditional Gaussian given ``(psi, beta)``.
 
     ``psis`` holds the hyperparameters (covariance parameters, then the family's dispersion
-    parameters on their unconstrained scale).  One scalar term without a dispersion takes
-    the anchored path (:func:`_draw_ranef_scalar`); otherwise each draw gets its own mode
-    search at its ``(theta, dispersion, beta)``.
+    parameters on their unconstrained scale).  One scalar term takes the anchored path
+    (:func:`_draw_ranef_scalar`); otherwise each draw gets its own mode search at its
+    ``(theta, dispersion, beta)``.
     """
     obj = post.obj
     design = obj.design
@@ -44,9 +44,7 @@ def draw_ranef(
         m = obj.mode_at(theta, betas[s])
         eps = rng.standard_normal(obj.q)
         f = m.factor
-        if obj.scalar:
-            u = m.u + eps / np.sqrt(f.d)
-        elif hasattr(f, "C"):  # (levels, p, p) stack: M = C C'
+        if hasattr(f, "C"):  # (levels, p, p) stack: M = C C'
             e = eps.reshape(f.L, f.p, 1)
             u = m.u + np.linalg.solve(np.swapaxes(f.C, 1, 2), e).reshape(-1)
         else:
