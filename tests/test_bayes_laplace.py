@@ -88,13 +88,13 @@ def test_cov_param_round_trip_and_prior():
 )
 def test_prior_gradient_matches_differences_of_the_prior(formula, data, family):
     """The term-by-term prior gradient equals central differences of the whole log prior."""
-    from bayesglmm.engines.bayes.integrated_laplace import _Posterior
+    from bayesglmm.engines.bayes.laplace_posterior import IntegratedPosterior
     from bayesglmm.engines.ml.laplace import LaplaceObjective
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = bg.GLMM(formula, bg.datasets.load(data), family)
-    post = _Posterior(model.design, model.priors, LaplaceObjective(model.design), 1)
+    post = IntegratedPosterior(model.design, model.priors, LaplaceObjective(model.design), 1)
     rng = np.random.default_rng(0)
     for _ in range(3):
         phi = rng.normal(scale=0.7, size=post.m + post.k)

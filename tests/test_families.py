@@ -223,8 +223,8 @@ def test_a_registered_family_fits_by_ml_and_nuts_kernel(toy_family):
 def test_spec_method_check_reads_the_family():
     from bayesglmm.spec.methods import method_problem
 
-    msg = "method='laplace' is for non-gaussian families; use 'nuts'"
-    assert method_problem("laplace", ["1 | g"], "gaussian") == msg
+    # the Bayesian Laplace fits every family (sigma integrated like the covariance parameters)
+    assert method_problem("laplace", ["1 | g"], "gaussian") == ""
     assert method_problem("laplace", ["1 | g"], "poisson") == ""
     assert method_problem("pql", ["1 | g"], "gaussian") == (
         "PQL is for non-gaussian families; use method='ml' for an LMM"

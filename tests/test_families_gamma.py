@@ -111,10 +111,8 @@ def test_gamma_response_must_be_positive() -> None:
         bg.GLMM("time ~ x + (1|g)", df, family="gamma")
 
 
-def test_gamma_bayesian_laplace_and_agq_raise() -> None:
-    model = bg.GLMM("y ~ x + (1|g)", simulate("log", 11), family="gamma", link="log")
-    with pytest.raises(bg.InferenceError, match="does not integrate the gamma family's shape"):
-        model.fit(method="laplace")
+def test_gamma_agq_raises() -> None:
+    # method='laplace' integrates the shape: tests/test_integrated_laplace_dispersion.py
     # AGQ fits one grouping factor (tests/test_agq_dispersion.py); two are refused
     two = bg.GLMM("y ~ x + (1|g) + (1|h)", simulate("log", 12), family="gamma", link="log")
     with pytest.raises(bg.InferenceError, match="nagq > 1 needs one grouping factor"):

@@ -50,10 +50,6 @@ class Beta(FamilySpec):
             "PQL is not defined for the beta family (MASS::glmmPQL needs an exponential "
             "family with a fixed variance function); use method='ml' or 'nuts'"
         ),
-        "laplace": (
-            "method='laplace' (Bayesian) does not estimate the beta family's precision phi; "
-            "use method='nuts', 'advi' or 'ml'"
-        ),
     }
 
     # ---------------------------------------------------------------- likelihood

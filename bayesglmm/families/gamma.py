@@ -57,12 +57,6 @@ class Gamma(FamilySpec):
     dispersion = (Dispersion("shape", ("Gamma", {"alpha": 0.01, "beta": 0.01})),)
     response_kind = "real"
     row_kernels = {"log": "gamma_log"}  # the fused NUTS kernel (inference/nuts_kernel.py)
-    unsupported = {
-        "laplace": (
-            "method='laplace' (Bayesian Laplace) does not integrate the gamma family's shape; "
-            "use method='nuts' (or 'advi', or 'ml' for the Laplace ML fit)"
-        ),
-    }
 
     def _loglik(self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any) -> Array:
         a = np.asarray(sigma, dtype=float)

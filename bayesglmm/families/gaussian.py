@@ -39,7 +39,6 @@ class Gaussian(FamilySpec):
     linear_model = True
     unsupported = {
         "pql": "PQL is for non-gaussian families; use method='ml' for an LMM",
-        "laplace": "method='laplace' is for non-gaussian families; use 'nuts'",
     }
 
     def loglik(

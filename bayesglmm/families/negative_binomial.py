@@ -53,11 +53,6 @@ class NegativeBinomial(FamilySpec):
             "only for a known theta (negative.binomial(theta)); use method='ml' (theta "
             "estimated) or 'nuts'"
         ),
-        "laplace": (
-            "method='laplace' (Bayesian Laplace) is not available for the negative binomial "
-            "family: it integrates the covariance parameters only, not the dispersion theta; "
-            "use 'nuts' or 'advi'"
-        ),
     }
 
     # ------------------------------------------------------------ likelihood

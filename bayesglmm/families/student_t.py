@@ -62,10 +62,6 @@ class StudentT(FamilySpec):
             "PQL is not defined for the student_t family (MASS::glmmPQL needs an exponential "
             "family); use method='ml' or 'nuts'"
         ),
-        "laplace": (
-            "method='laplace' (Bayesian) does not estimate the student_t family's sigma and "
-            "nu; use method='nuts', 'advi' or 'ml'"
-        ),
     }
 
     # ---------------------------------------------------------------- likelihood

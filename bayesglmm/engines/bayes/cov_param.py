@@ -61,6 +61,13 @@ def log_density(prior: Prior) -> Callable[[np.ndarray], np.ndarray]:
         s = p["sigma"]
         c = 0.5 * math.log(2 / math.pi) - math.log(s)
         return lambda x: c - 0.5 * (x / s) ** 2
+    if d == "Gamma":  # shape alpha, rate beta (the dispersions' defaults)
+        a, r = p["alpha"], p["beta"]
+        c = a * math.log(r) - float(special.gammaln(a))
+        return lambda x: c + (a - 1.0) * np.log(x) - r * x
+    if d == "Exponential":
+        lam = p["lam"]
+        return lambda x: math.log(lam) - lam * np.asarray(x, dtype=float)
     return prior.logpdf
 
 
