@@ -65,11 +65,6 @@ class NegativeBinomial1(FamilySpec):
             "likelihood (its quasipoisson family is the quasi-likelihood analogue); use "
             "method='ml' (phi estimated) or 'nuts'"
         ),
-        "laplace": (
-            "method='laplace' (Bayesian Laplace) is not available for the negativebinomial1 "
-            "family: it integrates the covariance parameters only, not the dispersion phi; "
-            "use 'nuts' or 'advi'"
-        ),
     }
 
     # ------------------------------------------------------------ likelihood
