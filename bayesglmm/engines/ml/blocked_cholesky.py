@@ -158,15 +158,26 @@ class BlockedStructure:
         # two factors, the largest nested in the other (every level of factor 1 meets one
         # level of factor 2): the Schur complement stays block diagonal, (L2, p2, p2)
         self.bs = 0
-        if len(order) == 2 and self.q2:
+        # three or more factors, the largest nested in the second (grouseticks: INDEX in
+        # BROOD; the 3-factor row: brood in location): the Schur complement's leading block,
+        # that of the second factor, stays block diagonal, (L2, bs2, bs2), and the dense
+        # Cholesky is needed only for the rest (blocked_factor._chol_leading_blocks)
+        self.bs2 = self.k2 = 0
+        if len(order) >= 2 and self.q2:
             p2 = ps[order[1]]
-            lv2 = self.e_r2 // p2
+            k2 = p2 * Ls[order[1]]
+            first = self.e_r2 < k2
+            lv2 = self.e_r2[first] // p2
+            lev = self.e_lev[first]
             lo = np.full(self.L1, np.iinfo(np.intp).max)
             hi = np.full(self.L1, -1)
-            np.minimum.at(lo, self.e_lev, lv2)
-            np.maximum.at(hi, self.e_lev, lv2)
-            if np.array_equal(lo[self.e_lev], hi[self.e_lev]):
-                self.bs = p2
+            np.minimum.at(lo, lev, lv2)
+            np.maximum.at(hi, lev, lv2)
+            if np.array_equal(lo[lev], hi[lev]):
+                if len(order) == 2:
+                    self.bs = p2
+                else:
+                    self.bs2, self.k2 = p2, k2
         if self.q2 > MAX_DENSE_SCHUR and not self.bs:
             names = ", ".join(f"`{blocks[b].group}` ({Ls[b]} levels)" for b in order[1:])
             raise InferenceError(
