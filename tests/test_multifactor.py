@@ -78,14 +78,40 @@ def _nested_blocks(p: int, n: int = 300, seed: int = 4) -> tuple[RandomBlock, ..
     )
 
 
+def _three_nested_blocks(n: int = 300, seed: int = 5) -> tuple[RandomBlock, ...]:
+    """grouseticks' shape: an observation-level factor, nested in broods (40), crossed with
+    locations (9, not nested): the Schur complement's brood block stays diagonal."""
+    rng = np.random.default_rng(seed)
+    brood = rng.integers(0, 40, n)
+    loc = (brood % 8 + rng.integers(0, 2, n)).astype(np.int64)
+    one = np.ones((n, 1))
+    return (
+        RandomBlock(
+            "brood",
+            ("(Intercept)",),
+            one,
+            brood.astype(np.int64),
+            tuple(f"b{i}" for i in range(40)),
+        ),
+        RandomBlock(
+            "index", ("(Intercept)",), one, np.arange(n, dtype=np.int64), tuple(map(str, range(n)))
+        ),
+        RandomBlock("loc", ("(Intercept)",), one, loc, tuple(map(str, range(9)))),
+    )
+
+
 FACTORS = {1: np.array([[1.3]]), 2: np.array([[0.9, 0.0], [-0.5, 0.4]])}
 
 
 @pytest.mark.parametrize("scale", [0.0, 1e-3, 1.0, 30.0, 1e3])
-@pytest.mark.parametrize("shape", ["crossed_nested", "nested_vector", "nested_scalar"])
+@pytest.mark.parametrize(
+    "shape", ["crossed_nested", "nested_vector", "nested_scalar", "three_nested_scalar"]
+)
 def test_blocked_factor_matches_dense(scale, shape):
     if shape == "crossed_nested":
         blocks = _small_blocks()
+    elif shape == "three_nested_scalar":
+        blocks = _three_nested_blocks()
     else:
         blocks = _nested_blocks(2 if shape == "nested_vector" else 1)
     n = blocks[0].index.size
@@ -93,6 +119,11 @@ def test_blocked_factor_matches_dense(scale, shape):
     if shape == "crossed_nested":
         assert [blocks[b].group for b in st.order] == ["c", "a", "b"]  # most levels first
         assert st.bs == 0  # dense Schur complement
+        # c is nested in a: a's block of the Schur complement is (2 x 2)-block diagonal
+        assert (st.bs2, st.k2) == (2, 80)
+    elif shape == "three_nested_scalar":
+        assert [blocks[b].group for b in st.order] == ["index", "brood", "loc"]
+        assert st.bs == 0 and (st.bs2, st.k2) == (1, 40)
     else:
         assert [blocks[b].group for b in st.order] == ["a:c", "a"]
         assert st.bs == blocks[0].n_terms  # block-diagonal Schur complement
