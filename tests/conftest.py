@@ -20,3 +20,14 @@ def _dataset(name: str) -> pd.DataFrame:
 def load() -> Callable[[str], pd.DataFrame]:
     """``load("polls")``: a fresh copy of a packaged dataset (read from disk once)."""
     return lambda name: _dataset(name).copy()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``bench`` (benchmark-grade, minutes each) run only on demand:
+    ``pytest -m bench`` (or any ``-m`` expression naming it)."""
+    if "bench" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="benchmark-grade check: run with `pytest -m bench`")
+    for item in items:
+        if "bench" in item.keywords:
+            item.add_marker(skip)

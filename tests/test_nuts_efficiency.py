@@ -102,7 +102,7 @@ def _model_classes():  # noqa: ANN202
     return module
 
 
-@pytest.mark.slow
+@pytest.mark.bench  # 1-3.5 min per class on 2 idle cores: on demand, `pytest -m bench`
 @pytest.mark.parametrize("name", ["observation-level", "crossed", "nested", "random slope"])
 def test_default_sampler_mixes_as_pymc_per_model_class(name):
     """Issue 14: on observation-level, crossed, nested and random-slope models the default
