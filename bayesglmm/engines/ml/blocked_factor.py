@@ -5,7 +5,7 @@ log determinant and the selected inverse (see that module's docstring for the la
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import linalg, sparse
@@ -20,10 +20,36 @@ from bayesglmm.engines.ml.blocked_kernels import (
 )
 from bayesglmm.errors import InferenceError
 
-if TYPE_CHECKING:
-    from bayesglmm.engines.ml.blocked_cholesky import BlockedStructure
+__all__ = ["BlockedFactor", "FactorPattern"]
 
-__all__ = ["BlockedFactor"]
+
+class FactorPattern(Protocol):
+    """What the factor reads of its structure
+    (:class:`~bayesglmm.engines.ml.blocked_cholesky.BlockedStructure`, which builds the
+    pattern once per model): sizes, the permutation, the coupling's sparsity and the
+    buffer offsets.  A protocol, so the factor does not import the structure that makes it."""
+
+    blocks: Any
+    order: Any
+    slots: np.ndarray
+    perm: np.ndarray
+    e_lev: np.ndarray
+    e_r2: np.ndarray
+    e_ptr: np.ndarray
+    q: int
+    q1: int
+    q2: int
+    p1: int
+    L1: int
+    ne: int
+    bs: int
+    bs2: int
+    k2: int
+    offV: int
+    offS: int
+    n_units: int
+
+    def sparse_a(self) -> sparse.csr_matrix: ...
 
 
 def _chol_leading_blocks(S: np.ndarray, k: int, bs: int) -> tuple[np.ndarray, int]:
@@ -66,10 +92,10 @@ def _chol_leading_blocks(S: np.ndarray, k: int, bs: int) -> tuple[np.ndarray, in
 
 class BlockedFactor:
     """Cholesky factor ``L`` of ``M = A' W A + I`` in the blocked form of
-    :class:`BlockedStructure`; solves, log determinant, diagonal blocks of ``M^-1`` and the
-    selected inverse."""
+    :class:`FactorPattern` (a ``BlockedStructure``); solves, log determinant, diagonal
+    blocks of ``M^-1`` and the selected inverse."""
 
-    def __init__(self, st: BlockedStructure, buf: np.ndarray, w: np.ndarray) -> None:
+    def __init__(self, st: FactorPattern, buf: np.ndarray, w: np.ndarray) -> None:
         self.st = st
         self.w = w
         p1, L1, q2 = st.p1, st.L1, st.q2
