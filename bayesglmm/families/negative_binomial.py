@@ -47,6 +47,7 @@ class NegativeBinomial(FamilySpec):
     dispersion_orthogonal = True
     separation = "counts"
     response_kind = "counts"
+    row_kernels = {"log": "nb_log"}  # the fused NUTS log density
     unsupported = {
         "pql": (
             "PQL is not available for the negative binomial family: MASS::glmmPQL defines it "

@@ -49,7 +49,7 @@ register(Gamma())
 
 #: The Numba row kernels, in code order: the integer a Numba engine dispatches on is the
 #: position here.  A family names its kernel per link in ``FamilySpec.row_kernels``.
-ROW_KERNELS: tuple[str, ...] = ("logit", "poisson", "gaussian", "gamma_log")
+ROW_KERNELS: tuple[str, ...] = ("logit", "poisson", "gaussian", "gamma_log", "nb_log")
 ROW_KERNEL_CODES: dict[str, int] = {name: code for code, name in enumerate(ROW_KERNELS)}
 
 

@@ -53,7 +53,8 @@ _LOGIT = ROW_KERNEL_CODES["logit"]
 _POISSON = ROW_KERNEL_CODES["poisson"]
 _GAUSSIAN = ROW_KERNEL_CODES["gaussian"]
 _GAMMA_LOG = ROW_KERNEL_CODES["gamma_log"]
-_SUPPORTED = ("logit", "poisson", "gaussian", "gamma_log")
+_NB_LOG = ROW_KERNEL_CODES["nb_log"]
+_SUPPORTED = ("logit", "poisson", "gaussian", "gamma_log", "nb_log")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -331,7 +332,7 @@ def kernel_layout(
         nlev.append(b.n_levels)
         zcol.append(col)
         col += b.n_terms
-    if fam.dispersion:  # gaussian sigma, gamma shape: sampled on the log scale
+    if fam.dispersion:  # gaussian sigma, gamma / NB shape: sampled on the log scale
         sigma_off = add(nm.log_value(fam.dispersion[0].name), ())
         pr_rows.append((sigma_off, *_prior_row(priors.dispersion(fam.dispersion[0].name), True)))
 
@@ -598,6 +599,28 @@ def logp_and_grad(
             geta[i] = w * ga * (r - 1.0)
             ds += w * (la + 1.0 - dg + ly - e - r)
         grad[sigma_off] += ga * ds
+    elif family == _NB_LOG:  # negative binomial NB2, log link (trials: the case weights)
+        lt = x[sigma_off]
+        th = math.exp(lt)
+        c0 = th * lt - math.lgamma(th)
+        dg = _digamma(th)
+        ds = 0.0
+        for i in range(n):
+            w = trials[i]
+            if w == 0.0:
+                geta[i] = 0.0
+                continue
+            e = eta[i]
+            yi = y[i]
+            # log(mu + theta) without overflow; mu / (mu + theta) from the same exp
+            d = e - lt
+            ex = math.exp(-abs(d))
+            lmt = max(e, lt) + math.log1p(ex)
+            q = 1.0 / (1.0 + ex) if d >= 0.0 else ex / (1.0 + ex)  # mu / (mu + theta)
+            lp += w * (math.lgamma(yi + th) + c0 + yi * e - (th + yi) * lmt)
+            geta[i] = w * (yi - (th + yi) * q)
+            ds += w * (_digamma(yi + th) - dg + lt - lmt + q - yi * (1.0 - q) / th)
+        grad[sigma_off] += th * ds
     else:  # gaussian, identity link (trials: the precision weights, 1 when unweighted)
         ls = x[sigma_off]
         inv_var = math.exp(-2.0 * ls)
