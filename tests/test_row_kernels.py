@@ -35,9 +35,25 @@ def _nb(rng: np.random.Generator, eta: np.ndarray) -> np.ndarray:
     return rng.negative_binomial(th, th / (th + np.exp(eta))).astype(float)
 
 
+def _beta(rng: np.random.Generator, eta: np.ndarray) -> np.ndarray:
+    mu, phi = 1.0 / (1.0 + np.exp(-eta)), 6.0
+    return np.clip(rng.beta(mu * phi, (1.0 - mu) * phi), 1e-6, 1 - 1e-6)
+
+
+def _t(rng: np.random.Generator, eta: np.ndarray) -> np.ndarray:
+    return eta + 0.8 * rng.standard_t(4.0, eta.size)
+
+
+def _gauss_log(rng: np.random.Generator, eta: np.ndarray) -> np.ndarray:
+    return np.exp(eta) + rng.normal(0, 0.5, eta.size)
+
+
 # family, link, response simulator
 FAMILIES = {
     "negativebinomial": ("negativebinomial", "log", _nb),
+    "beta": ("beta", "logit", _beta),
+    "student_t": ("t", "identity", _t),
+    "gaussian_log": ("gaussian", "log", _gauss_log),
 }
 
 # formula, priors, weighted, centred
@@ -49,6 +65,12 @@ MODELS = [
 ]
 USER_PRIORS = {
     "negativebinomial": {"shape": {"dist": "Exponential", "lam": 0.5}},
+    "beta": {"phi": {"dist": "Gamma", "alpha": 2.0, "beta": 0.2}},
+    "student_t": {
+        "sigma": {"dist": "HalfNormal", "sigma": 2.0},
+        "nu": {"dist": "Gamma", "alpha": 3.0, "beta": 0.2},
+    },
+    "gaussian_log": {"sigma": {"dist": "Exponential", "lam": 1.0}},
 }
 
 

@@ -15,6 +15,7 @@ from bayesglmm.families.binomial import cloglog_ratios, log_choose, probit_ratio
 from bayesglmm.families.links import LINKS, Link, get_link
 from bayesglmm.families.registry import (
     FAMILIES,
+    ROW_FUNCTIONS,
     ROW_KERNEL_CODES,
     ROW_KERNELS,
     family_names,
@@ -31,6 +32,7 @@ LinkName = Literal["logit", "probit", "cloglog", "log", "identity"]
 __all__ = [
     "FAMILIES",
     "LINKS",
+    "ROW_FUNCTIONS",
     "ROW_KERNELS",
     "ROW_KERNEL_CODES",
     "Dispersion",

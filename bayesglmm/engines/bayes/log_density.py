@@ -31,8 +31,9 @@ from scipy import special
 
 from bayesglmm import posterior_names as nm
 from bayesglmm.design.types import Design
+from bayesglmm.engines.bayes.row_dispatch import family_rows, quiet_compile
 from bayesglmm.engines.scaling import column_scales
-from bayesglmm.families import ROW_KERNEL_CODES, Family, get_family, kernel_code
+from bayesglmm.families import ROW_KERNEL_CODES, ROW_KERNELS, Family, get_family, kernel_code
 from bayesglmm.priors import Prior, PriorSet, block_labels, term_scales
 
 __all__ = ["KernelArgs", "KernelLayout", "kernel_layout", "logp_and_grad", "pointwise_code"]
@@ -48,13 +49,10 @@ _PRIOR_CODES = {
     "Exponential": 6,
     "Gamma": 7,
 }
-# the row kernels this log density implements; codes from the family registry (one table)
+# the row kernels: every one of the registry's (families/registry.py ROW_FUNCTIONS); the
+# pointwise log-likelihood implements two of them
 _LOGIT = ROW_KERNEL_CODES["logit"]
-_POISSON = ROW_KERNEL_CODES["poisson"]
-_GAUSSIAN = ROW_KERNEL_CODES["gaussian"]
-_GAMMA_LOG = ROW_KERNEL_CODES["gamma_log"]
-_NB_LOG = ROW_KERNEL_CODES["nb_log"]
-_SUPPORTED = ("logit", "poisson", "gaussian", "gamma_log", "nb_log")
+_SUPPORTED = ROW_KERNELS
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -93,6 +91,7 @@ class KernelArgs(NamedTuple):
     csd_c: np.ndarray
     lkj_eta: np.ndarray
     sigma_off: int
+    ndisp: int
     pr_pos: np.ndarray
     pr_code: np.ndarray
     pr_a: np.ndarray
@@ -135,6 +134,7 @@ _ARG_KINDS: dict[str, Any] = {
     "beta_off": int,
     "ic_off": int,
     "sigma_off": int,
+    "ndisp": int,
     **{k: (_F8, 1) for k in ("xmean", "offset", "y", "trials", "lkj_eta")},
     **{k: (_F8, 1) for k in ("pr_a", "pr_b", "pr_c", "zunit")},
     **{k: (_F8, 2) for k in ("X", "Z", "csd_a", "csd_b", "csd_c")},
@@ -188,6 +188,7 @@ class KernelLayout:
             a["csd_c"],
             a["lkj_eta"],
             self.ints["sigma_off"],
+            self.ints["ndisp"],
             a["pr_pos"],
             a["pr_code"],
             a["pr_a"],
@@ -262,7 +263,7 @@ def kernel_layout(
     """
     fam = design.family
     code = kernel_code(fam, _SUPPORTED)
-    if code is None:
+    if code is None or len(fam.dispersion) > 2:  # row kernels take two dispersions at most
         return None
     all_priors = [*priors.fixed.values()]
     if priors.intercept is not None:
@@ -332,9 +333,10 @@ def kernel_layout(
         nlev.append(b.n_levels)
         zcol.append(col)
         col += b.n_terms
-    if fam.dispersion:  # gaussian sigma, gamma / NB shape: sampled on the log scale
-        sigma_off = add(nm.log_value(fam.dispersion[0].name), ())
-        pr_rows.append((sigma_off, *_prior_row(priors.dispersion(fam.dispersion[0].name), True)))
+    for d in fam.dispersion:  # sigma, shape, phi, nu: sampled on the log scale, in order
+        off = add(nm.log_value(d.name), ())
+        sigma_off = off if sigma_off < 0 else sigma_off
+        pr_rows.append((off, *_prior_row(priors.dispersion(d.name), True)))
 
     n = design.n
     zunit = np.concatenate(units) if units else np.zeros(0)
@@ -387,7 +389,7 @@ def kernel_layout(
         "pr_log": pr[:, 5].astype(np.int64),
     }
     arrays["const"] = np.array([_lik_constant(fam, np.asarray(design.y, float), arrays)])
-    return KernelLayout(
+    layout = KernelLayout(
         ndim=pos,
         names=tuple(names),
         slices=tuple(slices),
@@ -398,11 +400,15 @@ def kernel_layout(
             "beta_off": beta_off,
             "ic_off": ic_off,
             "sigma_off": sigma_off,
+            "ndisp": len(fam.dispersion),
             "centered": int(centered),
         },
         labels=tuple(labels),
         family=fam,
     )
+    # compile (or load from Numba's cache) here, once, without Numba's notices
+    quiet_compile(logp_and_grad, np.zeros(pos), *layout.args())
+    return layout
 
 
 def _lkj_log_norm(eta: float, n: int) -> float:
@@ -452,22 +458,6 @@ def _prior_logp_grad(code: int, a: float, b: float, c: float, v: float) -> tuple
 
 
 @numba.njit(nogil=True, cache=True)
-def _digamma(x: float) -> float:
-    """psi(x) for x > 0: recurrence to x >= 6, then the asymptotic series (~1e-15)."""
-    acc = 0.0
-    while x < 6.0:
-        acc -= 1.0 / x
-        x += 1.0
-    f = 1.0 / (x * x)
-    t = f * (
-        -1.0 / 12
-        + f
-        * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132 + f * 691.0 / 32760))))
-    )
-    return acc + math.log(x) - 0.5 / x + t
-
-
-@numba.njit(nogil=True, cache=True)
 def logp_and_grad(
     x: np.ndarray,
     X: np.ndarray,
@@ -494,6 +484,7 @@ def logp_and_grad(
     csd_c: np.ndarray,
     lkj_eta: np.ndarray,
     sigma_off: int,
+    ndisp: int,
     pr_pos: np.ndarray,
     pr_code: np.ndarray,
     pr_a: np.ndarray,
@@ -565,75 +556,16 @@ def logp_and_grad(
             rb = rbase[bl] + t
             for i in range(n):
                 eta[i] += Z[i, c] * r[rb + idx[i, bl] * m]
-    # likelihood and d loglik / d eta
+    # likelihood and d loglik / d eta: the family's row kernel (row_dispatch.py)
     geta = np.empty(n)
-    if family == _LOGIT:  # binomial / bernoulli, logit link
-        for i in range(n):
-            e = eta[i]
-            ex = math.exp(-abs(e))  # one exp serves softplus and the logistic
-            # log(1 + ex), ex in (0, 1]: log1p's extra accuracy for tiny ex is below 1e-16 in
-            # absolute terms here, and log is ~2x faster on this hot path
-            lp += y[i] * e - trials[i] * (max(e, 0.0) + math.log(1.0 + ex))
-            p = 1.0 / (1.0 + ex) if e >= 0.0 else ex / (1.0 + ex)
-            geta[i] = y[i] - trials[i] * p
-    elif family == _POISSON:  # poisson, log link (trials: the case weight, 1 when unweighted)
-        for i in range(n):
-            mu = trials[i] * math.exp(eta[i])
-            lp += y[i] * eta[i] - mu
-            geta[i] = y[i] - mu
-    elif family == _GAMMA_LOG:  # gamma, log link (trials: the case weights)
-        la = x[sigma_off]
-        ga = math.exp(la)
-        c0 = ga * la - math.lgamma(ga)
-        dg = _digamma(ga)
-        ds = 0.0
-        for i in range(n):
-            w = trials[i]
-            if w == 0.0:
-                geta[i] = 0.0
-                continue
-            e = eta[i]
-            ly = math.log(y[i])
-            r = y[i] * math.exp(-e)
-            lp += w * (c0 + (ga - 1.0) * ly - ga * (e + r))
-            geta[i] = w * ga * (r - 1.0)
-            ds += w * (la + 1.0 - dg + ly - e - r)
-        grad[sigma_off] += ga * ds
-    elif family == _NB_LOG:  # negative binomial NB2, log link (trials: the case weights)
-        lt = x[sigma_off]
-        th = math.exp(lt)
-        c0 = th * lt - math.lgamma(th)
-        dg = _digamma(th)
-        ds = 0.0
-        for i in range(n):
-            w = trials[i]
-            if w == 0.0:
-                geta[i] = 0.0
-                continue
-            e = eta[i]
-            yi = y[i]
-            # log(mu + theta) without overflow; mu / (mu + theta) from the same exp
-            d = e - lt
-            ex = math.exp(-abs(d))
-            lmt = max(e, lt) + math.log1p(ex)
-            q = 1.0 / (1.0 + ex) if d >= 0.0 else ex / (1.0 + ex)  # mu / (mu + theta)
-            lp += w * (math.lgamma(yi + th) + c0 + yi * e - (th + yi) * lmt)
-            geta[i] = w * (yi - (th + yi) * q)
-            ds += w * (_digamma(yi + th) - dg + lt - lmt + q - yi * (1.0 - q) / th)
-        grad[sigma_off] += th * ds
-    else:  # gaussian, identity link (trials: the precision weights, 1 when unweighted)
-        ls = x[sigma_off]
-        inv_var = math.exp(-2.0 * ls)
-        ss = 0.0
-        n_obs = 0
-        for i in range(n):
-            r = y[i] - eta[i]
-            ss += trials[i] * r * r
-            geta[i] = trials[i] * r * inv_var
-            if trials[i] > 0.0:
-                n_obs += 1
-        lp += -0.5 * ss * inv_var - n_obs * ls - 0.5 * n_obs * _LOG_2PI
-        grad[sigma_off] += ss * inv_var - n_obs
+    d0 = x[sigma_off] if sigma_off >= 0 else 0.0
+    d1 = x[sigma_off + 1] if ndisp > 1 else 0.0
+    ll, g0, g1 = family_rows(family, d0, d1, y, trials, eta, geta)
+    lp += ll
+    if sigma_off >= 0:
+        grad[sigma_off] += g0
+    if ndisp > 1:
+        grad[sigma_off + 1] += g1
     # gradient: fixed effects
     total = 0.0
     for i in range(n):
