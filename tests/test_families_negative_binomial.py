@@ -284,9 +284,18 @@ def test_nb_sbc_random_intercept_nuts() -> None:
             "shape": {"dist": "Gamma", "alpha": 4, "beta": 1},
         },
     )
-    res = bg.sbc(
-        m, n_sims=20, method="nuts", fit_kwargs=dict(draws=100, tune=200, chains=1), random_seed=1
-    )
+    from dask.distributed import Client
+
+    # threads in this process: the kernel compiled (or loaded) once, no worker start-up
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c:
+        res = bg.sbc(
+            m,
+            n_sims=20,
+            method="nuts",
+            fit_kwargs=dict(draws=100, tune=200, chains=1),
+            random_seed=1,
+            client=c,
+        )
     assert m.kernel_layout() is not None  # the default sampler is the kernel
     assert set(res.ranks.columns) == {"(Intercept)", "x", "sd(g: (Intercept))", "shape"}
     assert len(res.ranks) + len(res.failures) == 20 and len(res.failures) <= 1

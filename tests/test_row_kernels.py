@@ -129,3 +129,22 @@ def test_nb_default_sampler_is_the_kernel() -> None:
     assert fit.options["sampler"] == "kernel"
     shape = fit.draws_dispersion()["shape"]
     assert np.all(np.isfinite(shape)) and np.all(shape > 0)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_kernel_never_raises_at_extreme_dispersions(family: str) -> None:
+    """A dispersion that under- or overflows (log value -800 or 800, as NUTS's first steps
+    can propose) gives a non-finite or finite log density, never a Python exception (a
+    ZeroDivisionError inside nutpie's threads panicked the sampler and hung the SBC)."""
+    name, link, response = FAMILIES[family]
+    m = bg.GLMM("y ~ x + (1|g)", _frame(5, 60, response), name, link=link)
+    layout = m.kernel_layout()
+    assert layout is not None
+    disp = [i for i, nm_ in enumerate(layout.names) if nm_.endswith("_log__")]
+    for v in (-800.0, 800.0):
+        for pos in disp:
+            x = np.zeros(layout.ndim)
+            x[pos] = v
+            lp, grad = logp_and_grad(x, *layout.args())
+            assert grad.shape == (layout.ndim,)
+            assert isinstance(lp, float)

@@ -34,7 +34,7 @@ def __getattr__(name: str) -> Any:
     if name == "digamma":
         import numba
 
-        fn = numba.njit(nogil=True, cache=True)(digamma_py)
+        fn = numba.njit(nogil=True, cache=True, error_model="numpy")(digamma_py)
         globals()["digamma"] = fn
         return fn
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,7 +34,7 @@ __all__ = ["logp_and_grad"]
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _prior_logp_grad(code: int, a: float, b: float, c: float, v: float) -> tuple[float, float]:
     """Log density and its derivative at ``v`` for one prior (PyMC's parameterization)."""
     if code == 0:  # Normal(mu=a, sigma=b)
@@ -71,7 +71,7 @@ def _prior_logp_grad(code: int, a: float, b: float, c: float, v: float) -> tuple
     return a * math.log(b) - math.lgamma(a) + (a - 1.0) * math.log(v) - b * v, (a - 1.0) / v - b
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def logp_and_grad(
     x: np.ndarray,
     X: np.ndarray,

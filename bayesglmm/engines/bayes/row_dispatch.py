@@ -12,7 +12,10 @@ therefore touches the family's module and the registry only.
 
 Caveat (Numba's cache): ``cache=True`` keys the compiled code on this file, not on the
 families' modules it inlines; after editing a row function, touch this file or clear the
-cache (``__pycache__/*.nbi``) so the kernels recompile.
+cache (``__pycache__/*.nbi``) so the kernels recompile.  The row functions themselves are
+not cached (they exist only inlined).  ``error_model="numpy"``: a division by zero (a
+dispersion that underflows to 0 at NUTS's first steps) gives inf/NaN, which the sampler
+rejects, not a Python ``ZeroDivisionError`` (which panics nutpie's worker thread).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ __all__ = ["family_rows", "quiet_compile"]
 
 
 def _inline(f):  # noqa: ANN001, ANN202
-    return numba.njit(nogil=True, cache=True, inline="always")(f)
+    return numba.njit(nogil=True, inline="always", error_model="numpy")(f)
 
 
 #: ``(prep, row)`` per row kernel, compiled, in the registry's code order
@@ -40,7 +43,7 @@ _ROWS = tuple((_inline(prep), _inline(row)) for prep, row in ROW_FUNCTIONS.value
 # fastmath "nsz" (no signed zeros) only: it lets LLVM drop the ``+= 0.0`` of a kernel's
 # unused dispersion derivatives (IEEE keeps ``x + 0.0`` for the sign of -0.0), and changes
 # no value otherwise
-@numba.njit(nogil=True, cache=True, fastmath={"nsz"})
+@numba.njit(nogil=True, cache=True, fastmath={"nsz"}, error_model="numpy")
 def family_rows(
     code: int,
     d0: float,
