@@ -265,7 +265,7 @@ class GLMM:
     def kernel_layout(self) -> Any:
         """The fused NUTS kernel's layout (cached), or None when the model is outside it."""
         if self._kernel is None:
-            from bayesglmm.engines.bayes.log_density import kernel_layout
+            from bayesglmm.engines.bayes.kernel_layout import kernel_layout
 
             self._kernel = kernel_layout(self.design, self.priors, centered=self.centered) or False
         return self._kernel or None

@@ -19,7 +19,7 @@ import pytest
 
 import bayesglmm as bg
 from bayesglmm.design.build import build_design
-from bayesglmm.engines.bayes import log_density as nuts_kernel
+from bayesglmm.engines.bayes import kernel_args, kernel_layout, log_density
 from bayesglmm.engines.ml import scalar_laplace
 from bayesglmm.engines.ml.laplace import fit_ml
 from bayesglmm.engines.ml.laplace_dispersion import DispersionObjective, fit_ml_dispersion
@@ -110,7 +110,7 @@ def test_row_kernel_codes_are_generated_in_one_place():
         for link in links:
             fam = get_family(name, link)
             want = ROW_KERNEL_CODES.get(fam.row_kernel) if fam.row_kernel else None
-            assert nuts_kernel.family_code(name, link) == want == kernel_code(fam)
+            assert kernel_layout.family_code(name, link) == want == kernel_code(fam)
     # and no other module writes a family/link -> integer table
     table = re.compile(
         r"""["'](logit|probit|cloglog|log|identity|bernoulli|binomial|"""
@@ -205,8 +205,8 @@ def test_a_registered_family_fits_by_ml_and_nuts_kernel(toy_family):
     la, lb = toy.kernel_layout(), ref.kernel_layout()
     assert la is not None and la.names == lb.names
     x = np.random.default_rng(1).normal(scale=0.5, size=la.ndim)
-    got = nuts_kernel.logp_and_grad(x, *la.args())
-    want = nuts_kernel.logp_and_grad(x, *lb.args())
+    got = log_density.logp_and_grad(x, *la.args())
+    want = log_density.logp_and_grad(x, *lb.args())
     assert got[0] == pytest.approx(want[0], rel=1e-12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -238,8 +238,8 @@ def test_kernel_args_are_a_checked_record():
 
     layout = bg.GLMM("y ~ x + (1 | g)", _count_data(), family="poisson").kernel_layout()
     args = layout.args()
-    assert isinstance(args, nuts_kernel.KernelArgs)
-    params = tuple(inspect.signature(nuts_kernel.logp_and_grad.py_func).parameters)
+    assert isinstance(args, kernel_args.KernelArgs)
+    params = tuple(inspect.signature(log_density.logp_and_grad.py_func).parameters)
     assert args._fields == params[1:]
     assert args.family == ROW_KERNEL_CODES["poisson"]
     with pytest.raises(ValueError, match="kernel argument `idx` must be a C-contiguous int64"):

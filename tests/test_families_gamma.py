@@ -68,7 +68,7 @@ def test_gamma_loglik_score_and_weight(link: str) -> None:
 def test_gaussian_log_link_is_not_the_linear_model() -> None:
     fam = get_family("gaussian", "log")
     assert not fam.is_linear and get_family("gaussian").is_linear
-    assert fam.row_kernel is None  # the NumPy engines and the PyMC model
+    assert fam.row_kernel == "gaussian_log"  # NUTS: the fused kernel; ML: the NumPy path
     y, eta, s = np.array([0.5, -1.0, 3.0]), np.array([0.1, -0.3, 1.2]), 0.7
     np.testing.assert_allclose(
         fam.loglik(y, eta, None, s), stats.norm.logpdf(y, np.exp(eta), s), rtol=1e-12

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -268,14 +267,9 @@ def test_nb_observed_information_is_minus_the_score_derivative() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("BAYESGLMM_NB_SBC") != "1",
-    reason="~10 min (PyMC path, no NB row kernel yet): outside make test's 15-min budget; "
-    "run with BAYESGLMM_NB_SBC=1",
-)
 def test_nb_sbc_random_intercept_nuts() -> None:
-    """A small SBC of the negative binomial random intercept under NUTS (the PyMC model):
-    20 simulations from the prior, the shape ranked with the fixed effects and the group SD.
+    """A small SBC of the negative binomial random intercept under NUTS (the fused kernel,
+    row kernel ``nb_log``): 20 simulations from the prior, the shape ranked with the fixed effects and the group SD.
     An informative shape prior (Gamma(4, 1)): the default Gamma(0.01, 0.01) puts most of its
     mass on shapes that give all-zero or astronomically large counts.  20 simulations only
     reject gross miscalibration (``make sbc`` runs more)."""
@@ -291,9 +285,19 @@ def test_nb_sbc_random_intercept_nuts() -> None:
             "shape": {"dist": "Gamma", "alpha": 4, "beta": 1},
         },
     )
-    res = bg.sbc(
-        m, n_sims=20, method="nuts", fit_kwargs=dict(draws=100, tune=200, chains=1), random_seed=1
-    )
+    from dask.distributed import Client
+
+    # threads in this process: the kernel compiled (or loaded) once, no worker start-up
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c:
+        res = bg.sbc(
+            m,
+            n_sims=20,
+            method="nuts",
+            fit_kwargs=dict(draws=100, tune=200, chains=1),
+            random_seed=1,
+            client=c,
+        )
+    assert m.kernel_layout() is not None  # the default sampler is the kernel
     assert set(res.ranks.columns) == {"(Intercept)", "x", "sd(g: (Intercept))", "shape"}
     assert len(res.ranks) + len(res.failures) == 20 and len(res.failures) <= 1
     uni = res.uniformity()

@@ -17,6 +17,7 @@ from bayesglmm.families.family import Family
 from bayesglmm.families.links import LINKS, Link, get_link
 from bayesglmm.families.registry import (
     FAMILIES,
+    ROW_FUNCTIONS,
     ROW_KERNEL_CODES,
     ROW_KERNELS,
     family_names,
@@ -33,6 +34,7 @@ LinkName = Literal["logit", "probit", "cloglog", "log", "identity"]
 __all__ = [
     "FAMILIES",
     "LINKS",
+    "ROW_FUNCTIONS",
     "ROW_KERNELS",
     "ROW_KERNEL_CODES",
     "Dispersion",

@@ -31,6 +31,20 @@ Array = np.ndarray
 _EPS = 1e-12
 
 
+def row_prep_none(d0: float, d1: float) -> tuple[float, float, float, float]:
+    """The per-evaluation constants of a row function without a dispersion (none).
+
+    A family's NUTS row kernel is a pair of scalar functions, compiled by the engines
+    (``engines/bayes/row_dispatch.py``): ``prep(d0, d1) -> c`` from the unconstrained (log)
+    dispersion values ``d0``, ``d1`` (0.0 when absent), once per evaluation, and
+    ``row(y, w, eta, c) -> (ll, d ll / d eta, d ll / d d0, d ll / d d1)`` per row, without
+    the data-only constants (:meth:`FamilySpec.row_constants`); ``w`` is the kernel's
+    ``trials`` slot (binomial trials times case weights, the Poisson mean's multiplier, the
+    case or precision weights).  The registry names them (``ROW_FUNCTIONS``).
+    """
+    return 0.0, 0.0, 0.0, 0.0
+
+
 class FamilySpec:
     """Base class of one response distribution; subclass it once per family.
 

@@ -19,18 +19,46 @@ with a known variance function for MASS::glmmPQL) and no Bayesian Laplace
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 from scipy import special
 
+from bayesglmm.families import row_math
 from bayesglmm.families.base import Dispersion, FamilySpec
 from bayesglmm.families.links import Link
 
-__all__ = ["Beta"]
+__all__ = ["Beta", "nuts_prep", "nuts_row"]
 
 Array = np.ndarray
 _TINY = 1e-12
+
+
+def nuts_prep(lp: float, d1: float) -> tuple[float, float, float, float]:
+    """NUTS row constants from ``log phi``: ``(phi, lgamma(phi), digamma(phi), 0)``."""
+    phi = math.exp(lp)
+    return phi, math.lgamma(phi), row_math.digamma(phi), 0.0
+
+
+def nuts_row(y: float, w: float, eta: float, c: Any) -> tuple[float, float, float, float]:
+    """NUTS row kernel (logit link, case weight ``w``): ``(ll, d/d eta, d/d log phi, 0)``."""
+    if w == 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    phi = c[0]
+    ex = math.exp(-abs(eta))
+    mu = 1.0 / (1.0 + ex) if eta >= 0.0 else ex / (1.0 + ex)
+    mc = ex / (1.0 + ex) if eta >= 0.0 else 1.0 / (1.0 + ex)  # 1 - mu
+    a = mu * phi
+    b = mc * phi
+    ly = math.log(y)
+    l1y = math.log1p(-y)
+    da = row_math.digamma(a)
+    db = row_math.digamma(b)
+    ll = w * (c[1] - math.lgamma(a) - math.lgamma(b) + (a - 1.0) * ly + (b - 1.0) * l1y)
+    ge = w * phi * mu * mc * (ly - l1y - da + db)
+    gp = w * phi * (c[2] - mu * da - mc * db + mu * ly + mc * l1y)
+    return ll, ge, gp, 0.0
 
 
 def _phi(sigma: Any) -> Any:
@@ -45,6 +73,7 @@ class Beta(FamilySpec):
     links = ("logit",)
     canonical_link = "logit"
     dispersion = (Dispersion("phi", ("Gamma", {"alpha": 0.01, "beta": 0.01})),)
+    row_kernels = {"logit": "beta_logit"}  # the fused NUTS kernel
     unsupported = {
         "pql": (
             "PQL is not defined for the beta family (MASS::glmmPQL needs an exponential "

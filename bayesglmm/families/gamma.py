@@ -16,8 +16,8 @@ quasi-likelihood dispersion ``phi = 1 / shape``.
 
 ML runs the generic NumPy Laplace path with the shape in the parameter vector
 (``inference/laplace_dispersion.py``).  NUTS runs the fused Numba kernel for the log link
-(row kernel ``gamma_log``, a branch of ``inference/nuts_kernel.logp_and_grad``) and the
-PyMC model for the inverse link.
+(row kernel ``gamma_log``: :func:`nuts_prep`, :func:`nuts_row_log`) and the PyMC model for
+the inverse link.
 """
 
 from __future__ import annotations
@@ -29,12 +29,31 @@ import numpy as np
 from scipy import special
 
 from bayesglmm.errors import DesignError
+from bayesglmm.families import row_math
 from bayesglmm.families.base import Dispersion, FamilySpec
 from bayesglmm.families.links import Link
 
-__all__ = ["Gamma"]
+__all__ = ["Gamma", "nuts_prep", "nuts_row_log"]
 
 Array = np.ndarray
+
+
+def nuts_prep(la: float, d1: float) -> tuple[float, float, float, float]:
+    """NUTS row constants from ``log shape``: ``(shape, log shape, shape log shape -
+    lgamma(shape), digamma(shape))``."""
+    ga = math.exp(la)
+    return ga, la, ga * la - math.lgamma(ga), row_math.digamma(ga)
+
+
+def nuts_row_log(y: float, w: float, eta: float, c: Any) -> tuple[float, float, float, float]:
+    """NUTS row kernel, log link, case weight ``w``: ``(ll, d/d eta, d/d log shape, 0)``."""
+    if w == 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    ga, la = c[0], c[1]
+    ly = math.log(y)
+    r = y * math.exp(-eta)
+    ll = w * (c[2] + (ga - 1.0) * ly - ga * (eta + r))
+    return ll, w * ga * (r - 1.0), w * ga * (la + 1.0 - c[3] + ly - eta - r), 0.0
 
 
 def _mu(link: Link, eta: Array) -> Array:
@@ -56,7 +75,7 @@ class Gamma(FamilySpec):
     canonical_link = "inverse"
     dispersion = (Dispersion("shape", ("Gamma", {"alpha": 0.01, "beta": 0.01})),)
     response_kind = "real"
-    row_kernels = {"log": "gamma_log"}  # the fused NUTS kernel (inference/nuts_kernel.py)
+    row_kernels = {"log": "gamma_log"}  # the fused NUTS kernel
 
     def _loglik(self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any) -> Array:
         a = np.asarray(sigma, dtype=float)

@@ -8,7 +8,8 @@ dispersion as a parameter too (:class:`~bayesglmm.engines.ml.laplace.LaplaceObje
 
 With the log link (``family="gaussian", link="log"``) the model is not linear: it takes the
 general Laplace path with ``sigma`` in the parameter vector
-(``engines/ml/laplace_dispersion.py``) and NUTS the PyMC model (no row kernel); ``y`` may be
+(``engines/ml/laplace_dispersion.py``) and NUTS the fused kernel (row kernel
+``gaussian_log``); ``y`` may be
 any real number, the mean ``exp(eta)`` is positive.
 """
 
@@ -22,9 +23,34 @@ import numpy as np
 from bayesglmm.families.base import Dispersion, FamilySpec
 from bayesglmm.families.links import Link
 
-__all__ = ["Gaussian"]
+__all__ = ["Gaussian", "nuts_prep", "nuts_row_identity", "nuts_row_log"]
 
 Array = np.ndarray
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def nuts_prep(ls: float, d1: float) -> tuple[float, float, float, float]:
+    """NUTS row constants from ``log sigma``: ``(log sigma + log(2 pi) / 2, 1 / sigma^2, 0,
+    0)``."""
+    return ls + 0.5 * _LOG_2PI, math.exp(-2.0 * ls), 0.0, 0.0
+
+
+def nuts_row_identity(y: float, w: float, eta: float, c: Any) -> tuple[float, float, float, float]:
+    """NUTS row kernel, identity link, precision weight ``w``: ``(ll, d/d eta, d/d log
+    sigma, 0)`` without ``0.5 log w`` (a zero weight drops the row)."""
+    wr = w * (y - eta)
+    q = wr * (y - eta) * c[1]
+    k = 1.0 if w > 0.0 else 0.0  # branch-free: the loop stays a straight line
+    return -0.5 * q - k * c[0], wr * c[1], q - k, 0.0
+
+
+def nuts_row_log(y: float, w: float, eta: float, c: Any) -> tuple[float, float, float, float]:
+    """NUTS row kernel, log link (``mu = exp(eta)``), as :func:`nuts_row_identity`."""
+    mu = math.exp(eta)
+    wr = w * (y - mu)
+    q = wr * (y - mu) * c[1]
+    k = 1.0 if w > 0.0 else 0.0
+    return -0.5 * q - k * c[0], wr * mu * c[1], q - k, 0.0
 
 
 class Gaussian(FamilySpec):
@@ -34,7 +60,7 @@ class Gaussian(FamilySpec):
     links = ("identity", "log")
     canonical_link = "identity"
     dispersion = (Dispersion("sigma", ("HalfStudentT", {"nu": 3.0, "sigma": ("s_y", 2.5)})),)
-    row_kernels = {"identity": "gaussian"}
+    row_kernels = {"identity": "gaussian", "log": "gaussian_log"}
     precision_weights = True
     linear_model = True
     unsupported = {

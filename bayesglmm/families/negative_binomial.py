@@ -23,13 +23,37 @@ import numpy as np
 from scipy import special
 
 from bayesglmm.errors import DesignError
+from bayesglmm.families import row_math
 from bayesglmm.families.base import Dispersion, FamilySpec
 from bayesglmm.families.links import Link
 
-__all__ = ["NegativeBinomial"]
+__all__ = ["NegativeBinomial", "nuts_prep", "nuts_row"]
 
 Array = np.ndarray
 _ETA_MAX = 700.0
+
+
+def nuts_prep(lt: float, d1: float) -> tuple[float, float, float, float]:
+    """NUTS row constants from ``log theta``: ``(theta, log theta, theta log theta -
+    lgamma(theta), digamma(theta))``."""
+    th = math.exp(lt)
+    return th, lt, th * lt - math.lgamma(th), row_math.digamma(th)
+
+
+def nuts_row(y: float, w: float, eta: float, c: Any) -> tuple[float, float, float, float]:
+    """NUTS row kernel (NB2, log link, case weight ``w``): ``(ll, d/d eta, d/d log theta,
+    0)`` without ``-lgamma(y + 1)``."""
+    if w == 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    th, lt = c[0], c[1]
+    # log(mu + theta) without overflow; q = mu / (mu + theta) from the same exp
+    d = eta - lt
+    ex = math.exp(-abs(d))
+    lmt = max(eta, lt) + math.log1p(ex)
+    q = 1.0 / (1.0 + ex) if d >= 0.0 else ex / (1.0 + ex)
+    ll = w * (math.lgamma(y + th) + c[2] + y * eta - (th + y) * lmt)
+    ds = row_math.digamma(y + th) - c[3] + lt - lmt + q - y * (1.0 - q) / th
+    return ll, w * (y - (th + y) * q), w * th * ds, 0.0
 
 
 def _theta(sigma: Any) -> Array:
@@ -47,6 +71,7 @@ class NegativeBinomial(FamilySpec):
     dispersion_orthogonal = True
     separation = "counts"
     response_kind = "counts"
+    row_kernels = {"log": "nb_log"}  # the fused NUTS log density
     unsupported = {
         "pql": (
             "PQL is not available for the negative binomial family: MASS::glmmPQL defines it "

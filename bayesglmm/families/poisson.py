@@ -16,7 +16,7 @@ from bayesglmm.errors import DesignError
 from bayesglmm.families.base import FamilySpec
 from bayesglmm.families.links import Link
 
-__all__ = ["Poisson", "row_log"]
+__all__ = ["Poisson", "nuts_row_log", "row_log"]
 
 Array = np.ndarray
 
@@ -27,6 +27,13 @@ def row_log(y: float, n: float, eta: float) -> tuple[float, float, float, float]
     et = min(eta, 700.0)
     mu = n * math.exp(et)
     return y * et - mu, y - mu, mu, mu
+
+
+def nuts_row_log(y: float, n: float, eta: float, c: Any) -> tuple[float, float, float, float]:
+    """NUTS row kernel: ``(ll, d ll / d eta, 0, 0)`` without ``-log y!``; ``n`` the case
+    weight multiplying the mean (no clipping of ``eta``: the PyMC model's density)."""
+    mu = n * math.exp(eta)
+    return y * eta - mu, y - mu, 0.0, 0.0
 
 
 class Poisson(FamilySpec):

@@ -7,7 +7,19 @@ module and add one ``register(...)`` line below (``docs/architecture.md``, "Fami
 
 from __future__ import annotations
 
-from bayesglmm.families.base import FamilySpec
+from collections.abc import Callable
+from typing import Any
+
+from bayesglmm.families import (
+    beta,
+    binomial,
+    gamma,
+    gaussian,
+    negative_binomial,
+    poisson,
+    student_t,
+)
+from bayesglmm.families.base import FamilySpec, row_prep_none
 from bayesglmm.families.beta import Beta
 from bayesglmm.families.binomial import Bernoulli, Binomial
 from bayesglmm.families.family import Family
@@ -29,6 +41,7 @@ from bayesglmm.families.student_t import StudentT
 __all__ = [
     "ALIASES",
     "FAMILIES",
+    "ROW_FUNCTIONS",
     "ROW_KERNELS",
     "ROW_KERNEL_CODES",
     "family_names",
@@ -49,9 +62,22 @@ register(NegativeBinomial(), aliases=("negbinomial", "negative_binomial", "nb", 
 register(Gamma())
 register(NegativeBinomial1(), aliases=("nbinom1", "negbinomial1", "negative_binomial1", "nb1"))
 
-#: The Numba row kernels, in code order: the integer a Numba engine dispatches on is the
-#: position here.  A family names its kernel per link in ``FamilySpec.row_kernels``.
-ROW_KERNELS: tuple[str, ...] = ("logit", "poisson", "gaussian", "gamma_log")
+#: The NUTS row kernels, in code order: name -> ``(prep, row)``, scalar functions in the
+#: families' modules (:func:`~bayesglmm.families.base.row_prep_none` describes them), compiled
+#: by ``engines/bayes/row_dispatch.py``; the integer an engine dispatches on is the position
+#: here.  A family names its kernel per link in ``FamilySpec.row_kernels``.  Adding a row
+#: kernel: its two functions in the family's module and one line here.
+ROW_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "logit": (row_prep_none, binomial.nuts_row_logit),
+    "poisson": (row_prep_none, poisson.nuts_row_log),
+    "gaussian": (gaussian.nuts_prep, gaussian.nuts_row_identity),
+    "gamma_log": (gamma.nuts_prep, gamma.nuts_row_log),
+    "nb_log": (negative_binomial.nuts_prep, negative_binomial.nuts_row),
+    "gaussian_log": (gaussian.nuts_prep, gaussian.nuts_row_log),
+    "beta_logit": (beta.nuts_prep, beta.nuts_row),
+    "t_identity": (student_t.nuts_prep, student_t.nuts_row),
+}
+ROW_KERNELS: tuple[str, ...] = tuple(ROW_FUNCTIONS)
 ROW_KERNEL_CODES: dict[str, int] = {name: code for code, name in enumerate(ROW_KERNELS)}
 
 

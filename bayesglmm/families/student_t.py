@@ -22,13 +22,39 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from bayesglmm.families import row_math
 from bayesglmm.families.base import Dispersion, FamilySpec
 from bayesglmm.families.links import Link
 
-__all__ = ["StudentT"]
+__all__ = ["StudentT", "nuts_prep", "nuts_row"]
 
 Array = np.ndarray
 _NU_INF = 1e12
+
+
+def nuts_prep(ls: float, lnu: float) -> tuple[float, float, float, float]:
+    """NUTS row constants from ``(log sigma, log nu)``: ``(1 / sigma, nu, the row's
+    constant, d constant / d nu)``."""
+    nu = math.exp(lnu)
+    c0 = math.lgamma(0.5 * (nu + 1.0)) - math.lgamma(0.5 * nu) - 0.5 * math.log(nu * math.pi)
+    dc = 0.5 * (row_math.digamma(0.5 * (nu + 1.0)) - row_math.digamma(0.5 * nu)) - 0.5 / nu
+    return math.exp(-ls), nu, c0 - ls, dc
+
+
+def nuts_row(y: float, w: float, eta: float, c: Any) -> tuple[float, float, float, float]:
+    """NUTS row kernel (identity link, case weight ``w``): ``(ll, d/d eta, d/d log sigma,
+    d/d log nu)``."""
+    if w == 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    isd, nu = c[0], c[1]
+    t = (y - eta) * isd
+    q = t * t / nu
+    l1 = math.log1p(q)
+    k = (nu + 1.0) * q / (1.0 + q)  # (nu + 1) t^2 / (nu + t^2)
+    ll = w * (c[2] - 0.5 * (nu + 1.0) * l1)
+    gnu = w * nu * (c[3] - 0.5 * l1 + 0.5 * k / nu)
+    ge = w * (nu + 1.0) * t * isd / (nu * (1.0 + q))
+    return ll, ge, w * (k - 1.0), gnu
 
 
 def _unpack(sigma: Any) -> tuple[Array, Array]:
@@ -52,6 +78,7 @@ class StudentT(FamilySpec):
     name = "student_t"
     links = ("identity",)
     canonical_link = "identity"
+    row_kernels = {"identity": "t_identity"}  # the fused NUTS kernel
     dispersion = (
         Dispersion("sigma", ("HalfStudentT", {"nu": 3.0, "sigma": ("s_y", 2.5)})),
         Dispersion("nu", ("Gamma", {"alpha": 2.0, "beta": 0.1})),

@@ -21,7 +21,7 @@ def eta_draws(fit: FitLike) -> np.ndarray:
 
 def _pointwise_loglik_fused(fit: FitLike) -> np.ndarray | None:
     """The Numba kernel's pointwise log-likelihood (logit and log links), else None."""
-    from bayesglmm.engines.bayes.log_density import pointwise_code, pointwise_loglik_draws
+    from bayesglmm.engines.bayes.pointwise_loglik import pointwise_code, pointwise_loglik_draws
 
     d = fit.design
     fam = pointwise_code(d.family)

@@ -22,398 +22,19 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
 import numba
 import numpy as np
-from scipy import special
 
-from bayesglmm import posterior_names as nm
-from bayesglmm.design.types import Design
-from bayesglmm.engines.scaling import column_scales
-from bayesglmm.families import ROW_KERNEL_CODES, Family, get_family, kernel_code
-from bayesglmm.priors import Prior, PriorSet, block_labels, term_scales
+from bayesglmm.engines.bayes.kernel_args import KernelArgs
+from bayesglmm.engines.bayes.row_dispatch import family_rows
 
-__all__ = ["KernelArgs", "KernelLayout", "kernel_layout", "logp_and_grad", "pointwise_code"]
+__all__ = ["logp_and_grad"]
 
-# prior codes understood by the kernel
-_PRIOR_CODES = {
-    "Normal": 0,
-    "StudentT": 1,
-    "Cauchy": 2,
-    "HalfNormal": 3,
-    "HalfStudentT": 4,
-    "HalfCauchy": 5,
-    "Exponential": 6,
-    "Gamma": 7,
-}
-# the row kernels this log density implements; codes from the family registry (one table)
-_LOGIT = ROW_KERNEL_CODES["logit"]
-_POISSON = ROW_KERNEL_CODES["poisson"]
-_GAUSSIAN = ROW_KERNEL_CODES["gaussian"]
-_GAMMA_LOG = ROW_KERNEL_CODES["gamma_log"]
-_SUPPORTED = ("logit", "poisson", "gaussian", "gamma_log")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-_F8, _I8 = np.dtype("float64"), np.dtype("int64")
-
-
-class KernelArgs(NamedTuple):
-    """The arguments of :func:`logp_and_grad` after ``x``, by name (a typed record).
-
-    Built by :meth:`KernelLayout.args` and checked once there (:meth:`checked`); the kernel
-    is called as ``logp_and_grad(x, *args)``, so the record costs nothing per call.  The
-    field order is the kernel's parameter order (asserted at import).
-    """
-
-    X: np.ndarray
-    xmean: np.ndarray
-    offset: np.ndarray
-    y: np.ndarray
-    trials: np.ndarray
-    family: int
-    const: float
-    beta_off: int
-    ic_off: int
-    Z: np.ndarray
-    idx: np.ndarray
-    sd_off: np.ndarray
-    z_off: np.ndarray
-    nterm: np.ndarray
-    nlev: np.ndarray
-    zcol: np.ndarray
-    bcorr: np.ndarray
-    bcent: np.ndarray
-    csd_code: np.ndarray
-    csd_a: np.ndarray
-    csd_b: np.ndarray
-    csd_c: np.ndarray
-    lkj_eta: np.ndarray
-    sigma_off: int
-    pr_pos: np.ndarray
-    pr_code: np.ndarray
-    pr_a: np.ndarray
-    pr_b: np.ndarray
-    pr_c: np.ndarray
-    pr_log: np.ndarray
-    zunit: np.ndarray
-
-    def checked(self) -> KernelArgs:
-        """Self, after checking every field's type, dtype and row count (a wrong record
-        would make the kernel read out of bounds); raises ``ValueError`` naming the field."""
-        n = self.X.shape[0]
-        for name, value in zip(self._fields, self, strict=True):
-            want = _ARG_KINDS[name]
-            if want is int or want is float:
-                if not isinstance(value, int | float | np.integer | np.floating):
-                    raise ValueError(f"kernel argument `{name}` must be a scalar, not {value!r}")
-                continue
-            dtype, ndim = want
-            if not (
-                isinstance(value, np.ndarray)
-                and value.dtype == dtype
-                and value.ndim == ndim
-                and value.flags.c_contiguous
-            ):
-                got = getattr(value, "dtype", type(value).__name__), getattr(value, "ndim", None)
-                raise ValueError(
-                    f"kernel argument `{name}` must be a C-contiguous {dtype} array with "
-                    f"{ndim} dimension(s); got {got}"
-                )
-        for name in ("offset", "y", "trials", "Z", "idx"):
-            if getattr(self, name).shape[0] != n:
-                raise ValueError(f"kernel argument `{name}` must have {n} rows (those of X)")
-        return self
-
-
-_ARG_KINDS: dict[str, Any] = {
-    "family": int,
-    "const": float,
-    "beta_off": int,
-    "ic_off": int,
-    "sigma_off": int,
-    **{k: (_F8, 1) for k in ("xmean", "offset", "y", "trials", "lkj_eta")},
-    **{k: (_F8, 1) for k in ("pr_a", "pr_b", "pr_c", "zunit")},
-    **{k: (_F8, 2) for k in ("X", "Z", "csd_a", "csd_b", "csd_c")},
-    "idx": (_I8, 2),
-    "csd_code": (_I8, 2),
-    **{k: (_I8, 1) for k in ("sd_off", "z_off", "nterm", "nlev", "zcol", "bcorr", "bcent")},
-    **{k: (_I8, 1) for k in ("pr_pos", "pr_code", "pr_log")},
-}
-
-
-@dataclass(frozen=True)
-class KernelLayout:
-    """Where each parameter sits in the flat unconstrained vector, and the kernel's data."""
-
-    ndim: int
-    names: tuple[str, ...]  # value-variable names, PyMC order
-    slices: tuple[slice, ...]
-    shapes: tuple[tuple[int, ...], ...]
-    arrays: dict[str, np.ndarray] = field(repr=False)
-    ints: dict[str, int]
-    labels: tuple[str, ...]
-    family: Family
-
-    def args(self, y: np.ndarray | None = None) -> KernelArgs:
-        """Arguments of :func:`logp_and_grad` after ``x`` (a checked :class:`KernelArgs`;
-        ``y`` replaces the response)."""
-        a = self.arrays
-        return KernelArgs(
-            a["X"],
-            a["xmean"],
-            a["offset"],
-            a["y"] if y is None else _weighted_y(self.family, y, a),
-            a["trials"],
-            self.ints["family"],
-            float(a["prior_const"][0])
-            + (float(a["const"][0]) if y is None else _lik_constant(self.family, y, a)),
-            self.ints["beta_off"],
-            self.ints["ic_off"],
-            a["Z"],
-            a["idx"],
-            a["sd_off"],
-            a["z_off"],
-            a["nterm"],
-            a["nlev"],
-            a["zcol"],
-            a["bcorr"],
-            a["bcent"],
-            a["csd_code"],
-            a["csd_a"],
-            a["csd_b"],
-            a["csd_c"],
-            a["lkj_eta"],
-            self.ints["sigma_off"],
-            a["pr_pos"],
-            a["pr_code"],
-            a["pr_a"],
-            a["pr_b"],
-            a["pr_c"],
-            a["pr_log"],
-            a["zunit"],
-        ).checked()
-
-
-def row_constants(family: Family, y: np.ndarray, trials: np.ndarray) -> np.ndarray:
-    """Data-only terms of each row's log likelihood (binomial coefficient, -log y!)."""
-    return family.spec.row_constants(y, trials)
-
-
-def family_code(family_name: str, link: str) -> int | None:
-    """The kernels' row-kernel code (registry ``ROW_KERNEL_CODES``), or None."""
-    return kernel_code(get_family(family_name, link), _SUPPORTED)
-
-
-def pointwise_code(family: Family) -> int | None:
-    """The row-kernel code :func:`pointwise_loglik_draws` takes for ``family``, or None."""
-    return kernel_code(family, ("logit", "poisson"))
-
-
-def _lik_constant(family: Family, y: np.ndarray, arrays: dict[str, np.ndarray]) -> float:
-    """Sum of the data-only terms for response ``y`` (unweighted), with the prior weights."""
-    w = arrays["w"]
-    c = float(np.sum(w * row_constants(family, y, arrays["n0"])))
-    if family.spec.precision_weights:  # + 0.5 sum log w over the rows that count
-        c += 0.5 * float(np.log(w[w > 0]).sum())
-    return c
-
-
-def _weighted_y(family: Family, y: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """The kernel's ``y``: case weights times the response (binomial, Poisson)."""
-    if family.spec.precision_weights or not family.spec.case_weights_fold:
-        return y  # gaussian: precision weights; gamma: case weights in ``trials``
-    return np.ascontiguousarray(arrays["w"] * y)
-
-
-def _prior_row(p: Prior, log: bool) -> tuple[int, float, float, float, int]:
-    q = p.params
-    code = _PRIOR_CODES[p.dist]
-    if p.dist == "Normal":
-        abc = (q["mu"], q["sigma"], 0.0)
-    elif p.dist == "StudentT":
-        abc = (q["nu"], q["mu"], q["sigma"])
-    elif p.dist == "Cauchy":
-        abc = (q["alpha"], q["beta"], 0.0)
-    elif p.dist == "HalfNormal":
-        abc = (q["sigma"], 0.0, 0.0)
-    elif p.dist == "HalfStudentT":
-        abc = (q["nu"], q["sigma"], 0.0)
-    elif p.dist == "HalfCauchy":
-        abc = (q["beta"], 0.0, 0.0)
-    elif p.dist == "Exponential":
-        abc = (q["lam"], 0.0, 0.0)
-    else:  # Gamma
-        abc = (q["alpha"], q["beta"], 0.0)
-    return code, float(abc[0]), float(abc[1]), float(abc[2]), int(log)
-
-
-def kernel_layout(
-    design: Design, priors: PriorSet, *, centered: bool = False
-) -> KernelLayout | None:
-    """The kernel's layout for this model, or None when the model is outside its scope.
-
-    The flat vector follows PyMC's value variables in model order: ``beta_scaled``,
-    ``Intercept_centered``, then per block ``sd_<L>_log__`` (or the packed LKJ Cholesky
-    factor) and ``z_<L>`` (``r_<L>`` when ``centered``), then ``sigma_log__``.
-    """
-    fam = design.family
-    code = kernel_code(fam, _SUPPORTED)
-    if code is None:
-        return None
-    all_priors = [*priors.fixed.values()]
-    if priors.intercept is not None:
-        all_priors.append(priors.intercept)
-    for label in priors.sd:
-        all_priors.extend(priors.sd[label])
-    all_priors.extend(priors.dispersions.values())
-    if any(p.dist not in _PRIOR_CODES for p in all_priors):
-        return None
-
-    slope_cols = [i for i, n in enumerate(design.x_names) if n != "(Intercept)"]
-    # the sampled slopes are ``beta_scaled = beta * scale`` (as the PyMC model), so the
-    # kernel holds the columns divided by their SDs
-    scales = column_scales(design.X[:, slope_cols], design)
-    X = np.ascontiguousarray(design.X[:, slope_cols] / scales, dtype=float)
-    names, slices, shapes = [], [], []
-    pr_rows: list[tuple[int, int, float, float, float, int]] = []
-    pos = 0
-
-    def add(name: str, shape: tuple[int, ...]) -> int:
-        nonlocal pos
-        size = int(np.prod(shape)) if shape else 1
-        names.append(name)
-        slices.append(slice(pos, pos + size))
-        shapes.append(shape)
-        pos += size
-        return pos - size
-
-    beta_off = ic_off = sigma_off = -1
-    if priors.fixed:
-        beta_off = add(nm.BETA_SCALED, (len(priors.fixed),))
-        for j, p in enumerate(priors.fixed.values()):
-            pr_rows.append((beta_off + j, *_prior_row(p.scaled(float(scales[j])), False)))
-    if priors.intercept is not None:
-        ic_off = add(nm.INTERCEPT_CENTERED, ())
-        pr_rows.append((ic_off, *_prior_row(priors.intercept, False)))
-    labels = block_labels(design)
-    sd_off, z_off, nterm, nlev, zcol, bcorr = [], [], [], [], [], []
-    mmax = max((b.n_terms for b in design.blocks), default=1)
-    nb = len(design.blocks)
-    csd = np.zeros((4, nb, mmax))  # code, a, b, c of the SD priors of correlated blocks
-    lkj_eta = np.zeros(nb)
-    prior_const = 0.0
-    col = 0
-    units = []  # per column of Z: the unit it is divided by (correlated blocks, as PyMC's)
-    for bl, (label, b) in enumerate(zip(labels, design.blocks, strict=True)):
-        if b.correlated:
-            m = b.n_terms
-            off = add(nm.packed_chol(label), (m * (m + 1) // 2,))
-            u = term_scales(b, design.weights)
-            units.append(u)
-            for t, p in enumerate(priors.sd[label]):
-                csd[:, bl, t] = _prior_row(p.scaled(float(u[t])), False)[:4]
-            eta_lkj = float(priors.cor[label].params["eta"])
-            lkj_eta[bl] = eta_lkj
-            prior_const += _lkj_log_norm(eta_lkj, m)
-        else:
-            units.append(np.ones(b.n_terms))
-            off = add(nm.log_value(nm.sd(label)), (b.n_terms,))
-            for t, p in enumerate(priors.sd[label]):
-                pr_rows.append((off + t, *_prior_row(p, True)))
-        bcorr.append(int(b.correlated))
-        sd_off.append(off)
-        # the random effects themselves (centred) or their standardized version z
-        z_off.append(add((nm.r(label) if centered else nm.z(label)), (b.n_levels, b.n_terms)))
-        nterm.append(b.n_terms)
-        nlev.append(b.n_levels)
-        zcol.append(col)
-        col += b.n_terms
-    if fam.dispersion:  # gaussian sigma, gamma shape: sampled on the log scale
-        sigma_off = add(nm.log_value(fam.dispersion[0].name), ())
-        pr_rows.append((sigma_off, *_prior_row(priors.dispersion(fam.dispersion[0].name), True)))
-
-    n = design.n
-    zunit = np.concatenate(units) if units else np.zeros(0)
-    Z = (
-        np.ascontiguousarray(np.column_stack([b.Z for b in design.blocks]) / zunit, dtype=float)
-        if design.blocks
-        else np.zeros((n, 0))
-    )
-    idx = (
-        np.ascontiguousarray(np.column_stack([b.index for b in design.blocks]), dtype=np.int64)
-        if design.blocks
-        else np.zeros((n, 0), dtype=np.int64)
-    )
-    trials = design.trials if design.trials is not None else np.ones(n)
-    # prior weights: the binomial and Poisson kernels are linear in (y, trials), so case
-    # weights enter as ``w y`` and ``w n`` (Poisson: ``trials`` = ``w``, the mean's
-    # multiplier); gaussian: ``trials`` = ``w``, the precision weights
-    w = np.ones(n) if design.weights is None else np.asarray(design.weights, dtype=float)
-    pr = np.array(pr_rows, dtype=float).reshape(-1, 6)
-    arrays = {
-        "X": X,
-        "xmean": design.row_mean(X) if priors.intercept is not None else np.zeros(X.shape[1]),
-        "scale": np.ascontiguousarray(scales, dtype=float),
-        "offset": np.ascontiguousarray(design.offset, dtype=float),
-        "y": np.ascontiguousarray(_weighted_y(fam, design.y, {"w": w}), dtype=float),
-        "trials": np.ascontiguousarray(w * trials, dtype=float),
-        "w": np.ascontiguousarray(w),
-        "n0": np.ascontiguousarray(trials, dtype=float),
-        "Z": Z,
-        "zunit": np.ascontiguousarray(zunit, dtype=float),
-        "idx": idx,
-        "sd_off": np.array(sd_off, dtype=np.int64),
-        "z_off": np.array(z_off, dtype=np.int64),
-        "nterm": np.array(nterm, dtype=np.int64),
-        "nlev": np.array(nlev, dtype=np.int64),
-        "zcol": np.array(zcol, dtype=np.int64),
-        "bcorr": np.array(bcorr, dtype=np.int64),
-        "bcent": np.full(len(bcorr), int(centered), dtype=np.int64),
-        "csd_code": np.ascontiguousarray(csd[0].astype(np.int64)),
-        "csd_a": np.ascontiguousarray(csd[1]),
-        "csd_b": np.ascontiguousarray(csd[2]),
-        "csd_c": np.ascontiguousarray(csd[3]),
-        "lkj_eta": lkj_eta,
-        "prior_const": np.array([prior_const]),
-        "pr_pos": pr[:, 0].astype(np.int64),
-        "pr_code": pr[:, 1].astype(np.int64),
-        "pr_a": pr[:, 2].copy(),
-        "pr_b": pr[:, 3].copy(),
-        "pr_c": pr[:, 4].copy(),
-        "pr_log": pr[:, 5].astype(np.int64),
-    }
-    arrays["const"] = np.array([_lik_constant(fam, np.asarray(design.y, float), arrays)])
-    return KernelLayout(
-        ndim=pos,
-        names=tuple(names),
-        slices=tuple(slices),
-        shapes=tuple(shapes),
-        arrays=arrays,
-        ints={
-            "family": code,
-            "beta_off": beta_off,
-            "ic_off": ic_off,
-            "sigma_off": sigma_off,
-            "centered": int(centered),
-        },
-        labels=tuple(labels),
-        family=fam,
-    )
-
-
-def _lkj_log_norm(eta: float, n: int) -> float:
-    """Log normalizing constant of the LKJ(eta) density on n x n correlations (as PyMC)."""
-    k = np.arange(1, n)
-    return float(
-        (n - 1) * special.gammaln(eta + 0.5 * (n - 1))
-        - np.sum(0.5 * k * np.log(np.pi) + special.gammaln(eta + 0.5 * (n - 1 - k)))
-    )
-
-
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _prior_logp_grad(code: int, a: float, b: float, c: float, v: float) -> tuple[float, float]:
     """Log density and its derivative at ``v`` for one prior (PyMC's parameterization)."""
     if code == 0:  # Normal(mu=a, sigma=b)
@@ -450,23 +71,7 @@ def _prior_logp_grad(code: int, a: float, b: float, c: float, v: float) -> tuple
     return a * math.log(b) - math.lgamma(a) + (a - 1.0) * math.log(v) - b * v, (a - 1.0) / v - b
 
 
-@numba.njit(nogil=True, cache=True)
-def _digamma(x: float) -> float:
-    """psi(x) for x > 0: recurrence to x >= 6, then the asymptotic series (~1e-15)."""
-    acc = 0.0
-    while x < 6.0:
-        acc -= 1.0 / x
-        x += 1.0
-    f = 1.0 / (x * x)
-    t = f * (
-        -1.0 / 12
-        + f
-        * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132 + f * 691.0 / 32760))))
-    )
-    return acc + math.log(x) - 0.5 / x + t
-
-
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def logp_and_grad(
     x: np.ndarray,
     X: np.ndarray,
@@ -493,6 +98,7 @@ def logp_and_grad(
     csd_c: np.ndarray,
     lkj_eta: np.ndarray,
     sigma_off: int,
+    ndisp: int,
     pr_pos: np.ndarray,
     pr_code: np.ndarray,
     pr_a: np.ndarray,
@@ -564,53 +170,16 @@ def logp_and_grad(
             rb = rbase[bl] + t
             for i in range(n):
                 eta[i] += Z[i, c] * r[rb + idx[i, bl] * m]
-    # likelihood and d loglik / d eta
+    # likelihood and d loglik / d eta: the family's row kernel (row_dispatch.py)
     geta = np.empty(n)
-    if family == _LOGIT:  # binomial / bernoulli, logit link
-        for i in range(n):
-            e = eta[i]
-            ex = math.exp(-abs(e))  # one exp serves softplus and the logistic
-            # log(1 + ex), ex in (0, 1]: log1p's extra accuracy for tiny ex is below 1e-16 in
-            # absolute terms here, and log is ~2x faster on this hot path
-            lp += y[i] * e - trials[i] * (max(e, 0.0) + math.log(1.0 + ex))
-            p = 1.0 / (1.0 + ex) if e >= 0.0 else ex / (1.0 + ex)
-            geta[i] = y[i] - trials[i] * p
-    elif family == _POISSON:  # poisson, log link (trials: the case weight, 1 when unweighted)
-        for i in range(n):
-            mu = trials[i] * math.exp(eta[i])
-            lp += y[i] * eta[i] - mu
-            geta[i] = y[i] - mu
-    elif family == _GAMMA_LOG:  # gamma, log link (trials: the case weights)
-        la = x[sigma_off]
-        ga = math.exp(la)
-        c0 = ga * la - math.lgamma(ga)
-        dg = _digamma(ga)
-        ds = 0.0
-        for i in range(n):
-            w = trials[i]
-            if w == 0.0:
-                geta[i] = 0.0
-                continue
-            e = eta[i]
-            ly = math.log(y[i])
-            r = y[i] * math.exp(-e)
-            lp += w * (c0 + (ga - 1.0) * ly - ga * (e + r))
-            geta[i] = w * ga * (r - 1.0)
-            ds += w * (la + 1.0 - dg + ly - e - r)
-        grad[sigma_off] += ga * ds
-    else:  # gaussian, identity link (trials: the precision weights, 1 when unweighted)
-        ls = x[sigma_off]
-        inv_var = math.exp(-2.0 * ls)
-        ss = 0.0
-        n_obs = 0
-        for i in range(n):
-            r = y[i] - eta[i]
-            ss += trials[i] * r * r
-            geta[i] = trials[i] * r * inv_var
-            if trials[i] > 0.0:
-                n_obs += 1
-        lp += -0.5 * ss * inv_var - n_obs * ls - 0.5 * n_obs * _LOG_2PI
-        grad[sigma_off] += ss * inv_var - n_obs
+    d0 = x[sigma_off] if sigma_off >= 0 else 0.0
+    d1 = x[sigma_off + 1] if ndisp > 1 else 0.0
+    ll, g0, g1 = family_rows(family, d0, d1, y, trials, eta, geta)
+    lp += ll
+    if sigma_off >= 0:
+        grad[sigma_off] += g0
+    if ndisp > 1:
+        grad[sigma_off + 1] += g1
     # gradient: fixed effects
     total = 0.0
     for i in range(n):
@@ -715,51 +284,6 @@ def logp_and_grad(
             lp += lpp
             grad[p] += d
     return lp, grad
-
-
-@numba.njit(nogil=True, cache=True, parallel=True)
-def pointwise_loglik_draws(
-    B: np.ndarray,
-    X: np.ndarray,
-    offset: np.ndarray,
-    y: np.ndarray,
-    trials: np.ndarray,
-    family: int,
-    R: np.ndarray,
-    rbase: np.ndarray,
-    nterm: np.ndarray,
-    Z: np.ndarray,
-    zcol: np.ndarray,
-    idx: np.ndarray,
-    const: np.ndarray,
-) -> np.ndarray:
-    """Log-likelihood of every row under every draw, (S, n), in one fused parallel pass.
-
-    ``B`` (S, k) fixed effects on ``X``'s columns; ``R`` (S, total) the flattened random
-    effects of all blocks (block ``b`` at ``rbase[b]``, laid out (levels, terms)); ``const``
-    the per-row data constants.  ``family``: :func:`pointwise_code` (the logit and Poisson
-    row kernels); the caller handles the others.
-    """
-    S = B.shape[0]
-    n, k = X.shape
-    nb = rbase.shape[0]
-    out = np.empty((S, n))
-    for s in numba.prange(S):
-        for i in range(n):
-            e = offset[i]
-            for j in range(k):
-                e += X[i, j] * B[s, j]
-            for bl in range(nb):
-                m = nterm[bl]
-                base = rbase[bl] + idx[i, bl] * m
-                for t in range(m):
-                    e += Z[i, zcol[bl] + t] * R[s, base + t]
-            if family == _LOGIT:
-                sp = max(e, 0.0) + math.log(1.0 + math.exp(-abs(e)))
-                out[s, i] = y[i] * e - trials[i] * sp + const[i]
-            else:
-                out[s, i] = y[i] * e - trials[i] * math.exp(min(e, 700.0)) + const[i]
-    return out
 
 
 # the record's field order is the kernel's parameter order (checked once, at import)

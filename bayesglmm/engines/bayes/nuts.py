@@ -21,7 +21,8 @@ import xarray as xr
 from bayesglmm import posterior_names as nm
 from bayesglmm.design.types import Design
 from bayesglmm.engines.bayes.coords import model_coords
-from bayesglmm.engines.bayes.log_density import KernelLayout, logp_and_grad
+from bayesglmm.engines.bayes.kernel_args import KernelLayout
+from bayesglmm.engines.bayes.log_density import logp_and_grad
 from bayesglmm.quiet import ignoring_warnings
 
 __all__ = ["sample_kernel_nuts"]
@@ -134,7 +135,7 @@ def _make_expand(layout: KernelLayout):  # noqa: ANN202
 
 
 def _prior_scale(code: int, a: float, b: float) -> float:
-    """A typical value of a positive prior (kernel codes of nuts_kernel._PRIOR_CODES)."""
+    """A typical value of a positive prior (kernel codes of kernel_layout.PRIOR_CODES)."""
     if code in (3, 5):  # HalfNormal(sigma), HalfCauchy(beta)
         return a
     if code == 4:  # HalfStudentT(nu, sigma)
