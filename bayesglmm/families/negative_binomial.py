@@ -24,7 +24,8 @@ from scipy import special
 
 from bayesglmm.errors import DesignError
 from bayesglmm.families import row_math
-from bayesglmm.families.base import Dispersion, FamilySpec
+from bayesglmm.families.base import Dispersion
+from bayesglmm.families.counts import CountResponse
 from bayesglmm.families.links import Link
 
 __all__ = ["NegativeBinomial", "nuts_prep", "nuts_row"]
@@ -60,7 +61,7 @@ def _theta(sigma: Any) -> Array:
     return np.asarray(sigma, dtype=float)
 
 
-class NegativeBinomial(FamilySpec):
+class NegativeBinomial(CountResponse):
     """Overdispersed counts with mean ``exp(eta)`` and variance ``mu + mu^2 / theta``."""
 
     name = "negativebinomial"
@@ -137,17 +138,7 @@ class NegativeBinomial(FamilySpec):
             return mu
         return mu + mu * mu / _theta(sigma)
 
-    def row_constants(self, y: Array, trials: Array) -> Array:
-        return -special.gammaln(np.asarray(y, dtype=float) + 1.0)
-
     # ------------------------------------------------------------ data
-    def check_response(self, values: Array, trials: Array | None) -> tuple[Array, str]:
-        return (values < 0) | (values != np.round(values)), "must hold non-negative integer counts"
-
-    def response_scale(self, design: Any) -> tuple[float, float]:
-        rate = float(design.row_mean(design.y) / design.row_mean(np.exp(design.offset)))
-        return 1.0, math.log(max(rate, 0.01))
-
     def dispersion_start(self, y: Array, mu: Array) -> tuple[float, ...]:
         """Moment estimate ``mean(mu^2) / mean((y - mu)^2 - mu)``, kept in ``[0.05, 1e3]``."""
         y = np.asarray(y, dtype=float)

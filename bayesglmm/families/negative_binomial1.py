@@ -23,14 +23,14 @@ Bayesian Laplace engine are clear errors.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from scipy import special
 
 from bayesglmm.errors import DesignError
-from bayesglmm.families.base import Dispersion, FamilySpec
+from bayesglmm.families.base import Dispersion
+from bayesglmm.families.counts import CountResponse
 from bayesglmm.families.links import Link
 
 __all__ = ["NegativeBinomial1"]
@@ -49,7 +49,7 @@ def _k(eta: Array, phi: Array) -> Array:
     return np.exp(np.minimum(np.asarray(eta, dtype=float), _ETA_MAX)) / phi
 
 
-class NegativeBinomial1(FamilySpec):
+class NegativeBinomial1(CountResponse):
     """Overdispersed counts with mean ``exp(eta)`` and variance ``mu (1 + phi)``."""
 
     name = "negativebinomial1"
@@ -125,17 +125,7 @@ class NegativeBinomial1(FamilySpec):
         mu = np.asarray(mu, dtype=float)
         return mu if sigma is None else mu * (1.0 + _phi(sigma))
 
-    def row_constants(self, y: Array, trials: Array) -> Array:
-        return -special.gammaln(np.asarray(y, dtype=float) + 1.0)
-
     # ------------------------------------------------------------ data
-    def check_response(self, values: Array, trials: Array | None) -> tuple[Array, str]:
-        return (values < 0) | (values != np.round(values)), "must hold non-negative integer counts"
-
-    def response_scale(self, design: Any) -> tuple[float, float]:
-        rate = float(design.row_mean(design.y) / design.row_mean(np.exp(design.offset)))
-        return 1.0, math.log(max(rate, 0.01))
-
     def dispersion_start(self, y: Array, mu: Array) -> tuple[float, ...]:
         """Moment estimate ``mean((y - mu)^2 / mu) - 1``, kept in ``[0.01, 1e3]``."""
         y = np.asarray(y, dtype=float)

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import special
 
 from bayesglmm.errors import DesignError
-from bayesglmm.families.base import FamilySpec
+from bayesglmm.families.counts import CountResponse
 from bayesglmm.families.links import Link
 
 __all__ = ["Poisson", "nuts_row_log", "row_log"]
@@ -36,7 +36,7 @@ def nuts_row_log(y: float, n: float, eta: float, c: Any) -> tuple[float, float, 
     return y * eta - mu, y - mu, 0.0, 0.0
 
 
-class Poisson(FamilySpec):
+class Poisson(CountResponse):
     """Counts with mean ``exp(eta)``."""
 
     name = "poisson"
@@ -60,18 +60,8 @@ class Poisson(FamilySpec):
     def variance(self, mu: Array, trials: Array | None = None) -> Array:
         return np.asarray(mu, dtype=float)
 
-    def row_constants(self, y: Array, trials: Array) -> Array:
-        return -special.gammaln(y + 1)
-
     def saturated_loglik(self, y: Array, trials: Array | None) -> Array:
         return special.xlogy(y, y) - y - special.gammaln(y + 1.0)
-
-    def check_response(self, values: Array, trials: Array | None) -> tuple[Array, str]:
-        return (values < 0) | (values != np.round(values)), "must hold non-negative integer counts"
-
-    def response_scale(self, design: Any) -> tuple[float, float]:
-        rate = float(design.row_mean(design.y) / design.row_mean(np.exp(design.offset)))
-        return 1.0, math.log(max(rate, 0.01))
 
     def pymc_row_dist(self, link: Link, eta: Any, n: Any, disp: dict[str, Any]) -> Any:
         import pymc as pm
