@@ -188,16 +188,6 @@ def fit_bayes_laplace(
         )
     fam = design.family
     fam.check_engine("laplace")  # the family states the engines it does not fit
-    if fam.spec.linear_model and not fam.is_linear:
-        # the gaussian family on a non-identity link: the conditional-mode search converges
-        # to false modes (u ~ -300 where exp(eta) -> 0 flattens the likelihood) from warm
-        # starts, so the integrated likelihood is unreliable (method='ml' shares the defect)
-        raise InferenceError(
-            f"method='laplace' is not available for the {fam.name} family with the "
-            f"{fam.link} link and random effects yet: the conditional-mode search over the "
-            "random effects is unreliable there (the observed information "
-            "mu (2 mu - y) / sigma^2 can be negative); use method='nuts'"
-        )
     t0 = time.perf_counter()
     # work on standardized fixed-effect columns (the slope priors mapped exactly), report on
     # the user's scale: the mode search, Hessians and grid are then scale-free
