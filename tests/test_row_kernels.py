@@ -112,6 +112,49 @@ def test_row_kernel_equals_pymc_logp_and_gradient(family: str, model: int) -> No
     _check_equal(m)
 
 
+def _gamma_inverse(rng: np.random.Generator, eta: np.ndarray) -> np.ndarray:
+    mu = 1.0 / (1.0 + 0.1 * eta)  # eta of the frame is O(1): keep the inverse link's eta > 0
+    return rng.gamma(3.0, mu / 3.0)
+
+
+@pytest.mark.parametrize("model", range(len(MODELS)))
+def test_gamma_inverse_kernel_equals_pymc_logp_and_gradient(model: int) -> None:
+    """The Gamma family on the inverse link (``mu = 1 / eta``): the kernel's log density and
+    gradient equal the PyMC model's, at points where every row's ``eta`` is positive (the
+    intercept near 1, the rest small; elsewhere both are ``-inf``)."""
+    formula, priors, weighted, centered = MODELS[model]
+    df = _frame(20 + model, 150, _gamma_inverse)
+    kw = {"weights": np.random.default_rng(2).uniform(0.5, 2.0, len(df))} if weighted else {}
+    user = {"shape": {"dist": "Exponential", "lam": 0.5}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = bg.GLMM(
+            formula,
+            df,
+            "gamma",
+            link="inverse",
+            priors=user if priors == "user" else None,
+            centered=centered,
+            **kw,
+        )
+    layout = m.kernel_layout()
+    assert layout is not None and m.design.family.row_kernel == "gamma_inverse"
+    pmm = m.build()
+    values = [pmm.rvs_to_values[rv] for rv in pmm.free_RVs]
+    (lp, dlp), flat = join_nonshared_inputs(pmm.initial_point(), [pmm.logp(), pmm.dlogp()], values)
+    f = pytensor.function([flat], [lp, dlp])
+    rng = np.random.default_rng(1)
+    icpt = layout.args().ic_off  # the intercept's position in the flat vector
+    for _ in range(4):
+        x = rng.normal(scale=0.05, size=layout.ndim)
+        x[icpt] = 1.0 + 0.1 * rng.normal()
+        want, want_grad = f(x)
+        got, got_grad = logp_and_grad(x, *layout.args())
+        assert np.isfinite(want)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-8)
+        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-9, atol=1e-7)
+
+
 def test_nb_kernel_far_from_the_data() -> None:
     """Large linear predictors and shapes (log mu + theta without overflow; PyMC's own
     formula loses digits there, so the tolerance is the same relative one on wider x)."""
@@ -148,3 +191,17 @@ def test_kernel_never_raises_at_extreme_dispersions(family: str) -> None:
             lp, grad = logp_and_grad(x, *layout.args())
             assert grad.shape == (layout.ndim,)
             assert isinstance(lp, float)
+
+
+def test_a_stale_compiled_kernel_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numba's cache keys the kernels on the engine files, not on the families' row functions
+    they inline: compiled code that predates an edit (here: the registry's order changed under
+    it, as when a row kernel is inserted) would dispatch a code to another family's row.  The
+    first kernel of a process checks the compiled rows against the registry's functions."""
+    from bayesglmm.engines.bayes import row_dispatch
+
+    row_dispatch.check_compiled_rows()  # the compiled kernels are current
+    swapped = dict(reversed(list(row_dispatch.ROW_FUNCTIONS.items())))
+    monkeypatch.setattr(row_dispatch, "ROW_FUNCTIONS", swapped)
+    with pytest.raises(bg.InferenceError, match="Numba's cache predates an edit"):
+        row_dispatch.check_compiled_rows.__wrapped__()

@@ -56,6 +56,21 @@ def nuts_row_log(y: float, w: float, eta: float, c: Any) -> tuple[float, float, 
     return ll, w * ga * (r - 1.0), w * ga * (la + 1.0 - c[3] + ly - eta - r), 0.0
 
 
+def nuts_row_inverse(y: float, w: float, eta: float, c: Any) -> tuple[float, float, float, float]:
+    """NUTS row kernel, inverse link (``mu = 1 / eta``), case weight ``w``: ``(ll, d/d eta,
+    d/d log shape, 0)``; ``-inf`` where ``eta <= 0`` (no mean there: the sampler rejects)."""
+    if w == 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    if not eta > 0.0:
+        return -math.inf, 0.0, 0.0, 0.0
+    ga, la = c[0], c[1]
+    ly = math.log(y)
+    le = math.log(eta)
+    r = y * eta
+    ll = w * (c[2] + (ga - 1.0) * ly + ga * (le - r))
+    return ll, w * ga * (1.0 / eta - y), w * ga * (la + 1.0 - c[3] + ly + le - r), 0.0
+
+
 def _mu(link: Link, eta: Array) -> Array:
     """``mu`` with the inverse link's invalid region (``eta <= 0``) mapped to NaN."""
     eta = np.asarray(eta, dtype=float)
@@ -75,7 +90,7 @@ class Gamma(FamilySpec):
     canonical_link = "inverse"
     dispersion = (Dispersion("shape", ("Gamma", {"alpha": 0.01, "beta": 0.01})),)
     response_kind = "real"
-    row_kernels = {"log": "gamma_log"}  # the fused NUTS kernel
+    row_kernels = {"log": "gamma_log", "inverse": "gamma_inverse"}  # the fused NUTS kernel
 
     def _loglik(self, link: Link, y: Array, eta: Array, trials: Array | None, sigma: Any) -> Array:
         a = np.asarray(sigma, dtype=float)

@@ -72,6 +72,7 @@ ROW_FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "poisson": (row_prep_none, poisson.nuts_row_log),
     "gaussian": (gaussian.nuts_prep, gaussian.nuts_row_identity),
     "gamma_log": (gamma.nuts_prep, gamma.nuts_row_log),
+    "gamma_inverse": (gamma.nuts_prep, gamma.nuts_row_inverse),
     "nb_log": (negative_binomial.nuts_prep, negative_binomial.nuts_row),
     "gaussian_log": (gaussian.nuts_prep, gaussian.nuts_row_log),
     "beta_logit": (beta.nuts_prep, beta.nuts_row),

@@ -13,7 +13,7 @@ from bayesglmm import posterior_names as nm
 from bayesglmm.design.types import Design
 from bayesglmm.engines.bayes.kernel_args import KernelLayout, lik_constant, weighted_y
 from bayesglmm.engines.bayes.log_density import logp_and_grad
-from bayesglmm.engines.bayes.row_dispatch import quiet_compile
+from bayesglmm.engines.bayes.row_dispatch import check_compiled_rows, quiet_compile
 from bayesglmm.engines.scaling import column_scales
 from bayesglmm.families import ROW_KERNELS, get_family, kernel_code
 from bayesglmm.priors import Prior, PriorSet, block_labels, term_scales
@@ -216,7 +216,9 @@ def kernel_layout(
         labels=tuple(labels),
         family=fam,
     )
-    # compile (or load from Numba's cache) here, once, without Numba's notices
+    # compile (or load from Numba's cache) here, once, without Numba's notices; a stale
+    # cache of the row kernels is a clear error, not a wrong density
+    check_compiled_rows()
     quiet_compile(logp_and_grad, np.zeros(pos), *layout.args())
     return layout
 
