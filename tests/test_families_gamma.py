@@ -347,9 +347,14 @@ def test_gamma_kernel_equals_pymc_logp_and_gradient(formula, priors, weighted, c
         np.testing.assert_allclose(got_grad, want_grad, rtol=1e-9, atol=1e-7)
 
 
-def test_gamma_inverse_link_uses_pymc() -> None:
+def test_gamma_inverse_link_uses_the_kernel() -> None:
+    """The inverse link has its own NUTS row kernel (``-inf`` where ``eta <= 0``); its
+    density equals the PyMC model's (tests/test_row_kernels.py); a short run samples."""
     m = bg.GLMM("y ~ x + (1|g)", simulate("inverse", 13), "gamma", link="inverse")
-    assert m.kernel_layout() is None
+    assert m.kernel_layout() is not None and m.design.family.row_kernel == "gamma_inverse"
+    fit = m.fit(draws=100, tune=100, chains=1, random_seed=1, progressbar=False)
+    assert fit.options["sampler"] == "kernel"
+    assert np.all(np.asarray(fit.draws_dispersion()["shape"]) > 0)
 
 
 def test_gamma_bootstrap_keeps_the_shape(log_fit) -> None:  # noqa: ANN001
