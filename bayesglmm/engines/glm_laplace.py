@@ -24,7 +24,26 @@ from bayesglmm.engines.ml.pirls import FamilyKernel
 from bayesglmm.errors import InferenceError
 from bayesglmm.priors import PriorSet
 
-__all__ = ["fit_glm_laplace", "glm_laplace_density"]
+__all__ = ["fit_glm_laplace", "gaussian_at_mode", "glm_laplace_density"]
+
+
+def gaussian_at_mode(
+    mode: np.ndarray, H: np.ndarray, draws: int, random_seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(cov, draws)`` of the Gaussian approximation at a posterior ``mode`` whose
+    negative log-posterior has Hessian ``H``: ``cov = H^-1`` (symmetrized), ``draws`` seeded
+    rows.  Raises :class:`InferenceError` when ``H`` is not positive definite."""
+    try:
+        cov = np.linalg.inv(H)
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError as exc:
+        raise InferenceError(
+            "the GLM posterior has no proper mode (Hessian not positive definite); "
+            "use proper priors or method='nuts'"
+        ) from exc
+    cov = 0.5 * (cov + cov.T)
+    rng = np.random.default_rng(random_seed)
+    return cov, rng.multivariate_normal(mode, cov, size=int(draws), method="cholesky")
 
 
 def glm_laplace_density(design: Design, priors: PriorSet) -> Any:
@@ -183,17 +202,7 @@ def fit_glm_laplace(
     g = grad(mode)
     converged = bool(np.all(np.isfinite(g)) and np.max(np.abs(g)) < 1e-6 * np.sqrt(design.n))
     H = hess(mode)
-    try:
-        cov = np.linalg.inv(H)
-        np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError as exc:
-        raise InferenceError(
-            "the GLM posterior has no proper mode (Hessian not positive definite); "
-            "use proper priors or method='nuts'"
-        ) from exc
-    cov = 0.5 * (cov + cov.T)
-    rng = np.random.default_rng(random_seed)
-    xs = rng.multivariate_normal(mode, cov, size=int(draws), method="cholesky")
+    cov, xs = gaussian_at_mode(mode, H, draws, random_seed)
     # back to the user's scale: beta = T beta_std (linear, so the Gaussian maps exactly)
     T = std.T
     A = np.eye(mode.size)

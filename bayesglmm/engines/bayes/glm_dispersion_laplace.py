@@ -21,6 +21,7 @@ from bayesglmm.design.types import Design
 from bayesglmm.engines.bayes.cov_param import log_density
 from bayesglmm.engines.bayes.draws import draws_to_tree
 from bayesglmm.engines.glm import GLM_NOTE, fit_glm_ml
+from bayesglmm.engines.glm_laplace import gaussian_at_mode
 from bayesglmm.engines.ml.pirls import FamilyKernel
 from bayesglmm.engines.scaling import standardization
 from bayesglmm.errors import InferenceError
@@ -163,17 +164,7 @@ def fit_glm_dispersion_laplace(
     g = post.grad(mode)
     converged = bool(np.all(np.isfinite(g)) and np.max(np.abs(g)) < 1e-4 * np.sqrt(design.n))
     H = post.hessian(mode)
-    try:
-        cov = np.linalg.inv(H)
-        np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError as exc:
-        raise InferenceError(
-            "the GLM posterior has no proper mode (Hessian not positive definite); "
-            "use proper priors or method='nuts'"
-        ) from exc
-    cov = 0.5 * (cov + cov.T)
-    rng = np.random.default_rng(random_seed)
-    xs = rng.multivariate_normal(mode, cov, size=int(draws), method="cholesky")
+    cov, xs = gaussian_at_mode(mode, H, draws, random_seed)
     A = np.eye(mode.size)
     A[:k, :k] = std.T  # beta = T beta_std: the Gaussian maps exactly
     tree = draws_to_tree(
