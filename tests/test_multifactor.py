@@ -20,6 +20,7 @@ from scipy.special import expit
 from bayesglmm.cli import main
 from bayesglmm.design.build import build_design
 from bayesglmm.design.types import RandomBlock
+from bayesglmm.engines.ml import blocked_cholesky as bc
 from bayesglmm.engines.ml.blocked_cholesky import BlockedStructure
 from bayesglmm.engines.ml.laplace import LaplaceObjective, fit_ml
 from bayesglmm.errors import InferenceError
@@ -107,7 +108,13 @@ FACTORS = {1: np.array([[1.3]]), 2: np.array([[0.9, 0.0], [-0.5, 0.4]])}
 @pytest.mark.parametrize(
     "shape", ["crossed_nested", "nested_vector", "nested_scalar", "three_nested_scalar"]
 )
-def test_blocked_factor_matches_dense(scale, shape):
+@pytest.mark.parametrize("coupling", ["pattern", "dense", "dense_chunks"])
+def test_blocked_factor_matches_dense(scale, shape, coupling, monkeypatch):
+    # the coupling block L21 pair by pair on its pattern, or as dense level chunks for
+    # BLAS (one chunk, or chunks of a few levels): the same factor either way
+    monkeypatch.setattr(bc, "DENSE_SPEEDUP", 0.0 if coupling == "pattern" else np.inf)
+    if coupling == "dense_chunks":
+        monkeypatch.setattr(bc, "DENSE_CHUNK", 7 * 20)
     if shape == "crossed_nested":
         blocks = _small_blocks()
     elif shape == "three_nested_scalar":
@@ -116,6 +123,10 @@ def test_blocked_factor_matches_dense(scale, shape):
         blocks = _nested_blocks(2 if shape == "nested_vector" else 1)
     n = blocks[0].index.size
     st = BlockedStructure(blocks, n)
+    if coupling == "pattern" or st.bs:  # nested: block-diagonal Schur, always the pattern
+        assert st.dense_chunk == 0
+    else:
+        assert st.dense_chunk == (st.L1 if coupling == "dense" else max(1, 140 // (st.p1 * st.q2)))
     if shape == "crossed_nested":
         assert [blocks[b].group for b in st.order] == ["c", "a", "b"]  # most levels first
         assert st.bs == 0  # dense Schur complement
@@ -176,7 +187,6 @@ def test_theta_zero_is_identity():
 
 
 def test_schur_complement_limit_is_a_clear_error(monkeypatch):
-    import bayesglmm.engines.ml.blocked_cholesky as bc
 
     monkeypatch.setattr(bc, "MAX_DENSE_SCHUR", 10)
     blocks = _small_blocks()

@@ -16,16 +16,27 @@ from bayesglmm.errors import DesignError
 from bayesglmm.families.counts import CountResponse
 from bayesglmm.families.links import Link
 
-__all__ = ["Poisson", "nuts_row_log", "row_log"]
+__all__ = ["Poisson", "log_exps", "nuts_row_log", "row_log"]
 
 Array = np.ndarray
 
 
-def row_log(y: float, n: float, eta: float) -> tuple[float, float, float, float]:
-    """``(ll, d ll / d eta, w, d w / d eta)`` of one row without ``-log y!``; ``n`` is the
-    case weight multiplying the mean (1 when unweighted).  Scalar; compiled by Numba."""
+def log_exps(eta: Any) -> tuple[Any, Any]:
+    """``(exp(min(eta, 700)), the same)``: the transcendental part of :func:`row_log`,
+    elementwise (vectorized on arrays; the pair mirrors
+    :func:`~bayesglmm.families.binomial.logit_exps`)."""
+    ex = np.exp(np.minimum(eta, 700.0))
+    return ex, ex
+
+
+def row_log(
+    y: float, n: float, eta: float, ex: float, _unused: float
+) -> tuple[float, float, float, float]:
+    """``(ll, d ll / d eta, w, d w / d eta)`` of one row without ``-log y!``, from
+    ``ex = log_exps(eta)[0]``; ``n`` is the case weight multiplying the mean (1 when
+    unweighted).  Scalar; compiled by Numba."""
     et = min(eta, 700.0)
-    mu = n * math.exp(et)
+    mu = n * ex
     return y * et - mu, y - mu, mu, mu
 
 

@@ -5,6 +5,7 @@ log determinant and the selected inverse (see that module's docstring for the la
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,8 +16,11 @@ from bayesglmm.engines.ml.blocked_kernels import (
     _chol_blocks,
     _forward,
     _l21,
+    _scatter_levels,
     _schur,
     _selinv_12,
+    _selinv_gather,
+    _selinv_y,
 )
 from bayesglmm.errors import InferenceError
 
@@ -45,6 +49,7 @@ class FactorPattern(Protocol):
     bs: int
     bs2: int
     k2: int
+    dense_chunk: int
     offV: int
     offS: int
     n_units: int
@@ -129,7 +134,12 @@ class BlockedFactor:
             V = buf[st.offV : st.offS].reshape(st.ne, p1)
             _l21(self.L11, st.e_lev, V, self.X)
             Sf = buf[st.offS :].copy()
-            _schur(Sf, self.X, st.e_r2, st.e_ptr, q2, st.bs)
+            if st.dense_chunk:
+                S2 = Sf.reshape(q2, q2)
+                for _, _, C in self._dense_chunks(self.X):
+                    S2 -= C.T @ C
+            else:
+                _schur(Sf, self.X, st.e_r2, st.e_ptr, q2, st.bs)
         if q2 and st.bs:
             bs = st.bs
             Sb = Sf.reshape(q2 // bs, bs, bs)
@@ -165,6 +175,19 @@ class BlockedFactor:
             self.L22 = np.zeros((0, 0))
             # one block: the (levels, p, p) stack M = C C', as _BlockFactor exposes it
             self.C, self.L, self.p = self.L11, L1, p1
+
+    def _dense_chunks(self, E: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(lo, hi, C)`` per chunk of factor-1 levels ``lo..hi - 1``: ``C`` holds the rows of ``E``
+        (an ``(entries, p1)`` array on the ``M21`` pattern, e.g. ``L21``) of those levels as
+        a dense ``(levels p1, q2)`` matrix (one buffer, overwritten per chunk)."""
+        st = self.st
+        n = st.dense_chunk
+        buf = np.empty((min(n, st.L1) * st.p1, st.q2))
+        for lo in range(0, st.L1, n):
+            hi = min(st.L1, lo + n)
+            C = buf[: (hi - lo) * st.p1]
+            _scatter_levels(E, st.e_lev, st.e_r2, st.e_ptr, lo, hi, C)
+            yield lo, hi, C
 
     def solve_lt(self, rhs: np.ndarray) -> np.ndarray:
         """``L^-T rhs`` (q,): maps standard normal draws to draws from ``N(0, M^-1)``."""
@@ -231,7 +254,10 @@ class BlockedFactor:
         inv, info = linalg.lapack.dpotri(self.L22, lower=1)
         if info != 0:
             raise InferenceError("could not invert the random-effect cross-product")
-        inv += np.tril(inv, -1).T  # the strict upper triangle is L22's, zero
+        # dpotri fills the lower triangle; the strict upper one is whatever L22 held there
+        # (zeros from dpotrf, the Schur update's values after _chol_leading_blocks)
+        inv = np.tril(inv)
+        inv += np.tril(inv, -1).T
         return inv.ravel()
 
     def selected_inverse(self) -> np.ndarray:
@@ -245,7 +271,17 @@ class BlockedFactor:
         Sinv = self._sinv()
         selD = np.empty((st.L1, st.p1, st.p1))
         selV = np.empty((st.ne, st.p1))
-        _selinv_12(self.L11, self.X, st.e_lev, st.e_r2, st.e_ptr, Sinv, st.q2, st.bs, selD, selV)
+        if st.dense_chunk:
+            # (M^-1)21 = -S^-1 Y on the pattern, by a BLAS product per chunk of levels
+            Y = np.empty((st.ne, st.p1))
+            _selinv_y(self.L11, self.X, st.e_lev, Y, selD)
+            S2 = Sinv.reshape(st.q2, st.q2)
+            for lo, hi, C in self._dense_chunks(Y):
+                _selinv_gather(C @ S2, Y, st.e_lev, st.e_r2, st.e_ptr, lo, hi, selD, selV)
+        else:
+            _selinv_12(
+                self.L11, self.X, st.e_lev, st.e_r2, st.e_ptr, Sinv, st.q2, st.bs, selD, selV
+            )
         return np.concatenate([selD.ravel(), selV.ravel(), Sinv])
 
     def inv_blocks(self) -> list[np.ndarray]:

@@ -169,3 +169,63 @@ def _chol_blocks(buf, L1, p, out):  # pragma: no cover - numba
             for r in range(c):
                 out[j, r, c] = 0.0
     return True
+
+
+@njit(cache=True, nogil=True)
+def _scatter_levels(X, lev, r2, ptr, lo, hi, out):  # pragma: no cover - numba
+    """``out[(lev[e] - lo) p + k, r2[e]] = X[e, k]`` for the entries of levels ``lo..hi - 1``
+    of factor 1 (``out`` zeroed here): the coupling block ``L21`` (or ``Y``) of those levels
+    as a dense ``((hi - lo) p, q2)`` matrix, for a BLAS product."""
+    out[:] = 0.0
+    p = X.shape[1]
+    for e in range(ptr[lo], ptr[hi]):
+        o = (lev[e] - lo) * p
+        for k in range(p):
+            out[o + k, r2[e]] = X[e, k]
+
+
+@njit(cache=True, nogil=True)
+def _selinv_y(L11, X, lev, Y, selD):  # pragma: no cover - numba
+    """``Y[e] = X[e] L11[lev[e]]^-1`` and ``selD[j] = D_j^-1 = L_j^-T L_j^-1`` (the first two
+    steps of :func:`_selinv_12`, for its dense-coupling variant)."""
+    nlev, p, _ = L11.shape
+    for e in range(X.shape[0]):
+        Lj = L11[lev[e]]
+        for k in range(p - 1, -1, -1):
+            s = X[e, k]
+            for i in range(k + 1, p):
+                s -= Lj[i, k] * Y[e, i]
+            Y[e, k] = s / Lj[k, k]
+    Linv = np.empty((p, p))
+    for j in range(nlev):
+        Lj = L11[j]
+        for c in range(p):
+            for k in range(p):
+                if k < c:
+                    Linv[k, c] = 0.0
+                    continue
+                s = 1.0 if k == c else 0.0
+                for i in range(c, k):
+                    s -= Lj[k, i] * Linv[i, c]
+                Linv[k, c] = s / Lj[k, k]
+        for a in range(p):
+            for b in range(p):
+                s = 0.0
+                for k in range(p):
+                    s += Linv[k, a] * Linv[k, b]
+                selD[j, a, b] = s
+
+
+@njit(cache=True, nogil=True)
+def _selinv_gather(Z, Y, lev, r2, ptr, lo, hi, selD, selV):  # pragma: no cover - numba
+    """Levels ``lo..hi - 1``, with ``Z = Y2 S^-1`` (``Y2``: their ``Y`` as a dense matrix):
+    ``selV[e, k] = -Z[(lev[e] - lo) p + k, r2[e]]`` and ``selD[j] -= Y_j' selV_j``."""
+    p = Y.shape[1]
+    for e in range(ptr[lo], ptr[hi]):
+        j = lev[e]
+        o = (j - lo) * p
+        for k in range(p):
+            selV[e, k] = -Z[o + k, r2[e]]
+        for a in range(p):
+            for b in range(p):
+                selD[j, a, b] -= Y[e, a] * selV[e, b]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bayesglmm.engines.ml.scalar_laplace import _row
+from bayesglmm.engines.ml.scalar_laplace import _row, _row_at
 
 __all__ = ["grad_pass1", "grad_pass2"]
 
@@ -43,21 +43,29 @@ def _rows(kind, y, ntr, ef, a, cols, u, eta, ll, d1, w):  # pragma: no cover - n
 
 
 @njit(cache=True, nogil=True)
-def _rows_accumulate(
-    kind, y, ntr, ef, a, cols, u, slots, pair_t, pair_u, eta, ll, d1, w, buf, atd
-):  # pragma: no cover - numba
-    """:func:`_rows` fused with :func:`_accumulate` (at the new weights) and ``A' d1``:
-    one pass over the rows gives everything a Newton step of PIRLS needs."""
-    buf[:] = 0.0
-    atd[:] = 0.0
+def _eta(ef, a, cols, u, eta):  # pragma: no cover - numba
+    """``eta = ef + A u``."""
     n, P = a.shape
-    npair = pair_t.size
     for i in range(n):
         e = ef[i]
         for T in range(P):
             e += a[i, T] * u[cols[i, T]]
         eta[i] = e
-        lli, di, wi, _ = _row(kind, y[i], ntr[i], e)
+
+
+@njit(cache=True, nogil=True)
+def _rows_accumulate(
+    kind, y, ntr, eta, ex, ex2, a, cols, slots, pair_t, pair_u, ll, d1, w, buf, atd
+):  # pragma: no cover - numba
+    """The rows at ``eta`` (their ``ex, ex2 = row_exps(kind, eta)`` computed beforehand,
+    vectorized) fused with :func:`_accumulate` (at the new weights) and ``A' d1``: one
+    pass over the rows gives everything a Newton step of PIRLS needs."""
+    buf[:] = 0.0
+    atd[:] = 0.0
+    n, P = a.shape
+    npair = pair_t.size
+    for i in range(n):
+        lli, di, wi, _ = _row_at(kind, y[i], ntr[i], eta[i], ex[i], ex2[i])
         ll[i] = lli
         d1[i] = di
         w[i] = wi

@@ -23,8 +23,8 @@ from scipy.special import logsumexp
 
 from bayesglmm.engines.ml.quadrature import agq_gradient, curvature_terms, gh_rule, laplace_gradient
 from bayesglmm.families import ROW_KERNEL_CODES
-from bayesglmm.families.binomial import row_logit
-from bayesglmm.families.poisson import row_log
+from bayesglmm.families.binomial import logit_exps, row_logit
+from bayesglmm.families.poisson import log_exps, row_log
 
 __all__ = ["KIND_CODES", "scalar_laplace"]
 
@@ -33,6 +33,25 @@ KIND_CODES = {k: ROW_KERNEL_CODES[k] for k in ("logit", "poisson")}
 _LOGIT = ROW_KERNEL_CODES["logit"]
 _row_logit = njit(cache=True, nogil=True, inline="always")(row_logit)
 _row_log = njit(cache=True, nogil=True, inline="always")(row_log)
+_logit_exps = njit(cache=True, nogil=True, inline="always")(logit_exps)
+_log_exps = njit(cache=True, nogil=True, inline="always")(log_exps)
+
+
+def row_exps(kind: int, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The transcendental part of every row at once (NumPy's vectorized ``exp`` and
+    ``log``), for :func:`_row_at`: a pass over 1e5 rows spends ~2 ms in scalar ``exp`` and
+    ``log`` and ~0.4 ms vectorized."""
+    return logit_exps(eta) if kind == _LOGIT else log_exps(eta)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_at(
+    kind: int, y: float, n: float, eta: float, e: float, e2: float
+) -> tuple[float, float, float, float]:
+    """:func:`_row` from the row's ``(e, e2) = row_exps(kind, eta)``."""
+    if kind == _LOGIT:
+        return _row_logit(y, n, eta, e, e2)
+    return _row_log(y, n, eta, e, e2)  # n: the case weight (1 when unweighted)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -40,8 +59,10 @@ def _row(kind: int, y: float, n: float, eta: float) -> tuple[float, float, float
     """``(ll, d ll/d eta, Fisher weight w, d w / d eta)`` of one row (canonical link), by
     the family's row kernel (``families/binomial.py``, ``families/poisson.py``)."""
     if kind == _LOGIT:
-        return _row_logit(y, n, eta)
-    return _row_log(y, n, eta)  # n: the case weight (1 when unweighted)
+        e, e2 = _logit_exps(eta)
+    else:
+        e, e2 = _log_exps(eta)
+    return _row_at(kind, y, n, eta, e, e2)
 
 
 @njit(cache=True, nogil=True)
