@@ -344,3 +344,48 @@ def test_cli_pql_rikz_olre_no_longer_crashes(capsys):
     """``bayesglmm fit models/rikz_poisson_olre.toml`` exited 1 in PQL (splu singular)."""
     assert main(["fit", str(MODELS / "rikz_poisson_olre.toml"), "--methods", "pql"]) == 0
     assert "sd(Sample: (Intercept))" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "binomial", "poisson"])
+def test_fused_rows_match_the_family_and_the_scalar_rows(family):
+    # the blocked PIRLS pass (eta, then NumPy's vectorized exp/log, then one Numba pass
+    # that also accumulates M and A' d1) against the NumPy family kernel, the scalar row
+    # kernel and a direct M = A' W A + I, at ordinary and extreme linear predictors
+    from bayesglmm.engines.ml.family_kernel import FamilyKernel
+    from bayesglmm.engines.ml.scalar_laplace import KIND_CODES, _row, row_exps
+    from bayesglmm.families import get_family
+
+    blocks = _small_blocks()
+    n = blocks[0].index.size
+    rng = np.random.default_rng(11)
+    st = BlockedStructure(blocks, n)
+    st.set_factors([FACTORS[b.n_terms] for b in blocks])
+    trials = rng.integers(1, 6, n).astype(float) if family == "binomial" else None
+    if family == "poisson":
+        y = rng.poisson(2.0, n).astype(float)
+    else:
+        y = rng.binomial(1 if trials is None else trials.astype(int), 0.4, n).astype(float)
+    fam = FamilyKernel(get_family(family), y, trials)
+    u = rng.normal(size=st.q)
+    ef = rng.normal(size=n) * 3.0
+    # overflow guards: exp(-|eta|) (logit); exp(min(eta, 700)) (log, whose weights at
+    # eta = 800 would make M singular, so only underflow here)
+    ef[:4] = [-800.0, -40.0, 8.0, 5.0] if family == "poisson" else [800.0, -800.0, 40.0, -40.0]
+    eta, ll, d1, w = st.rows_at(fam, ef, u)
+    np.testing.assert_allclose(eta, ef + st.au(u), rtol=1e-14, atol=1e-12)
+    fll, fd1, fw = fam.full(eta)
+    finite = np.abs(eta) < 700.0
+    np.testing.assert_allclose(ll[finite], fll[finite], rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(d1, fd1, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(w[finite], fw[finite], rtol=1e-13, atol=1e-300)
+    code = KIND_CODES[fam.kind]
+    ntr = np.ones(n) if trials is None else trials
+    scalar = np.array([_row(code, y[i], ntr[i], eta[i])[:3] for i in range(n)])
+    np.testing.assert_array_equal(np.column_stack([ll, d1, w]), scalar)
+    assert row_exps(code, eta)[0].shape == (n,)
+    F = st.factor(w)  # the slots accumulated in the same pass
+    A = st.sparse_a().toarray()
+    M = A.T @ (w[:, None] * A) + np.eye(st.q)
+    np.testing.assert_allclose(F.M.toarray(), M, rtol=1e-13, atol=1e-13)
+    assert abs(F.logdet() - np.linalg.slogdet(M)[1]) <= 1e-9 * abs(np.linalg.slogdet(M)[1])
+    np.testing.assert_allclose(st.atv(d1), A.T @ d1, rtol=1e-12, atol=1e-9)

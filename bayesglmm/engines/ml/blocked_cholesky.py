@@ -265,9 +265,13 @@ class BlockedStructure:
         self._fused = None  # A changes: the slots accumulated by rows_at are stale
         T = 0
         for b in self.order:
-            Zl = self.Zraw[b] @ self.factors[b]
-            p = Zl.shape[1]
-            self.a[:, T : T + p] = Zl
+            F = self.factors[b]
+            p = F.shape[1]
+            if p == 1:  # a scalar term: a column times a number (a (n, 1) @ (1, 1) product
+                # costs ~5x more, at every deviance evaluation)
+                np.multiply(self.Zraw[b][:, 0], F[0, 0], out=self.a[:, T])
+            else:
+                self.a[:, T : T + p] = self.Zraw[b] @ F
             T += p
 
     def au(self, u: np.ndarray) -> np.ndarray:
