@@ -389,3 +389,6 @@ def test_fused_rows_match_the_family_and_the_scalar_rows(family):
     np.testing.assert_allclose(F.M.toarray(), M, rtol=1e-13, atol=1e-13)
     assert abs(F.logdet() - np.linalg.slogdet(M)[1]) <= 1e-9 * abs(np.linalg.slogdet(M)[1])
     np.testing.assert_allclose(st.atv(d1), A.T @ d1, rtol=1e-12, atol=1e-9)
+    st._fuse = False  # the unfused pass (a large dense Schur complement) gives the same rows
+    for got, ref in zip(st.rows_at(fam, ef, u), (eta, ll, d1, w), strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-14, atol=1e-12)

@@ -29,6 +29,11 @@ built; each PIRLS step is then one pass over the rows (Numba) that adds ``w a a'
 those slots, a batched small Cholesky, one sweep over the ``M21`` pattern and a dense
 Cholesky of the Schur complement.
 
+Where the coupling is dense enough (crossed factors: 5,000 x 50 levels, 1e5 rows), the
+Schur-complement update ``L21 L21'`` and the selected inverse's ``S^-1 L21`` take ``L21``
+as dense chunks of factor-1 levels for a BLAS product instead of pair by pair on its
+pattern (:meth:`BlockedStructure._plan_dense_coupling`).
+
 The same slots give the selected inverse (``M^-1`` on the pattern of ``M``: the diagonal
 blocks of factor 1, the ``M21`` pattern and the dense ``M22`` block), which is all the
 analytic gradient of the Laplace deviance needs

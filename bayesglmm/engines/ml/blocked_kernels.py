@@ -101,35 +101,9 @@ def _selinv_12(L11, X, lev, r2, ptr, Sinv, q2, bs, selD, selV):  # pragma: no co
     ``Sinv`` is flat, dense or in blocks as in :func:`_schur`.
     """
     nlev, p, _ = L11.shape
-    ne = X.shape[0]
-    Y = np.empty((ne, p))
-    for e in range(ne):
-        Lj = L11[lev[e]]
-        # Y[e] L = X[e]  <=>  L' Y[e]' = X[e]'  (back substitution)
-        for k in range(p - 1, -1, -1):
-            s = X[e, k]
-            for i in range(k + 1, p):
-                s -= Lj[i, k] * Y[e, i]
-            Y[e, k] = s / Lj[k, k]
-    Linv = np.empty((p, p))
+    Y = np.empty((X.shape[0], p))
+    _selinv_y(L11, X, lev, Y, selD)
     for j in range(nlev):
-        Lj = L11[j]
-        # Linv = L^-1 (lower), D^-1 = Linv' Linv
-        for c in range(p):
-            for k in range(p):
-                if k < c:
-                    Linv[k, c] = 0.0
-                    continue
-                s = 1.0 if k == c else 0.0
-                for i in range(c, k):
-                    s -= Lj[k, i] * Linv[i, c]
-                Linv[k, c] = s / Lj[k, k]
-        for a in range(p):
-            for b in range(p):
-                s = 0.0
-                for k in range(p):
-                    s += Linv[k, a] * Linv[k, b]
-                selD[j, a, b] = s
         for e in range(ptr[j], ptr[j + 1]):
             re = r2[e]
             for k in range(p):
@@ -186,8 +160,9 @@ def _scatter_levels(X, lev, r2, ptr, lo, hi, out):  # pragma: no cover - numba
 
 @njit(cache=True, nogil=True)
 def _selinv_y(L11, X, lev, Y, selD):  # pragma: no cover - numba
-    """``Y[e] = X[e] L11[lev[e]]^-1`` and ``selD[j] = D_j^-1 = L_j^-T L_j^-1`` (the first two
-    steps of :func:`_selinv_12`, for its dense-coupling variant)."""
+    """``Y[e] = X[e] L11[lev[e]]^-1`` (back substitution) and ``selD[j] = D_j^-1 =
+    L_j^-T L_j^-1``: the first two steps of the selected inverse, on the pattern
+    (:func:`_selinv_12`) or with a dense coupling block (:func:`_selinv_gather`)."""
     nlev, p, _ = L11.shape
     for e in range(X.shape[0]):
         Lj = L11[lev[e]]

@@ -31,18 +31,6 @@ def _accumulate(slots, pair_t, pair_u, a, w, buf):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _rows(kind, y, ntr, ef, a, cols, u, eta, ll, d1, w):  # pragma: no cover - numba
-    """``eta = ef + A u`` and the row log-likelihood, score and Fisher weight, in one pass."""
-    n, P = a.shape
-    for i in range(n):
-        e = ef[i]
-        for T in range(P):
-            e += a[i, T] * u[cols[i, T]]
-        eta[i] = e
-        ll[i], d1[i], w[i], _ = _row(kind, y[i], ntr[i], e)
-
-
-@njit(cache=True, nogil=True)
 def _eta(ef, a, cols, u, eta):  # pragma: no cover - numba
     """``eta = ef + A u``."""
     n, P = a.shape
@@ -51,6 +39,14 @@ def _eta(ef, a, cols, u, eta):  # pragma: no cover - numba
         for T in range(P):
             e += a[i, T] * u[cols[i, T]]
         eta[i] = e
+
+
+@njit(cache=True, nogil=True)
+def _rows(kind, y, ntr, ef, a, cols, u, eta, ll, d1, w):  # pragma: no cover - numba
+    """``eta = ef + A u`` and the row log-likelihood, score and Fisher weight."""
+    _eta(ef, a, cols, u, eta)
+    for i in range(eta.size):
+        ll[i], d1[i], w[i], _ = _row(kind, y[i], ntr[i], eta[i])
 
 
 @njit(cache=True, nogil=True)
