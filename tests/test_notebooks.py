@@ -90,6 +90,9 @@ def test_notebook_runs(path: Path, kernel_dir: Path, monkeypatch: pytest.MonkeyP
         nb,
         km=km,
         timeout=CELL_TIMEOUT,
+        # a kernel's start can take over nbclient's default 60 s on a loaded 2-core machine
+        # (once: RuntimeError from the kernel start, with another notebook running beside)
+        startup_timeout=300,
         kernel_name=KERNEL_NAME,
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}},  # cwd = notebooks/
     )
