@@ -84,6 +84,26 @@ def test_nb_loglik_score_and_deviance_are_the_nb2_ones() -> None:
     np.testing.assert_allclose(lp, ref, rtol=1e-10, atol=1e-10)
 
 
+def test_nb_loglik_constant_per_distinct_count_and_cached() -> None:
+    # the eta-free lgamma terms are computed per distinct count (few, next to 1e5 rows) and
+    # kept for the last (y, theta): alternating thetas, a new y with the same theta, and a
+    # y with mostly distinct values (computed row by row) all give scipy's log pmf
+    fam = get_family("nb")
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 30, 4000).astype(float)
+    eta = rng.normal(1.0, 1.0, y.size)
+    mu = np.exp(eta)
+    for th in (1.7, 2.3, 1.7, 1.7 + 1e-9):
+        ref = stats.nbinom.logpmf(y, th, th / (th + mu))
+        np.testing.assert_allclose(fam.loglik(y, eta, sigma=th), ref, rtol=1e-12, atol=1e-12)
+    y2 = y[::-1].copy()  # same values, other order: its own index
+    ref = stats.nbinom.logpmf(y2, 1.7, 1.7 / (1.7 + mu))
+    np.testing.assert_allclose(fam.loglik(y2, eta, sigma=1.7), ref, rtol=1e-12, atol=1e-12)
+    y3 = rng.permutation(np.arange(4000.0))  # every count distinct: the row-by-row path
+    ref = stats.nbinom.logpmf(y3, 1.7, 1.7 / (1.7 + mu))
+    np.testing.assert_allclose(fam.loglik(y3, eta, sigma=1.7), ref, rtol=1e-12, atol=1e-9)
+
+
 def test_nb_simulate_has_the_nb2_mean_and_variance() -> None:
     fam = get_family("nb")
     rng = np.random.default_rng(5)
