@@ -36,7 +36,7 @@ demo: $(VENV)/.stamp-base
 	$(PY) -m bayesglmm demo
 
 test: lint
-	$(PY) -m pytest -n 2 --dist loadfile -q tests
+	$(PY) -m pytest -n 2 --dist loadfile -q --durations=20 tests
 
 test-fast: $(VENV)/.stamp-test
 	$(PY) -m pytest -n 2 --dist loadfile -q -m "not slow" tests

@@ -58,6 +58,9 @@ FAMILIES = {
     "gaussian": ("identity",),
 }
 LOGLIK_TOL = 1e-4
+RIDGE_GAIN = 1e-6
+"""Fixed effects may differ from glmm's beyond BETA_TOL at an "equal" logLik only where ours
+is higher by more than this (rounding of a converged deviance is ~1e-9) and converged."""
 BETA_TOL = 1e-3
 
 
@@ -311,7 +314,15 @@ def check_case(case: Case, tally: Counter | None = None, problems: list | None =
         ours_b = _standardized(r["ours_beta"], r["std"])
         peer_b = _standardized(r["peer_beta"], r["std"])
         if np.max(np.abs(ours_b - peer_b)) > BETA_TOL:
-            failure = f"fixed effects differ at the same optimum: {ours_b} vs {peer_b}: {case}"
+            if r["ours_converged"] and r["ours_loglik"] > r["peer_loglik"] + RIDGE_GAIN:
+                # a flat ridge: the fixed effects move by more than BETA_TOL for a logLik
+                # change below LOGLIK_TOL, and ours is the higher one (the higher
+                # log-likelihood wins): glmm stopped short along it
+                # (test_pinned_flat_ridge_glmm_stops_short)
+                if tally is not None:
+                    tally["equal logLik, ours higher on a flat ridge (fixed effects differ)"] += 1
+            else:
+                failure = f"fixed effects differ at the same optimum: {ours_b} vs {peer_b}: {case}"
     if failure is not None:
         if problems is None:
             raise AssertionError(failure)
@@ -390,6 +401,34 @@ def test_pinned_probit_slope_on_small_scale():
     fit = _ours(case)
     assert fit.loglik >= -310.3361558615559 - LOGLIK_TOL  # glmm 0.6
     np.testing.assert_allclose(fit.beta, [-0.0454411899034043, 37.20190759203438], atol=1e-3)
+
+
+def test_pinned_flat_ridge_glmm_stops_short():
+    """Poisson with an offset, ``(1 + x1 | g0)`` on 6 groups with SDs 2 and x1 ~ 1049 +- 29
+    (uncentred), a nested ``(1 | g0_g1)`` and a ``(1 + x1 | g2)`` of SDs 0.05: the intercept
+    moves along a flat ridge (0.08 on the raw scale, 2e-3 standardized, for 1e-5 of
+    logLik).  glmm 0.6 stops at logLik -3762.40050129 with an intercept of 20.460 (20.46-20.54
+    as the other predictors' scales change, the same data); ours reaches -3762.40048891,
+    1.2e-5 higher, with an intercept of 20.538 that does not move with those scales.  The
+    higher log-likelihood wins: ours is the optimum (found by BAYESGLMM_EXPLORE=1)."""
+    case = Case(
+        seed=18682,
+        family="poisson_offset",
+        link="log",
+        n=1712,
+        factors=(
+            Factor(6, None, 2, (2.0, 2.0), 0.9, ""),
+            Factor(6, 0, 1, (2.0,), 0.9, "label"),
+            Factor(41, None, 2, (0.05, 0.05), 0.9, ""),
+        ),
+        predictors=(("uniform", 100.0, 10.0), ("binary", 0.01, 0.0), ("uniform", 0.01, 0.0)),
+        sigma=1.0,
+    )
+    fit = _ours(case)
+    assert fit.converged
+    peer_loglik = -3762.4005012936304  # glmm 0.6
+    assert fit.loglik > peer_loglik + RIDGE_GAIN
+    np.testing.assert_allclose(fit.beta[0], 20.538115, atol=2e-3)  # glmm 20.460
 
 
 def test_pinned_uncentred_slope_not_converged():
