@@ -28,7 +28,7 @@ from bayesglmm.design.build import build_design
 from bayesglmm.design.types import Design, RandomBlock
 from bayesglmm.engines.ml.boundary import GRID, optimize_off_boundary, theta_scales
 from bayesglmm.engines.ml.laplace import LaplaceObjective, fit_ml
-from bayesglmm.engines.ml.multistart import suspect_vector_terms, vector_starts
+from bayesglmm.engines.ml.multistart import ridge_starts, suspect_vector_terms, vector_starts
 from bayesglmm.engines.ml.pirls import WeightedLMM, weighted_lmm_fit
 from bayesglmm.engines.ml.pql import _working, fit_pql
 from bayesglmm.errors import ConvergenceWarning
@@ -412,3 +412,22 @@ def test_no_multistart_on_an_interior_fit_from_many_groups():
         est = fit_ml(build_design("y ~ x + (1 + x | g)", df, "bernoulli"))
     assert est.converged and not est.singular
     assert not any(m.startswith("multi-start") for m in est.messages)
+
+
+def test_ridge_start_leaves_every_boundary_face_near_the_fit():
+    """On a boundary face (a Cholesky diagonal below 1e-4) the ridge start is the fitted
+    covariance plus 10% of each (floored) variance: positive definite, the same
+    covariances off the diagonal; an interior block gets none."""
+    b = _slope_block(4, scale=0.01)
+    other = np.array([[0.7]])
+    face = np.array([[0.4, 0.0], [0.3, 1e-6]])  # correlation ~+1: on a face
+    theta_of = list  # the per-block factors themselves
+
+    ((label, fs),) = ridge_starts((b, _slope_block(3)), [face, other], [0], theta_of)
+    assert label == "the fitted covariance of ((Intercept) + x | g) with a ridge"
+    C0, C = face @ face.T, fs[0] @ fs[0].T
+    sd = np.maximum(np.sqrt(np.diag(C0)), 0.1 / np.sqrt(np.mean(b.Z**2, axis=0)))
+    np.testing.assert_allclose(C, C0 + 0.1 * np.diag(sd**2), rtol=1e-12, atol=1e-15)
+    assert np.all(np.diag(fs[0]) > 1e-3) and fs[1] is other
+    interior = [np.array([[0.4, 0.0], [0.3, 0.2]]), other]
+    assert ridge_starts((b, _slope_block(3)), interior, [0], theta_of) == []

@@ -431,6 +431,33 @@ def test_pinned_flat_ridge_glmm_stops_short():
     np.testing.assert_allclose(fit.beta[0], 20.538115, atol=2e-3)  # glmm 20.460
 
 
+def test_pinned_other_rank_deficient_face():
+    """Poisson with an offset, two crossed ``(1 + x1 + x2 | g)`` terms (17 and 40 groups, x1
+    binary 0/100) and a nested intercept: both optima put the 17-group covariance on a
+    boundary face of rank 2.  From the default start ours ended on the face where x1's
+    slope is perfectly correlated with the intercept (logLik -3841.6942, reported converged,
+    0.049 below glmm: a silent miss), where glmm's has x2's slope dependent on the other two
+    (-3841.6455).  The multi-start now also runs the full optimizer from the fitted
+    covariance plus a ridge (multistart.ridge_starts), which leaves every face at once and
+    reaches glmm's optimum (found by BAYESGLMM_EXPLORE=1)."""
+    case = Case(
+        seed=698808,
+        family="poisson_offset",
+        link="log",
+        n=1885,
+        factors=(
+            Factor(17, None, 3, (0.3, 0.0, 1.0), -0.9, ""),
+            Factor(40, None, 3, (0.3, 1.0, 0.3), -0.5, ""),
+            Factor(2, 0, 1, (0.3,), 0.9, "label"),
+        ),
+        predictors=(("binary", 100.0, 0.0), ("normal", 0.01, 0.0), ("normal", 0.01, 10.0)),
+        sigma=0.3,
+    )
+    fit = _ours(case)
+    assert fit.converged
+    assert fit.loglik >= -3841.6454713229705 - 1e-6  # glmm 0.6
+
+
 def test_pinned_uncentred_slope_not_converged():
     """``(1 + x1 | g0) + (1 | g0_g1)``, cloglog, x1 ~ 1000 +- 100: on the raw columns of Z the
     intercept and slope columns are nearly collinear, theta was badly conditioned and
@@ -551,15 +578,14 @@ def test_pinned_slope_uncentred_three_factors():
     assert fit.loglik >= -51.896627936493225 - LOGLIK_TOL  # glmm 0.6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="three crossed (1 + x1 + x2 | g) terms on 100 rows (138 random effects in one "
-    "term: the public API refuses the model, as lme4): on centred and scaled columns the "
-    "engine no longer raises 'random-effect cross-product is numerically singular', but ends "
-    "on a singular fit 1.8 below glmm's -39.3014 while reporting convergence (several local "
-    "optima in a model with more random effects than rows; needs a multi-start)",
-)
 def test_pinned_slopes_uncentred_singular_error():
+    """Three crossed ``(1 + x1 + x2 | g)`` terms on 100 rows (138 random effects in one term:
+    the public API refuses the model, as lme4; the engine is called directly).  On centred
+    and scaled columns the engine no longer raised 'random-effect cross-product is
+    numerically singular', but ended on a singular fit 1.8 below glmm's -39.3014 while
+    reporting convergence (an xfail until session 8).  The ridge restart of the multi-start
+    (multistart.ridge_starts: the full optimizer from just off the boundary face) now
+    reaches glmm's optimum."""
     case = Case(
         seed=4,
         family="bernoulli",
