@@ -100,7 +100,7 @@ class NegativeBinomial(CountResponse):
             return d[1], d[2]
         uniq, inv = np.unique(y, return_inverse=True)
         if uniq.size * 4 > y.size:
-            uniq = inv = np.empty(0)  # not worth it: cache the answer too
+            uniq, inv = np.empty(0), np.empty(0, dtype=np.intp)  # not worth it: cache that
         self._distinct = (y, uniq, inv)
         return (uniq, inv) if uniq.size else None
 

@@ -247,11 +247,11 @@ def vector_multistart(
         xs = x.copy()
         xs[:n_theta] = theta
         try:
-            res = optimize_from(xs)
+            ridged = optimize_from(xs)
         except PROBE_ERRORS:
             continue
-        if np.isfinite(res[1]) and float(res[1]) < float(best[1]) - min_gain:
-            best, label = res, lab
+        if np.isfinite(ridged[1]) and float(ridged[1]) < float(best[1]) - min_gain:
+            best, label = ridged, lab
     f0 = float(best[1])
     lead: tuple[float, str, np.ndarray] | None = None
     for lab, theta in starts:
