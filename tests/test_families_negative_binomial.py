@@ -99,9 +99,10 @@ def test_nb_loglik_constant_per_distinct_count_and_cached() -> None:
     y2 = y[::-1].copy()  # same values, other order: its own index
     ref = stats.nbinom.logpmf(y2, 1.7, 1.7 / (1.7 + mu))
     np.testing.assert_allclose(fam.loglik(y2, eta, sigma=1.7), ref, rtol=1e-12, atol=1e-12)
-    y3 = rng.permutation(np.arange(4000.0))  # every count distinct: the row-by-row path
-    ref = stats.nbinom.logpmf(y3, 1.7, 1.7 / (1.7 + mu))
-    np.testing.assert_allclose(fam.loglik(y3, eta, sigma=1.7), ref, rtol=1e-12, atol=1e-9)
+    y3 = rng.permutation(np.arange(4000.0))  # every count distinct: the row-by-row path,
+    for th in (1.7, 2.3, 1.7):  # remembered for this y (a second theta once crashed)
+        ref = stats.nbinom.logpmf(y3, th, th / (th + mu))
+        np.testing.assert_allclose(fam.loglik(y3, eta, sigma=th), ref, rtol=1e-12, atol=1e-9)
 
 
 def test_nb_simulate_has_the_nb2_mean_and_variance() -> None:

@@ -97,7 +97,7 @@ class NegativeBinomial(CountResponse):
         as many distinct values as rows (cached for the same array), else None."""
         d = self._distinct
         if d is not None and d[0] is y:
-            return d[1], d[2]
+            return (d[1], d[2]) if d[1].size else None
         uniq, inv = np.unique(y, return_inverse=True)
         if uniq.size * 4 > y.size:
             uniq, inv = np.empty(0), np.empty(0, dtype=np.intp)  # not worth it: cache that
