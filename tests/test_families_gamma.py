@@ -321,30 +321,14 @@ def test_gamma_glm_without_random_effects_matches_glmm() -> None:
     ],
 )
 def test_gamma_kernel_equals_pymc_logp_and_gradient(formula, priors, weighted, centered) -> None:  # noqa: ANN001
-    import pytensor
-    from pymc.pytensorf import join_nonshared_inputs
-
-    from bayesglmm.engines.bayes.log_density import logp_and_grad
+    from helpers import assert_kernel_equals_pymc
 
     df = simulate("log", 12, n=200)
     kw = {"weights": np.random.default_rng(2).uniform(0.5, 2.0, 200)} if weighted else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = bg.GLMM(formula, df, "gamma", link="log", priors=priors, centered=centered, **kw)
-    layout = m.kernel_layout()
-    assert layout is not None
-    pmm = m.build()
-    values = [pmm.rvs_to_values[rv] for rv in pmm.free_RVs]
-    assert [v.name for v in values] == list(layout.names)
-    (lp, dlp), flat = join_nonshared_inputs(pmm.initial_point(), [pmm.logp(), pmm.dlogp()], values)
-    f = pytensor.function([flat], [lp, dlp])
-    rng = np.random.default_rng(1)
-    for _ in range(4):
-        x = rng.normal(scale=0.7, size=layout.ndim)
-        want, want_grad = f(x)
-        got, got_grad = logp_and_grad(x, *layout.args())
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-8)
-        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-9, atol=1e-7)
+    assert_kernel_equals_pymc(m)
 
 
 def test_gamma_inverse_link_uses_the_kernel() -> None:

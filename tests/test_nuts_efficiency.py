@@ -13,35 +13,16 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import bayesglmm as bg
 from bayesglmm.fit.health import check_health
 
 
-def _olre(seed: int = 20) -> pd.DataFrame:
-    """rPoisGLMMi(ng=12, nr=20, sd=c(f=1, ind=0.5), b=c(1, 2)), NumPy's generator."""
-    rng = np.random.default_rng(seed)
-    ng, nr = 12, 20
-    n = ng * nr
-    g = np.repeat(np.arange(ng), nr)
-    x = rng.uniform(size=n)
-    eta = 1 + 2 * x + rng.normal(0, 1.0, ng)[g] + rng.normal(0, 0.5, n)
-    return pd.DataFrame(
-        {
-            "y": rng.poisson(np.exp(eta)),
-            "x": x,
-            "f": [f"g{i}" for i in g],
-            "obs": [f"o{i}" for i in range(n)],
-        }
-    )
-
-
 @pytest.mark.slow
 def test_default_sampler_mixes_on_observation_level_effect():
     """Default fit(): min bulk ESS over Intercept, beta, sd_f, sd_obs >= 200 of 2,000 draws."""
-    m = bg.GLMM("y ~ x + (1 | f) + (1 | obs)", _olre(), "poisson")
+    m = bg.GLMM("y ~ x + (1 | f) + (1 | obs)", _model_classes().observation_level(), "poisson")
     assert m.kernel_layout() is not None  # the default sampler is the kernel here
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bg.SamplerWarning)

@@ -6,12 +6,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import pytensor
 import pytest
-from pymc.pytensorf import join_nonshared_inputs
+from helpers import assert_kernel_equals_pymc
 
 import bayesglmm as bg
-from bayesglmm.engines.bayes.log_density import logp_and_grad
 
 
 def _sim(seed: int = 3, n: int = 240) -> pd.DataFrame:
@@ -90,20 +88,7 @@ CENTRED += ["gaussian_correlated_priors", "bernoulli_correlated_factor"]
 def test_kernel_equals_pymc_logp_and_gradient(case, centered):
     formula, family, priors = CASES[case]
     m = bg.GLMM(formula, _sim(), family, priors=priors, centered=centered)
-    layout = m.kernel_layout()
-    assert layout is not None
-    pmm = m.build()
-    values = [pmm.rvs_to_values[rv] for rv in pmm.free_RVs]
-    assert [v.name for v in values] == list(layout.names)
-    (lp, dlp), flat = join_nonshared_inputs(pmm.initial_point(), [pmm.logp(), pmm.dlogp()], values)
-    f = pytensor.function([flat], [lp, dlp])
-    rng = np.random.default_rng(1)
-    for _ in range(4):
-        x = rng.normal(scale=0.7, size=layout.ndim)
-        want, want_grad = f(x)
-        got, got_grad = logp_and_grad(x, *layout.args())
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-8)
-        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-9, atol=1e-8)
+    assert_kernel_equals_pymc(m, grad_atol=1e-8)
 
 
 @pytest.mark.parametrize(

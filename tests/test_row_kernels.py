@@ -13,9 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-import pytensor
 import pytest
-from pymc.pytensorf import join_nonshared_inputs
+from helpers import assert_kernel_equals_pymc
 
 import bayesglmm as bg
 from bayesglmm.engines.bayes.log_density import logp_and_grad
@@ -74,23 +73,6 @@ USER_PRIORS = {
 }
 
 
-def _check_equal(m: bg.GLMM, scale: float = 0.7, n_points: int = 4) -> None:
-    layout = m.kernel_layout()
-    assert layout is not None
-    pmm = m.build()
-    values = [pmm.rvs_to_values[rv] for rv in pmm.free_RVs]
-    assert [v.name for v in values] == list(layout.names)
-    (lp, dlp), flat = join_nonshared_inputs(pmm.initial_point(), [pmm.logp(), pmm.dlogp()], values)
-    f = pytensor.function([flat], [lp, dlp])
-    rng = np.random.default_rng(1)
-    for _ in range(n_points):
-        x = rng.normal(scale=scale, size=layout.ndim)
-        want, want_grad = f(x)
-        got, got_grad = logp_and_grad(x, *layout.args())
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-8)
-        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-9, atol=1e-7)
-
-
 @pytest.mark.parametrize("model", range(len(MODELS)))
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_row_kernel_equals_pymc_logp_and_gradient(family: str, model: int) -> None:
@@ -109,7 +91,7 @@ def test_row_kernel_equals_pymc_logp_and_gradient(family: str, model: int) -> No
             centered=centered,
             **kw,
         )
-    _check_equal(m)
+    assert_kernel_equals_pymc(m)
 
 
 def _gamma_inverse(rng: np.random.Generator, eta: np.ndarray) -> np.ndarray:
@@ -137,22 +119,14 @@ def test_gamma_inverse_kernel_equals_pymc_logp_and_gradient(model: int) -> None:
             centered=centered,
             **kw,
         )
-    layout = m.kernel_layout()
-    assert layout is not None and m.design.family.row_kernel == "gamma_inverse"
-    pmm = m.build()
-    values = [pmm.rvs_to_values[rv] for rv in pmm.free_RVs]
-    (lp, dlp), flat = join_nonshared_inputs(pmm.initial_point(), [pmm.logp(), pmm.dlogp()], values)
-    f = pytensor.function([flat], [lp, dlp])
-    rng = np.random.default_rng(1)
-    icpt = layout.args().ic_off  # the intercept's position in the flat vector
-    for _ in range(4):
+    assert m.design.family.row_kernel == "gamma_inverse"
+
+    def point(rng: np.random.Generator, layout) -> np.ndarray:  # noqa: ANN001
         x = rng.normal(scale=0.05, size=layout.ndim)
-        x[icpt] = 1.0 + 0.1 * rng.normal()
-        want, want_grad = f(x)
-        got, got_grad = logp_and_grad(x, *layout.args())
-        assert np.isfinite(want)
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-8)
-        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-9, atol=1e-7)
+        x[layout.args().ic_off] = 1.0 + 0.1 * rng.normal()  # the intercept
+        return x
+
+    assert_kernel_equals_pymc(m, point=point, require_finite=True)
 
 
 def test_nb_kernel_far_from_the_data() -> None:
@@ -160,7 +134,7 @@ def test_nb_kernel_far_from_the_data() -> None:
     formula loses digits there, so the tolerance is the same relative one on wider x)."""
     df = _frame(3, 120, _nb)
     m = bg.GLMM("y ~ x + (1|g)", df, "nb")
-    _check_equal(m, scale=2.5, n_points=6)
+    assert_kernel_equals_pymc(m, scale=2.5, n_points=6)
 
 
 def test_nb_default_sampler_is_the_kernel() -> None:
